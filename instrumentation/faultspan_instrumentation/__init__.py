@@ -1,0 +1,1 @@
+"""faultspan's auto-instrumentors, registered in the ``opentelemetry_instrumentor`` entry-point group."""

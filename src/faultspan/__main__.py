@@ -1,0 +1,5 @@
+import sys
+
+from faultspan.cli import main
+
+sys.exit(main())

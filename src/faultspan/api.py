@@ -1,0 +1,167 @@
+"""The public functions of ``import faultspan``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from faultspan import breadcrumbs, recording
+from faultspan.config import warn_once
+from faultspan.exceptions import type_name
+from faultspan.runtime import current
+
+F = TypeVar("F", bound=Callable[..., Any])
+_TRACER = "faultspan"
+
+
+def _tracer() -> trace.Tracer:
+    return trace.get_tracer(_TRACER)
+
+
+def capture_exception(
+    exc: BaseException | None = None,
+    *,
+    operation: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+    fingerprint: str | Sequence[str] | None = None,
+) -> str | None:
+    """Record ``exc`` (default: the exception being handled) on the current span, or on a new span."""
+    try:
+        if exc is None:
+            exc = sys.exc_info()[1]
+            if exc is None:
+                return None
+        span = trace.get_current_span()
+        if span.is_recording():
+            return recording.record(
+                span, exc, attributes=attributes, operation=operation, fingerprint=fingerprint
+            )
+        with _tracer().start_as_current_span(
+            operation or type_name(exc), record_exception=False, set_status_on_exception=False
+        ) as new_span:
+            return recording.record(
+                new_span, exc, attributes=attributes, operation=operation, fingerprint=fingerprint
+            )
+    except Exception as err:
+        if current().settings.strict:
+            raise
+        warn_once("capture_exception", "faultspan: capture_exception failed: %r", err)
+        return None
+
+
+@overload
+def capture(operation: F, *, replayable: bool = False) -> F: ...
+@overload
+def capture(operation: str | None = None, *, replayable: bool = False) -> Callable[[F], F]: ...
+def capture(operation: str | Callable[..., Any] | None = None, *, replayable: bool = False) -> Any:
+    """Decorator for sync and async callables: record the exception, re-raise the original.
+
+    ``@capture`` and ``@capture("checkout")`` both work. ``replayable`` is accepted now and takes effect
+    with replay packages; it never changes what is sent over OTLP.
+    """
+    if callable(operation):
+        return capture()(operation)
+
+    def decorate(function: F) -> F:
+        name = operation or getattr(function, "__qualname__", None) or repr(function)
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await function(*args, **kwargs)
+                except Exception as exc:
+                    capture_exception(exc, operation=name)
+                    raise
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except Exception as exc:
+                capture_exception(exc, operation=name)
+                raise
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+class guard:  # noqa: N801 -- public name of the contract, used like a function
+    """``with faultspan.guard("charge", order_id=7):`` (or ``async with``): a span named after the
+    operation; an exception inside is recorded on it and re-raised unchanged."""
+
+    __slots__ = ("_attributes", "_operation", "_spans")
+
+    def __init__(self, operation: str, **attributes: Any) -> None:
+        self._operation = operation
+        self._attributes = {key: breadcrumbs.attribute_value(value) for key, value in attributes.items()}
+        self._spans: list[tuple[trace.Span, object]] = []
+
+    def __enter__(self) -> trace.Span:
+        span = _tracer().start_span(self._operation, attributes=self._attributes)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        self._spans.append((span, token))
+        return span
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        span, token = self._spans.pop()
+        try:
+            if value is not None and isinstance(value, Exception):
+                recording.record(span, value, escaped=True, operation=self._operation)
+        finally:
+            otel_context.detach(token)  # type: ignore[arg-type]
+            span.end()
+
+    async def __aenter__(self) -> trace.Span:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(kind, value, tb)
+
+
+def breadcrumb(category: str, message: str, *, level: str = "info", **data: Any) -> None:
+    """Add a breadcrumb to this context's trail (and as an event on the current span)."""
+    try:
+        breadcrumbs.add(category, message, level, data, current().settings.max_breadcrumbs)
+    except Exception as err:
+        if current().settings.strict:
+            raise
+        warn_once("breadcrumb", "faultspan: breadcrumb failed: %r", err)
+
+
+class BreadcrumbHandler(logging.Handler):
+    """A ``logging.Handler`` turning records into breadcrumbs (category: the logger name).
+
+    Records at ``capture_level`` or above that carry ``exc_info`` are also captured as exceptions.
+    """
+
+    def __init__(self, level: int = logging.INFO, capture_level: int | None = logging.ERROR) -> None:
+        super().__init__(level)
+        self.capture_level = capture_level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".", 1)[0] == "faultspan":
+            return
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        breadcrumb(record.name, message, level=record.levelname.lower(), logger=record.name)
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and self.capture_level is not None and record.levelno >= self.capture_level:
+            capture_exception(exc)

@@ -1,0 +1,62 @@
+"""The ``faultspan`` command (also ``python -m faultspan``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from faultspan import config
+
+
+def _config(args: argparse.Namespace) -> int:
+    settings = config.load()
+    rows = []
+    for option in config.option_names():
+        value = getattr(settings, option)
+        if callable(value):
+            value = f"{value.__module__}:{value.__qualname__}"
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        rows.append(
+            {
+                "variable": config.env_name(option),
+                "value": value,
+                "source": settings.sources[option],
+                "meaning": config.describe(option),
+            }
+        )
+    standard = [
+        name
+        for name in sorted(os.environ)
+        if name.startswith("OTEL_") and not name.startswith(config.PREFIX) and "HEADERS" not in name
+    ]
+    if args.json:
+        print(json.dumps({"faultspan": rows, "opentelemetry": {name: os.environ[name] for name in standard}}))
+        return 0
+    width = max(len(row["variable"]) for row in rows)
+    for row in rows:
+        print(f"{row['variable']:<{width}}  {row['value']!s:<12}  {row['source']:<10}  {row['meaning']}")
+    if standard:
+        print()
+        for name in standard:
+            print(f"{name:<{width}}  {os.environ[name]}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="faultspan", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    show_config = verbs.add_parser("config", help="print the effective configuration and where each value came from")
+    show_config.add_argument("--json", action="store_true", help="machine-readable output")
+    show_config.set_defaults(run=_config)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print("faultspan: interrupted", file=sys.stderr)
+        return 130

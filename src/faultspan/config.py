@@ -1,0 +1,174 @@
+"""Effective configuration: OTEL_PYTHON_FAULTSPAN_* variables, ``configure()`` options and defaults.
+
+A malformed value never raises: it is reported once as a warning naming the variable and the default applies
+(strict mode turns the warning into an exception for ``configure()`` callers who asked for it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+PREFIX = "OTEL_PYTHON_FAULTSPAN_"
+_logger = logging.getLogger("faultspan")
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str, *args: object) -> None:
+    """Log a warning the first time ``key`` is seen; faultspan never repeats itself into the host's logs."""
+    if key not in _warned:
+        _warned.add(key)
+        _logger.warning(message, *args)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError("expected true or false")
+
+
+def _is_true(raw: object) -> bool:
+    try:
+        return raw is True or (isinstance(raw, str) and _parse_bool(raw))
+    except ConfigError:
+        return False
+
+
+def _parse_count(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ConfigError("expected a whole number") from None
+    if value < 0:
+        raise ConfigError("expected a number >= 0")
+    return value
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _parse_callable(text: str) -> Callable[..., Any]:
+    module_name, sep, attribute = text.strip().partition(":")
+    if not sep or not module_name or not attribute:
+        raise ConfigError("expected 'module:function'")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except Exception as exc:  # an import error of any kind in the user's module
+        raise ConfigError(f"cannot load {text.strip()!r}: {type(exc).__name__}: {exc}") from None
+    if not callable(target):
+        raise ConfigError(f"{text.strip()!r} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "bool": _parse_bool,
+    "count": _parse_count,
+    "list": _parse_list,
+    "callable": _parse_callable,
+}
+
+
+def _meta(kind: str, doc: str) -> dict[str, str]:
+    return {"kind": kind, "doc": doc}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every faultspan option; the env var is PREFIX + the upper-cased field name."""
+
+    capture_locals: bool = field(default=True, metadata=_meta("bool", "capture local variables of frames"))
+    max_frames: int = field(default=100, metadata=_meta("count", "frames kept per exception (head and tail)"))
+    max_locals: int = field(default=30, metadata=_meta("count", "variables kept per frame"))
+    max_repr_length: int = field(default=256, metadata=_meta("count", "characters kept per value repr"))
+    max_depth: int = field(default=3, metadata=_meta("count", "nesting depth of container reprs"))
+    max_locals_bytes: int = field(
+        default=32768, metadata=_meta("count", "total bytes of locals per exception, innermost frames first")
+    )
+    max_chain_depth: int = field(default=5, metadata=_meta("count", "cause/context links followed"))
+    max_group_width: int = field(default=10, metadata=_meta("count", "ExceptionGroup members kept per group"))
+    max_breadcrumbs: int = field(default=100, metadata=_meta("count", "breadcrumbs kept per context"))
+    redact: bool = field(default=True, metadata=_meta("bool", "mask secrets before export"))
+    redact_keys: tuple[str, ...] = field(default=(), metadata=_meta("list", "extra secret key names"))
+    redact_allow_keys: tuple[str, ...] = field(default=(), metadata=_meta("list", "keys never masked by name"))
+    redact_patterns: tuple[str, ...] = field(default=(), metadata=_meta("list", "extra secret regexes"))
+    redact_disable_rules: tuple[str, ...] = field(default=(), metadata=_meta("list", "built-in rules to turn off"))
+    redact_callback: Callable[..., Any] | None = field(
+        default=None, metadata=_meta("callable", "module:function called as f(path, text) -> text | None")
+    )
+    fingerprint_callback: Callable[..., Any] | None = field(
+        default=None, metadata=_meta("callable", "module:function called as f(exception, default) -> key")
+    )
+    queue_size: int = field(default=8192, metadata=_meta("count", "spans waiting for redaction"))
+    strict: bool = field(default=False, metadata=_meta("bool", "raise internal errors instead of logging"))
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+def option_names() -> list[str]:
+    return [f.name for f in fields(Settings) if f.name != "sources"]
+
+
+def env_name(option: str) -> str:
+    return PREFIX + option.upper()
+
+
+def describe(option: str) -> str:
+    return next(f.metadata["doc"] for f in fields(Settings) if f.name == option)
+
+
+def _convert(option: str, raw: object) -> object:
+    kind = next(f.metadata["kind"] for f in fields(Settings) if f.name == option)
+    if isinstance(raw, str):
+        return _PARSERS[kind](raw)
+    expected: dict[str, tuple[type, ...]] = {
+        "bool": (bool,),
+        "count": (int,),
+        "list": (list, tuple),
+        "callable": (),
+    }
+    if kind == "callable":
+        if raw is None or callable(raw):
+            return raw
+        raise ConfigError("expected a callable or 'module:function'")
+    if not isinstance(raw, expected[kind]) or (kind == "count" and (isinstance(raw, bool) or raw < 0)):  # type: ignore[operator]
+        raise ConfigError(f"expected {kind}, got {type(raw).__name__}")
+    return tuple(str(item) for item in raw) if kind == "list" else raw  # type: ignore[union-attr]
+
+
+def load(environ: Mapping[str, str] | None = None, options: Mapping[str, object] | None = None) -> Settings:
+    """Merge defaults < environment < explicit options; bad values warn once and keep the lower layer."""
+    env = os.environ if environ is None else environ
+    layers = (("env", env), ("configure()", options or {}))
+    strict = any(_is_true(layer.get(key)) for (name, layer), key in zip(layers, (env_name("strict"), "strict")))
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for layer_name, layer in layers:
+        for option in option_names():
+            key = env_name(option) if layer_name == "env" else option
+            if key not in layer:
+                continue
+            label = key if layer_name == "env" else f"configure({option}=...)"
+            try:
+                values[option] = _convert(option, layer[key])
+            except ConfigError as exc:
+                if strict:
+                    raise ConfigError(f"{label}: {exc}") from None
+                warn_once(f"config:{label}", "faultspan: ignoring %s: %s; using the default", label, exc)
+                continue
+            sources[option] = f"env {key}" if layer_name == "env" else "configure()"
+    for option in option_names():
+        sources.setdefault(option, "default")
+    return replace(Settings(), **values, sources=sources)  # type: ignore[arg-type]

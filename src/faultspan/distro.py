@@ -1,0 +1,161 @@
+"""Wiring into the OpenTelemetry SDK: the distro, the configurator, the post-instrument safety net, configure().
+
+Under ``opentelemetry-instrument`` our configurator passes the SDK's public ``span_processors`` and
+``export_span_processor`` arguments, so every exporter named in ``OTEL_TRACES_EXPORTER`` sits downstream of
+faultspan's processor. When another configurator won (opentelemetry-distro installed too, or
+``OTEL_CONFIG_FILE``), the post-instrument hook re-parents the processors that configurator registered under
+faultspan's, before any span has started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.environment_variables import (
+    OTEL_LOGS_EXPORTER,
+    OTEL_METRICS_EXPORTER,
+    OTEL_TRACES_EXPORTER,
+)
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from faultspan import config, runtime
+from faultspan.processor import FaultspanSpanProcessor
+
+_logger = logging.getLogger("faultspan")
+OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
+_STANDARD_OPTIONS = {"service_name", "traces_exporter", "exporters"}
+
+
+def _warn_config_file() -> None:
+    if os.environ.get(OTEL_CONFIG_FILE):
+        config.warn_once(
+            "config-file",
+            "faultspan: OTEL_CONFIG_FILE is set, so the SDK builds its pipeline from that file and ignores "
+            "faultspan's configurator; faultspan re-parents the file's span processors under its redacting "
+            "processor after start-up. Spans exported before instrumentation finishes are not redacted.",
+        )
+
+
+class FaultspanDistro(BaseDistro):  # type: ignore[misc]
+    """Same defaults as opentelemetry-distro, plus faultspan's configurator."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        os.environ.setdefault(OTEL_PYTHON_CONFIGURATOR, "faultspan")
+        os.environ.setdefault(OTEL_TRACES_EXPORTER, "otlp")
+        os.environ.setdefault(OTEL_METRICS_EXPORTER, "otlp")
+        os.environ.setdefault(OTEL_LOGS_EXPORTER, "otlp")
+        os.environ.setdefault(OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")
+        _warn_config_file()
+
+
+class FaultspanConfigurator(_OTelSDKConfigurator):
+    def _configure(self, **kwargs: Any) -> None:
+        if os.environ.get(OTEL_CONFIG_FILE):
+            _warn_config_file()
+            super()._configure(**kwargs)
+            return
+        processor = FaultspanSpanProcessor()
+        super()._configure(span_processors=[processor], export_span_processor=processor.attach, **kwargs)
+
+
+def install(provider: TracerProvider) -> FaultspanSpanProcessor:
+    """Put faultspan's processor in front of whatever ``provider`` already has (idempotent)."""
+    multi = provider._active_span_processor
+    if not isinstance(multi, SynchronousMultiSpanProcessor):
+        raise TypeError(f"cannot install faultspan on {type(multi).__name__}")
+    with multi._lock:
+        existing = multi._span_processors
+        for processor in existing:
+            if isinstance(processor, FaultspanSpanProcessor):
+                return processor
+        faultspan = FaultspanSpanProcessor(downstream=existing)
+        multi._span_processors = (faultspan,)
+    if existing:
+        _logger.info("faultspan: placed %d existing span processor(s) behind its redactor", len(existing))
+    return faultspan
+
+
+def ensure_pipeline() -> None:
+    """``opentelemetry_post_instrument`` hook: the safety net when faultspan's configurator did not run."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return
+    try:
+        install(provider)
+    except Exception as err:
+        _logger.warning("faultspan: spans from this process are NOT redacted: %s", err)
+
+
+class Handle:
+    """What ``configure()`` returns."""
+
+    def __init__(self, provider: TracerProvider, processor: FaultspanSpanProcessor) -> None:
+        self.provider = provider
+        self.processor = processor
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        from faultspan_instrumentation.exceptions import ExceptionsInstrumentor
+
+        self.provider.shutdown()
+        ExceptionsInstrumentor().uninstrument()
+
+
+def _exporters(names: Sequence[str]) -> list[SpanExporter]:
+    exporters = []
+    for name in names:
+        found = entry_points(group="opentelemetry_traces_exporter", name=name)
+        if not found:
+            config.warn_once(f"exporter:{name}", "faultspan: unknown traces exporter %r ignored", name)
+            continue
+        exporters.append(next(iter(found)).load()())
+    return exporters
+
+
+def configure(**options: Any) -> Handle:
+    """Programmatic set-up for apps not run under opentelemetry-instrument.
+
+    Takes every faultspan option (the lower-case name of an ``OTEL_PYTHON_FAULTSPAN_*`` variable), plus
+    ``service_name``, ``traces_exporter`` (names as in ``OTEL_TRACES_EXPORTER``) and ``exporters``
+    (SpanExporter instances). Unknown options are reported and ignored (strict mode: TypeError).
+    """
+    from faultspan_instrumentation.exceptions import ExceptionsInstrumentor
+
+    known = set(config.option_names()) | _STANDARD_OPTIONS
+    for name in options:
+        if name not in known:
+            if options.get("strict"):
+                raise TypeError(f"faultspan.configure: unknown option {name!r}")
+            config.warn_once(f"configure:{name}", "faultspan.configure: unknown option %r ignored", name)
+    runtime.load({name: value for name, value in options.items() if name in known - _STANDARD_OPTIONS})
+    service_name = options.get("service_name")
+    resource = Resource.create({"service.name": service_name} if service_name else {})
+    existing = trace.get_tracer_provider()
+    if isinstance(existing, TracerProvider):
+        provider = existing
+        _logger.info("faultspan.configure: a TracerProvider is already set; adding faultspan to it")
+    else:
+        provider = TracerProvider(resource=resource)
+    processor = install(provider)
+    names = options.get("traces_exporter") or os.environ.get(OTEL_TRACES_EXPORTER, "otlp")
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip() and name.strip() != "none"]
+    for exporter in [*_exporters(names), *options.get("exporters", ())]:
+        processor.attach(exporter)
+    if provider is not existing:
+        trace.set_tracer_provider(provider)
+    ExceptionsInstrumentor().instrument()
+    return Handle(provider, processor)

@@ -1,0 +1,277 @@
+"""The one span processor that sees raw data: redact and fingerprint once per span, then fan out.
+
+The thread that ends a span only appends it to a bounded queue. A worker thread redacts each span once,
+completes fingerprints the capture path could not compute (events recorded without the instrumentor), and
+hands the redacted copy to every downstream processor (usually one BatchSpanProcessor per exporter named in
+``OTEL_TRACES_EXPORTER``), so no exporter ever receives unredacted data and none pays for redaction again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, Status, StatusCode
+
+from faultspan import fingerprint as fp
+from faultspan import scope
+from faultspan.config import warn_once
+from faultspan.exceptions import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE, FINGERPRINT
+from faultspan.redaction import Redactor
+from faultspan.runtime import current
+
+MASKED_COUNT = "redaction.masked.count"
+MASKED_KEYS = "redaction.masked.keys"
+_logger = logging.getLogger("faultspan")
+_BATCH = 512
+_DELAY_SECONDS = 0.1
+
+
+def _bounded(attributes: dict[str, Any], original: object) -> Mapping[str, Any]:
+    """Keep the SDK's dropped-attribute count on the copy without re-validating every value."""
+    dropped = getattr(original, "dropped", 0)
+    if not dropped:
+        return attributes
+    bounded = BoundedAttributes(immutable=False)
+    bounded._dict = attributes
+    bounded.dropped = dropped
+    bounded._immutable = True
+    return bounded
+
+
+def _exception_fingerprint(attributes: Mapping[str, Any]) -> str:
+    key = fp.parse_stacktrace(
+        str(attributes.get(EXCEPTION_TYPE, "")),
+        str(attributes.get(EXCEPTION_MESSAGE, "")),
+        str(attributes.get(EXCEPTION_STACKTRACE, "")),
+    )
+    return fp.fingerprint(key)
+
+
+def _events(span: ReadableSpan, redactor: Redactor, masked: list[str]) -> tuple[list[Event] | None, str | None]:
+    """Redacted events (None when unchanged) and the fingerprint of the last exception event."""
+    changed: list[Event] | None = None
+    last: str | None = None
+    for index, event in enumerate(span.events):
+        original = event.attributes or {}
+        attributes = redactor.scrub_attributes(original, f"event[{index}].", masked)
+        if event.name == "exception":
+            current_key = (attributes or original).get(FINGERPRINT)
+            if not isinstance(current_key, str):
+                current_key = _exception_fingerprint(attributes or original)
+                attributes = {**(attributes or original), FINGERPRINT: current_key}
+            last = current_key
+        if attributes is not None:
+            if changed is None:
+                changed = list(span.events[:index])
+            changed.append(Event(event.name, _bounded(attributes, original), event.timestamp))
+        elif changed is not None:
+            changed.append(event)
+    return changed, last
+
+
+def _links(span: ReadableSpan, redactor: Redactor, masked: list[str]) -> list[Link] | None:
+    changed: list[Link] | None = None
+    for index, link in enumerate(span.links):
+        original = link.attributes or {}
+        attributes = redactor.scrub_attributes(original, f"link[{index}].", masked)
+        if attributes is not None:
+            if changed is None:
+                changed = list(span.links[:index])
+            changed.append(Link(link.context, _bounded(attributes, original)))
+        elif changed is not None:
+            changed.append(link)
+    return changed
+
+
+def _with_dropped(items: list[Any], original: Sequence[Any]) -> BoundedList:
+    copy = BoundedList(None)
+    copy.extend(items)
+    copy.dropped = getattr(original, "dropped", 0)
+    return copy
+
+
+def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
+    """The exportable form of ``span``: the same object when nothing needs changing, else a copy."""
+    masked: list[str] = []
+    name = redactor.scrub_text(span.name)
+    if name is not span.name:
+        masked.append("name")
+    original_attributes = span.attributes or {}
+    attributes = redactor.scrub_attributes(original_attributes, "", masked)
+    events, last_fingerprint = _events(span, redactor, masked)
+    links = _links(span, redactor, masked)
+    status = span.status
+    description = status.description
+    if description:
+        scrubbed = redactor.scrub_text(description)
+        if scrubbed is not description:
+            masked.append("status.description")
+            description = scrubbed
+    code = StatusCode.ERROR if last_fingerprint and status.status_code is StatusCode.UNSET else status.status_code
+    extra: dict[str, Any] = {}
+    if last_fingerprint and original_attributes.get(FINGERPRINT) != last_fingerprint:
+        extra[FINGERPRINT] = last_fingerprint
+    if masked:
+        extra[MASKED_COUNT] = len(masked)
+        extra[MASKED_KEYS] = ",".join(dict.fromkeys(masked))
+    if (
+        attributes is None
+        and events is None
+        and links is None
+        and not extra
+        and description is status.description
+        and code is status.status_code
+    ):
+        return span
+    return ReadableSpan(
+        name=name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_bounded({**(attributes or original_attributes), **extra}, original_attributes),
+        events=span.events if events is None else _with_dropped(events, span.events),
+        links=span.links if links is None else _with_dropped(links, span.links),
+        kind=span.kind,
+        status=Status(code, description if code is StatusCode.ERROR else None),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+_ATTACHED = SpanProcessor()
+
+
+class FaultspanSpanProcessor(SpanProcessor):
+    def __init__(
+        self,
+        downstream: Sequence[SpanProcessor] = (),
+        max_queue_size: int | None = None,
+    ) -> None:
+        self._downstream: list[SpanProcessor] = list(downstream)
+        self._max_queue = max_queue_size or current().settings.queue_size
+        self._queue: deque[ReadableSpan] = deque()
+        self._shutdown = False
+        self._flush_requested = 0
+        self._flush_done = 0
+        self.dropped = 0
+        self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            restart = weakref.WeakMethod(self._start_worker)
+            os.register_at_fork(after_in_child=lambda: (method := restart()) and method())
+
+    @property
+    def downstream(self) -> tuple[SpanProcessor, ...]:
+        return tuple(self._downstream)
+
+    def add_downstream(self, processor: SpanProcessor) -> None:
+        self._downstream.append(processor)
+
+    def attach(self, exporter: SpanExporter, **kwargs: Any) -> SpanProcessor:
+        """For the SDK configurator's ``export_span_processor``: batch this exporter behind the redactor.
+
+        The configurator registers what this returns next to us; the real work happens downstream of us, so
+        it is the base class's no-op processor.
+        """
+        self._downstream.append(BatchSpanProcessor(exporter, **kwargs))
+        return _ATTACHED
+
+    def _start_worker(self) -> None:
+        """Also the after-fork hook: a child gets a fresh lock and worker, and none of the parent's spans."""
+        self._queue.clear()
+        self._condition = threading.Condition()
+        self._worker = threading.Thread(target=self._run, name="faultspan-redactor", daemon=True)
+        self._worker.start()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        stamped = scope.current()
+        if stamped:
+            span.set_attributes(stamped)
+        for processor in self._downstream:
+            processor.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._shutdown or not span.context.trace_flags.sampled:
+            return
+        if len(self._queue) >= self._max_queue:
+            self.dropped += 1
+            warn_once("queue-full", "faultspan: span queue full (%d); dropping spans", self._max_queue)
+            return
+        self._queue.append(span)
+        if len(self._queue) >= _BATCH:
+            with self._condition:
+                self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                if not self._queue and not self._shutdown and self._flush_requested == self._flush_done:
+                    self._condition.wait(_DELAY_SECONDS)
+                stopping = self._shutdown
+                flush_target = self._flush_requested
+            self._drain()
+            if flush_target != self._flush_done:
+                with self._condition:
+                    self._flush_done = flush_target
+                    self._condition.notify_all()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        redactor = current().redactor
+        while self._queue:
+            span = self._queue.popleft()
+            try:
+                exportable = redact_span(span, redactor)
+            except Exception:
+                # Fail closed: a span we could not redact is not exported.
+                self.dropped += 1
+                _logger.exception("faultspan: could not redact span %r; dropped", span.name)
+                continue
+            for processor in self._downstream:
+                try:
+                    processor.on_end(exportable)
+                except Exception:
+                    _logger.exception("faultspan: downstream processor %r failed", processor)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._condition:
+            self._flush_requested += 1
+            target = self._flush_requested
+            self._condition.notify_all()
+            if not self._condition.wait_for(
+                lambda: self._flush_done >= target or not self._worker.is_alive(),
+                timeout=max(deadline - time.monotonic(), 0),
+            ):
+                return False
+        if not self._worker.is_alive():
+            self._drain()
+        ok = True
+        for processor in self._downstream:
+            remaining = int(max(deadline - time.monotonic(), 0) * 1000)
+            ok = processor.force_flush(remaining) and ok
+        return ok
+
+    def shutdown(self) -> None:
+        with self._condition:
+            if self._shutdown:
+                return
+            self._shutdown = True
+            self._condition.notify_all()
+        self._worker.join()
+        self._drain()
+        for processor in self._downstream:
+            processor.shutdown()

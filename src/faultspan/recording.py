@@ -1,0 +1,140 @@
+"""Recording an exception on a span: the enriched event, the trail that led to it, the span's verdict.
+
+Every path ends here: the public API, and (through the ``faultspan_exceptions`` instrumentor) every call of
+the SDK's ``Span.record_exception``, whether from the SDK's context managers, an official instrumentation or
+user code. It never raises into the application unless strict mode is on.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.util import types
+
+from faultspan import breadcrumbs, exceptions, scope
+from faultspan.breadcrumbs import Crumb
+from faultspan.config import warn_once
+from faultspan.runtime import current
+
+SdkRecordException = Callable[..., None]
+sdk_record_exception: SdkRecordException = SdkSpan.record_exception
+_REMEMBERED = 8
+
+
+class _SpanMemory:
+    """What a span already carries, so the same exception or crumb is never recorded on it twice."""
+
+    __slots__ = ("crumbs", "exceptions")
+
+    def __init__(self) -> None:
+        self.exceptions: list[tuple[BaseException, str]] = []
+        self.crumbs: set[Crumb] = set()
+
+
+_memory: weakref.WeakKeyDictionary[Span, _SpanMemory] = weakref.WeakKeyDictionary()
+_memory_lock = threading.Lock()
+
+
+def _remember(span: Span) -> _SpanMemory:
+    with _memory_lock:
+        memory = _memory.get(span)
+        if memory is None:
+            memory = _memory[span] = _SpanMemory()
+        return memory
+
+
+def _max_length(span: Span) -> int | None:
+    limits = getattr(span, "_limits", None)
+    value = getattr(limits, "max_attribute_length", None)
+    return value if type(value) is int else None
+
+
+def record(
+    span: Span,
+    exc: BaseException,
+    *,
+    attributes: types.Attributes = None,
+    timestamp: int | None = None,
+    escaped: bool = False,
+    operation: str | None = None,
+    fingerprint: str | Sequence[str] | None = None,
+) -> str | None:
+    """Record ``exc`` on ``span``; return its fingerprint, or None when the span is not recording."""
+    try:
+        return _record(span, exc, attributes, timestamp, escaped, operation, fingerprint)
+    except Exception as err:
+        runtime = current()
+        if runtime.settings.strict:
+            raise
+        warn_once("record", "faultspan: could not enrich an exception (%r); recording it plainly", err)
+        if isinstance(span, SdkSpan):
+            sdk_record_exception(span, exc, attributes, timestamp, escaped)
+        return None
+
+
+def _record(
+    span: Span,
+    exc: BaseException,
+    attributes: types.Attributes,
+    timestamp: int | None,
+    escaped: bool,
+    operation: str | None,
+    fingerprint: str | Sequence[str] | None,
+) -> str | None:
+    if not span.is_recording():
+        return None
+    memory = _remember(span)
+    for seen, key in memory.exceptions:
+        if seen is exc:
+            return key
+    runtime = current()
+    captured = exceptions.capture(
+        exc,
+        runtime.settings,
+        runtime.redactor,
+        operation=operation,
+        fingerprint=fingerprint,
+        max_length=_max_length(span),
+        escaped=escaped,
+    )
+    ids = span.get_span_context()
+    for crumb in breadcrumbs.missing_from(ids.trace_id, ids.span_id):
+        if crumb not in memory.crumbs:
+            memory.crumbs.add(crumb)
+            span.add_event(breadcrumbs.EVENT, crumb.attributes(), timestamp=crumb.timestamp)
+    event: dict[str, Any] = dict(captured.attributes)
+    if attributes:
+        event.update(attributes)
+    stamped = scope.current()
+    if stamped:
+        span.set_attributes(stamped)
+    span.add_event("exception", event, timestamp=timestamp)
+    span.set_attribute(exceptions.FINGERPRINT, captured.fingerprint)
+    status = getattr(span, "status", None)
+    if status is None or status.status_code is StatusCode.UNSET:
+        message = event[exceptions.EXCEPTION_MESSAGE]
+        kind = event[exceptions.EXCEPTION_TYPE]
+        span.set_status(Status(StatusCode.ERROR, f"{kind}: {message}" if message else str(kind)))
+    memory.exceptions.append((exc, captured.fingerprint))
+    del memory.exceptions[:-_REMEMBERED]
+    return captured.fingerprint
+
+
+def enriched_record_exception(
+    self: SdkSpan,
+    exception: BaseException,
+    attributes: types.Attributes = None,
+    timestamp: int | None = None,
+    escaped: bool = False,
+) -> None:
+    """Drop-in for ``opentelemetry.sdk.trace.Span.record_exception`` (installed by the instrumentor)."""
+    if not isinstance(exception, BaseException):
+        sdk_record_exception(self, exception, attributes, timestamp, escaped)
+        return
+    record(self, exception, attributes=attributes, timestamp=timestamp, escaped=escaped)
+

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from faultspan import config
+
+
+def test_defaults_and_sources() -> None:
+    settings = config.load({})
+    assert settings.capture_locals is True
+    assert settings.max_breadcrumbs == 100
+    assert set(settings.sources.values()) == {"default"}
+
+
+def test_environment_then_options() -> None:
+    settings = config.load(
+        {"OTEL_PYTHON_FAULTSPAN_CAPTURE_LOCALS": "off", "OTEL_PYTHON_FAULTSPAN_REDACT_KEYS": "pin, otp ,"},
+        {"max_depth": 2},
+    )
+    assert settings.capture_locals is False
+    assert settings.redact_keys == ("pin", "otp")
+    assert settings.max_depth == 2
+    assert settings.sources["capture_locals"] == "env OTEL_PYTHON_FAULTSPAN_CAPTURE_LOCALS"
+    assert settings.sources["max_depth"] == "configure()"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("OTEL_PYTHON_FAULTSPAN_MAX_FRAMES", "many", "expected a whole number"),
+        ("OTEL_PYTHON_FAULTSPAN_MAX_FRAMES", "-3", "expected a number >= 0"),
+        ("OTEL_PYTHON_FAULTSPAN_CAPTURE_LOCALS", "perhaps", "expected true or false"),
+        ("OTEL_PYTHON_FAULTSPAN_REDACT_CALLBACK", "nowhere", "expected 'module:function'"),
+        ("OTEL_PYTHON_FAULTSPAN_REDACT_CALLBACK", "no_such_module_x:f", "cannot load 'no_such_module_x:f'"),
+        ("OTEL_PYTHON_FAULTSPAN_FINGERPRINT_CALLBACK", "json:__doc__", "is not callable"),
+    ],
+)
+def test_malformed_value_warns_once_and_keeps_default(
+    variable: str, value: str, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config._warned.clear()
+    with caplog.at_level(logging.WARNING, logger="faultspan"):
+        first = config.load({variable: value})
+        second = config.load({variable: value})
+    assert first == second == config.Settings()
+    (record,) = caplog.records
+    assert variable in record.getMessage()
+    assert reason in record.getMessage()
+
+
+def test_strict_mode_raises() -> None:
+    with pytest.raises(config.ConfigError, match="OTEL_PYTHON_FAULTSPAN_MAX_DEPTH"):
+        config.load({"OTEL_PYTHON_FAULTSPAN_STRICT": "true", "OTEL_PYTHON_FAULTSPAN_MAX_DEPTH": "deep"})
+
+
+def test_callback_is_resolved() -> None:
+    settings = config.load({"OTEL_PYTHON_FAULTSPAN_REDACT_CALLBACK": "os.path:basename"})
+    assert settings.redact_callback is not None
+    assert settings.redact_callback("a/b") == "b"
+
+
+def test_cli_config_reports_values_and_sources() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "faultspan", "config", "--json"],
+        env={"OTEL_PYTHON_FAULTSPAN_MAX_LOCALS": "7", "OTEL_SERVICE_NAME": "shop", "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(result.stdout)
+    row = next(row for row in report["faultspan"] if row["variable"] == "OTEL_PYTHON_FAULTSPAN_MAX_LOCALS")
+    assert row["value"] == 7
+    assert row["source"] == "env OTEL_PYTHON_FAULTSPAN_MAX_LOCALS"
+    assert report["opentelemetry"] == {"OTEL_SERVICE_NAME": "shop"}
+
+
+def test_cli_usage_error_exits_2() -> None:
+    result = subprocess.run([sys.executable, "-m", "faultspan", "frobnicate"], capture_output=True, check=False)
+    assert result.returncode == 2
