@@ -110,7 +110,9 @@ def _row(label: str, bare: float, ours: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer spans and rounds (a smoke run)")
     args = parser.parse_args()
     spans, rounds, captures = (2_000, 3, 200) if args.quick else (20_000, 7, 2_000)
@@ -127,8 +129,13 @@ def main() -> None:
         hot_ours.append(wall)
         cpu_ours.append(cpu)
     _row("hot path per span (thread that ends it)", statistics.median(hot_bare), statistics.median(hot_ours))
-    _row("total CPU per span (all threads, flushed)", statistics.median(cpu_bare), statistics.median(cpu_ours))
-    for redact, label in ((False, "exception capture (10 frames x 5 locals)"), (True, "  ... ended and redacted")):
+    _row(
+        "total CPU per span (all threads, flushed)", statistics.median(cpu_bare), statistics.median(cpu_ours)
+    )
+    for redact, label in (
+        (False, "exception capture (10 frames x 5 locals)"),
+        (True, "  ... ended and redacted"),
+    ):
         bare, ours = _rounds(
             lambda: _capture(captures, enrich=False, redact=redact),  # noqa: B023 -- called within the loop
             lambda: _capture(captures, enrich=True, redact=redact),  # noqa: B023

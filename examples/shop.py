@@ -24,6 +24,7 @@ class PaymentDeclined(Exception):
 
 def charge(card_number: str, amount_cents: int) -> None:
     attempt = {"card": card_number, "amount": amount_cents, "password": "hunter2-demo"}
+    log.info("charging %s cents", attempt["amount"])
     try:
         raise ConnectionError(f"gateway {GATEWAY} timed out after 3.2s")
     except ConnectionError as exc:

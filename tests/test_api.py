@@ -7,11 +7,11 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import Pipeline
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
 import faultspan
+from conftest import Pipeline
 from faultspan import recording
 
 
@@ -200,10 +200,13 @@ def test_trail_is_bounded_and_isolated_per_thread_and_task(pipeline: Pipeline) -
 
 
 def test_context_attributes_on_spans_started_inside(pipeline: Pipeline) -> None:
-    with faultspan.context(tenant="acme", user_id=7):
-        with pipeline.tracer.start_as_current_span("inside"), faultspan.context(user_id=8):
-            with pipeline.tracer.start_as_current_span("nested"):
-                pass
+    with (
+        faultspan.context(tenant="acme", user_id=7),
+        pipeline.tracer.start_as_current_span("inside"),
+        faultspan.context(user_id=8),
+        pipeline.tracer.start_as_current_span("nested"),
+    ):
+        pass
     with pipeline.tracer.start_as_current_span("outside"):
         pass
     spans = pipeline.spans()
@@ -230,7 +233,10 @@ def test_breadcrumb_handler(pipeline: Pipeline) -> None:
     finally:
         logger.removeHandler(handler)
     span = only(pipeline.spans(), "request")
-    crumbs = [(e.attributes["breadcrumb.level"], e.attributes["breadcrumb.message"]) for e in events(span, "breadcrumb")]
+    crumbs = [
+        (e.attributes["breadcrumb.level"], e.attributes["breadcrumb.message"])
+        for e in events(span, "breadcrumb")
+    ]
     assert crumbs == [("info", "charging order 7"), ("error", "charge failed")]
     (exception,) = events(span, "exception")
     assert exception.attributes["exception.type"] == "ConnectionError"

@@ -59,7 +59,9 @@ def _emit_failure_span(exporter: SpanExporter, token: str) -> None:
 
 
 def _assert_failure_span(span: ReceivedSpan, token: str) -> None:
-    assert span.attributes == {
+    # faultspan's instrumentor may be active in this test process; its additions are tested elsewhere.
+    attributes = {key: value for key, value in span.attributes.items() if not key.startswith("faultspan.")}
+    assert attributes == {
         "token": token,
         "order.items": 3,
         "order.total": 12.5,

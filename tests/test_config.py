@@ -80,5 +80,7 @@ def test_cli_config_reports_values_and_sources() -> None:
 
 
 def test_cli_usage_error_exits_2() -> None:
-    result = subprocess.run([sys.executable, "-m", "faultspan", "frobnicate"], capture_output=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "faultspan", "frobnicate"], capture_output=True, check=False
+    )
     assert result.returncode == 2

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,12 @@ def run_shop(env: dict[str, str], **extra: str) -> subprocess.CompletedProcess[s
         **extra,
     }
     result = subprocess.run(
-        [INSTRUMENT, sys.executable, str(SHOP)], env=env, capture_output=True, text=True, timeout=60, check=False
+        [INSTRUMENT, sys.executable, str(SHOP)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -115,7 +121,9 @@ def test_same_bug_same_fingerprint_across_processes(
     ],
     ids=["other-configurator", "other-distro-and-configurator"],
 )
-def test_redaction_holds_when_opentelemetry_distro_wins(choice: dict[str, str], otel_env: dict[str, str]) -> None:
+def test_redaction_holds_when_opentelemetry_distro_wins(
+    choice: dict[str, str], otel_env: dict[str, str]
+) -> None:
     pytest.importorskip("opentelemetry.distro")
     output = run_shop(otel_env, OTEL_TRACES_EXPORTER="console", **choice).stdout
     assert '"faultspan.fingerprint"' in output

@@ -36,7 +36,8 @@ def test_every_place_is_redacted_and_reported() -> None:
     tracer = provider.get_tracer("t")
     link_context = tracer.start_span("other").get_span_context()
     with tracer.start_as_current_span(
-        "GET /reset?token=abcdef0123456789abcdef", links=[Link(link_context, {"api_key": "k-1234567890abcdef"})]
+        "GET /reset?token=abcdef0123456789abcdef",
+        links=[Link(link_context, {"api_key": "k-1234567890abcdef"})],
     ) as span:
         span.set_attribute("http.request.header.authorization", "Bearer abcdef0123456789abcdef")
         span.set_attribute("payload", '{"user": "bob", "password": "hunter2hunter2"}')

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from typing import ClassVar
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,7 +32,7 @@ class NotText:
 class SideEffects:
     """Any attribute access (even ``__class__``) is recorded: capture must not touch them."""
 
-    touched: list[str] = []
+    touched: ClassVar[list[str]] = []
 
     def __getattribute__(self, name: str) -> object:
         SideEffects.touched.append(name)
@@ -114,8 +115,13 @@ def test_deep_recursion_limit_is_survived() -> None:
     assert text in ("[[['x']]]", "<list (too deep)>")
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text() | st.binary(),
-                    lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=50))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text() | st.binary(),
+        lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+        max_leaves=50,
+    )
+)
 def test_any_plain_data_renders_within_budget(value: object) -> None:
     text = safe_repr(value, limit=120)
     assert isinstance(text, str)

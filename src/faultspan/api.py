@@ -97,7 +97,7 @@ def capture(operation: str | Callable[..., Any] | None = None, *, replayable: bo
     return decorate
 
 
-class guard:  # noqa: N801 -- public name of the contract, used like a function
+class guard:
     """``with faultspan.guard("charge", order_id=7):`` (or ``async with``): a span named after the
     operation; an exception inside is recorded on it and re-raised unchanged."""
 

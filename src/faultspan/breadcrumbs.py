@@ -72,11 +72,7 @@ def add(category: str, message: str, level: str, data: Mapping[str, object], lim
 
 def missing_from(trace_id: int, span_id: int) -> list[Crumb]:
     """The crumbs of this context's trail that belong to the trace (or to no trace) but not to this span."""
-    return [
-        crumb
-        for crumb in _trail.get()
-        if crumb.span_id != span_id and crumb.trace_id in (trace_id, 0)
-    ]
+    return [crumb for crumb in _trail.get() if crumb.span_id != span_id and crumb.trace_id in (trace_id, 0)]
 
 
 def trail() -> tuple[Crumb, ...]:

@@ -49,7 +49,9 @@ def _config(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="faultspan", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
-    show_config = verbs.add_parser("config", help="print the effective configuration and where each value came from")
+    show_config = verbs.add_parser(
+        "config", help="print the effective configuration and where each value came from"
+    )
     show_config.add_argument("--json", action="store_true", help="machine-readable output")
     show_config.set_defaults(run=_config)
     args = parser.parse_args(argv)

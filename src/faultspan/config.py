@@ -103,9 +103,13 @@ class Settings:
     max_breadcrumbs: int = field(default=100, metadata=_meta("count", "breadcrumbs kept per context"))
     redact: bool = field(default=True, metadata=_meta("bool", "mask secrets before export"))
     redact_keys: tuple[str, ...] = field(default=(), metadata=_meta("list", "extra secret key names"))
-    redact_allow_keys: tuple[str, ...] = field(default=(), metadata=_meta("list", "keys never masked by name"))
+    redact_allow_keys: tuple[str, ...] = field(
+        default=(), metadata=_meta("list", "keys never masked by name")
+    )
     redact_patterns: tuple[str, ...] = field(default=(), metadata=_meta("list", "extra secret regexes"))
-    redact_disable_rules: tuple[str, ...] = field(default=(), metadata=_meta("list", "built-in rules to turn off"))
+    redact_disable_rules: tuple[str, ...] = field(
+        default=(), metadata=_meta("list", "built-in rules to turn off")
+    )
     redact_callback: Callable[..., Any] | None = field(
         default=None, metadata=_meta("callable", "module:function called as f(path, text) -> text | None")
     )
@@ -125,34 +129,40 @@ def env_name(option: str) -> str:
     return PREFIX + option.upper()
 
 
+def _metadata(option: str, item: str) -> str:
+    return str(next(f.metadata[item] for f in fields(Settings) if f.name == option))
+
+
 def describe(option: str) -> str:
-    return next(f.metadata["doc"] for f in fields(Settings) if f.name == option)
+    return _metadata(option, "doc")
 
 
 def _convert(option: str, raw: object) -> object:
-    kind = next(f.metadata["kind"] for f in fields(Settings) if f.name == option)
+    """A value from the environment (text) or from configure() (already typed) -> the option's type."""
+    kind = _metadata(option, "kind")
     if isinstance(raw, str):
         return _PARSERS[kind](raw)
-    expected: dict[str, tuple[type, ...]] = {
-        "bool": (bool,),
-        "count": (int,),
-        "list": (list, tuple),
-        "callable": (),
-    }
     if kind == "callable":
         if raw is None or callable(raw):
             return raw
         raise ConfigError("expected a callable or 'module:function'")
-    if not isinstance(raw, expected[kind]) or (kind == "count" and (isinstance(raw, bool) or raw < 0)):  # type: ignore[operator]
-        raise ConfigError(f"expected {kind}, got {type(raw).__name__}")
-    return tuple(str(item) for item in raw) if kind == "list" else raw  # type: ignore[union-attr]
+    if kind == "list" and isinstance(raw, (list, tuple)):
+        return tuple(str(item) for item in raw)
+    if kind == "bool" and isinstance(raw, bool):
+        return raw
+    if kind == "count" and isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    raise ConfigError(f"expected {kind}, got {type(raw).__name__} {raw!r}")
 
 
 def load(environ: Mapping[str, str] | None = None, options: Mapping[str, object] | None = None) -> Settings:
     """Merge defaults < environment < explicit options; bad values warn once and keep the lower layer."""
     env = os.environ if environ is None else environ
     layers = (("env", env), ("configure()", options or {}))
-    strict = any(_is_true(layer.get(key)) for (name, layer), key in zip(layers, (env_name("strict"), "strict")))
+    strict = any(
+        _is_true(layer.get(key))
+        for (name, layer), key in zip(layers, (env_name("strict"), "strict"), strict=True)
+    )
     values: dict[str, object] = {}
     sources: dict[str, str] = {}
     for layer_name, layer in layers:

@@ -1,4 +1,4 @@
-"""Wiring into the OpenTelemetry SDK: the distro, the configurator, the post-instrument safety net, configure().
+"""Wiring into the OpenTelemetry SDK: distro, configurator, post-instrument safety net, configure().
 
 Under ``opentelemetry-instrument`` our configurator passes the SDK's public ``span_processors`` and
 ``export_span_processor`` arguments, so every exporter named in ``OTEL_TRACES_EXPORTER`` sits downstream of
@@ -63,10 +63,12 @@ class FaultspanConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if os.environ.get(OTEL_CONFIG_FILE):
             _warn_config_file()
-            super()._configure(**kwargs)
+            super()._configure(**kwargs)  # type: ignore[no-untyped-call]
             return
         processor = FaultspanSpanProcessor()
-        super()._configure(span_processors=[processor], export_span_processor=processor.attach, **kwargs)
+        super()._configure(  # type: ignore[no-untyped-call]
+            span_processors=[processor], export_span_processor=processor.attach, **kwargs
+        )
 
 
 def install(provider: TracerProvider) -> FaultspanSpanProcessor:

@@ -49,8 +49,8 @@ def message_of(exc: BaseException) -> str:
     try:
         text = str(exc)
     except Exception as err:
-        return f"<str() of {type(exc).__qualname__} raised {type(err).__name__}>"
-    return text if type(text) is str else f"<str() of {type(exc).__qualname__} returned non-text>"
+        return f"<str() of {type(exc).__name__} raised {type(err).__name__}>"
+    return text if type(text) is str else f"<str() of {type(exc).__name__} returned non-text>"
 
 
 def _notes(exc: BaseException) -> list[str]:
@@ -69,6 +69,7 @@ class _Frame:
     filename: str
     in_app: bool
     context_line: str | None
+    source: list[str]
 
     def key(self) -> fp.FrameKey:
         return fp.FrameKey(self.module, self.function, self.context_line, self.in_app)
@@ -114,7 +115,8 @@ def _extract(tb: TracebackType | None, max_frames: int) -> tuple[list[_Frame], i
     for frame, lineno in raw:
         code = frame.f_code
         filename = code.co_filename
-        line = linecache.getline(filename, lineno, frame.f_globals).strip() or None
+        source = linecache.getlines(filename, frame.f_globals)
+        line = source[lineno - 1].strip() or None if 0 < lineno <= len(source) else None
         module = frame.f_globals.get("__name__")
         frames.append(
             _Frame(
@@ -125,6 +127,7 @@ def _extract(tb: TracebackType | None, max_frames: int) -> tuple[list[_Frame], i
                 filename=filename,
                 in_app=fp.is_in_app(filename),
                 context_line=line,
+                source=source,
             )
         )
     return frames, omitted
@@ -171,11 +174,13 @@ class _ChainBuilder:
 
 
 def _context(frame: _Frame) -> dict[str, Any]:
-    lines = [
-        linecache.getline(frame.filename, number, frame.frame.f_globals).rstrip("\n")
-        for number in range(frame.lineno - _CONTEXT_LINES, frame.lineno + _CONTEXT_LINES + 1)
-    ]
-    return {"pre_context": lines[:_CONTEXT_LINES], "post_context": lines[_CONTEXT_LINES + 1 :]}
+    index = frame.lineno - 1
+    before = frame.source[max(index - _CONTEXT_LINES, 0) : max(index, 0)]
+    after = frame.source[index + 1 : index + 1 + _CONTEXT_LINES]
+    return {
+        "pre_context": [line.rstrip("\n") for line in before],
+        "post_context": [line.rstrip("\n") for line in after],
+    }
 
 
 _HIDDEN_TYPES = (type(json), type(_walk), type(len), type)
@@ -193,11 +198,17 @@ def _locals(frame: _Frame, settings: Settings, budget: list[int]) -> dict[str, s
     for name, value in list(variables.items()):
         if len(captured) >= settings.max_locals or budget[0] <= 0:
             break
-        if type(name) is not str or (module_level and (name.startswith("__") or type(value) in _HIDDEN_TYPES)):
+        if type(name) is not str or (
+            module_level and (name.startswith("__") or type(value) in _HIDDEN_TYPES)
+        ):
             continue
         text = safe_repr(value, settings.max_repr_length, settings.max_depth)
+        cost = len(name) + len(text) + 6  # as JSON: two quoted strings, a colon and a comma
+        if cost > budget[0]:
+            budget[0] = 0
+            break
         captured[name] = text
-        budget[0] -= len(name) + len(text) + 6
+        budget[0] -= cost
     return captured
 
 
@@ -335,7 +346,7 @@ def _fit_frames(frames: list[dict[str, Any]], limit: int | None) -> str:
         if len(text) <= limit:
             return text
     while frames:
-        frames = frames[len(frames) // 2 + 1 :] if len(frames) > 1 else []
+        frames = frames[max(len(frames) // 2, 1) :]
         text = json.dumps(frames, ensure_ascii=False)
         if len(text) <= limit:
             return text
@@ -391,7 +402,9 @@ def capture(
     if operation:
         attributes[OPERATION] = operation
     attributes[FINGERPRINT] = key
-    attributes[EXCEPTION_STACKTRACE] = stacktrace if max_length is None else head_and_tail(stacktrace, max_length)
+    attributes[EXCEPTION_STACKTRACE] = (
+        stacktrace if max_length is None else head_and_tail(stacktrace, max_length)
+    )
     attributes[EXCEPTION_MESSAGE] = root.message
     attributes[EXCEPTION_TYPE] = root.type
     return Capture(attributes, key)
@@ -407,7 +420,9 @@ def _resolve_fingerprint(
         try:
             override = callback(exc, default)
         except Exception as err:
-            warn_once("fingerprint-callback", "faultspan: fingerprint callback raised %r; using the default", err)
+            warn_once(
+                "fingerprint-callback", "faultspan: fingerprint callback raised %r; using the default", err
+            )
     if override is None:
         return default
     return fp.custom_fingerprint(override, default)

@@ -65,13 +65,13 @@ _CODE_ENTITY_TYPES = frozenset(
 )
 _CODE_MESSAGE = re.compile(r"'\w+' object (?:has no attribute|is not)")
 
-_QUOTED = re.compile(r"""(?<!\w)(?:'([^'\n]*)'|"([^"\n]*)")(?!\w)""")
+_GROUP_COUNT = re.compile(r" \(\d+ sub-exceptions?\)$")
+_QUOTED = re.compile(r"""(?:'(?<!\w')([^'\n]*)'|"(?<!\w")([^"\n]*)")(?!\w)""")
 _CONSTANT = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{2,}")
 _IDENTIFIER = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
-_QUOTED_STATUS = re.compile(r"[1-5]\d\d [A-Za-z][\w' -]*")
 _PROSE_WORDS = 3
 
-_URL = re.compile(r"(?<![\w+.-])[A-Za-z][\w+.-]*://[^\s'\"<>]+")
+_URL = re.compile(r"://[^\s'\"<>]+")
 _URL_TRAILER = ".,;:!?)]}"
 _QUERY_VALUE = re.compile(r"=[^&;]*")
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
@@ -84,29 +84,36 @@ _IPV6 = re.compile(
     rf"(?<![\w:.])(?:(?:{_H16}:){{7}}{_H16}|(?:{_H16}(?::{_H16}){{0,6}})?::(?:{_H16}(?::{_H16}){{0,6}})?)"
     r"(?:\.\d{1,3}){0,3}(?:%\w+)?(?![\w:])"
 )
-_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
+_MONTH_NAME = re.compile(r"Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec")
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
     r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\b\.?"
 )
 _WEEKDAY = r"(?:Mon|Tue(?:s)?|Wed(?:nes)?|Thu(?:rs?)?|Fri|Sat(?:ur)?|Sun)(?:day)?\b\.?,?\s{1,3}"
-_ZONE = r"(?:\s?(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)(?![\w:]))?"
 _DAY = r"\d{1,2}(?:st|nd|rd|th)?"
-_TIMESTAMP = re.compile(
-    rf"\b\d{{4}}-\d{{2}}-\d{{2}}(?:[T ]\d{{1,2}}:\d{{2}}(?::\d{{2}}(?:[.,]\d+)?)?)?{_ZONE}"
-    rf"|\b(?:{_WEEKDAY})?(?:{_DAY}\s{{1,3}}{_MONTH},?(?:\s{{1,3}}\d{{4}}\b)?"
-    rf"|{_MONTH}\s{{1,3}}{_DAY}\b,?(?:\s{{1,3}}\d{{4}}\b)?)"
-    rf"|\b\d{{1,2}}:\d{{2}}(?::\d{{2}}(?:[.,]\d+)?)?(?:\s?[AaPp]\.?[Mm]\b\.?)?{_ZONE}"
+_YEAR = r",?(?:\s{1,3}\d{4}\b)?"
+_NAMED_DATE = re.compile(
+    rf"\b(?:{_WEEKDAY})?(?:{_DAY}\s{{1,3}}{_MONTH}{_YEAR}|{_MONTH}\s{{1,3}}{_DAY}\b{_YEAR})"
 )
-_DURATION = re.compile(
-    r"(?<![\w.])\d+(?:\.\d+)?\s?"
-    r"(?:[nuµμm]s|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|days?|weeks?)(?!\w)"
+# Long hex runs and long alphanumeric tokens, with a digit; "_" and "-" separate tokens (txn_9f8e7d6c5b).
+_ID = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z]*\d)(?:[0-9A-Fa-f]{8,}|[A-Za-z0-9]{16,})(?![A-Za-z0-9])")
+_LETTER_DIGIT = re.compile(r"\d(?:(?<=[A-Za-z]\d)|[A-Za-z])")
+# Everything else that starts with a digit, in one pass. Patterns here start with a plain character class so
+# that the regex engine skips ahead fast; the character before it is checked by a lookbehind placed after it.
+_ZONE = r"(?:\s?(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)(?![\w:]))?"
+_CLOCK = r"\d{2}(?::\d{2}(?:[.,]\d+)?)?"
+_DIGIT_TOKEN = re.compile(
+    r"\d(?:(?P<ip>(?<![\d.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d.]))"
+    rf"|(?P<ts>(?<!\w\d)(?:\d{{3}}-\d{{2}}-\d{{2}}(?:[T ]\d{{1,2}}:{_CLOCK})?"
+    rf"|\d?:{_CLOCK}(?:\s?[AaPp]\.?[Mm]\b\.?)?){_ZONE})"
+    r"|(?P<duration>(?<![\w.]\d)\d*(?:\.\d+)?\s?"
+    r"(?:[nuµμm]s|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|days?|weeks?)(?!\w))"
+    r"|(?P<number>\d*(?:[.,]\d+)*))"
 )
-# Long hex runs and long alphanumeric tokens with a digit; "_" and "-" count as separators (txn_9f8e7d6c5b).
-_ID = re.compile(r"(?<![A-Za-z0-9])(?:[0-9A-Fa-f]{8,}|(?=[A-Za-z]*\d)[A-Za-z0-9]{16,})(?![A-Za-z0-9])")
+_PLACEHOLDERS = {"ip": "<ip>", "ts": "<ts>", "duration": "<duration>"}
 _DIGIT = re.compile(r"\d")
 _DIGITS = re.compile(r"\d+")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 # Reason phrases by status, lower case, including older names so the table does not depend on the runtime.
 _HTTP_REASONS: dict[str, tuple[str, ...]] = {
@@ -182,7 +189,8 @@ _HTTP_BEFORE = re.compile(
 _HTTP_BEFORE_VERB = re.compile(r"\b(?:got|returned|received|responded with)\s+$", re.IGNORECASE)
 _HTTP_AFTER_VERB = re.compile(r"\s+(?:from|response|status|error)\b|\s*(?:[.,;:)]|$)", re.IGNORECASE)
 _HTTP_AFTER = re.compile(
-    r"[\s:,'\"-]*(?:(?:server|client) error\b|error responses?\b|message=|(?-i:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\b))",
+    r"[\s:,'\"-]*(?:(?:server|client) error\b|error responses?\b|message="
+    r"|(?-i:(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\b))",
     re.IGNORECASE,
 )
 _HTTP_SEPARATORS = " :,'\"-"
@@ -191,6 +199,8 @@ _HTTP_SEPARATORS = " :,'\"-"
 def normalize_message(exc_type: str, message: str) -> str:
     """The message with its variable parts replaced by placeholders; see docs/fingerprints.md."""
     text = message[:_MAX_MESSAGE]
+    if "sub-exception" in text:
+        text = _GROUP_COUNT.sub("", text)
     code = exc_type.rpartition(".")[2] in _CODE_ENTITY_TYPES or (
         "object" in text and _CODE_MESSAGE.search(text) is not None
     )
@@ -207,13 +217,11 @@ def normalize_message(exc_type: str, message: str) -> str:
     if "::" in text or text.count(":") >= 7:
         text = _IPV6.sub("<ip>", text)
     if _DIGIT.search(text) is not None:
-        if "." in text:
-            text = _IPV4.sub("<ip>", text)
-        text = _TIMESTAMP.sub("<ts>", text)
-        text = _DURATION.sub("<duration>", text)
-    text = _ID.sub("<n>", text)
-    if _DIGIT.search(text) is not None:
-        text = _NUMBER.sub(_number, text)
+        if _MONTH_NAME.search(text) is not None:
+            text = _NAMED_DATE.sub("<ts>", text)
+        if _LETTER_DIGIT.search(text) is not None:
+            text = _ID.sub("<n>", text)
+        text = _DIGIT_TOKEN.sub(_digit_token, text)
     return " ".join(text.split())
 
 
@@ -223,7 +231,7 @@ def _normalize_quotes(text: str, code: bool) -> str:
         if (
             not content
             or "://" in content
-            or _QUOTED_STATUS.fullmatch(content)
+            or (content[3:4] == " " and content[4:].lower().startswith(_HTTP_REASONS.get(content[:3], ())))
             or _CONSTANT.fullmatch(content)
             or (code and _IDENTIFIER.fullmatch(content))
         ):
@@ -236,10 +244,11 @@ def _normalize_quotes(text: str, code: bool) -> str:
 
 
 def _url(match: re.Match[str]) -> str:
+    """``://`` and what follows: the scheme before it is a constant and stays as written."""
     url = match[0]
     kept = url.rstrip(_URL_TRAILER)
     trailer = url[len(kept) :]
-    scheme, _, rest = kept.partition("://")
+    rest = kept[3:]
     cut = min((index for index in map(rest.find, "/?#") if index >= 0), default=len(rest))
     authority, path = rest[:cut], rest[cut:]
     host = authority.rpartition("@")[2]
@@ -253,16 +262,16 @@ def _url(match: re.Match[str]) -> str:
     path, _, query = path.partition("#")[0].partition("?")
     path = _DIGITS.sub("<n>", _ID.sub("<n>", _UUID.sub("<uuid>", path)))
     query = _QUERY_VALUE.sub("=<v>", query)
-    return (
-        f"{scheme.lower()}://{host}{':<n>' if port else ''}{path}{'?' + query if query else ''}{trailer}"
-    )
+    return f"://{host}{':<n>' if port else ''}{path}{'?' + query if query else ''}{trailer}"
 
 
-def _number(match: re.Match[str]) -> str:
+def _digit_token(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind != "number":
+        return _PLACEHOLDERS[kind or ""]
     digits = match[0]
-    if len(digits) == 3 and "100" <= digits <= "599" and _is_http_status(match.string, match.start(), match.end()):
-        return digits
-    return "<n>"
+    in_range = len(digits) == 3 and "100" <= digits <= "599" and digits.isdigit()
+    return digits if in_range and _is_http_status(match.string, match.start(), match.end()) else "<n>"
 
 
 def _is_http_status(text: str, start: int, end: int) -> bool:
@@ -283,15 +292,30 @@ _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>"})
 
 
 def fingerprint(key: ExceptionKey) -> str:
-    """32 lowercase hex characters of sha256 over the canonical text of ``key`` (docs/fingerprints.md)."""
-    lines = [_VERSION]
-    stack = [(0, key)]
+    """32 lowercase hex characters of sha256 over the canonical text of ``key`` (docs/fingerprints.md).
+
+    Each node is hashed with the sorted, distinct digests of its children, so a group of five identical
+    failures, or the same failures in another completion order, groups with a group of two.
+    """
+    digests: list[str] = []
+    stack = [(key, False)]
     while stack:
-        depth, node = stack.pop()
-        lines.append(f"{depth}\t{node.type}\t{normalize_message(node.type, node.message)}")
-        lines.extend(_frame_lines(node.frames))
-        stack.extend((depth + 1, child) for child in reversed(node.children))
-    return _digest("\n".join(lines))
+        node, ready = stack.pop()
+        if not ready:
+            stack.append((node, True))
+            stack.extend((child, False) for child in node.children)
+            continue
+        split = len(digests) - len(node.children)
+        children = sorted(set(digests[split:]))
+        del digests[split:]
+        lines = [
+            _VERSION,
+            f"E\t{node.type}\t{normalize_message(node.type, node.message)}",
+            *_frame_lines(node.frames),
+            *(f"C\t{child}" for child in children),
+        ]
+        digests.append(_digest("\n".join(lines)))
+    return digests[0]
 
 
 def _frame_lines(frames: tuple[FrameKey, ...]) -> dict[str, None]:
@@ -319,11 +343,12 @@ def custom_fingerprint(values: str | Sequence[str], default: str) -> str:
     """A user override, Sentry style: ``"{{ default }}"`` in any item stands for the default fingerprint.
 
     One item that is (or expands to) 32 lowercase hex is used as is; an empty override keeps the default.
+    Callbacks return anything: a value that is not a list or tuple is one item, and items go through ``str``.
     """
     if not values:
         return default
-    items = [values] if isinstance(values, str) else [str(value) for value in values]
-    expanded = [_DEFAULT_VARIABLE.sub(lambda _: default, item) for item in items]
+    items = list(values) if isinstance(values, (list, tuple)) else [values]
+    expanded = [_DEFAULT_VARIABLE.sub(lambda _: default, str(item)) for item in items]
     if len(expanded) == 1 and _HEX32.fullmatch(expanded[0]):
         return expanded[0]
     return _digest(f"{_CUSTOM_VERSION}\n{json.dumps(expanded, ensure_ascii=False)}")
@@ -341,7 +366,7 @@ _LIBRARY_PATH = re.compile(
 
 @lru_cache(maxsize=1)
 def _stdlib_prefixes() -> tuple[str, ...]:
-    prefixes = set()
+    prefixes: set[str] = set()
     for name in ("stdlib", "platstdlib"):
         path = sysconfig.get_paths().get(name)
         if path:
@@ -451,7 +476,7 @@ def _parse_level(items: list[_Item], level: int, budget: int) -> ExceptionKey | 
         if item_level != level + 1:
             continue
         end = index
-        while end < count and items[end][1] > level and (items[end][0] == _TEXT or items[end][1] != level + 1):
+        while end < count and items[end][1] > level and (items[end][0] == _TEXT or items[end][1] > level + 1):
             end += 1
         members = blocks[-1].members
         if kind == _MEMBER and budget > 0 and len(members) < _MAX_GROUP_WIDTH:
@@ -481,7 +506,7 @@ def _parse_block(lines: list[str]) -> tuple[str, str, tuple[FrameKey, ...]] | No
                 frames.append(_parsed_frame(*pending, source))
             pending, source = location, None
         elif line[:1].isspace():
-            if pending is not None and source is None and line.startswith("    ") and not _CARETS.fullmatch(line):
+            if pending and source is None and line.startswith("    ") and not _CARETS.fullmatch(line):
                 source = line.strip()
         elif (match := _EXCEPTION_LINE.match(line.rstrip())) is not None:
             rest = "\n".join([match[2] or "", *lines[index + 1 :]])

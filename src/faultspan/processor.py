@@ -38,9 +38,8 @@ _BATCH = 512
 _DELAY_SECONDS = 0.1
 
 
-def _bounded(attributes: dict[str, Any], original: object) -> Mapping[str, Any]:
+def _bounded(attributes: dict[str, Any], dropped: int) -> Mapping[str, Any]:
     """Keep the SDK's dropped-attribute count on the copy without re-validating every value."""
-    dropped = getattr(original, "dropped", 0)
     if not dropped:
         return attributes
     bounded = BoundedAttributes(immutable=False)
@@ -59,7 +58,9 @@ def _exception_fingerprint(attributes: Mapping[str, Any]) -> str:
     return fp.fingerprint(key)
 
 
-def _events(span: ReadableSpan, redactor: Redactor, masked: list[str]) -> tuple[list[Event] | None, str | None]:
+def _events(
+    span: ReadableSpan, redactor: Redactor, masked: list[str]
+) -> tuple[list[Event] | None, str | None]:
     """Redacted events (None when unchanged) and the fingerprint of the last exception event."""
     changed: list[Event] | None = None
     last: str | None = None
@@ -75,7 +76,7 @@ def _events(span: ReadableSpan, redactor: Redactor, masked: list[str]) -> tuple[
         if attributes is not None:
             if changed is None:
                 changed = list(span.events[:index])
-            changed.append(Event(event.name, _bounded(attributes, original), event.timestamp))
+            changed.append(Event(event.name, _bounded(attributes, event.dropped_attributes), event.timestamp))
         elif changed is not None:
             changed.append(event)
     return changed, last
@@ -89,16 +90,16 @@ def _links(span: ReadableSpan, redactor: Redactor, masked: list[str]) -> list[Li
         if attributes is not None:
             if changed is None:
                 changed = list(span.links[:index])
-            changed.append(Link(link.context, _bounded(attributes, original)))
+            changed.append(Link(link.context, _bounded(attributes, link.dropped_attributes)))
         elif changed is not None:
             changed.append(link)
     return changed
 
 
-def _with_dropped(items: list[Any], original: Sequence[Any]) -> BoundedList:
-    copy = BoundedList(None)
+def _with_dropped(items: list[Any], dropped: int) -> BoundedList[Any]:
+    copy: BoundedList[Any] = BoundedList(None)
     copy.extend(items)
-    copy.dropped = getattr(original, "dropped", 0)
+    copy.dropped = dropped
     return copy
 
 
@@ -119,7 +120,11 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
         if scrubbed is not description:
             masked.append("status.description")
             description = scrubbed
-    code = StatusCode.ERROR if last_fingerprint and status.status_code is StatusCode.UNSET else status.status_code
+    code = (
+        StatusCode.ERROR
+        if last_fingerprint and status.status_code is StatusCode.UNSET
+        else status.status_code
+    )
     extra: dict[str, Any] = {}
     if last_fingerprint and original_attributes.get(FINGERPRINT) != last_fingerprint:
         extra[FINGERPRINT] = last_fingerprint
@@ -140,9 +145,9 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=_bounded({**(attributes or original_attributes), **extra}, original_attributes),
-        events=span.events if events is None else _with_dropped(events, span.events),
-        links=span.links if links is None else _with_dropped(links, span.links),
+        attributes=_bounded({**(attributes or original_attributes), **extra}, span.dropped_attributes),
+        events=span.events if events is None else _with_dropped(events, span.dropped_events),
+        links=span.links if links is None else _with_dropped(links, span.dropped_links),
         kind=span.kind,
         status=Status(code, description if code is StatusCode.ERROR else None),
         start_time=span.start_time,
@@ -243,7 +248,7 @@ class FaultspanSpanProcessor(SpanProcessor):
             for processor in self._downstream:
                 try:
                     processor.on_end(exportable)
-                except Exception:
+                except Exception:  # noqa: PERF203 -- one broken exporter must not starve the others
                     _logger.exception("faultspan: downstream processor %r failed", processor)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

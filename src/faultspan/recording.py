@@ -66,7 +66,15 @@ def record(
 ) -> str | None:
     """Record ``exc`` on ``span``; return its fingerprint, or None when the span is not recording."""
     try:
-        return _record(span, exc, attributes, timestamp, escaped, operation, fingerprint)
+        return _record(
+            span,
+            exc,
+            attributes=attributes,
+            timestamp=timestamp,
+            escaped=escaped,
+            operation=operation,
+            fingerprint=fingerprint,
+        )
     except Exception as err:
         runtime = current()
         if runtime.settings.strict:
@@ -80,6 +88,7 @@ def record(
 def _record(
     span: Span,
     exc: BaseException,
+    *,
     attributes: types.Attributes,
     timestamp: int | None,
     escaped: bool,
@@ -137,4 +146,3 @@ def enriched_record_exception(
         sdk_record_exception(self, exception, attributes, timestamp, escaped)
         return
     record(self, exception, attributes=attributes, timestamp=timestamp, escaped=escaped)
-

@@ -7,10 +7,44 @@ its own ``__repr__``, whose result is cut to the length budget.
 
 from __future__ import annotations
 
+from typing import Any
+
 _SCALARS = (type(None), bool, float, complex)
-_SEQUENCES: dict[type, tuple[str, str]] = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})")}
+_SEQUENCES: dict[type, tuple[str, str]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("frozenset({", "})"),
+}
 _MAX_ITEMS = 10
 _MAX_INT_BITS = 4096
+
+
+_FLAT = frozenset((type(None), bool, int, float, str))
+_FLAT_TEXT = 64
+
+
+def _flat(obj: object, kind: type, depth: int = 1) -> bool:
+    """Only short text and plain numbers inside (one level of small tuples/lists allowed): the builtin
+    repr is then bounded and C-fast."""
+    values = (*obj.keys(), *obj.values()) if kind is dict else obj  # type: ignore[attr-defined]
+    for value in values:  # type: ignore[attr-defined]
+        value_kind = type(value)
+        if value_kind is tuple or value_kind is list:
+            if depth >= 2 or len(value) > _MAX_ITEMS or not _flat(value, value_kind, depth + 1):
+                return False
+        elif (
+            value_kind not in _FLAT
+            or (value_kind is str and len(value) > _FLAT_TEXT)
+            or (value_kind is int and value.bit_length() > 64)
+        ):
+            return False
+    return True
+
+
+def _inline(obj: Any, kind: type, levels_left: int) -> bool:
+    """Whether the builtin repr of this exact container is already within every limit."""
+    return levels_left > 0 and len(obj) <= _MAX_ITEMS and _flat(obj, kind, 1 if levels_left >= 2 else 2)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -21,7 +55,7 @@ def _cut(text: str, limit: int) -> str:
 
 def _opaque(obj: object, reason: str) -> str:
     try:
-        name = type(obj).__qualname__
+        name = type(obj).__name__
     except Exception:
         name = "object"
     return f"<{name} ({reason})>"
@@ -48,6 +82,8 @@ class _Repr:
         if kind is bytes or kind is bytearray:
             return repr(obj[: self.limit])  # type: ignore[index]
         if kind is dict or kind in _SEQUENCES:
+            if _inline(obj, kind, self.max_depth - depth):
+                return repr(obj)
             return self._container(obj, kind, depth)
         return self._foreign(obj)
 
@@ -96,6 +132,13 @@ class _Repr:
 
 def safe_repr(obj: object, limit: int = 256, max_depth: int = 3) -> str:
     """Never raises (short of KeyboardInterrupt/SystemExit), never touches attributes of ``obj`` itself."""
+    kind = type(obj)
+    if kind is str:
+        return _cut(repr(obj[:limit]), limit)  # type: ignore[index]
+    if kind in _SCALARS or (kind is int and obj.bit_length() <= _MAX_INT_BITS):  # type: ignore[attr-defined]
+        return _cut(repr(obj), limit)
+    if (kind is dict or kind in _SEQUENCES) and _inline(obj, kind, max_depth):
+        return _cut(repr(obj), limit)
     try:
         return _cut(_Repr(limit, max_depth).render(obj, 0), limit)
     except RecursionError:

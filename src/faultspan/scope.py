@@ -17,7 +17,7 @@ def current() -> Mapping[str, AttributeValue]:
     return _attributes.get()
 
 
-class context:  # noqa: N801 -- public name of the contract, used like a function
+class context:
     """``with faultspan.context(user_id=7):`` (or ``async with``); nested blocks merge, inner values win."""
 
     __slots__ = ("_attributes", "_tokens")
