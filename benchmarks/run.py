@@ -39,10 +39,11 @@ def _provider(with_faultspan: bool) -> TracerProvider:
     return provider
 
 
-def _spans(provider: TracerProvider, count: int) -> tuple[float, float]:
-    """(wall seconds on this thread, process CPU seconds including the flush) for ``count`` spans."""
+def _spans(provider: TracerProvider, count: int) -> tuple[float, float, float]:
+    """Per span: CPU seconds of this thread, its wall seconds, process CPU seconds (flush included)."""
     tracer = provider.get_tracer("bench")
     cpu = time.process_time()
+    thread = time.thread_time()
     start = time.perf_counter()
     for index in range(count):
         with tracer.start_as_current_span("GET /orders/{id}") as span:
@@ -52,10 +53,11 @@ def _spans(provider: TracerProvider, count: int) -> tuple[float, float]:
             span.set_attribute("order.id", index)
             span.set_attribute("user_agent.original", "curl/8.4.0")
     wall = time.perf_counter() - start
+    thread = time.thread_time() - thread
     provider.force_flush()
     cpu = time.process_time() - cpu
     provider.shutdown()
-    return wall / count, cpu / count
+    return thread / count, wall / count, cpu / count
 
 
 def _deep(depth: int) -> None:
@@ -119,19 +121,19 @@ def main() -> None:
     print(f"{'case':<44} {'bare SDK':>12} {'faultspan':>12} {'ratio':>8}")
     for warm_up in (False, True):
         _spans(_provider(warm_up), spans // 10)
-    hot_bare, hot_ours = [], []
-    cpu_bare, cpu_ours = [], []
+    bare_runs = []
+    our_runs = []
     for _ in range(rounds):
-        wall, cpu = _spans(_provider(False), spans)
-        hot_bare.append(wall)
-        cpu_bare.append(cpu)
-        wall, cpu = _spans(_provider(True), spans)
-        hot_ours.append(wall)
-        cpu_ours.append(cpu)
-    _row("hot path per span (thread that ends it)", statistics.median(hot_bare), statistics.median(hot_ours))
-    _row(
-        "total CPU per span (all threads, flushed)", statistics.median(cpu_bare), statistics.median(cpu_ours)
+        bare_runs.append(_spans(_provider(False), spans))
+        our_runs.append(_spans(_provider(True), spans))
+    labels = (
+        "hot path: CPU of the thread ending spans",
+        "  ... its wall time (GIL shared with workers)",
+        "total CPU per span (all threads, flushed)",
     )
+    for index, label in enumerate(labels):
+        bare = statistics.median(run[index] for run in bare_runs)
+        _row(label, bare, statistics.median(run[index] for run in our_runs))
     for redact, label in (
         (False, "exception capture (10 frames x 5 locals)"),
         (True, "  ... ended and redacted"),

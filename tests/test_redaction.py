@@ -237,9 +237,8 @@ def channel_forms(entry: dict[str, Any]) -> list[tuple[str, Callable[[list[str]]
         forms.append(("header line", lambda m: redactor.scrub_value("log", f"{key}: {value}", "log", m)))
     if channel in ("message", "breadcrumb", "value"):
         forms.append(("message", lambda m: redactor.scrub_value("exception.message", value, "event[0].m", m)))
-        forms.append(
-            ("breadcrumb", lambda m: redactor.scrub_attributes({"breadcrumb.message": value}, "", m))
-        )
+        crumb = {"breadcrumb.message": value}
+        forms.append(("breadcrumb", lambda m: redactor.scrub_attributes(crumb, "", m) or crumb))
     if channel == "local":
         frames = json.dumps([{"function": "f", "lineno": 3, "locals": {key: repr(value)}}])
         forms.append(("frames json", lambda m: redactor.scrub_value("faultspan.frames", frames, "frames", m)))
@@ -298,7 +297,8 @@ SECRET_KEYS = [
     "SENTRY_DSN", "connection_string", "ConnectionString", "http.request.header.authorization",
     "http.request.header.cookie", "http.request.header.x-api-key", "http.response.header.set-cookie",
     "rpc.grpc.request.metadata.authorization", "breadcrumb.data.password", "auth_header", "password_hash",
-    "pin_code", "smtp_pass", "DB_PASS",
+    "pin_code", "smtp_pass", "DB_PASS", "PGPASSWORD", "pin_number", "security_code", "social_security_number",
+    "Ocp-Apim-Subscription-Key", "x-functions-key", "PRIVATE-TOKEN", "X-Amz-Security-Token", "sessionToken",
 ]  # fmt: skip
 NOT_SECRET_KEYS = [
     "token_count", "max_tokens", "tokens", "tokenizer", "token_type", "passage", "author", "authority",
@@ -319,12 +319,14 @@ def test_secret_key_names(key: str) -> None:
     masked: list[str] = []
     assert redactor.scrub_attributes({key: "hunter2"}, "", masked) == {key: REDACTED}
     assert masked == [key]
+    assert redactor.scrub_text(f"{key}=Abc123!xyz") == f"{key}={REDACTED}"  # the same rules inside text
 
 
 @pytest.mark.parametrize("key", NOT_SECRET_KEYS)
 def test_lookalike_key_names(key: str) -> None:
     assert not redactor.is_secret_key(key)
     assert redactor.scrub_attributes({key: "plain value"}, "", []) is None
+    assert redactor.scrub_text(f"{key}=plainvalue") == f"{key}=plainvalue"
 
 
 @pytest.mark.parametrize("value", [42, 4.2, True, ["a", "b"], ("a",), {"nested": "x"}, b"raw"])
@@ -554,6 +556,52 @@ def test_a_key_that_is_itself_a_secret_is_renamed_and_not_put_in_paths() -> None
     assert all(token not in path for path in masked)
 
 
+def test_prose_needs_a_credential_shaped_value() -> None:
+    masked = {
+        "Using token abcd1234efgh5678ijkl now": f"Using token {REDACTED} now",
+        "invalid api key 1xxXHU0BScJXj675eVq30XYqaNUDqN9N": f"invalid api key {REDACTED}",
+        "Secret Key: Zx81!kq9": f"Secret Key: {REDACTED}",
+        "retry with password Hunter22 later": f"retry with password {REDACTED} later",
+        "ssn 650-81-1406 invalid": f"ssn {REDACTED} invalid",
+        "pin: 4321": f"pin: {REDACTED}",
+        "SSN: 650-81-1406": f"SSN: {REDACTED}",
+    }
+    for text, expected in masked.items():
+        assert redactor.scrub_text(text) == expected
+    for text in (
+        "session 3f2a9c1e-8b7d-4e2f-9a1c-5d6e7f8a9b0c expired",
+        "session 12345 not found",
+        "token expired",
+        "password: missing",
+        "password=None",
+        "{'password': None, 'token': ''}",
+        "token: null",
+        "auth: 401",
+        "KeyError: 'password'",
+        "primary key 12345678 violated",
+        "cache key user42abc9 missing",
+    ):
+        assert redactor.scrub_text(text) is text
+
+
+def test_dates_and_timestamps_are_not_cards() -> None:
+    for text in ("at 20240115123045 ok", "ts=1717243200123", "2024-01-15 10:00:00"):
+        assert redactor.scrub_text(text) is text
+    assert redactor.scrub_text("mc 2221000000000009") == f"mc {REDACTED}"  # Mastercard's 2-series
+
+
+def test_cut_context_is_stable() -> None:
+    """A mask can hide the quote that ended a value; a second look then finds what is left, once."""
+    for text in ("userpassword=b'xoxb-')-Basic", "[Token=Bearer = ", "token=b'db=b'"):
+        once = redactor.scrub_text(text)
+        assert redactor.scrub_text(once) == once
+
+
+def test_positions_survive_case_folding_that_changes_length() -> None:
+    text = "İstanbul password=Abc123!x then ok"
+    assert redactor.scrub_text(text) == f"İstanbul password={REDACTED} then ok"
+
+
 def test_redacted_marker_never_triggers_anything() -> None:
     for text in (
         REDACTED,
@@ -632,6 +680,8 @@ def test_invalid_configuration_is_reported_not_raised() -> None:
         ("jwt", f"t={jwt(random.Random(1))}"),
         ("url_credentials", "redis://:pa55word@cache:6379"),
         ("bearer", "Bearer abcdef1234567890"),
+        ("query_param", "https://x.example/y?X-Amz-Signature=abc123def"),
+        ("key_value", "password=hunter2"),
         ("aws_access_key", "AKIAABCDEFGHIJ123456"),
         ("github", "ghp_" + "a1" * 18),
         ("pem_private_key", pem(random.Random(2))),

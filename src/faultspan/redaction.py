@@ -43,9 +43,11 @@ _SECRET_TERMS = frozenset(
         "password", "passwords", "passwd", "pwd", "pass", "passphrase", "passcode",
         "secret", "secrets", "token", "jwt", "auth", "authorization", "credential", "credentials", "creds",
         "apikey", "apikeys", "privatekey", "secretkey", "accesskey", "signingkey", "encryptionkey",
-        "masterkey", "sessionkey", "licensekey", "accountkey", "sharedkey", "appkey", "authkey",
+        "masterkey", "sessionkey", "licensekey", "accountkey", "sharedkey", "appkey", "authkey", "adminkey",
+        "rootkey", "deploykey", "hmackey", "writekey", "subscriptionkey", "functionkey", "functionskey",
         "cookie", "cookies", "session", "sessionid", "sessid", "csrf", "xsrf",
-        "ssn", "creditcard", "cardnumber", "ccnumber", "cvv", "cvc", "pin", "otp", "totp",
+        "ssn", "socialsecurity", "creditcard", "cardnumber", "ccnumber", "cvv", "cvc", "securitycode", "pin",
+        "otp", "totp",
         "dsn", "connectionstring", "connstring", "connstr",
     }
 )  # fmt: skip
@@ -64,7 +66,8 @@ _SAME_VALUE_WORDS = frozenset(
         "value", "values", "val", "str", "string", "text", "raw", "plain", "plaintext", "clear", "cleartext",
         "confirm", "confirmation", "again", "repeat", "new", "old", "current", "prev", "previous", "orig",
         "original", "encoded", "enc", "encrypted", "b64", "base64", "hex", "bytes", "hash", "hashed",
-        "digest", "code", "header", "headers", "input", "env", "var", "data", "json", "pem",
+        "digest", "code", "header", "headers", "input", "env", "var", "data", "json", "pem", "number", "num",
+        "no", "nr",
     }
 )  # fmt: skip
 # Secrets that are short digit strings: ``pin 1234`` is worth masking, ``session 1234`` is not.
@@ -74,13 +77,11 @@ _NUMERIC_TERMS = frozenset(
 # Header-like keys whose unquoted value runs to the end of the line (``Cookie: a=1; b=2``).
 _LINE_TERMS = frozenset({"cookie", "cookies", "authorization"})
 # Query parameters that carry a credential although the name alone would not make a secret key.
-_QUERY_TERMS = frozenset(
-    {"sig", "signature", "key", "xamzsignature", "xamzcredential", "xgoogsignature", "code"}
-)
+_QUERY_TERMS = frozenset({"sig", "signature", "key", "xamzsignature", "xamzcredential", "xgoogsignature"})
 # Substrings that every secret key name contains, used to find candidate keys in free text quickly.
 _KEY_HINTS = (
     "pass", "pwd", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf", "ssn",
-    "card", "cvv", "cvc", "pin", "otp", "dsn", "conn",
+    "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number",
 )  # fmt: skip
 
 
@@ -90,6 +91,12 @@ def _words(key: str) -> list[str]:
 
 def _canonical(key: str) -> str:
     return "".join(_words(key))
+
+
+def _last_word(key: str) -> str:
+    """The last alphabetic word of a key, which the key contains however it is spelled."""
+    words = [word for word in _words(key) if word.isalpha()]
+    return words[-1] if words else ""
 
 
 def _field(key: str) -> str:
@@ -122,21 +129,10 @@ def _match_tail(words: list[str], terms: frozenset[str], suffixes: frozenset[str
 # ----------------------------------------------------------------------------------------------------
 # Value rules: helpers
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SPECIALS = frozenset("!@#$%^&*+=/~?|:;<>()[]{}")
 _PLACEHOLDERS = frozenset(
-    {
-        "none",
-        "null",
-        "nil",
-        "undefined",
-        "true",
-        "false",
-        "redacted",
-        "<redacted>",
-        "hidden",
-        "masked",
-        "secret",
-    }
+    {"none", "null", "nil", "undefined", "true", "false", "redacted", "<redacted>", "hidden", "masked"}
 )
 
 
@@ -162,14 +158,25 @@ def _loose_credential(value: str, numeric: bool) -> bool:
 
 
 def _strict_credential(value: str, numeric: bool) -> bool:
-    """A bare word after ``key `` in prose: shaped like a password, not like a word, id or UUID."""
+    """A bare word after ``key `` in prose: shaped like a password or a random token, not a word or UUID."""
     if numeric and _digit_group(value):
         return True
-    if len(value) < 8 or _placeholder(value):
+    if len(value) < 8 or _placeholder(value) or _UUID.fullmatch(value):
         return False
-    if not any(char.isdigit() for char in value) or not any(char.isalpha() for char in value):
+    if not _has_digit(value) or not any(char.isalpha() for char in value):
         return False
-    return any(char in _SPECIALS for char in value) or (value.lower() != value and value.upper() != value)
+    mixed_case = value.lower() != value and value.upper() != value
+    return len(value) >= 16 or mixed_case or any(char in _SPECIALS for char in value)
+
+
+def _card(candidate: str) -> bool:
+    groups = re.split(r"[ -]", candidate)
+    if len(groups) > 1 and (len(groups[0]) != 4 or not all(3 <= len(group) <= 6 for group in groups[1:-1])):
+        return False
+    digits = "".join(groups)
+    if digits[0] == "2" and not "2221" <= digits[:4] <= "2720":  # Mastercard's 2-series; 20xx is a date
+        return False
+    return _luhn(digits)
 
 
 def _luhn(digits: str) -> bool:
@@ -238,17 +245,19 @@ _URL_CREDENTIALS = re.compile(
 )
 _AWS_ACCESS_KEY = re.compile(r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Z0-9])")
 _AWS_SECRET_KEY = re.compile(
-    r"[Aa][Ww][Ss][\w. -]{0,40}?(?i:secret|key)[\w.-]*['\"]?[ \t]*(?:[:=]|=>)?[ \t]*['\"]?"
+    r"[Aa][Ww][Ss][\w. -]{0,40}?(?i:secret|key)[\w.-]{0,40}['\"]?[ \t]*(?:[:=]|=>)?[ \t]*['\"]?"
     r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
     re.ASCII,
 )
 _GITHUB = re.compile(r"g(?<![A-Za-z0-9_]g)(?:h[pousr]_[A-Za-z0-9]{20,}|ithub_pat_\w{20,})", re.ASCII)
 _GITLAB = re.compile(r"g(?<![\w-]g)l(?:pat|dt|rt|ptt|ft|soat|cbt|imt|oas|agent)-[\w-]{20,}", re.ASCII)
 _STRIPE = re.compile(
-    r"[sr](?<![A-Za-z0-9_][sr])k_(?:live|test)_[A-Za-z0-9]{10,}|w(?<![A-Za-z0-9_]w)hsec_[A-Za-z0-9+/=]{16,}"
+    r"s(?<![A-Za-z0-9_]s)k_(?:live|test)_[A-Za-z0-9]{10,}"
+    r"|r(?<![A-Za-z0-9_]r)k_(?:live|test)_[A-Za-z0-9]{10,}"
+    r"|w(?<![A-Za-z0-9_]w)hsec_[A-Za-z0-9+/=]{16,}"
 )
 _SLACK = re.compile(
-    r"x(?<![\w-]x)(?:ox[abposre]-[A-Za-z0-9-]{10,}|oxe\.xox[bp]-[A-Za-z0-9-]{10,}|app-[0-9]-[A-Za-z0-9-]{10,})"
+    r"x(?<![\w-]x)(?:ox[abposre]-|oxe\.xox[bp]-|app-[0-9]-)[A-Za-z0-9-]{10,}"
     r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]+)",
     re.ASCII,
 )
@@ -264,17 +273,20 @@ _TWILIO = re.compile(r"(?:A(?<![A-Za-z0-9]A)C|S(?<![A-Za-z0-9]S)K)[0-9a-f]{32}(?
 _HUGGINGFACE = re.compile(r"h(?<![A-Za-z0-9_]h)f_[A-Za-z0-9]{30,}")
 _SHOPIFY = re.compile(r"s(?<![A-Za-z0-9_]s)hp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}")
 _DIGITALOCEAN = re.compile(r"d(?<![A-Za-z0-9_]d)o[opr]_v1_[A-Za-z0-9]{32,}")
-_AZURE = re.compile(
-    r"(?:[Aa](?i:ccountkey)|[Ss](?i:haredaccess(?:key|signature)))[ \t]*=[ \t]*(?P<secret>[^;\s'\"]+)"
+_AZURE = re.compile(  # one literal first letter per branch keeps the search fast, the rest ignores case
+    r"(?:A(?i:ccountkey)|a(?i:ccountkey)"
+    r"|S(?i:haredaccess(?:key|signature))|s(?i:haredaccess(?:key|signature)))"
+    r"[ \t]*=[ \t]*(?P<secret>[^;\s'\"]+)"
 )
 _BEARER = re.compile(
-    r"(?:[Bb](?<![A-Za-z0-9_][Bb])(?:earer|asic|EARER|ASIC)|T(?<![A-Za-z0-9_]T)(?:oken|OKEN))"
+    r"(?:b(?<![A-Za-z0-9_]b)(?:earer|asic)|B(?<![A-Za-z0-9_]B)(?:earer|asic|EARER|ASIC)"
+    r"|T(?<![A-Za-z0-9_]T)(?:oken|OKEN))"
     r"[ \t]+(?P<secret>[\w.~+/-]+=*)(?![^\s,;'\")\]}>])",
     re.ASCII,
 )
 _CONNECTION_STRING = re.compile(
     r"[Pp](?<![A-Za-z0-9_][Pp])(?i:assword|wd|asswd)[ \t]*=[ \t]*"
-    r"(?:(?P<secret>\{[^}\r\n]*\})|(?P<secret_plain>[^;\r\n'\"{ \t][^;\r\n'\"]*?))[ \t]*;"
+    r"(?:(?P<secret>\{[^}\r\n]{0,256}\})|(?P<secret_plain>[^;\r\n'\"{ \t][^;\r\n'\"]{0,256}?))[ \t]*;"
 )
 _CARD_GATE = re.compile(r"[2-6][0-9]{3}[ -]?[0-9]{4}")
 _MIN_GATED_LENGTH = 13  # the shortest card number
@@ -288,15 +300,16 @@ _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 _IDENT_REST = re.compile(r"[\w.-]+", re.ASCII)
 _KEY_VALUE = re.compile(
     r"""\\?["']?                                         # closing quote of a quoted key
-    (?:[ \t]*(?P<sep>=>|[:=])[ \t]*|(?P<space>[ \t]+))
-    (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN)[ \t]+)?
+    (?:[ \t]*(?P<sep>=>|[:=])[ \t]*|[ \t]+)
+    (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN|Digest|Negotiate|NTLM|AWS4-HMAC-SHA256)[ \t]+)?
     (?:
-        (?:[bru]{1,2}(?=["']))?(?P<quote>\\?["'])(?P<quoted>[^\r\n]*?)(?P=quote)
+        (?:[bru]{1,2}(?=["']))?(?P<quote>\\?["'])(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
       | (?P<bare>[^\s'"\\,;&)\]}>{\[(<][^\s'"\\,;&)\]}>]*)
     )""",
     re.VERBOSE,
 )
-_LINE_REST = re.compile(r"[^\r\n'\"\\]*")
+_SEPARATOR_NEXT = re.compile(r"[ \t]*[:=]")
+_LINE_END = re.compile(r"[\r\n\\]")  # a newline, or the backslash of an escaped one
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -323,23 +336,35 @@ def _anchors(*literals: str) -> tuple[_Anchor, ...]:
     return tuple((literal, "") for literal in literals)
 
 
-def _entry_form(anchor: _Anchor) -> tuple[str, str]:
-    literal, tail = anchor
-    entry = max(range(len(literal)), key=lambda i: _FREQUENT.find(literal[i]) % (len(_FREQUENT) + 1))
-    behind = f"(?<={re.escape(literal[: entry + 1])})" if entry else ""
-    return literal[entry], behind + re.escape(literal[entry + 1 :]) + tail
+def _entry(literal: str) -> int:
+    return max(range(len(literal)), key=lambda i: _FREQUENT.find(literal[i]) % (len(_FREQUENT) + 1))
 
 
-def _anchor_pattern(anchors: Iterable[_Anchor]) -> re.Pattern[str]:
-    """Any of the anchors, as one alternation grouped by entry character."""
-    by_entry: dict[str, list[str]] = {}
-    for anchor in anchors:
-        entry, rest = _entry_form(anchor)
-        by_entry.setdefault(entry, []).append(rest)
-    return re.compile(
-        "|".join(
-            re.escape(entry) + "(?:" + "|".join(rests) + ")" for entry, rests in sorted(by_entry.items())
-        )
+def _anchor_patterns(anchors: Sequence[_Anchor]) -> tuple[re.Pattern[str], dict[str, re.Pattern[str]]]:
+    """Any of the anchors, as one alternation grouped by entry character (plain groups keep ``re`` fast), and
+    for each entry character the same alternatives where group ``a<i>`` tells that ``anchors[i]`` matched."""
+    plain: dict[str, list[str]] = {}
+    named: dict[str, list[str]] = {}
+    for index, (literal, tail) in enumerate(anchors):
+        entry = _entry(literal)
+        behind = f"(?<={re.escape(literal[: entry + 1])})" if entry else ""
+        rest = behind + re.escape(literal[entry + 1 :]) + tail
+        plain.setdefault(literal[entry], []).append(rest)
+        named.setdefault(literal[entry], []).append(f"(?P<a{index}>{rest})")
+    pattern = re.compile(
+        "|".join(re.escape(c) + "(?:" + "|".join(rests) + ")" for c, rests in sorted(plain.items()))
+    )
+    return pattern, {
+        c: re.compile(re.escape(c) + "(?:" + "|".join(rests) + ")") for c, rests in named.items()
+    }
+
+
+def _overlap(first: str, second: str) -> bool:
+    """Whether both literals can match entered at the same position: same entry character, and they agree
+    wherever they overlap once aligned on it."""
+    offset = _entry(first) - _entry(second)
+    return first[_entry(first)] == second[_entry(second)] and all(
+        first[offset + i] == char for i, char in enumerate(second) if 0 <= offset + i < len(first)
     )
 
 
@@ -348,7 +373,8 @@ class _Rule:
     name: str
     anchors: tuple[_Anchor, ...]
     apply: Callable[[str], str]
-    gate: re.Pattern[str] | None = None  # searched in the text instead, for anchors that start with any digit
+    # Searched in the text itself: a card number starts with any of five digits, too common for an anchor.
+    gate: re.Pattern[str] | None = None
 
 
 def _segments(apply: Callable[[str], str], text: str) -> str:
@@ -364,7 +390,8 @@ def _segments(apply: Callable[[str], str], text: str) -> str:
 
 _CACHE_LIMIT = 4096
 _SCALARS = frozenset({bool, int, float})
-_CLEAN_CACHE_MAX_LENGTH = 256
+_CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
+_MAX_KEY_WORDS = 12
 _MAX_PASSES = 4
 
 
@@ -379,27 +406,35 @@ class Redactor:
         self._callback = self.rules.callback
         self._allow = frozenset(_canonical(key) for key in self.rules.allow_keys)
         self._extra_terms = frozenset(filter(None, (_canonical(key) for key in self.rules.extra_keys)))
-        hints = sorted(set(_KEY_HINTS) | {_words(key)[-1] for key in self.rules.extra_keys if _words(key)})
-        self._key_hint = _anchor_pattern(_anchors(*hints))
+        hints = sorted(set(_KEY_HINTS) | set(filter(None, map(_last_word, self.rules.extra_keys))))
+        self._key_hint = _anchor_patterns(_anchors(*hints))[0]
         self._kinds: dict[str, str] = {}
         self._keys: dict[str, tuple[str, str | None]] = {}
         self._clean: set[str] = set()
 
         builtin = self._builtin_rules(hints)
-        disabled = set(self.rules.disabled_rules)
+        disabled = {name.strip().lower() for name in self.rules.disabled_rules}
         problems.extend(
             f"unknown redaction rule {name!r}" for name in sorted(disabled - {r.name for r in builtin})
         )
         active = [rule for rule in builtin if rule.name not in disabled]
         self._applies = [rule.apply for rule in active]
         anchors = sorted({anchor for rule in active for anchor in rule.anchors})
-        self._anchor = _anchor_pattern(anchors) if anchors else None
-        # Where the alternation stops, every anchor entered at that character is tried to find all the rules.
-        self._entries: dict[str, list[tuple[re.Pattern[str], frozenset[int]]]] = {}
-        for anchor in anchors:
-            entry, rest = _entry_form(anchor)
-            numbers = frozenset(number for number, rule in enumerate(active) if anchor in rule.anchors)
-            self._entries.setdefault(entry, []).append((re.compile(re.escape(entry) + rest), numbers))
+        self._anchor: re.Pattern[str] | None = None
+        self._entries: dict[str, re.Pattern[str]] = {}
+        if anchors:
+            self._anchor, self._entries = _anchor_patterns(anchors)
+        # The alternation reports one anchor where it stops; the others that could be entered at the same
+        # character (``key`` inside ``private key``, ``sk-`` and ``sk-ant-``) get their rules run too.
+        self._anchor_rules = {
+            f"a{index}": frozenset(
+                number
+                for number, rule in enumerate(active)
+                for other, _ in rule.anchors
+                if _overlap(literal, other)
+            )
+            for index, (literal, _) in enumerate(anchors)
+        }
         self._gates = [(number, rule.gate) for number, rule in enumerate(active) if rule.gate is not None]
         self._extra = [_pattern_rule(p) for p in _compile_patterns(self.rules.extra_patterns, problems)]
         # Unknown rule names and invalid patterns are ignored, not raised: the caller reports them once.
@@ -439,7 +474,7 @@ class Redactor:
             _Rule("connection_string", anchors("pass", "pwd"), pattern(_CONNECTION_STRING, _not_placeholder)),
             _Rule("query_param", anchors(*key_hints, "sig"), self._query_params),
             _Rule("key_value", anchors(*key_hints), self._key_values),
-            _Rule("card", (), self._cards, _CARD_GATE),
+            _Rule("card", (), pattern(_CARD, _card), _CARD_GATE),
         ]
 
     # ---- key rules ---------------------------------------------------------------------------------
@@ -449,9 +484,10 @@ class Redactor:
         kind = self._kinds.get(key)
         if kind is None:
             kind = self._classify(key)
-            if len(self._kinds) >= _CACHE_LIMIT:
-                self._kinds.clear()
-            self._kinds[key] = kind
+            if len(key) <= _CACHED_LENGTH:
+                if len(self._kinds) >= _CACHE_LIMIT:
+                    self._kinds.clear()
+                self._kinds[key] = kind
         return kind
 
     def _key(self, key: str) -> tuple[str, str | None]:
@@ -460,9 +496,10 @@ class Redactor:
         if info is None:
             safe = self.scrub_text(key)
             info = (self._kind(key), None if safe is key else safe)
-            if len(self._keys) >= _CACHE_LIMIT:
-                self._keys.clear()
-            self._keys[key] = info
+            if len(key) <= _CACHED_LENGTH:
+                if len(self._keys) >= _CACHE_LIMIT:
+                    self._keys.clear()
+                self._keys[key] = info
         return info
 
     def _classify(self, key: str) -> str:
@@ -470,9 +507,10 @@ class Redactor:
         words = _words(field)
         if not words or _canonical(key) in self._allow or "".join(words) in self._allow:
             return ""
-        kind = _match_tail(words, _SECRET_TERMS, _SUFFIX_TERMS)
+        # Only the last words can name the field: this bounds the work on an absurdly long identifier.
+        kind = _match_tail(words[-_MAX_KEY_WORDS:], _SECRET_TERMS, _SUFFIX_TERMS)
         if not kind and self._extra_terms:
-            kind = _match_tail(_words(key), self._extra_terms, frozenset())
+            kind = _match_tail(_words(key)[-_MAX_KEY_WORDS:], self._extra_terms, frozenset())
         return kind
 
     def is_secret_key(self, key: str) -> bool:
@@ -483,25 +521,27 @@ class Redactor:
     def scrub_text(self, text: str) -> str:
         if not self._enabled or text in self._clean:
             return text
-        result = self._scrub_once(text)
+        triggered = self._triggered(text)
+        result = self._scrub_once(text, triggered)
         if result is text:
-            if len(text) <= _CLEAN_CACHE_MAX_LENGTH:
+            if len(text) <= _CACHED_LENGTH:
                 if len(self._clean) >= _CACHE_LIMIT:
                     self._clean.clear()
                 self._clean.add(text)
             return text
         # A new mask can cut short the context of a neighbouring value (its closing quote is now inside the
         # mask) so that a rule finds something else to mask: repeat until stable to make scrubbing idempotent.
+        # Masking only removes text, so the rules triggered by the original are still the only candidates.
         for _ in range(_MAX_PASSES):
-            again = self._scrub_once(result)
+            again = self._scrub_once(result, triggered)
             if again is result:
                 break
             result = again
         return result
 
-    def _scrub_once(self, text: str) -> str:
+    def _scrub_once(self, text: str, triggered: set[int]) -> str:
         result = text
-        for number in sorted(self._triggered(text)):
+        for number in sorted(triggered):
             result = _segments(self._applies[number], result)
         for apply in self._extra:
             result = _segments(apply, result)
@@ -519,9 +559,9 @@ class Redactor:
             match = self._anchor.search(low)
             while match is not None:
                 at = match.start()
-                for anchor, numbers in self._entries[low[at]]:
-                    if anchor.match(low, at):
-                        triggered |= numbers
+                which = self._entries[low[at]].match(low, at)  # the same alternatives: it matches
+                if which is not None and which.lastgroup is not None:
+                    triggered |= self._anchor_rules[which.lastgroup]
                 match = self._anchor.search(low, at + 1)
         return triggered
 
@@ -549,49 +589,50 @@ class Redactor:
             while end > hint.end() and text[end - 1] in ".-":
                 end -= 1
             done = end
-            kind = self._kind(text[start:end].lstrip(".-"))
+            key = text[start:end].lstrip(".-")
+            kind = self._kind(key)
+            if not kind and start > 1 and text[start - 1] == " ":  # "api key", "secret key" in prose
+                before = start - 1
+                while before > 0 and text[before - 1] in _IDENT_CHARS:
+                    before -= 1
+                kind = self._kind(text[before:start] + key)
+                start = before
             if not kind:
                 continue
             match = _KEY_VALUE.match(text, end)
             if match is None:
                 continue
-            span = self._value_span(text, match, kind)
+            quote = text[start - 1] if start and text[start - 1] in "'\"" else ""
+            span = self._value_span(text, match, kind, quote)
             if span is not None:
                 done = span[1]
                 yield span
 
-    def _value_span(self, text: str, match: re.Match[str], kind: str) -> tuple[int, int] | None:
+    def _value_span(self, text: str, match: re.Match[str], kind: str, quote: str) -> tuple[int, int] | None:
+        """The span of the value to mask; ``quote`` is the one that opened the key, if any."""
         numeric = kind in _NUMERIC_TERMS
         separator = match["sep"]
         quoted = match["quoted"]
         if quoted is not None:
             accepted = not _placeholder(quoted) if separator else _loose_credential(quoted, numeric)
             return match.span("quoted") if quoted and accepted else None
-        bare = match["bare"]
+        bare, start = match["bare"], match.start("bare")
+        name = bare.rstrip(":")
+        followed = _SEPARATOR_NEXT.match(text, match.end("bare")) is not None
+        if (name != bare or followed) and ":" not in name and self._kind(name):
+            return None  # "password= X-Api-Key: ..." or "token: secret = ...": the next key, not a value
         if separator in ("=", "=>"):
             return None if _placeholder(bare) else match.span("bare")
-        if bare.endswith(":"):  # the next "key:", not a value
-            return None
+        bare = name
         if separator is None:
-            return match.span("bare") if _strict_credential(bare, numeric) else None
-        if kind in _LINE_TERMS and not match["scheme"] and ("=" in bare or _loose_credential(bare, numeric)):
-            start = match.start("bare")
-            line = _LINE_REST.match(text, start)
-            return start, start + len(line[0].rstrip() if line else bare)
-        return match.span("bare") if _loose_credential(bare, numeric) else None
-
-    def _cards(self, text: str) -> str:
-        def spans() -> Iterable[tuple[int, int]]:
-            for match in _CARD.finditer(text):
-                groups = re.split(r"[ -]", match[0])
-                if len(groups) > 1 and (
-                    len(groups[0]) != 4 or not all(3 <= len(group) <= 6 for group in groups[1:-1])
-                ):
-                    continue
-                if _luhn("".join(groups)):
-                    yield match.span()
-
-        return _mask_spans(text, spans())
+            return (start, start + len(bare)) if _strict_credential(bare, numeric) else None
+        if kind in _LINE_TERMS and (match["scheme"] or "=" in bare or _loose_credential(bare, numeric)):
+            line_end = _LINE_END.search(text, start)
+            end = line_end.start() if line_end else len(text)
+            if quote and quote in text[start:end]:  # "Cookie: a=1; b=2" quoted as a whole ends at its quote
+                end = text.index(quote, start)
+            return start, start + len(text[start:end].rstrip())
+        return (start, start + len(bare)) if _loose_credential(bare, numeric) else None
 
     # ---- structured values -------------------------------------------------------------------------
 
@@ -611,6 +652,7 @@ class Redactor:
         result: dict[str, object] | None = None
         for index, (key, value) in enumerate(attributes.items()):
             kind, renamed = keys.get(key) or self._key(key)
+            name = key if renamed is None else renamed
             kind_of_value = type(value)
             if (
                 plain
@@ -620,19 +662,14 @@ class Redactor:
             ):
                 new: object = value  # the fast path of almost every attribute
             else:
-                name = key if renamed is None else renamed
                 path = prefix + name
                 new = _mask_whole(value, path, masked) if kind else self._scrub_any(value, path, masked)
-                if renamed is not None:
-                    if new is value:
-                        masked.append(path)
-                    if result is None:
-                        result = dict(list(attributes.items())[:index])
-                    key = name  # noqa: PLW2901 -- the entry is written under its safe name
-            if result is None and new is not value:
+                if renamed is not None and new is value:
+                    masked.append(path)
+            if result is None and (new is not value or renamed is not None):
                 result = dict(list(attributes.items())[:index])
             if result is not None:
-                result[key] = new
+                result[name] = new
         return result
 
     def _scrub_any(self, value: object, path: str, masked: list[str]) -> object:
@@ -686,12 +723,12 @@ class Redactor:
 
     def _scrub_json(self, text: str, path: str, masked: list[str]) -> str | None:
         """Scrubbed JSON text (the same object when clean), or None when ``text`` is not JSON."""
+        found: list[str] = []
         try:
             data = json.loads(text)
-        except (ValueError, RecursionError):
+            scrubbed = self._scrub_any(data, path, found)
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to walk: value rules on the text
             return None
-        found: list[str] = []
-        scrubbed = self._scrub_any(data, path, found)
         if scrubbed is data:
             return text
         masked.extend(found)
