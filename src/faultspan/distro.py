@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from importlib.metadata import entry_points
 from typing import Any
 
 from opentelemetry import trace
@@ -23,7 +22,11 @@ from opentelemetry.environment_variables import (
 )
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
-from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk._configuration import (
+    _get_exporter_entry_point,
+    _import_exporters,
+    _OTelSDKConfigurator,
+)
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
@@ -117,13 +120,16 @@ class Handle:
 
 
 def _exporters(names: Sequence[str]) -> list[SpanExporter]:
-    exporters = []
+    """Exporters by ``OTEL_TRACES_EXPORTER`` name, resolved exactly as the SDK does (``otlp`` follows the
+    OTLP protocol variables); an unknown name is reported and skipped instead of disabling everything."""
+    exporters: list[SpanExporter] = []
     for name in names:
-        found = entry_points(group="opentelemetry_traces_exporter", name=name)
-        if not found:
-            config.warn_once(f"exporter:{name}", "faultspan: unknown traces exporter %r ignored", name)
+        try:
+            found = _import_exporters([_get_exporter_entry_point(name, "traces")], [], [])[0]
+        except Exception as err:
+            config.warn_once(f"exporter:{name}", "faultspan: traces exporter %r ignored: %s", name, err)
             continue
-        exporters.append(next(iter(found)).load()())
+        exporters.extend(exporter() for exporter in found.values())
     return exporters
 
 
