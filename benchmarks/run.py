@@ -9,6 +9,8 @@ Prints, for each case, the bare SDK figure, faultspan's, and the ratio (bare = 1
 - exception capture: one exception raised 10 frames deep with 5 locals per frame, recorded on a span:
   the SDK's own ``Span.record_exception`` versus faultspan's enrichment (frames, locals, chain, fingerprint),
   then the same plus the redaction the processor applies to that event off the hot path.
+- the same spans exported for real: OTLP/gRPC into a rotel collector (blackhole exporter), wall time of the
+  loop and total CPU per span, flush included;
 Runs alternate bare and faultspan rounds and report the median round, so drift hits both sides alike.
 """
 
@@ -16,15 +18,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from faultspan import recording
 from faultspan.processor import FaultspanSpanProcessor, redact_span
 from faultspan.runtime import current
+from support.collector import RotelCollector
 
 
 class Discard(SpanExporter):
@@ -32,9 +39,9 @@ class Discard(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _provider(with_faultspan: bool) -> TracerProvider:
+def _provider(with_faultspan: bool, exporter: SpanExporter | None = None) -> TracerProvider:
     provider = TracerProvider()
-    batch = BatchSpanProcessor(Discard(), max_queue_size=1 << 20)
+    batch = BatchSpanProcessor(exporter or Discard(), max_queue_size=1 << 20)
     provider.add_span_processor(FaultspanSpanProcessor([batch]) if with_faultspan else batch)
     return provider
 
@@ -134,6 +141,24 @@ def main() -> None:
     for index, label in enumerate(labels):
         bare = statistics.median(run[index] for run in bare_runs)
         _row(label, bare, statistics.median(run[index] for run in our_runs))
+    with RotelCollector(None) as collector:
+        otlp = [
+            [
+                _spans(_provider(mode, OTLPSpanExporter(collector.grpc_endpoint, insecure=True)), spans)
+                for mode in (False, True)
+            ]
+            for _ in range(max(rounds // 2, 1))
+        ]
+    _row(
+        "exported over OTLP/gRPC to rotel: wall per span",
+        statistics.median(pair[0][1] for pair in otlp),
+        statistics.median(pair[1][1] for pair in otlp),
+    )
+    _row(
+        "  ... total CPU per span",
+        statistics.median(pair[0][2] for pair in otlp),
+        statistics.median(pair[1][2] for pair in otlp),
+    )
     for redact, label in (
         (False, "exception capture (10 frames x 5 locals)"),
         (True, "  ... ended and redacted"),

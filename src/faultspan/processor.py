@@ -49,6 +49,14 @@ def _bounded(attributes: dict[str, Any], dropped: int) -> Mapping[str, Any]:
     return bounded
 
 
+def _plain(attributes: object) -> Mapping[str, Any]:
+    """The SDK's BoundedAttributes iterates through Python-level Mapping methods; its own dict does not,
+    which matters on the worker that reads every attribute of every span."""
+    if type(attributes) is BoundedAttributes:
+        return attributes._dict
+    return attributes if isinstance(attributes, Mapping) else {}
+
+
 def _exception_fingerprint(attributes: Mapping[str, Any]) -> str:
     key = fp.parse_stacktrace(
         str(attributes.get(EXCEPTION_TYPE, "")),
@@ -65,7 +73,7 @@ def _events(
     changed: list[Event] | None = None
     last: str | None = None
     for index, event in enumerate(span.events):
-        original = event.attributes or {}
+        original = _plain(event.attributes)
         attributes = redactor.scrub_attributes(original, f"event[{index}].", masked)
         if event.name == "exception":
             current_key = (attributes or original).get(FINGERPRINT)
@@ -85,7 +93,7 @@ def _events(
 def _links(span: ReadableSpan, redactor: Redactor, masked: list[str]) -> list[Link] | None:
     changed: list[Link] | None = None
     for index, link in enumerate(span.links):
-        original = link.attributes or {}
+        original = _plain(link.attributes)
         attributes = redactor.scrub_attributes(original, f"link[{index}].", masked)
         if attributes is not None:
             if changed is None:
@@ -109,7 +117,7 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     name = redactor.scrub_text(span.name)
     if name is not span.name:
         masked.append("name")
-    original_attributes = span.attributes or {}
+    original_attributes = _plain(span._attributes)
     attributes = redactor.scrub_attributes(original_attributes, "", masked)
     events, last_fingerprint = _events(span, redactor, masked)
     links = _links(span, redactor, masked)

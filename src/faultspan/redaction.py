@@ -673,6 +673,15 @@ class Redactor:
         return result
 
     def _scrub_any(self, value: object, path: str, masked: list[str]) -> object:
+        kind = type(value)  # exact types first: parsed JSON is only these, and ABC checks are slow
+        if kind is str:
+            return self._scrub_str(value, path, masked)  # type: ignore[arg-type]
+        if kind is dict:
+            return self._scrub_mapping(value, path, masked)  # type: ignore[arg-type]
+        if kind is list:
+            return self._scrub_sequence(value, path, masked)  # type: ignore[arg-type]
+        if kind in _SCALARS or value is None:
+            return value
         if isinstance(value, str):
             return self._scrub_str(value, path, masked)
         if isinstance(value, Mapping):
