@@ -6,18 +6,16 @@ Runs the project's synthetic corpus always, and the shared sample corpus when it
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.collector import OtlpSink, RotelCollector
+from support.instrumented import run_instrumented
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "corpus"
-INSTRUMENT = str(Path(sys.executable).parent / "opentelemetry-instrument")
 
 SYNTHETIC_SECRETS: list[dict[str, Any]] = [
     {"id": "kv-password", "channel": "kv", "key": "userPassword", "value": "Zq8!vLm2#pX9"},
@@ -86,23 +84,13 @@ def test_no_planted_secret_leaves_the_process(  # noqa: PLR0917 -- parameters an
         {key: value for key, value in entry.items() if key != "needles"} for entry in secrets + lookalikes
     ]
     corpus.write_text(json.dumps(planted))
-    env = {
-        **otel_env,
-        "OTEL_SERVICE_NAME": "planted",
-        "OTEL_TRACES_EXPORTER": "otlp,console",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        **collector.exporter_env("grpc"),
-    }
-    result = subprocess.run(
-        [INSTRUMENT, sys.executable, str(HERE / "apps" / "planted.py"), str(corpus)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_instrumented(
+        HERE / "apps" / "planted.py",
+        str(corpus),
+        env={**otel_env, **collector.exporter_env("grpc")},
+        OTEL_SERVICE_NAME="planted",
+        OTEL_TRACES_EXPORTER="otlp,console",
     )
-    assert result.returncode == 0, result.stderr
     otlp_sink.wait_for(lambda spans: any(span.name == "corpus" for span in spans))
     received = otlp_sink.raw_bytes().decode("utf-8", "replace")
     console = result.stdout

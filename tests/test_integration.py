@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
+from support.instrumented import run_instrumented
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = ROOT / "examples" / "shop.py"
-INSTRUMENT = str(Path(sys.executable).parent / "opentelemetry-instrument")
 # The synthetic secrets planted in examples/shop.py.
 NEEDLES = [
     "EXAMPLEdemoKey00000000000000",
@@ -24,24 +23,8 @@ NEEDLES = [
 ]
 
 
-def run_shop(env: dict[str, str], **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **env,
-        "OTEL_SERVICE_NAME": "shop",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        **extra,
-    }
-    result = subprocess.run(
-        [INSTRUMENT, sys.executable, str(SHOP)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
+def run_shop(env: dict[str, str], **variables: str) -> subprocess.CompletedProcess[str]:
+    return run_instrumented(SHOP, env=env, OTEL_SERVICE_NAME="shop", **variables)
 
 
 def checkout_failure(spans: list[ReceivedSpan]) -> bool:
@@ -101,13 +84,7 @@ def test_same_bug_same_fingerprint_across_processes(
     moved.write_text("# moved to another host, with a line shift\n\n" + SHOP.read_text())
     env = {**otel_env, "OTEL_TRACES_EXPORTER": "otlp", **collector.exporter_env("grpc")}
     run_shop(env, PYTHONHASHSEED="1")
-    subprocess.run(
-        [INSTRUMENT, sys.executable, str(moved)],
-        env={**env, "OTEL_SERVICE_NAME": "shop", "PYTHONHASHSEED": "2"},
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
+    run_instrumented(moved, env=env, OTEL_SERVICE_NAME="shop", PYTHONHASHSEED="2")
     spans = otlp_sink.wait_for(lambda spans: sum(span.name == "checkout" for span in spans) == 2)
     keys = {span.attributes["faultspan.fingerprint"] for span in spans if span.name == "checkout"}
     assert len(keys) == 1

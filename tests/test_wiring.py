@@ -17,6 +17,7 @@ from faultspan.distro import install
 from faultspan.recording import enriched_record_exception, sdk_record_exception
 from faultspan_instrumentation.exceptions import ExceptionsInstrumentor
 from support.collector import OtlpSink, RotelCollector
+from support.instrumented import run_instrumented
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,25 +105,12 @@ def test_configure_without_opentelemetry_instrument(
 
 
 def test_disabled_instrumentor_still_gets_redaction_and_fingerprints(otel_env: dict[str, str]) -> None:
-    env = {
-        **otel_env,
-        "OTEL_SERVICE_NAME": "shop",
-        "OTEL_TRACES_EXPORTER": "console",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "faultspan_exceptions",
-    }
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "opentelemetry-instrument"),
-            sys.executable,
-            str(ROOT / "examples/shop.py"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    result = run_instrumented(
+        ROOT / "examples" / "shop.py",
+        env=otel_env,
+        OTEL_SERVICE_NAME="shop",
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="faultspan_exceptions",
     )
     assert '"faultspan.frames"' not in result.stdout
     assert '"faultspan.fingerprint"' in result.stdout

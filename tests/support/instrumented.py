@@ -1,0 +1,27 @@
+"""Running a script as a real subprocess under ``opentelemetry-instrument``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
+
+
+def run_instrumented(
+    script: Path, *args: str, env: dict[str, str], **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """``opentelemetry-instrument python SCRIPT ARGS`` with metrics and logs exporters off (traces only);
+    ``variables`` are added to ``env``. Fails the test with the script's stderr when it exits non-zero."""
+    environment = {"OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", **env, **variables}
+    result = subprocess.run(
+        [str(INSTRUMENT), sys.executable, str(script), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
