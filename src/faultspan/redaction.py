@@ -161,10 +161,12 @@ def _strict_credential(value: str, numeric: bool) -> bool:
     """A bare word after ``key `` in prose: shaped like a password or a random token, not a word or UUID."""
     if numeric and _digit_group(value):
         return True
-    if len(value) < 8 or _placeholder(value) or _UUID.fullmatch(value):
+    if len(value) < 6 or _placeholder(value) or _UUID.fullmatch(value):
         return False
     if not _has_digit(value) or not any(char.isalpha() for char in value):
         return False
+    if len(value) < 8:
+        return True  # short, but letters and digits together, as in "password hunter2"
     mixed_case = value.lower() != value and value.upper() != value
     return len(value) >= 16 or mixed_case or any(char in _SPECIALS for char in value)
 
@@ -259,6 +261,11 @@ _STRIPE = re.compile(
 _SLACK = re.compile(
     r"x(?<![\w-]x)(?:ox[abposre]-|oxe\.xox[bp]-|app-[0-9]-)[A-Za-z0-9-]{10,}"
     r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]+)",
+    re.ASCII,
+)
+_WEBHOOK = re.compile(
+    r"(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2|api\.telegram\.org/bot)"
+    r"/(?P<secret>[\w:/@.-]{16,})",
     re.ASCII,
 )
 _GOOGLE = re.compile(
@@ -460,6 +467,7 @@ class Redactor:
             ),
             _Rule("slack", anchors("xox", "xapp-", "hooks.slack.com"), pattern(_SLACK)),
             _Rule("google", anchors("aiza", "ya29.", "gocspx-"), pattern(_GOOGLE)),
+            _Rule("webhook", anchors("discord", "webhookb2", "telegram.org/bot"), pattern(_WEBHOOK)),
             _Rule("anthropic", anchors("sk-ant-"), pattern(_ANTHROPIC)),
             _Rule("openai", anchors("sk-"), pattern(_OPENAI, _has_digit)),
             _Rule("npm", anchors("npm_"), pattern(_NPM)),
