@@ -163,6 +163,24 @@ def test_exception_groups_with_width_limit() -> None:
     assert "ExceptionGroup: several (20 sub-exceptions)" in captured["exception.stacktrace"]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is 3.11+")
+def test_nested_groups_are_bounded_in_total() -> None:
+    group_type: Any = getattr(builtins, "ExceptionGroup")  # noqa: B009 -- absent before 3.11
+
+    def tree(depth: int) -> BaseException:
+        if depth == 0:
+            return ValueError("leaf")
+        return group_type(f"level {depth}", [tree(depth - 1) for _ in range(10)])
+
+    chain = json.loads(exceptions.capture(tree(5), SETTINGS).attributes[exceptions.CHAIN])
+
+    def count(node: dict[str, Any]) -> int:
+        return 1 + sum(count(member) for member in node.get("exceptions", []))
+
+    assert count(chain) <= 64
+    assert chain["truncated"] is True
+
+
 def test_fingerprint_is_stable_and_distinguishes_call_paths() -> None:
     def path_a() -> None:
         inner(1)

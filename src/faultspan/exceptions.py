@@ -10,7 +10,6 @@ from __future__ import annotations
 import builtins
 import json
 import linecache
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
@@ -33,6 +32,8 @@ EXCEPTION_ESCAPED = "exception.escaped"
 _OWN_MODULES = ("faultspan", "faultspan_instrumentation")
 _CONTEXT_LINES = 2
 _REPEAT_LIMIT = 3
+_TRACEBACK = "Traceback (most recent call last):\n"
+_MAX_EXCEPTIONS = 64
 _CAUSE_HEADER = "\nThe above exception was the direct cause of the following exception:\n\n"
 _CONTEXT_HEADER = "\nDuring handling of the above exception, another exception occurred:\n\n"
 _BASE_GROUP: type[BaseException] | None = getattr(builtins, "BaseExceptionGroup", None)
@@ -142,11 +143,14 @@ class _ChainBuilder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.seen: set[int] = set()
+        # Depth and width limits alone still allow width ** depth nodes in nested groups.
+        self.budget = _MAX_EXCEPTIONS
 
     def build(self, exc: BaseException, depth: int) -> _Node:
         frames, omitted = _extract(exc.__traceback__, self.settings.max_frames)
         node = _Node(exc, type_name(exc), message_of(exc), frames, omitted)
         self.seen.add(id(exc))
+        self.budget -= 1
         links: list[tuple[str, BaseException | None]] = [("cause", exc.__cause__)]
         if exc.__cause__ is None and not exc.__suppress_context__:
             links.append(("context", exc.__context__))
@@ -155,7 +159,7 @@ class _ChainBuilder:
                 continue
             if id(linked) in self.seen:
                 node.cycle = True
-            elif depth >= self.settings.max_chain_depth:
+            elif depth >= self.settings.max_chain_depth or self.budget <= 0:
                 node.truncated = True
             else:
                 setattr(node, relation, self.build(linked, depth + 1))
@@ -167,8 +171,10 @@ class _ChainBuilder:
                 for member in members[: self.settings.max_group_width]:
                     if id(member) in self.seen:
                         node.cycle = True
-                        continue
-                    node.members.append(self.build(member, depth + 1))
+                    elif self.budget <= 0:
+                        node.truncated = True
+                    else:
+                        node.members.append(self.build(member, depth + 1))
                 node.truncated = node.truncated or len(members) > self.settings.max_group_width
         return node
 
@@ -283,7 +289,11 @@ def _flush_repeats(repeats: int, out: list[str]) -> None:
 
 
 def _format(node: _Node, out: list[str]) -> None:
-    """The text traceback.format_exception produces, minus the caret lines, from the frames already walked."""
+    """The text traceback.format_exception produces, minus the caret lines, from the frames already walked.
+
+    Groups use Python's numbered boxes, but only over the members kept by the chain limits: the stdlib
+    would format every member of every nested group, which is unbounded.
+    """
     if node.cause is not None:
         _format(node.cause, out)
         out.append(_CAUSE_HEADER)
@@ -291,26 +301,25 @@ def _format(node: _Node, out: list[str]) -> None:
         _format(node.context, out)
         out.append(_CONTEXT_HEADER)
     if node.frames:
-        out.append("Traceback (most recent call last):\n")
+        out.append("Exception Group Traceback (most recent call last):\n" if node.members else _TRACEBACK)
         _format_frames(node.frames, out)
     out.append(f"{node.type}: {node.message}\n" if node.message else f"{node.type}\n")
     out.extend(f"{note}\n" for note in _notes(node.exc))
+    for number, member in enumerate(node.members, 1):
+        lines: list[str] = []
+        _format(member, lines)
+        out.append(f"+---------------- {number} ----------------\n")
+        out.extend(f"    | {line}" for line in "".join(lines).splitlines(keepends=True))
+    if node.members:
+        if node.truncated:
+            out.append("+---------------- ... ----------------\n    | and more exceptions\n")
+        out.append("+------------------------------------\n")
 
 
 def _stacktrace(root: _Node) -> str:
-    if _has_group(root):
-        # Python's nested box layout for groups is not worth re-implementing for a rare path.
-        try:
-            return "".join(traceback.format_exception(type(root.exc), root.exc, root.exc.__traceback__))
-        except Exception:
-            pass
     out: list[str] = []
     _format(root, out)
     return "".join(out)
-
-
-def _has_group(node: _Node) -> bool:
-    return bool(node.members) or any(_has_group(child) for child in node.children())
 
 
 def _key(node: _Node, redactor: Redactor | None) -> fp.ExceptionKey:
