@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.trace import Span, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import faultspan
 from conftest import Pipeline
 from faultspan.distro import install
 from faultspan.recording import enriched_record_exception, sdk_record_exception
@@ -115,3 +119,45 @@ def test_disabled_instrumentor_still_gets_redaction_and_fingerprints(otel_env: d
     assert '"faultspan.frames"' not in result.stdout
     assert '"faultspan.fingerprint"' in result.stdout
     assert "4111 1111 1111 1111" not in result.stdout
+
+
+def test_config_file_makes_faultspan_warn(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from faultspan import config
+    from faultspan.distro import FaultspanDistro
+
+    config._warned.discard("config-file")
+    monkeypatch.setenv("OTEL_CONFIG_FILE", "/etc/otel/sdk.yaml")
+    for name in (
+        "OTEL_PYTHON_CONFIGURATOR",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_LOGS_EXPORTER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL", raising=False)
+    with caplog.at_level(logging.WARNING, logger="faultspan"):
+        FaultspanDistro()._configure()
+    assert "OTEL_CONFIG_FILE is set" in caplog.text
+    assert os.environ["OTEL_PYTHON_CONFIGURATOR"] == "faultspan"
+
+
+def test_strict_mode_raises_internal_errors(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    from faultspan import exceptions, runtime
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("faultspan bug")
+
+    monkeypatch.setattr(exceptions, "capture", broken)
+    strict = runtime.load({"strict": True})
+    try:
+        assert strict.settings.strict
+        with (
+            pipeline.tracer.start_as_current_span("strict"),
+            pytest.raises(RuntimeError, match="faultspan bug"),
+        ):
+            faultspan.capture_exception(ValueError("x"))
+    finally:
+        runtime.load()
+    assert faultspan.capture_exception(ValueError("y"), operation="lenient") is None
