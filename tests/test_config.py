@@ -53,6 +53,12 @@ def test_malformed_value_warns_once_and_keeps_default(
     assert reason in record.getMessage()
 
 
+def test_patterns_with_commas_as_json_array() -> None:
+    settings = config.load({"OTEL_PYTHON_FAULTSPAN_REDACT_PATTERNS": '["emp-[0-9]{4,6}", "x,y"]'})
+    assert settings.redact_patterns == ("emp-[0-9]{4,6}", "x,y")
+    assert config.load({"OTEL_PYTHON_FAULTSPAN_REDACT_PATTERNS": "a+, b+"}).redact_patterns == ("a+", "b+")
+
+
 def test_strict_mode_raises() -> None:
     with pytest.raises(config.ConfigError, match="OTEL_PYTHON_FAULTSPAN_MAX_DEPTH"):
         config.load({"OTEL_PYTHON_FAULTSPAN_STRICT": "true", "OTEL_PYTHON_FAULTSPAN_MAX_DEPTH": "deep"})
@@ -84,3 +90,13 @@ def test_cli_usage_error_exits_2() -> None:
         [sys.executable, "-m", "faultspan", "frobnicate"], capture_output=True, check=False
     )
     assert result.returncode == 2
+
+
+def test_readme_documents_every_variable() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [
+        config.env_name(option) for option in config.option_names() if config.env_name(option) not in readme
+    ]
+    assert missing == []

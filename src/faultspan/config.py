@@ -7,6 +7,7 @@ A malformed value never raises: it is reported once as a warning naming the vari
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -59,6 +60,19 @@ def _parse_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def _parse_patterns(text: str) -> tuple[str, ...]:
+    """Regexes contain commas (``{2,5}``), so a JSON array of strings is accepted besides a comma list."""
+    if not text.lstrip().startswith("["):
+        return _parse_list(text)
+    try:
+        items = json.loads(text)
+    except ValueError:
+        raise ConfigError("expected a JSON array of strings or a comma-separated list") from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ConfigError("expected a JSON array of strings")
+    return tuple(items)
+
+
 def _parse_callable(text: str) -> Callable[..., Any]:
     module_name, sep, attribute = text.strip().partition(":")
     if not sep or not module_name or not attribute:
@@ -78,6 +92,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "bool": _parse_bool,
     "count": _parse_count,
     "list": _parse_list,
+    "patterns": _parse_patterns,
     "callable": _parse_callable,
 }
 
@@ -106,7 +121,9 @@ class Settings:
     redact_allow_keys: tuple[str, ...] = field(
         default=(), metadata=_meta("list", "keys never masked by name")
     )
-    redact_patterns: tuple[str, ...] = field(default=(), metadata=_meta("list", "extra secret regexes"))
+    redact_patterns: tuple[str, ...] = field(
+        default=(), metadata=_meta("patterns", "extra secret regexes (comma list or JSON array)")
+    )
     redact_disable_rules: tuple[str, ...] = field(
         default=(), metadata=_meta("list", "built-in rules to turn off")
     )
@@ -146,7 +163,7 @@ def _convert(option: str, raw: object) -> object:
         if raw is None or callable(raw):
             return raw
         raise ConfigError("expected a callable or 'module:function'")
-    if kind == "list" and isinstance(raw, (list, tuple)):
+    if kind in ("list", "patterns") and isinstance(raw, (list, tuple)):
         return tuple(str(item) for item in raw)
     if kind == "bool" and isinstance(raw, bool):
         return raw

@@ -158,7 +158,8 @@ def configure(**options: Any) -> Handle:
     else:
         provider = TracerProvider(resource=resource)
     processor = install(provider)
-    names = options.get("traces_exporter") or os.environ.get(OTEL_TRACES_EXPORTER, "otlp")
+    default = "none" if options.get("exporters") else "otlp"
+    names = options.get("traces_exporter") or os.environ.get(OTEL_TRACES_EXPORTER, default)
     if isinstance(names, str):
         names = [name.strip() for name in names.split(",") if name.strip() and name.strip() != "none"]
     for exporter in [*_exporters(names), *options.get("exporters", ())]:
