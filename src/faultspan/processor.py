@@ -137,8 +137,9 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     if last_fingerprint and original_attributes.get(FINGERPRINT) != last_fingerprint:
         extra[FINGERPRINT] = last_fingerprint
     if masked:
-        extra[MASKED_COUNT] = len(masked)
-        extra[MASKED_KEYS] = ",".join(dict.fromkeys(masked))
+        paths = list(dict.fromkeys(masked))
+        extra[MASKED_COUNT] = len(paths)
+        extra[MASKED_KEYS] = ",".join(paths)
     if (
         attributes is None
         and events is None
