@@ -119,8 +119,9 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
         masked.append("name")
     original_attributes = _plain(span._attributes)
     attributes = redactor.scrub_attributes(original_attributes, "", masked)
-    events, last_fingerprint = _events(span, redactor, masked)
-    links = _links(span, redactor, masked)
+    # Most spans carry no events or links: skip the SDK's tuple copies of empty sequences.
+    events, last_fingerprint = _events(span, redactor, masked) if span._events else (None, None)
+    links = _links(span, redactor, masked) if span._links else None
     status = span.status
     description = status.description
     if description:
