@@ -56,6 +56,12 @@ def _parse_count(text: str) -> int:
     return value
 
 
+def _parse_text(text: str) -> str:
+    if not text.strip():
+        raise ConfigError("expected a non-empty value")
+    return text.strip()
+
+
 def _parse_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
@@ -91,6 +97,7 @@ def _parse_callable(text: str) -> Callable[..., Any]:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "bool": _parse_bool,
     "count": _parse_count,
+    "text": _parse_text,
     "list": _parse_list,
     "patterns": _parse_patterns,
     "callable": _parse_callable,
@@ -133,6 +140,9 @@ class Settings:
     fingerprint_callback: Callable[..., Any] | None = field(
         default=None, metadata=_meta("callable", "module:function called as f(exception, default) -> key")
     )
+    package_dir: str = field(
+        default="./.faultspan/", metadata=_meta("text", "where the faultspan exporter writes .fspkg packages")
+    )
     queue_size: int = field(default=8192, metadata=_meta("count", "spans waiting for redaction"))
     strict: bool = field(default=False, metadata=_meta("bool", "raise internal errors instead of logging"))
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -165,6 +175,8 @@ def _convert(option: str, raw: object) -> object:
         raise ConfigError("expected a callable or 'module:function'")
     if kind in ("list", "patterns") and isinstance(raw, (list, tuple)):
         return tuple(str(item) for item in raw)
+    if kind == "text" and isinstance(raw, os.PathLike):
+        return _parse_text(os.fspath(raw))
     if kind == "bool" and isinstance(raw, bool):
         return raw
     if kind == "count" and isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:

@@ -1,0 +1,1 @@
+"""Replay packages: the ``.fspkg`` format and the ``faultspan`` traces exporter."""
