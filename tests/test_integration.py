@@ -9,18 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
-from support.instrumented import run_instrumented
-
-ROOT = Path(__file__).resolve().parents[1]
-SHOP = ROOT / "examples" / "shop.py"
-# The synthetic secrets planted in examples/shop.py.
-NEEDLES = [
-    "EXAMPLEdemoKey00000000000000",
-    "demo-Pa55word!",
-    "4111 1111 1111 1111",
-    "hunter2-demo",
-    "demo0token0abcdef0123456789",
-]
+from support.instrumented import SHOP, SHOP_SECRETS, run_instrumented
 
 
 def run_shop(env: dict[str, str], **variables: str) -> subprocess.CompletedProcess[str]:
@@ -64,7 +53,7 @@ def test_failure_reaches_the_collector_enriched_and_redacted(
     assert request.attributes["http.request.header.authorization"] == "[REDACTED]"
     assert "http.request.header.authorization" in str(request.attributes["redaction.masked.keys"])
     received = otlp_sink.raw_bytes()
-    for needle in NEEDLES:
+    for needle in SHOP_SECRETS:
         assert needle.encode() not in received, needle
 
 
@@ -72,7 +61,7 @@ def test_console_exporter_shows_no_secret(otel_env: dict[str, str]) -> None:
     output = run_shop(otel_env, OTEL_TRACES_EXPORTER="console").stdout
     assert '"faultspan.fingerprint"' in output
     assert "[REDACTED]" in output
-    for needle in NEEDLES:
+    for needle in SHOP_SECRETS:
         assert needle not in output, needle
 
 
@@ -104,7 +93,7 @@ def test_redaction_holds_when_opentelemetry_distro_wins(
     pytest.importorskip("opentelemetry.distro")
     output = run_shop(otel_env, OTEL_TRACES_EXPORTER="console", **choice).stdout
     assert '"faultspan.fingerprint"' in output
-    for needle in NEEDLES:
+    for needle in SHOP_SECRETS:
         assert needle not in output, needle
 
 

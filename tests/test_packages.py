@@ -28,18 +28,8 @@ from faultspan.packages import exporter as exporter_module
 from faultspan.packages.exporter import WAIT_SECONDS, PackageSpanExporter
 from faultspan.packages.format import MAX_TOTAL_SIZE, decode_trace, encode_trace, read_package
 from support.collector import OtlpSink, RotelCollector
-from support.instrumented import run_instrumented
+from support.instrumented import SHOP, SHOP_SECRETS, run_instrumented
 
-ROOT = Path(__file__).resolve().parents[1]
-SHOP = ROOT / "examples" / "shop.py"
-# The synthetic secrets planted in examples/shop.py (as in test_integration.py).
-NEEDLES = [
-    "EXAMPLEdemoKey00000000000000",
-    "demo-Pa55word!",
-    "4111 1111 1111 1111",
-    "hunter2-demo",
-    "demo0token0abcdef0123456789",
-]
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 RESOURCE = Resource({"service.name": "unit"})
 
@@ -178,7 +168,7 @@ def test_shop_failure_becomes_one_verifiable_package(
 
     with zipfile.ZipFile(package) as archive:
         content = package.read_bytes() + b"".join(archive.read(name) for name in archive.namelist())
-    for needle in NEEDLES:
+    for needle in SHOP_SECRETS:
         assert needle.encode() not in content, needle
 
     human = subprocess.run([*command, "show", str(package)], capture_output=True, text=True, check=False)

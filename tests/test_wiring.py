@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import Span, SpanLimits, TracerProvider
@@ -21,9 +20,7 @@ from faultspan.distro import install
 from faultspan.recording import enriched_record_exception, sdk_record_exception
 from faultspan_instrumentation.exceptions import ExceptionsInstrumentor
 from support.collector import OtlpSink, RotelCollector
-from support.instrumented import run_instrumented
-
-ROOT = Path(__file__).resolve().parents[1]
+from support.instrumented import SHOP, run_instrumented
 
 
 def test_instrumentor_is_idempotent_and_reversible(pipeline: Pipeline) -> None:
@@ -110,7 +107,7 @@ def test_configure_without_opentelemetry_instrument(
 
 def test_disabled_instrumentor_still_gets_redaction_and_fingerprints(otel_env: dict[str, str]) -> None:
     result = run_instrumented(
-        ROOT / "examples" / "shop.py",
+        SHOP,
         env=otel_env,
         OTEL_SERVICE_NAME="shop",
         OTEL_TRACES_EXPORTER="console",

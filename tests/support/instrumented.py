@@ -7,6 +7,15 @@ import sys
 from pathlib import Path
 
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
+SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop.py"
+# The synthetic secrets planted in examples/shop.py: none may leave the process.
+SHOP_SECRETS = (
+    "EXAMPLEdemoKey00000000000000",
+    "demo-Pa55word!",
+    "4111 1111 1111 1111",
+    "hunter2-demo",
+    "demo0token0abcdef0123456789",
+)
 
 
 def run_instrumented(
