@@ -51,9 +51,9 @@ def _failing_span(spans: Sequence[ReadableSpan]) -> ReadableSpan:
     parents = {span.context.span_id: span.parent.span_id if span.parent else None for span in spans}
 
     def depth(span: ReadableSpan) -> int:
-        steps, current = 0, parents.get(span.context.span_id)
-        while current is not None and current in parents and steps < len(parents):
-            steps, current = steps + 1, parents[current]
+        steps, parent = 0, parents.get(span.context.span_id)
+        while parent is not None and parent in parents and steps < len(parents):
+            steps, parent = steps + 1, parents[parent]
         return steps
 
     return max((span for span in spans if _has_exception(span)), key=depth)
