@@ -14,9 +14,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from faultspan import breadcrumbs, recording
-from faultspan.config import warn_once
 from faultspan.exceptions import type_name
-from faultspan.runtime import current
+from faultspan.runtime import current, internal_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 _TRACER = "faultspan"
@@ -51,9 +50,7 @@ def capture_exception(
                 new_span, exc, attributes=attributes, operation=operation, fingerprint=fingerprint
             )
     except Exception as err:
-        if current().settings.strict:
-            raise
-        warn_once("capture_exception", "faultspan: capture_exception failed: %r", err)
+        internal_error("capture_exception", "capture_exception failed", err)
         return None
 
 
@@ -139,9 +136,7 @@ def breadcrumb(category: str, message: str, *, level: str = "info", **data: Any)
     try:
         breadcrumbs.add(category, message, level, data, current().settings.max_breadcrumbs)
     except Exception as err:
-        if current().settings.strict:
-            raise
-        warn_once("breadcrumb", "faultspan: breadcrumb failed: %r", err)
+        internal_error("breadcrumb", "breadcrumb failed", err)
 
 
 class BreadcrumbHandler(logging.Handler):

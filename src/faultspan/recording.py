@@ -18,8 +18,7 @@ from opentelemetry.util import types
 
 from faultspan import breadcrumbs, exceptions, scope
 from faultspan.breadcrumbs import Crumb
-from faultspan.config import warn_once
-from faultspan.runtime import current
+from faultspan.runtime import current, internal_error
 
 SdkRecordException = Callable[..., None]
 sdk_record_exception: SdkRecordException = SdkSpan.record_exception
@@ -76,10 +75,7 @@ def record(
             fingerprint=fingerprint,
         )
     except Exception as err:
-        runtime = current()
-        if runtime.settings.strict:
-            raise
-        warn_once("record", "faultspan: could not enrich an exception (%r); recording it plainly", err)
+        internal_error("record", "could not enrich an exception; recording it plainly", err)
         if isinstance(span, SdkSpan):
             sdk_record_exception(span, exc, attributes, timestamp, escaped)
         return None

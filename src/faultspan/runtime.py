@@ -44,6 +44,13 @@ def current() -> Runtime:
     return _current
 
 
+def internal_error(key: str, what: str, err: Exception) -> None:
+    """faultspan's own failure: re-raised in strict mode, otherwise logged once and never seen by the app."""
+    if current().settings.strict:
+        raise err
+    config.warn_once(key, "faultspan: %s: %r", what, err)
+
+
 def load(options: Mapping[str, object] | None = None) -> Runtime:
     global _current  # noqa: PLW0603
     runtime = Runtime(config.load(options=options))
