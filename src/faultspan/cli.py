@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from faultspan import config
 
-if TYPE_CHECKING:
-    from faultspan.packages.format import Package
-
-# The package verbs import protobuf and the OTLP encoder (~140 ms): only when one of them runs.
+# Each area adds its own verbs; their modules import only argparse at load time, so `faultspan config` does
+# not pay for protobuf and the OTLP encoder (~140 ms).
+_VERB_MODULES = (
+    "faultspan.packages.commands",
+    "faultspan.replay.commands",
+    "faultspan.report.commands",
+    "faultspan.delivery.commands",
+)
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -23,7 +26,9 @@ def _config(args: argparse.Namespace) -> int:
     rows = []
     for option in config.option_names():
         value = getattr(settings, option)
-        if callable(value):
+        if config.is_secret(option) and value:
+            value = "[REDACTED]"
+        elif callable(value):
             value = f"{value.__module__}:{value.__qualname__}"
         elif isinstance(value, tuple):
             value = ",".join(value)
@@ -53,54 +58,9 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _colour() -> bool:
+def colour() -> bool:
+    """ANSI colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def _checked(path: Path | str) -> Package | None:
-    """The verified package, or None after printing the one-line reason."""
-    from faultspan.packages.format import PackageError, read_package
-
-    try:
-        return read_package(Path(path))
-    except PackageError as error:
-        print(f"{path}: {error}", file=sys.stderr)
-        return None
-
-
-def _verify(args: argparse.Namespace) -> int:
-    results = [_checked(path) for path in args.packages]
-    return 0 if all(results) else 1
-
-
-def _show(args: argparse.Namespace) -> int:
-    package = _checked(args.package)
-    if package is None:
-        return 1
-    from faultspan.packages import view
-
-    document = view.document(package)
-    if args.json:
-        print(json.dumps(document, indent=2))
-    else:
-        print("\n".join(view.render(document, colour=_colour())))
-    return 0
-
-
-def _list(args: argparse.Namespace) -> int:
-    from faultspan.packages import view
-    from faultspan.packages.format import EXTENSION
-
-    directory = Path(args.directory or config.load().package_dir)
-    if not directory.is_dir():
-        print(f"{directory}: not a directory", file=sys.stderr)
-        return 1
-    paths = sorted(directory.glob(f"*{EXTENSION}"))
-    packages = [_checked(path) for path in paths]
-    rows = [(path.name, package.manifest) for path, package in zip(paths, packages, strict=True) if package]
-    for line in view.table(rows, colour=_colour()):
-        print(line)
-    return 0 if all(packages) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,19 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     show_config.add_argument("--json", action="store_true", help="machine-readable output")
     show_config.set_defaults(run=_config)
-    verify = verbs.add_parser("verify", help="check replay packages: archive safety, manifest, every hash")
-    verify.add_argument("packages", nargs="+", metavar="PKG")
-    verify.set_defaults(run=_verify)
-    show = verbs.add_parser("show", help="a replay package: exception chain, breadcrumbs, span tree")
-    show.add_argument("package", metavar="PKG")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(run=_show)
-    listing = verbs.add_parser(
-        "list",
-        help="a table of the packages in DIR (default: OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR or ./.faultspan/)",
-    )
-    listing.add_argument("directory", nargs="?", metavar="DIR")
-    listing.set_defaults(run=_list)
+    for module in _VERB_MODULES:
+        importlib.import_module(module).add_parsers(verbs)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

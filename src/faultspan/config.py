@@ -98,6 +98,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "bool": _parse_bool,
     "count": _parse_count,
     "text": _parse_text,
+    "secret": _parse_text,
     "list": _parse_list,
     "patterns": _parse_patterns,
     "callable": _parse_callable,
@@ -143,6 +144,72 @@ class Settings:
     package_dir: str = field(
         default="./.faultspan/", metadata=_meta("text", "where the faultspan exporter writes .fspkg packages")
     )
+    package_queue_size: int = field(
+        default=64, metadata=_meta("count", "failing traces waiting for the package writer")
+    )
+    package_wait_seconds: int = field(
+        default=5, metadata=_meta("count", "longest wait for a failing trace's root span to end")
+    )
+    package_max_per_fingerprint: int = field(
+        default=10, metadata=_meta("count", "packages written per fingerprint per window; later ones counted")
+    )
+    package_window_seconds: int = field(
+        default=3600, metadata=_meta("count", "the window of package_max_per_fingerprint")
+    )
+    package_max_bytes: int = field(
+        default=8 * 1024 * 1024, metadata=_meta("count", "size cap of one package (outer spans shed first)")
+    )
+    package_dir_max_bytes: int = field(
+        default=256 * 1024 * 1024,
+        metadata=_meta("count", "size budget of the package directory; oldest evicted"),
+    )
+    package_include_argv: bool = field(
+        default=False, metadata=_meta("bool", "store the redacted command line in runtime.json")
+    )
+    package_include_env: bool = field(
+        default=False, metadata=_meta("bool", "store the redacted environment in runtime.json")
+    )
+    log_level: str = field(
+        default="INFO", metadata=_meta("text", "lowest level of log records kept as breadcrumbs")
+    )
+    http_failure_statuses: tuple[str, ...] = field(
+        default=("500-599",), metadata=_meta("list", "HTTP statuses recorded as failures (codes or ranges)")
+    )
+    http_capture_headers: tuple[str, ...] = field(
+        default=(
+            "accept",
+            "authorization",
+            "content-type",
+            "cookie",
+            "referer",
+            "user-agent",
+            "x-request-id",
+        ),
+        metadata=_meta("list", "request headers recorded on server spans (credentials masked)"),
+    )
+    http_capture_body: bool = field(
+        default=False, metadata=_meta("bool", "record request bodies of failing requests")
+    )
+    http_max_body_bytes: int = field(default=4096, metadata=_meta("count", "bytes kept of a request body"))
+    shutdown_timeout_millis: int = field(
+        default=3000, metadata=_meta("count", "longest flush at exit, on SIGTERM or after a crash")
+    )
+    spool_dir: str = field(
+        default="./.faultspan/spool/",
+        metadata=_meta("text", "durable OTLP spool for batches the collector did not take ('none': off)"),
+    )
+    spool_max_bytes: int = field(
+        default=256 * 1024 * 1024, metadata=_meta("count", "size budget of the spool; oldest evicted")
+    )
+    signing_key: str = field(
+        default="", metadata=_meta("secret", "HMAC key: packages are signed, replay refuses unsigned ones")
+    )
+    replay_in_otlp: bool = field(
+        default=False, metadata=_meta("bool", "also export replayable call arguments over OTLP")
+    )
+    max_replay_bytes: int = field(
+        default=65536, metadata=_meta("count", "size cap of the recorded call of a replayable capture")
+    )
     queue_size: int = field(default=8192, metadata=_meta("count", "spans waiting for redaction"))
     strict: bool = field(default=False, metadata=_meta("bool", "raise internal errors instead of logging"))
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -164,6 +231,10 @@ def describe(option: str) -> str:
     return _metadata(option, "doc")
 
 
+def is_secret(option: str) -> bool:
+    return _metadata(option, "kind") == "secret"
+
+
 def _convert(option: str, raw: object) -> object:
     """A value from the environment (text) or from configure() (already typed) -> the option's type."""
     kind = _metadata(option, "kind")
@@ -175,7 +246,7 @@ def _convert(option: str, raw: object) -> object:
         raise ConfigError("expected a callable or 'module:function'")
     if kind in ("list", "patterns") and isinstance(raw, (list, tuple)):
         return tuple(str(item) for item in raw)
-    if kind == "text" and isinstance(raw, os.PathLike):
+    if kind in ("text", "secret") and isinstance(raw, os.PathLike):
         return _parse_text(os.fspath(raw))
     if kind == "bool" and isinstance(raw, bool):
         return raw
