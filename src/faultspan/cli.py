@@ -18,6 +18,7 @@ _VERB_MODULES = (
     "faultspan.replay.commands",
     "faultspan.report.commands",
     "faultspan.delivery.commands",
+    "faultspan.delivery.push",
 )
 
 

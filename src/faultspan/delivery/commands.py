@@ -1,4 +1,4 @@
-"""The spool and push verbs."""
+"""The spool verb."""
 
 from __future__ import annotations
 
