@@ -11,6 +11,7 @@ Everything returns the very object it was given when nothing had to change: call
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -343,6 +344,7 @@ def _anchors(*literals: str) -> tuple[_Anchor, ...]:
     return tuple((literal, "") for literal in literals)
 
 
+@functools.cache
 def _entry(literal: str) -> int:
     return max(range(len(literal)), key=lambda i: _FREQUENT.find(literal[i]) % (len(_FREQUENT) + 1))
 
