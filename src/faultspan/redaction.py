@@ -397,11 +397,15 @@ def _segments(apply: Callable[[str], str], text: str) -> str:
     return REDACTED.join(scrubbed)
 
 
+# How JSON text that json.loads accepts starts: an object or an array, then its first key or value. The reprs
+# of dicts and lists in captured locals (``{'id': 9}``, ``[('sku', 2)]``) fail here without a failed parse.
+_JSON_START = re.compile(r"\s*(?:\{\s*[\"}]|\[\s*[-\"0-9\[{tfnNI\]])")
 _CACHE_LIMIT = 4096
 _SCALARS = frozenset({bool, int, float})
 _CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
 _MAX_KEY_WORDS = 12
 _MAX_PASSES = 4
+_MAX_SHORTCUT_DEPTH = 64
 
 
 class Redactor:
@@ -534,10 +538,8 @@ class Redactor:
         triggered = self._triggered(text)
         result = self._scrub_once(text, triggered)
         if result is text:
-            if len(text) <= _CACHED_LENGTH:
-                if len(self._clean) >= _CACHE_LIMIT:
-                    self._clean.clear()
-                self._clean.add(text)
+            if not _maybe_json(text):  # the cache also spares values their JSON walk: see _scrub_str
+                self._remember(text)
             return text
         # A new mask can cut short the context of a neighbouring value (its closing quote is now inside the
         # mask) so that a rule finds something else to mask: repeat until stable to make scrubbing idempotent.
@@ -548,6 +550,13 @@ class Redactor:
                 break
             result = again
         return result
+
+    def _remember(self, text: str) -> None:
+        """Cache ``text`` as clean: callers have found it so both read as text and walked as a value."""
+        if len(text) <= _CACHED_LENGTH:
+            if len(self._clean) >= _CACHE_LIMIT:
+                self._clean.clear()
+            self._clean.add(text)
 
     def _scrub_once(self, text: str, triggered: set[int]) -> str:
         result = text
@@ -726,18 +735,23 @@ class Redactor:
         return tuple(scrubbed) if isinstance(items, tuple) else scrubbed
 
     def _scrub_str(self, text: str, path: str, masked: list[str]) -> str:
-        if text == REDACTED:
+        if text == REDACTED or (self._callback is None and text in self._clean):
             return text
-        first = text[:1]
-        if first in ("{", "[") or (first.isspace() and text.lstrip()[:1] in ("{", "[")):
+        maybe_json = _maybe_json(text)
+        if maybe_json:
             encoded = self._scrub_json(text, path, masked)
             if encoded is not None:
+                cacheable = self._callback is None and len(text) <= _CACHED_LENGTH
+                if encoded is text and cacheable and self.scrub_text(text) is text:
+                    self._remember(text)
                 return encoded
         result = self.scrub_text(text)
         if self._callback is not None:
             result = _call_back(self, self._callback, path, result)
         if result is not text:
             masked.append(path)
+        elif maybe_json and self._callback is None:
+            self._remember(text)  # not JSON after all, so clean as a value too: scrub_text left it out
         return result
 
     def _scrub_json(self, text: str, path: str, masked: list[str]) -> str | None:
@@ -745,6 +759,8 @@ class Redactor:
         found: list[str] = []
         try:
             data = json.loads(text)
+            if self._callback is None and self._unchanged(data):
+                return text
             scrubbed = self._scrub_any(data, path, found)
         except (ValueError, RecursionError):  # not JSON, or nested too deep to walk: value rules on the text
             return None
@@ -752,6 +768,37 @@ class Redactor:
             return text
         masked.extend(found)
         return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
+
+    def _unchanged(self, data: dict[str, object] | list[object], depth: int = 0) -> bool:
+        """Whether ``_scrub_any`` would return parsed JSON unchanged, for a redactor without a callback.
+
+        The walk that builds a path for every node costs most of a span with an exception: this one reads
+        the same keys and strings without paths, a set lookup for each string already known clean. False
+        also for a secret key whose value is empty (which the walk keeps), and for a document deep enough
+        that the walk may run out of stack (it then falls back to the text): the caller then walks.
+        """
+        if depth > _MAX_SHORTCUT_DEPTH:
+            return False
+        items: Iterable[object] = data
+        if type(data) is dict:
+            keys = self._keys
+            for key in data:
+                kind, renamed = keys.get(key) or self._key(key)
+                if kind or renamed is not None:
+                    return False
+            items = data.values()
+        clean = self._clean
+        for item in items:
+            if type(item) is str:
+                if item not in clean and self._scrub_str(item, "", []) is not item:
+                    return False
+            elif isinstance(item, (dict, list)) and not self._unchanged(item, depth + 1):
+                return False
+        return True
+
+
+def _maybe_json(text: str) -> bool:
+    return _JSON_START.match(text) is not None
 
 
 def _compile_patterns(sources: Iterable[str], problems: list[str]) -> list[re.Pattern[str]]:
