@@ -11,6 +11,12 @@ Prints, for each case, the bare SDK figure, faultspan's, and the ratio (bare = 1
   then the same plus the redaction the processor applies to that event off the hot path.
 - the same spans exported for real: OTLP/gRPC into a rotel collector (blackhole exporter), wall time of the
   loop and total CPU per span, flush included;
+- package writing, for a failure like the one above (root span + failing child): the writer's time per
+  package and packages per second through the exporter's queue and writer thread, the package's size, and
+  the application thread's CPU and wall time per failure without and with the ``faultspan`` package
+  exporter next to the (discarding) span exporter;
+- durable delivery (benchmarks/delivery.py, also runnable alone): spans/s into rotel for the stock SDK,
+  faultspan with the spool off and on, and the share of a 50,000-span burst each delivered or kept.
 Runs alternate bare and faultspan rounds and report the median round, so drift hits both sides alike.
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,9 +33,12 @@ from pathlib import Path
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from faultspan import recording
+import delivery
+from faultspan import recording, runtime
+from faultspan.packages.exporter import PackageSpanExporter
 from faultspan.processor import FaultspanSpanProcessor, redact_span
 from faultspan.runtime import current
 from support.collector import RotelCollector
@@ -106,6 +116,125 @@ def _capture(count: int, enrich: bool, redact: bool) -> float:
     return (time.perf_counter() - start) / count
 
 
+def _failures(
+    provider: TracerProvider, count: int, exporter: PackageSpanExporter | None = None
+) -> tuple[float, float]:
+    """Per failure, on the application thread: CPU seconds and wall seconds of a request span whose child
+    records the benchmark exception (flushing, with the packages on disk, is not timed)."""
+    tracer = provider.get_tracer("bench")
+    exc = _exception()
+    thread = time.thread_time()
+    start = time.perf_counter()
+    for _ in range(count):
+        with tracer.start_as_current_span("POST /orders"), tracer.start_as_current_span("charge") as span:
+            recording.record(span, exc)
+    wall = time.perf_counter() - start
+    thread = time.thread_time() - thread
+    provider.force_flush()
+    if exporter is not None:  # a BatchSpanProcessor's flush does not flush its exporter
+        exporter.force_flush()
+    provider.shutdown()
+    return thread / count, wall / count
+
+
+def _failures_with(count: int, packages: bool) -> tuple[float, float]:
+    """Batches leave every 50 ms, so that the packages are written while the failures go on."""
+    provider = TracerProvider()
+    batching = {"max_queue_size": 1 << 16, "schedule_delay_millis": 50}
+    downstream = [BatchSpanProcessor(Discard(), **batching)]
+    exporter = PackageSpanExporter() if packages else None
+    if exporter is not None:
+        downstream.append(BatchSpanProcessor(exporter, **batching))
+    provider.add_span_processor(FaultspanSpanProcessor(downstream))
+    return _failures(provider, count, exporter)
+
+
+def _failing_trace() -> list[ReadableSpan]:
+    """The spans of one failure, redacted as the package exporter receives them."""
+    provider = TracerProvider()
+    captured: list[ReadableSpan] = []
+
+    class Keep(Discard):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            captured.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    provider.add_span_processor(FaultspanSpanProcessor([BatchSpanProcessor(Keep())]))
+    _failures(provider, 1)
+    return captured
+
+
+def _package_dir(directory: Path, count: int) -> None:
+    """Packages go to ``directory``, and every failure is written: no per-fingerprint limit, no eviction."""
+    runtime.load({"package_dir": directory, "package_max_per_fingerprint": 0, "package_queue_size": count})
+
+
+def _packages(count: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        _package_dir(directory / "writer", count)
+        spans = _failing_trace()
+        exporter = PackageSpanExporter()
+        first = exporter.write(spans)
+        assert first is not None
+        size = first.stat().st_size
+        chunks = []  # the median of 5 chunks, as other rows take the median round
+        for _ in range(5):
+            cpu = time.thread_time()
+            start = time.perf_counter()
+            for _ in range(count // 5):
+                exporter.write(spans)
+            chunks.append(
+                ((time.thread_time() - cpu) / (count // 5), (time.perf_counter() - start) / (count // 5))
+            )
+        cpu_per_package = statistics.median(chunk[0] for chunk in chunks)
+        per_package = statistics.median(chunk[1] for chunk in chunks)
+        start = time.perf_counter()
+        for index in range(count):
+            exporter.export([_renumbered(span, index) for span in spans])
+        exporter.force_flush()
+        queued_rate = count / (time.perf_counter() - start)
+        exporter.shutdown()
+        print(f"package writing (root span + failing child, {size / 1024:.1f} KiB per package):")
+        print(f"  {'writer: CPU per package':<42} {cpu_per_package * 1e6:>9.1f} µs")
+        print(f"  {'  ... wall time':<42} {per_package * 1e6:>9.1f} µs  ({1 / per_package:,.0f} packages/s)")
+        print(f"  {'through export(), queue and writer thread':<42} {queued_rate:>9,.0f} packages/s")
+        print(f"{'application thread per failure':<44} {'without':>12} {'with pkgs':>12} {'ratio':>8}")
+        without, with_packages = [], []
+        for round_number in range(rounds):
+            for packages, runs in ((False, without), (True, with_packages)):
+                # Both sides start alike: a fresh runtime (cold redaction caches), an empty package directory.
+                _package_dir(directory / f"round-{round_number}", count)
+                runs.append(_failures_with(count, packages=packages))
+        for index, label in enumerate(("  CPU of the thread recording failures", "  ... its wall time")):
+            _row(
+                label,
+                statistics.median(run[index] for run in without),
+                statistics.median(run[index] for run in with_packages),
+            )
+        runtime.load()
+
+
+def _renumbered(span: ReadableSpan, trace_id: int) -> ReadableSpan:
+    """The span in another trace, so that each export is a failure of its own."""
+    context = SpanContext(trace_id + 1, span.context.span_id, is_remote=False)
+    parent = span.parent and SpanContext(trace_id + 1, span.parent.span_id, is_remote=False)
+    return ReadableSpan(
+        name=span.name,
+        context=context,
+        parent=parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 def _rounds(bare: Callable[[], float], ours: Callable[[], float], rounds: int) -> tuple[float, float]:
     bare_times, our_times = [], []
     for _ in range(rounds):
@@ -169,6 +298,9 @@ def main() -> None:
             rounds,
         )
         _row(label, bare, ours)
+    _packages(captures // 5, max(rounds // 2, 1))
+    print("durable delivery into rotel (stock SDK measured in the same run):")
+    delivery.print_rows(args.quick)
 
 
 if __name__ == "__main__":

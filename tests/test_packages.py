@@ -9,6 +9,7 @@ import logging
 import struct
 import subprocess
 import sys
+import time
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator
@@ -24,8 +25,9 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
 from faultspan import runtime
 from faultspan.cli import main
+from faultspan.config import env_name
 from faultspan.packages import exporter as exporter_module
-from faultspan.packages.exporter import WAIT_SECONDS, PackageSpanExporter
+from faultspan.packages.exporter import PackageSpanExporter
 from faultspan.packages.format import MAX_TOTAL_SIZE, decode_trace, encode_trace, read_package
 from support.collector import OtlpSink, RotelCollector
 from support.instrumented import SHOP, SHOP_SECRETS, run_instrumented
@@ -80,19 +82,14 @@ def failing_trace(trace_id: int = TRACE_ID) -> list[ReadableSpan]:
     ]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 PACKAGE_DIR_VARIABLE = "OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR"
 
 
-def use_package_dir(monkeypatch: pytest.MonkeyPatch, directory: str) -> None:
+def use_package_dir(monkeypatch: pytest.MonkeyPatch, directory: str, **options: str) -> None:
+    """Points the runtime at ``directory``; ``options`` are more settings (``package_wait_seconds="1"``)."""
     monkeypatch.setenv(PACKAGE_DIR_VARIABLE, directory)
+    for option, value in options.items():
+        monkeypatch.setenv(env_name(option), value)
     runtime.load()
 
 
@@ -104,22 +101,48 @@ def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
+def new_exporter() -> Iterator[Callable[[], PackageSpanExporter]]:
+    """Exporters for the current settings, each shut down (its writer thread stopped) after the test."""
+    made: list[PackageSpanExporter] = []
+
+    def make() -> PackageSpanExporter:
+        made.append(PackageSpanExporter())
+        return made[-1]
+
+    yield make
+    for exporter in made:
+        exporter.shutdown()
+
+
+@pytest.fixture
 def package_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "packages"
     use_package_dir(monkeypatch, str(directory))
     return directory
 
 
+def flushed(exporter: PackageSpanExporter, spans: list[ReadableSpan]) -> None:
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.force_flush(10_000)
+
+
 @pytest.fixture
-def valid_package(package_dir: Path) -> Path:
-    exporter = PackageSpanExporter()
-    assert exporter.export(failing_trace()) is SpanExportResult.SUCCESS
+def valid_package(package_dir: Path, new_exporter: Callable[[], PackageSpanExporter]) -> Path:
+    flushed(new_exporter(), failing_trace())
     (path,) = package_dir.glob("*.fspkg")
     return path
 
 
 def packages_in(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.fspkg")) if directory.exists() else []
+
+
+def eventually(condition: Callable[[], object], seconds: float = 10.0) -> None:
+    """Polls an observable condition until it holds (the writer works on its own thread)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
 
 
 # -- integration ---------------------------------------------------------------------------------------------
@@ -182,13 +205,14 @@ def test_shop_failure_becomes_one_verifiable_package(
 
 # -- the exporter --------------------------------------------------------------------------------------------
 
+Exporters = Callable[[], PackageSpanExporter]
 
-def test_package_waits_for_the_local_root(package_dir: Path) -> None:
-    exporter = PackageSpanExporter(clock=Clock())
+
+def test_package_waits_for_the_local_root(package_dir: Path, new_exporter: Exporters) -> None:
+    exporter = new_exporter()
     child, root = failing_trace()
     assert exporter.export([child]) is SpanExportResult.SUCCESS
-    assert packages_in(package_dir) == []
-    exporter.export([root])
+    flushed(exporter, [root])
     (path,) = packages_in(package_dir)
     package = read_package(path)
     assert package.manifest["exception"] == {"type": "ValueError", "message": "bad \x1b[31mvalue"}
@@ -197,45 +221,49 @@ def test_package_waits_for_the_local_root(package_dir: Path) -> None:
         span["name"] for span in package.members["trace.json"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
     ]
     assert sorted(names) == ["child", "root"]
-    exporter.export([make_span("late", 3, 1, failed=True)])
+    flushed(exporter, [make_span("late", 3, 1, failed=True)])
     assert len(packages_in(package_dir)) == 1
 
 
-def test_remote_parent_counts_as_local_root(package_dir: Path) -> None:
-    PackageSpanExporter().export([make_span("server", 1, 99, failed=True, remote_parent=True)])
-    assert len(packages_in(package_dir)) == 1
+def test_remote_parent_counts_as_local_root(package_dir: Path, new_exporter: Exporters) -> None:
+    new_exporter().export([make_span("server", 1, 99, failed=True, remote_parent=True)])
+    eventually(lambda: len(packages_in(package_dir)) == 1)
 
 
-def test_trace_without_failure_writes_nothing(package_dir: Path) -> None:
-    exporter = PackageSpanExporter()
+def test_trace_without_failure_writes_nothing(package_dir: Path, new_exporter: Exporters) -> None:
+    exporter = new_exporter()
     exporter.export([make_span("child", 2, 1), make_span("root", 1)])
     exporter.shutdown()
     assert packages_in(package_dir) == []
 
 
-def test_bounded_wait_for_a_root_that_never_ends(package_dir: Path) -> None:
-    clock = Clock()
-    exporter = PackageSpanExporter(clock=clock)
+def test_writer_timer_packages_a_trace_whose_root_never_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_exporter: Exporters
+) -> None:
+    use_package_dir(monkeypatch, str(tmp_path), package_wait_seconds="1")
+    exporter = new_exporter()
+    started = time.monotonic()
     exporter.export([make_span("child", 2, 1, failed=True)])
-    clock.now = WAIT_SECONDS - 0.1
-    exporter.export([])
-    assert packages_in(package_dir) == []
-    clock.now = WAIT_SECONDS
-    exporter.export([])
-    assert len(packages_in(package_dir)) == 1
+    eventually(lambda: len(packages_in(tmp_path)) == 1)  # no further export and no flush: the timer did it
+    assert time.monotonic() - started >= 1
+    (path,) = packages_in(tmp_path)
+    assert [
+        span["name"]
+        for span in read_package(path).members["trace.json"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    ] == ["child"]
 
 
-def test_shutdown_writes_pending_failures(package_dir: Path) -> None:
-    exporter = PackageSpanExporter(clock=Clock())
+def test_shutdown_writes_pending_failures(package_dir: Path, new_exporter: Exporters) -> None:
+    exporter = new_exporter()
     exporter.export([make_span("child", 2, 1, failed=True)])
     exporter.shutdown()
     assert len(packages_in(package_dir)) == 1
     assert exporter.export(failing_trace(TRACE_ID + 1)) is SpanExportResult.FAILURE
+    assert not exporter.force_flush()
 
 
-def test_one_package_per_failing_trace(package_dir: Path) -> None:
-    exporter = PackageSpanExporter()
-    exporter.export(failing_trace(1) + failing_trace(2))
+def test_one_package_per_failing_trace(package_dir: Path, new_exporter: Exporters) -> None:
+    flushed(new_exporter(), failing_trace(1) + failing_trace(2))
     (first, second) = (read_package(path).manifest["trace_id"] for path in packages_in(package_dir))
     assert {first, second} == {format(1, "032x"), format(2, "032x")}
     assert [path.name for path in package_dir.iterdir() if not path.name.endswith(".fspkg")] == []
@@ -245,14 +273,16 @@ def trace_ids(directory: Path) -> list[int]:
     return sorted(int(read_package(path).manifest["trace_id"], 16) for path in packages_in(directory))
 
 
-def test_buffer_bound_evicts_healthy_traces_first(package_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_buffer_bound_evicts_healthy_traces_first(
+    package_dir: Path, monkeypatch: pytest.MonkeyPatch, new_exporter: Exporters
+) -> None:
     monkeypatch.setattr(exporter_module, "MAX_TRACES", 2)
-    exporter = PackageSpanExporter(clock=Clock())
+    exporter = new_exporter()
     for trace_id, failed in ((1, True), (2, False), (3, False), (4, True)):
         exporter.export([make_span("child", 2, 1, trace_id=trace_id, failed=failed)])
     assert packages_in(package_dir) == []
     exporter.export([make_span("child", 2, 1, trace_id=5)])
-    assert trace_ids(package_dir) == [1]
+    eventually(lambda: trace_ids(package_dir) == [1])
     exporter.export([make_span("failing", 3, 1, trace_id=5, failed=True)])
     exporter.export([make_span("root", 1, trace_id=2), make_span("root", 1, trace_id=3)])
     exporter.shutdown()
@@ -261,19 +291,22 @@ def test_buffer_bound_evicts_healthy_traces_first(package_dir: Path, monkeypatch
     assert len(spans_of_5["scopeSpans"][0]["spans"]) == 2
 
 
-def test_spans_per_trace_are_bounded(package_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spans_per_trace_are_bounded(
+    package_dir: Path, monkeypatch: pytest.MonkeyPatch, new_exporter: Exporters
+) -> None:
     monkeypatch.setattr(exporter_module, "MAX_SPANS_PER_TRACE", 2)
-    exporter = PackageSpanExporter()
+    exporter = new_exporter()
     exporter.export([make_span("a", 2, 1), make_span("b", 3, 1), make_span("dropped", 4, 1, failed=True)])
-    exporter.export([make_span("root", 1)])
+    flushed(exporter, [make_span("root", 1)])
     assert packages_in(package_dir) == []
     other = TRACE_ID + 1
-    exporter.export(
+    flushed(
+        exporter,
         [
             make_span("failing", 2, 1, trace_id=other, failed=True),
             make_span("extra", 3, 1, trace_id=other),
             make_span("root", 1, trace_id=other),
-        ]
+        ],
     )
     (path,) = packages_in(package_dir)
     trace = read_package(path).members["trace.json"]
@@ -283,18 +316,21 @@ def test_spans_per_trace_are_bounded(package_dir: Path, monkeypatch: pytest.Monk
     ]
 
 
-def test_unwritable_directory_warns_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_unwritable_directory_warns_once_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, new_exporter: Exporters
 ) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     use_package_dir(monkeypatch, str(blocker))
-    exporter = PackageSpanExporter()
-    with caplog.at_level(logging.WARNING, logger="faultspan.packages.exporter"):
-        assert exporter.export(failing_trace(1)) is SpanExportResult.FAILURE
-        assert exporter.export(failing_trace(2)) is SpanExportResult.FAILURE
-    assert len(caplog.records) == 1
-    assert str(blocker) in caplog.records[0].getMessage()
+    exporter = new_exporter()
+    with caplog.at_level(logging.WARNING, logger="faultspan"):
+        flushed(exporter, failing_trace(1))
+        flushed(exporter, failing_trace(2))
+    (warning,) = [record for record in caplog.records if "replay packages" in record.getMessage()]
+    assert str(blocker) in warning.getMessage()
+    blocker.unlink()
+    flushed(exporter, failing_trace(3))
+    assert trace_ids(blocker) == [3]
 
 
 # -- trace.json ----------------------------------------------------------------------------------------------
@@ -472,6 +508,7 @@ def test_show_survives_a_deep_and_cyclic_span_tree(
     spans += [make_span("loop-a", 5001, 5002), make_span("loop-b", 5002, 5001)]
     use_package_dir(monkeypatch, str(tmp_path))
     package = PackageSpanExporter().write(spans)
+    assert package is not None
     assert main(["show", "--json", str(package)]) == 0
     view = json.loads(capsys.readouterr().out)
     assert [span["depth"] for span in view["spans"]] == list(range(3000))

@@ -1,10 +1,15 @@
-"""The replay-package verbs: show, verify, list, groups, compare."""
+"""The replay-package verbs: show, verify, list, groups, compare.
+
+Only light modules load with the CLI; the package code (protobuf, the OTLP encoder) loads when a verb runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +17,20 @@ from faultspan import config
 from faultspan.cli import colour
 
 if TYPE_CHECKING:
+    from faultspan.packages.catalog import Entry, Filters
     from faultspan.packages.format import Package
 
 
-def _checked(path: Path | str) -> Package | None:
+def _emit(lines: Iterable[str]) -> None:
+    for line in lines:
+        print(line)
+
+
+def _emit_json(document: Any) -> None:
+    _emit([json.dumps(document, indent=2)])
+
+
+def checked(path: Path | str) -> Package | None:
     """The verified package, or None after printing the one-line reason."""
     from faultspan.packages.format import PackageError, read_package
 
@@ -27,51 +42,131 @@ def _checked(path: Path | str) -> Package | None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    results = [_checked(path) for path in args.packages]
+    results = [checked(path) for path in args.packages]
     return 0 if all(results) else 1
 
 
 def _show(args: argparse.Namespace) -> int:
-    package = _checked(args.package)
+    package = checked(args.package)
     if package is None:
         return 1
     from faultspan.packages import view
 
     document = view.document(package)
     if args.json:
-        print(json.dumps(document, indent=2))
+        _emit_json(document)
     else:
-        print("\n".join(view.render(document, colour=colour())))
+        _emit(view.render(document, width=view.terminal_width(), colour=colour()))
     return 0
 
 
-def _list(args: argparse.Namespace) -> int:
-    from faultspan.packages import view
-    from faultspan.packages.format import EXTENSION
+def _filters(args: argparse.Namespace) -> Filters:
+    """The filter options; ValueError naming the option for a time that does not parse."""
+    from faultspan.packages.catalog import Filters, parse_time
 
+    now = datetime.now(timezone.utc)
+    bounds: dict[str, datetime | None] = {}
+    for option in ("since", "until"):
+        text = getattr(args, option)
+        try:
+            bounds[option] = None if text is None else parse_time(text, now)
+        except ValueError as error:
+            raise ValueError(f"--{option}: {error}") from None
+    return Filters(service=args.service, fingerprint=args.fingerprint, **bounds)
+
+
+def _entries(directory: Path, filters: Filters) -> tuple[list[Entry], bool]:
+    """The packages passing the filters, and whether every file verified (the others are reported)."""
+    from faultspan.packages.catalog import Entry, scan
+
+    entries, clean = [], True
+    for path, result in scan(directory):
+        if isinstance(result, Entry):
+            if filters.keep(result):
+                entries.append(result)
+        else:
+            print(f"{path}: {result}", file=sys.stderr)
+            clean = False
+    return entries, clean
+
+
+def _catalog_verb(args: argparse.Namespace) -> int:
+    """``list`` and ``groups``: the bad files on stderr while the good ones print."""
+    from faultspan.packages import catalog, view
+
+    try:
+        filters = _filters(args)
+    except ValueError as error:
+        print(f"faultspan {args.verb}: {error}", file=sys.stderr)
+        return 2
     directory = Path(args.directory or config.load().package_dir)
     if not directory.is_dir():
         print(f"{directory}: not a directory", file=sys.stderr)
         return 1
-    paths = sorted(directory.glob(f"*{EXTENSION}"))
-    packages = [_checked(path) for path in paths]
-    rows = [(path.name, package.manifest) for path, package in zip(paths, packages, strict=True) if package]
-    for line in view.table(rows, colour=colour()):
-        print(line)
-    return 0 if all(packages) else 1
+    entries, clean = _entries(directory, filters)
+    rows = catalog.listing(entries) if args.verb == "list" else catalog.groups(entries)
+    if args.json:
+        _emit_json(rows)
+    else:
+        table = view.list_table if args.verb == "list" else view.groups_table
+        _emit(table(rows, width=view.terminal_width(), colour=colour()))
+    return 0 if clean else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    packages = [checked(path) for path in (args.a, args.b)]
+    first, second = packages
+    if first is None or second is None:
+        return 1
+    from faultspan.packages import compare, view
+
+    document = compare.compare((Path(args.a), first), (Path(args.b), second))
+    if args.json:
+        _emit_json(document)
+    else:
+        _emit(compare.render(document, width=view.terminal_width(), colour=colour()))
+    return 0 if document["same_failure"] else 1
 
 
 def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
     verify = verbs.add_parser("verify", help="check replay packages: archive safety, manifest, every hash")
     verify.add_argument("packages", nargs="+", metavar="PKG")
     verify.set_defaults(run=_verify)
-    show = verbs.add_parser("show", help="a replay package: exception chain, breadcrumbs, span tree")
+
+    show = verbs.add_parser("show", help="a replay package: exception chain, breadcrumbs, span tree, runtime")
     show.add_argument("package", metavar="PKG")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(run=_show)
-    listing = verbs.add_parser(
-        "list",
-        help="a table of the packages in DIR (default: OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR or ./.faultspan/)",
+
+    selection = argparse.ArgumentParser(add_help=False)
+    selection.add_argument(
+        "directory",
+        nargs="?",
+        metavar="DIR",
+        help="the package directory (default: OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR, else ./.faultspan/)",
     )
-    listing.add_argument("directory", nargs="?", metavar="DIR")
-    listing.set_defaults(run=_list)
+    selection.add_argument("--service", metavar="S", help="only packages of this service")
+    selection.add_argument("--fingerprint", metavar="PREFIX", help="only fingerprints starting with PREFIX")
+    for option, edge in (("since", "after"), ("until", "before")):
+        selection.add_argument(
+            f"--{option}",
+            metavar="T",
+            help=f"only failures seen at or {edge} T: ISO 8601 (UTC unless an offset is given) "
+            "or a time ago such as 30m, 2h, 7d",
+        )
+    selection.add_argument("--json", action="store_true", help="machine-readable output")
+    listing = verbs.add_parser("list", parents=[selection], help="a table of packages, oldest first")
+    listing.set_defaults(run=_catalog_verb)
+    groups = verbs.add_parser(
+        "groups", parents=[selection], help="one row per fingerprint, the most recently seen first"
+    )
+    groups.set_defaults(run=_catalog_verb)
+
+    compare = verbs.add_parser(
+        "compare",
+        help="same failure or not (exit 0 or 1), and what differs: message, frames, locals, runtime",
+    )
+    compare.add_argument("a", metavar="A")
+    compare.add_argument("b", metavar="B")
+    compare.add_argument("--json", action="store_true", help="machine-readable output")
+    compare.set_defaults(run=_compare)

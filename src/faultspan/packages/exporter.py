@@ -1,31 +1,34 @@
 """``PackageSpanExporter``: the ``faultspan`` traces exporter writing one ``.fspkg`` per failing trace.
 
-It sits behind faultspan's processor, so it only ever sees redacted spans, on a BatchSpanProcessor worker
-thread; disk I/O here never runs on the application's thread.
+It sits behind faultspan's processor, so it only ever sees redacted spans. ``export`` runs on a
+BatchSpanProcessor thread and only groups spans by trace; the exporter's own writer thread builds and writes
+packages, so neither the application's thread nor the other exporters wait for the disk.
 """
 
 from __future__ import annotations
 
-import logging
+import math
 import os
 import threading
 import time
-from collections import OrderedDict
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 
+from faultspan.config import warn_once
 from faultspan.packages import format as fspkg
+from faultspan.packages.store import PackageStore
+from faultspan.replay import store as replay_store
 from faultspan.runtime import current
 
-_logger = logging.getLogger(__name__)
-
-WAIT_SECONDS = 5.0
 MAX_TRACES = 256
 MAX_SPANS_PER_TRACE = 1024
 MAX_PACKAGED_REMEMBERED = 4096
@@ -59,9 +62,23 @@ def _failing_span(spans: Sequence[ReadableSpan]) -> ReadableSpan:
     return max((span for span in spans if _has_exception(span)), key=depth)
 
 
-def describe_failure(spans: Sequence[ReadableSpan]) -> fspkg.Failure:
-    """The manifest's summary: the last exception event of the deepest failing span."""
-    span = _failing_span(spans)
+def _replay_for(failing: ReadableSpan, spans: Sequence[ReadableSpan]) -> dict[str, Any] | None:
+    """The replay document of the failing span or of its nearest ancestor: a replayable call whose
+    exception was first recorded on a child span (a query, a ``guard`` block) stored it on its own span."""
+    parents = {span.context.span_id: span.parent.span_id if span.parent else None for span in spans}
+    span_id: int | None = failing.context.span_id
+    for _ in range(len(parents) + 1):
+        if span_id is None:
+            return None
+        replay = replay_store.take(failing.context.trace_id, span_id)
+        if replay is not None:
+            return replay
+        span_id = parents.get(span_id)
+    return None
+
+
+def describe_failure(span: ReadableSpan) -> fspkg.Failure:
+    """The manifest's summary: the last exception event of the failing span."""
     event = [event for event in span.events if event.name == "exception"][-1]
     attributes = event.attributes or {}
     fingerprint = attributes.get("faultspan.fingerprint") or (span.attributes or {}).get(
@@ -77,42 +94,123 @@ def describe_failure(spans: Sequence[ReadableSpan]) -> fspkg.Failure:
     )
 
 
+def _shedding_order(spans: Sequence[ReadableSpan], failing: ReadableSpan) -> tuple[list[ReadableSpan], int]:
+    """Spans in the order they are kept under the size cap, and how many must be kept: the failing span and
+    its ancestors first, then the others nearest first (hops in the span tree; unconnected spans last)."""
+    by_id = {span.context.span_id: span for span in spans}
+    neighbours: dict[int, list[int]] = {span_id: [] for span_id in by_id}
+    for span in spans:
+        if span.parent is not None and span.parent.span_id in by_id:
+            neighbours[span.context.span_id].append(span.parent.span_id)
+            neighbours[span.parent.span_id].append(span.context.span_id)
+    kept = [failing]
+    seen = {failing.context.span_id}
+    parent = failing.parent
+    while parent is not None and parent.span_id in by_id and parent.span_id not in seen:
+        seen.add(parent.span_id)
+        kept.append(by_id[parent.span_id])
+        parent = by_id[parent.span_id].parent
+    distance = {failing.context.span_id: 0}
+    frontier = deque([failing.context.span_id])
+    while frontier:
+        span_id = frontier.popleft()
+        for neighbour in neighbours[span_id]:
+            if neighbour not in distance:
+                distance[neighbour] = distance[span_id] + 1
+                frontier.append(neighbour)
+    rest = [span for span in spans if span.context.span_id not in seen]
+    rest.sort(key=lambda span: distance.get(span.context.span_id, math.inf))
+    return [*kept, *rest], len(kept)
+
+
 class PackageSpanExporter(SpanExporter):
     """Buffers spans by trace; a trace with an exception event becomes a package once its local root ended,
-    or ``WAIT_SECONDS`` after the failure was seen (checked at the next export), or at flush/shutdown."""
+    or ``package_wait_seconds`` after the failure was seen (the writer's own timer), or at flush/shutdown."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.directory = Path(os.path.abspath(current().settings.package_dir))
-        self._clock = clock
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
+        settings = current().settings
+        self.directory = Path(os.path.abspath(settings.package_dir))
+        self._settings = settings
+        self.store = PackageStore(self.directory, settings)
+        self._runtime: bytes | None = None
+        self._shutdown = False
+        self.dropped = 0
+        self.truncated = 0
+        self._start_writer()
+        if hasattr(os, "register_at_fork"):
+            restart = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (method := restart()) and method())
+
+    def _after_fork(self) -> None:
+        """A child gets fresh locks and its own writer, and none of the parent's spans."""
+        if not self._shutdown:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        self._lock = threading.Lock()  # the buffered traces, shared by export() and the writer's timer
+        self._write_lock = threading.Lock()  # the store, shared by the writer and direct write() calls
         self._traces: OrderedDict[int, _Trace] = OrderedDict()
         self._packaged: OrderedDict[int, None] = OrderedDict()
-        self._warned = False
-        self._shutdown = False
+        self._queue: deque[list[ReadableSpan]] = deque()
+        self._condition = threading.Condition()
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._writer = threading.Thread(target=self._run, name="faultspan-packages", daemon=True)
+        self._writer.start()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown:
             return SpanExportResult.FAILURE
         with self._lock:
-            for span in spans:
-                self._add(span)
+            waiting = [self._add(span) for span in spans]
             due = self._take(everything=False)
-        return self._write_all(due)
+        if due or any(waiting):
+            self._hand_over(due)
+        return SpanExportResult.SUCCESS
+
+    def _hand_over(self, traces: list[list[ReadableSpan]]) -> None:
+        """Queues finished traces for the writer (and wakes it to re-arm its timer for new failures)."""
+        limit = self._settings.package_queue_size
+        with self._condition:
+            for spans in traces:
+                if limit and len(self._queue) >= limit:
+                    self.dropped += 1
+                    warn_once(
+                        f"package-queue-full:{self.directory}",
+                        "faultspan: package queue full (%d); dropping failures",
+                        limit,
+                    )
+                else:
+                    self._queue.append(spans)
+            self._condition.notify_all()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Writes every failing trace now, whether or not its root has ended."""
-        with self._lock:
-            due = self._take(everything=True)
-        return self._write_all(due) is SpanExportResult.SUCCESS
+        """Writes every failing trace now, root ended or not, and saves the occurrences counted so far."""
+        with self._condition:
+            if not self._writer.is_alive():
+                return False
+            self._flush_requested += 1
+            target = self._flush_requested
+            self._condition.notify_all()
+            self._condition.wait_for(
+                lambda: self._flush_done >= target or not self._writer.is_alive(),
+                timeout=max(timeout_millis, 0) / 1000,
+            )
+            return self._flush_done >= target
 
     def shutdown(self) -> None:
-        self.force_flush()
-        self._shutdown = True
+        with self._condition:
+            if self._shutdown:
+                return
+            self._shutdown = True
+            self._condition.notify_all()
+        self._writer.join(self._settings.shutdown_timeout_millis / 1000)
 
-    def _add(self, span: ReadableSpan) -> None:
+    def _add(self, span: ReadableSpan) -> bool:
+        """Buffers ``span``; True when its trace has just become a failing one waiting for its root."""
         trace_id = span.context.trace_id
         if trace_id in self._packaged:
-            return
+            return False
         trace = self._traces.get(trace_id)
         if trace is None:
             trace = self._traces[trace_id] = _Trace()
@@ -120,10 +218,12 @@ class PackageSpanExporter(SpanExporter):
         kept = len(trace.spans) < MAX_SPANS_PER_TRACE
         if kept:
             trace.spans.append(span)
-        if kept and trace.failed_at is None and _has_exception(span):
-            trace.failed_at = self._clock()
         if _is_local_root(span):
             trace.root_ended = True
+        if kept and trace.failed_at is None and _has_exception(span):
+            trace.failed_at = time.monotonic()
+            return not trace.root_ended
+        return False
 
     def _evict(self, keep: int) -> None:
         """Over the bound, drop the oldest trace without a failure (other than ``keep``, just added); if every
@@ -137,14 +237,15 @@ class PackageSpanExporter(SpanExporter):
         next(iter(self._traces.values())).root_ended = True
 
     def _take(self, *, everything: bool) -> list[list[ReadableSpan]]:
-        now = self._clock()
+        now = time.monotonic()
+        wait = self._settings.package_wait_seconds
         due: list[list[ReadableSpan]] = []
         for trace_id, trace in list(self._traces.items()):
             if trace.failed_at is None:
                 if trace.root_ended:
                     del self._traces[trace_id]
                 continue
-            if everything or trace.root_ended or now - trace.failed_at >= WAIT_SECONDS:
+            if everything or trace.root_ended or now - trace.failed_at >= wait:
                 del self._traces[trace_id]
                 self._packaged[trace_id] = None
                 if len(self._packaged) > MAX_PACKAGED_REMEMBERED:
@@ -152,22 +253,129 @@ class PackageSpanExporter(SpanExporter):
                 due.append(trace.spans)
         return due
 
-    def _write_all(self, traces: list[list[ReadableSpan]]) -> SpanExportResult:
-        written = [self._write_logged(spans) for spans in traces]
-        return SpanExportResult.SUCCESS if all(written) else SpanExportResult.FAILURE
+    def _next_deadline(self) -> float | None:
+        wait = self._settings.package_wait_seconds
+        with self._lock:
+            waits = [trace.failed_at + wait for trace in self._traces.values() if trace.failed_at is not None]
+        rewrite = self.store.next_rewrite()
+        return min([*waits, *([rewrite] if rewrite is not None else [])], default=None)
 
-    def _write_logged(self, spans: Sequence[ReadableSpan]) -> bool:
+    def _idle(self) -> bool:
+        return not self._queue and not self._shutdown and self._flush_requested == self._flush_done
+
+    def _open_store(self) -> None:
+        with self._write_lock:
+            self.store.open()
+
+    def _run(self) -> None:
+        self._guarded(self._open_store)  # stale temporaries go at start, not at the first failure
+        while True:
+            with self._condition:
+                while self._idle():
+                    deadline = self._next_deadline()
+                    timeout = None if deadline is None else deadline - time.monotonic()
+                    if timeout is not None and timeout <= 0:
+                        break
+                    self._condition.wait(timeout)
+                batch = list(self._queue)
+                self._queue.clear()
+                flush_target, stopping = self._flush_requested, self._shutdown
+            everything = stopping or flush_target != self._flush_done
+            with self._lock:
+                batch.extend(self._take(everything=everything))
+            for spans in batch:
+                self._guarded(self.write, spans)
+            self._guarded(self._maintain, everything)
+            with self._condition:
+                self._flush_done = flush_target
+                self._condition.notify_all()
+            if stopping:
+                return
+
+    def _maintain(self, everything: bool) -> None:
+        with self._write_lock:
+            self.store.rewrite(everything=everything)
+            self.store.sync()
+
+    def _guarded(self, work: Callable[..., object], *args: object) -> None:
         try:
-            self.write(spans)
+            work(*args)
         except Exception as error:  # a full disk or a bad directory must never reach the application
-            if not self._warned:
-                self._warned = True
-                _logger.warning("faultspan: cannot write replay packages to %s: %s", self.directory, error)
-            return False
-        return True
+            warn_once(
+                f"package-dir:{self.directory}",
+                "faultspan: cannot write replay packages to %s: %s",
+                self.directory,
+                error,
+            )
 
-    def write(self, spans: Sequence[ReadableSpan]) -> Path:
-        failure = describe_failure(spans)
-        created = datetime.now(timezone.utc)
-        data = fspkg.build(failure, spans, created)
-        return fspkg.write_atomic(self.directory, fspkg.file_name(failure, created), data)
+    def write(self, spans: Sequence[ReadableSpan]) -> Path | None:
+        """Packages one failing trace now, on the calling thread; None when the fingerprint's limit counted
+        it in its newest package instead."""
+        failing = _failing_span(spans)
+        failure = describe_failure(failing)
+        replay = _replay_for(failing, spans)
+        with self._write_lock:
+            self.store.open()
+            created = datetime.now(timezone.utc)
+            if not self.store.admit(failure.fingerprint, created.timestamp()):
+                return None
+            data = self._build(failure, failing, spans, created, replay)
+            return self.store.add(
+                fspkg.file_name(failure, created), data, failure.fingerprint, created.timestamp()
+            )
+
+    def _runtime_facts(self) -> bytes:
+        if self._runtime is None:
+            settings = self._settings
+            self._runtime = fspkg.dump(
+                fspkg.runtime_facts(
+                    argv=settings.package_include_argv,
+                    environment=settings.package_include_env,
+                    redactor=current().redactor,
+                )
+            )
+        return self._runtime
+
+    def _build(
+        self,
+        failure: fspkg.Failure,
+        failing: ReadableSpan,
+        spans: Sequence[ReadableSpan],
+        created: datetime,
+        replay: dict[str, Any] | None,
+    ) -> bytes:
+        def build(kept: Sequence[ReadableSpan], **fields: Any) -> bytes:
+            return fspkg.build(
+                failure,
+                kept,
+                created,
+                replay=replay,
+                runtime=self._runtime_facts(),
+                signing_key=self._settings.signing_key,
+                **fields,
+            )
+
+        data = build(spans)
+        cap = self._settings.package_max_bytes
+        if not cap or len(data) <= cap:
+            return data
+        order, required = _shedding_order(spans, failing)
+
+        def shed(count: int) -> bytes:
+            """The package of the first ``count`` spans to keep, in their original order."""
+            kept = {id(span) for span in order[:count]}
+            return build(
+                [span for span in spans if id(span) in kept], truncated=True, dropped_spans=len(order) - count
+            )
+
+        low, high = required, len(order) - 1  # the largest count of kept spans that fits is in [low, high]
+        best = shed(low)
+        while low < high:
+            middle = (low + high + 1) // 2
+            candidate = shed(middle)
+            if len(candidate) <= cap:
+                low, best = middle, candidate
+            else:
+                high = middle - 1
+        self.truncated += 1
+        return best

@@ -1,25 +1,49 @@
-"""What ``faultspan show`` and ``faultspan list`` print, built from a verified package.
+"""What ``faultspan show`` prints, and the tables of ``list`` and ``groups``, built from verified packages.
 
 The package passed verification, but its content is still someone else's data: every string is escaped before
 it reaches a terminal, and the JSON inside span attributes is read defensively.
+
+Human output on a terminal fits its width (``COLUMNS`` when set): values that do not fit are cut with
+``...``. Written to a pipe or a file, nothing is cut. ``show --json``
+(``document``) has these keys, stable within a format version (new keys may be added):
+
+- ``manifest``: the manifest as written (optional ``occurrences``, ``last_occurrence``, ``truncated``)
+- ``occurrences`` (int, 1 unless the manifest counts more), ``last_occurrence`` (RFC 3339 or null),
+  ``truncated`` (bool): the manifest's optional fields with their defaults
+- ``exception``: ``type``, ``message``, ``fingerprint``, ``span`` (the failing span's name), ``frames``
+  (``faultspan.frames``: oldest first, with ``pre_context``/``post_context``/``locals`` when captured),
+  ``chain`` (``faultspan.chain``: ``cause``, ``context``, ``notes``, ``exceptions``), ``stacktrace``
+- ``breadcrumbs``: in time order, each ``time``, ``time_unix_nano``, ``level``, ``category``, ``message``,
+  ``data``
+- ``spans``: the span tree flattened depth first (siblings by start time), each ``name``, ``span_id``,
+  ``parent_span_id``, ``depth``, ``kind`` (OTLP enum), ``start``, ``offset_ms`` (from the earliest span),
+  ``duration_ms``, ``status`` (OTLP code: 2 is ERROR), ``failing``, ``attributes``
+- ``resource`` (attributes), ``runtime`` (``runtime.json``), ``replay`` (``replay.json``)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+import shutil
+import sys
+from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from faultspan.packages.catalog import occurrences
 from faultspan.packages.format import REPLAY, RUNTIME, TRACE, Package, decode_trace, rfc3339
 
-MESSAGE_WIDTH = 48
+MIN_WIDTH = 40
+MIN_CELL = 16
+MAX_INDENT = 16
+ELLIPSIS = "..."
 BOLD = "1"
 RED = "31"
 BOLD_RED = "1;31"
 
 
-def _text(value: object) -> str:
+def printable(value: object) -> str:
     """Printable on a terminal: control characters (escape sequences included) are shown escaped."""
     text = str(value)
     if text.isprintable():
@@ -27,8 +51,8 @@ def _text(value: object) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
-def _style(line: str, code: str, colour: bool) -> str:
-    return f"\x1b[{code}m{line}\x1b[0m" if colour else line
+def style(line: str, code: str | None, colour: bool) -> str:
+    return f"\x1b[{code}m{line}\x1b[0m" if colour and code else line
 
 
 def _value(any_value: Any) -> Any:
@@ -97,6 +121,7 @@ def _tree(spans: list[dict[str, Any]], failing: str) -> list[dict[str, Any]]:
     A flat list, walked without recursion: a hostile trace can nest spans arbitrarily deep or in a cycle.
     """
     ordered = sorted(spans, key=lambda span: span["start_unix_nano"])
+    origin = ordered[0]["start_unix_nano"] if ordered else 0
     ids = {span["span_id"] for span in ordered}
     children: dict[str | None, list[dict[str, Any]]] = {}
     for span in ordered:
@@ -112,10 +137,13 @@ def _tree(spans: list[dict[str, Any]], failing: str) -> list[dict[str, Any]]:
                 "span_id": span["span_id"],
                 "parent_span_id": span["parent_span_id"],
                 "depth": depth,
+                "kind": span["kind"],
                 "start": span["start"],
+                "offset_ms": (span["start_unix_nano"] - origin) / 1e6,
                 "duration_ms": span["duration_ms"],
                 "status": span["status"],
                 "failing": span["span_id"] == failing,
+                "attributes": span["attributes"],
             }
         )
         stack.extend((child, depth + 1) for child in reversed(children.pop(span["span_id"], [])))
@@ -170,8 +198,12 @@ def document(package: Package) -> dict[str, Any]:
         )
     events = _exception_events(failing) if failing else []
     attributes = events[-1]["attributes"] if events else {}
+    last_occurrence = manifest.get("last_occurrence")
     return {
         "manifest": manifest,
+        "occurrences": occurrences(manifest),
+        "last_occurrence": last_occurrence if isinstance(last_occurrence, str) else None,
+        "truncated": manifest.get("truncated") is True,
         "exception": {
             "type": manifest["exception"]["type"],
             "message": manifest["exception"]["message"],
@@ -189,102 +221,249 @@ def document(package: Package) -> dict[str, Any]:
     }
 
 
-def _frame_lines(frames: Any, indent: str) -> list[str]:
+def terminal_width() -> int | None:
+    """The columns of the terminal (``COLUMNS`` first); None, cut nothing, for a pipe or a file.
+
+    ``COLUMNS`` alone does not count: GNU readline exports it into the environment of every child of a
+    process that loaded it, pipes included.
+    """
+    return max(shutil.get_terminal_size().columns, MIN_WIDTH) if sys.stdout.isatty() else None
+
+
+def cut(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    return text[: max(width - len(ELLIPSIS), 0)] + ELLIPSIS
+
+
+def _cut_left(text: str, width: int) -> str:
+    """For dotted names, whose end (the class) says more than their start."""
+    return text if len(text) <= width else ELLIPSIS + text[len(text) - width + len(ELLIPSIS) :]
+
+
+def duration(milliseconds: float) -> str:
+    if milliseconds >= 1000:
+        return f"{milliseconds / 1000:.2f} s"
+    return f"{milliseconds:.1f} ms" if milliseconds >= 10 else f"{milliseconds:.3f} ms"
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
+def _field(mapping: Any, *keys: str) -> str:
+    """A nested string of an untrusted document, or empty."""
+    for key in keys:
+        mapping = mapping.get(key) if isinstance(mapping, dict) else None
+    return mapping if isinstance(mapping, str) else ""
+
+
+def _source_lines(frame: dict[str, Any], indent: str) -> list[str]:
+    line, lineno = frame.get("context_line"), frame.get("lineno")
+    before, after = _strings(frame.get("pre_context")), _strings(frame.get("post_context"))
+    if not isinstance(lineno, int) or isinstance(lineno, bool) or not (before or after):
+        return [f"{indent}    {line}"] if line else []
+    digits = len(str(lineno + len(after)))
+    lines = [
+        f"{indent}    {number:>{digits}} | {text}" for number, text in enumerate(before, lineno - len(before))
+    ]
+    lines.append(f"{indent}  > {lineno:>{digits}} | {line or ''}")
+    lines.extend(f"{indent}    {number:>{digits}} | {text}" for number, text in enumerate(after, lineno + 1))
+    return lines
+
+
+def _frame_lines(node: dict[str, Any], frames: Any, indent: str) -> list[str]:
     lines: list[str] = []
+    omitted = node.get("frames_omitted")
+    if isinstance(omitted, int) and omitted > 0:
+        lines.append(f"{indent}({omitted} frames omitted in the middle)")
     for frame in frames if isinstance(frames, list) else []:
         if not isinstance(frame, dict):
             continue
         where = f'File "{frame.get("filename")}", line {frame.get("lineno")}, in {frame.get("function")}'
-        lines.append(_text(f"{indent}{where}"))
-        if frame.get("context_line"):
-            lines.append(_text(f"{indent}    {frame['context_line']}"))
+        lines.append(f"{indent}{where}")
+        lines.extend(_source_lines(frame, indent))
         local_values = frame.get("locals")
         if isinstance(local_values, dict):
-            lines.extend(_text(f"{indent}        {name} = {value}") for name, value in local_values.items())
+            lines.extend(f"{indent}      {name} = {value}" for name, value in local_values.items())
     return lines
 
 
 def _chain_lines(node: Any, frames: Any, indent: str, depth: int = 0) -> list[str]:
     if not isinstance(node, dict) or depth > 64:
         return []
-    lines = [_text(f"{indent}{node.get('type')}: {node.get('message')}")]
-    lines.extend(_frame_lines(frames, indent + "  "))
-    notes = node.get("notes")
-    lines.extend(_text(f"{indent}  note: {note}") for note in (notes if isinstance(notes, list) else []))
-    for key, label in (("cause", "caused by"), ("context", "while handling")):
-        if isinstance(node.get(key), dict):
-            lines.append(f"{indent}{label}:")
-            lines.extend(_chain_lines(node[key], node[key].get("frames"), indent + "  ", depth + 1))
+    lines = [f"{indent}{node.get('type')}: {node.get('message')}"]
+    lines.extend(_frame_lines(node, frames, indent + "  "))
+    lines.extend(f"{indent}  note: {note}" for note in _strings(node.get("notes")))
     members = node.get("exceptions")
     for number, member in enumerate(members if isinstance(members, list) else [], 1):
         lines.append(f"{indent}  group member {number}:")
         frames_of_member = member.get("frames") if isinstance(member, dict) else None
         lines.extend(_chain_lines(member, frames_of_member, indent + "    ", depth + 1))
+    for key, label in (("cause", "caused by"), ("context", "while handling")):
+        if isinstance(node.get(key), dict):
+            lines.append(f"{indent}{label}:")
+            lines.extend(_chain_lines(node[key], node[key].get("frames"), indent + "  ", depth + 1))
+    if node.get("truncated") is True:
+        lines.append(f"{indent}  (more of the chain was not captured)")
+    if node.get("cycle") is True:
+        lines.append(f"{indent}  (the chain loops back to an exception shown above)")
     return lines
 
 
-def _tree_lines(spans: list[dict[str, Any]], colour: bool) -> list[str]:
+def _tree_lines(spans: list[dict[str, Any]], width: int | None, colour: bool) -> list[str]:
+    """Each span's name is what gets cut, so durations and marks stay visible."""
     lines = []
     for span in spans:
-        marks = " ERROR" if span["status"] == 2 else ""
+        marks = f"  {duration(span['duration_ms'])}  +{duration(span['offset_ms'])}"
+        marks += "  ERROR" if span["status"] == 2 else ""
         marks += "  <- failure" if span["failing"] else ""
-        indent = "  " * (span["depth"] + 1)
-        line = _text(f"{indent}{span['name']}  {span['duration_ms']:.3f} ms{marks}")
-        lines.append(_style(line, RED, colour) if span["failing"] else line)
+        depth = span["depth"]
+        indent = "  " * (min(depth, MAX_INDENT) + 1)
+        name = printable(span["name"] if depth <= MAX_INDENT else f"[depth {depth}] {span['name']}")
+        room = None if width is None else max(width - len(indent) - len(marks), MIN_CELL)
+        line = cut(f"{indent}{cut(name, room)}{marks}", width)
+        lines.append(style(line, RED, colour) if span["failing"] else line)
     return lines
 
 
-def render(view: dict[str, Any], *, colour: bool = False) -> list[str]:
-    """The human view (``show``); ``colour`` adds ANSI styles, never inside the package's own text."""
-    manifest, exception = view["manifest"], view["exception"]
+def _summary_lines(view: dict[str, Any]) -> list[str]:
+    manifest, runtime = view["manifest"], view["runtime"]
     lines = [
-        _style(_text(f"{exception['type']}: {exception['message']}"), BOLD_RED, colour),
-        _text(
-            f"service {manifest['service']}  created {manifest['created']}  "
-            f"fingerprint {manifest['fingerprint']}  trace {manifest['trace_id']}"
-        ),
-        "",
-        _style("Exception", BOLD, colour),
+        f"service {manifest['service']}  created {manifest['created']}  span {view['exception']['span']}",
+        f"fingerprint {manifest['fingerprint']}  trace {manifest['trace_id']}",
     ]
+    python = f"{_field(runtime, 'python', 'version')} {_field(runtime, 'python', 'implementation')}".strip()
+    system = " ".join(_field(runtime, "platform", key) for key in ("system", "release", "machine")).strip()
+    if python or system:
+        lines.append(f"python {python}  {system}" if python else system)
+    if _field(runtime, "entry_point"):
+        lines.append(f"entry point {_field(runtime, 'entry_point')}")
+    if view["occurrences"] > 1:
+        last = f", the last at {view['last_occurrence']}" if view["last_occurrence"] else ""
+        lines.append(f"seen {view['occurrences']} times{last}")
+    if view["truncated"]:
+        lines.append("truncated: parts of this failure were left out to respect the package size cap")
+    return lines
+
+
+def render(view: dict[str, Any], *, width: int | None = None, colour: bool = False) -> list[str]:
+    """The human view (``show``); ``colour`` adds ANSI styles, never inside the package's own text."""
+    exception = view["exception"]
+
+    def fit(lines: list[str]) -> list[str]:
+        return [cut(printable(line), width) for line in lines]
+
     chain = exception["chain"]
     if not isinstance(chain, dict):
         chain = {"type": exception["type"], "message": exception["message"]}
-    lines.extend(_chain_lines(chain, exception["frames"], "  "))
-    lines += ["", _style("Breadcrumbs", BOLD, colour)]
-    for crumb in view["breadcrumbs"]:
-        data = " ".join(f"{key}={value}" for key, value in crumb["data"].items())
-        lines.append(
-            _text(f"  {crumb['time']}  {crumb['level']!s:<7} {crumb['category']}: {crumb['message']} {data}")
-        )
-    if not view["breadcrumbs"]:
-        lines.append("  (none)")
-    lines += ["", _style("Spans", BOLD, colour)]
-    lines.extend(_tree_lines(view["spans"], colour))
-    return lines
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def table(rows: Sequence[tuple[str, dict[str, Any]]], *, colour: bool = False) -> list[str]:
-    """``list``: one row per package."""
-    header = ("TIME", "SERVICE", "EXCEPTION", "MESSAGE", "FINGERPRINT", "FILE")
-    cells = [header] + [
-        (
-            manifest["created"],
-            manifest["service"],
-            manifest["exception"]["type"],
-            _cut(manifest["exception"]["message"], MESSAGE_WIDTH),
-            manifest["fingerprint"][:12],
-            name,
-        )
-        for name, manifest in rows
+    crumbs = [
+        f"  {crumb['time'][11:23]}  {crumb['level'] or '':<7}  {crumb['category']}: {crumb['message']}"
+        + "".join(f"  {key}={value}" for key, value in crumb["data"].items())
+        for crumb in view["breadcrumbs"]
     ]
-    cells = [tuple(_text(cell) for cell in row) for row in cells]
-    widths = [max(len(row[column]) for row in cells) for column in range(len(header) - 1)] + [0]
+    return [
+        style(fit([f"{exception['type']}: {exception['message']}"])[0], BOLD_RED, colour),
+        *fit(_summary_lines(view)),
+        "",
+        style("Exception", BOLD, colour),
+        *fit(_chain_lines(chain, exception["frames"], "  ")),
+        "",
+        style("Breadcrumbs", BOLD, colour),
+        *(fit(crumbs) or ["  (none)"]),
+        "",
+        style("Spans", BOLD, colour),
+        *_tree_lines(view["spans"], width, colour),
+    ]
+
+
+def compact_time(rfc3339_time: str) -> str:
+    """``2026-11-22T06:08:34.583Z`` as ``2026-11-22 06:08:34`` (UTC) for tables."""
+    return rfc3339_time[:19].replace("T", " ")
+
+
+def _level(widths: list[int], budget: int) -> int:
+    """The largest cap such that the widths, each cut to it, add up to at most ``budget``."""
+    low, high = 0, max(widths, default=0)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if sum(min(size, middle) for size in widths) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    flexible: Collection[int] = (),
+    keep_end: Collection[int] = (),
+    width: int | None = None,
+    colour: bool = False,
+) -> list[str]:
+    """Aligned columns. Past ``width``, the widest of the ``flexible`` columns give up room first (down to
+    ``MIN_CELL``), cutting their values (from the start for the columns in ``keep_end``); then lines are cut.
+    """
+    cells = [[printable(cell) for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+    if width is not None and flexible:
+        fixed = sum(size for column, size in enumerate(widths) if column not in flexible)
+        level = _level([widths[column] for column in flexible], width - fixed - 2 * (len(widths) - 1))
+        for column in flexible:
+            widths[column] = max(min(widths[column], level), min(widths[column], MIN_CELL))
+            narrow = _cut_left if column in keep_end else cut
+            for row in cells[1:]:
+                row[column] = narrow(row[column], widths[column])
+    widths[-1] = 0
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        cut("  ".join(cell.ljust(size) for cell, size in zip(row, widths, strict=True)).rstrip(), width)
         for row in cells
     ]
-    return [_style(lines[0], BOLD, colour), *lines[1:]]
+    return [style(lines[0], BOLD, colour), *lines[1:]]
+
+
+def list_table(rows: Sequence[dict[str, Any]], *, width: int | None, colour: bool) -> list[str]:
+    """``list``, from ``catalog.listing``; the file name is cut only when nothing else can give room."""
+    header = ("TIME", "SERVICE", "EXCEPTION", "MESSAGE", "FINGERPRINT", "FILE")
+    cells = [
+        (
+            compact_time(row["created"]),
+            row["service"],
+            row["exception"]["type"],
+            row["exception"]["message"],
+            row["fingerprint"][:12],
+            os.path.basename(row["file"]),
+        )
+        for row in rows
+    ]
+    return table(header, cells, flexible=(1, 2, 3), keep_end=(2,), width=width, colour=colour)
+
+
+def groups_table(rows: Sequence[dict[str, Any]], *, width: int | None, colour: bool) -> list[str]:
+    """``groups``, from ``catalog.groups``."""
+    header = (
+        "COUNT",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "SERVICES",
+        "EXCEPTION",
+        "MESSAGE",
+        "FINGERPRINT",
+        "EXAMPLE",
+    )
+    cells = [
+        (
+            row["count"],
+            compact_time(row["first_seen"]),
+            compact_time(row["last_seen"]),
+            ",".join(row["services"]),
+            row["exception"]["type"],
+            row["exception"]["message"],
+            row["fingerprint"][:12],
+            os.path.basename(row["example"]),
+        )
+        for row in rows
+    ]
+    return table(header, cells, flexible=(3, 4, 5), keep_end=(4,), width=width, colour=colour)
