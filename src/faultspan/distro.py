@@ -32,7 +32,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from faultspan import config, runtime
+from faultspan import config, lifecycle, runtime
 from faultspan.processor import FaultspanSpanProcessor
 
 _logger = logging.getLogger("faultspan")
@@ -72,6 +72,7 @@ class FaultspanConfigurator(_OTelSDKConfigurator):
         super()._configure(  # type: ignore[no-untyped-call]
             span_processors=[processor], export_span_processor=processor.attach, **kwargs
         )
+        lifecycle.install_exit_hooks()
 
 
 def install(provider: TracerProvider) -> FaultspanSpanProcessor:
@@ -163,8 +164,9 @@ def configure(**options: Any) -> Handle:
     if isinstance(names, str):
         names = [name.strip() for name in names.split(",") if name.strip() and name.strip() != "none"]
     for exporter in [*_exporters(names), *options.get("exporters", ())]:
-        processor.attach(exporter)
+        provider.add_span_processor(processor.attach(exporter))
     if provider is not existing:
         trace.set_tracer_provider(provider)
+    lifecycle.install_exit_hooks()
     ExceptionsInstrumentor().instrument()
     return Handle(provider, processor)

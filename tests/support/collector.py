@@ -39,6 +39,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 __all__ = [
+    "ROTEL_CONFIG",
     "CollectorStartError",
     "OtlpSink",
     "ReceivedEvent",
@@ -47,6 +48,7 @@ __all__ = [
     "decode_any_value",
     "decode_attributes",
     "free_port",
+    "read_rotel_config",
     "rotel_binary",
 ]
 
@@ -384,9 +386,30 @@ def rotel_binary() -> Path:
     return path
 
 
-def _collector_env() -> dict[str, str]:
+ROTEL_CONFIG = Path(__file__).resolve().parents[2] / "collector-config" / "rotel.env"
+
+
+def read_rotel_config(path: Path = ROTEL_CONFIG) -> dict[str, str]:
+    """The ``ROTEL_*`` settings of a ``rotel.env`` file: ``KEY=VALUE`` lines, ``#`` comment lines."""
+    settings: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, separator, value = line.partition("=")
+        if not separator or not key.startswith("ROTEL_") or key != key.strip():
+            raise ValueError(f"{path}:{number}: expected ROTEL_NAME=value, got {line!r}")
+        settings[key] = value.strip()
+    return settings
+
+
+# The defaults of every RotelCollector: the committed test configuration.
+_CONFIG = read_rotel_config()
+
+
+def _collector_env(settings: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROTEL_", "OTEL_"))}
     env["NO_COLOR"] = "1"
+    env.update(settings)
     return env
 
 
@@ -427,6 +450,10 @@ class RotelCollector:
     ``exporter_endpoint`` is where rotel forwards traces (``"127.0.0.1:PORT"`` or a URL); ``None`` uses
     rotel's ``blackhole`` exporter. Retry backoffs default to fast values so "downstream down for a while"
     tests stay quick; pass ``None`` to keep rotel's defaults (5 s initial, 30 s max).
+
+    Settings reach rotel as ``ROTEL_*`` variables (``environment()``): every line of
+    ``collector-config/rotel.env`` (the defaults of the keyword arguments below come from it), then the
+    ports, the exporter endpoint and any argument given here.
     """
 
     def __init__(
@@ -436,10 +463,10 @@ class RotelCollector:
         log_dir: Path | None = None,
         grpc_port: int | None = None,
         http_port: int | None = None,
-        exporter_protocol: Literal["grpc", "http"] = "grpc",
-        batch_timeout: str = "50ms",
-        retry_initial_backoff: str | None = "50ms",
-        retry_max_backoff: str | None = "500ms",
+        exporter_protocol: Literal["grpc", "http"] = _CONFIG["ROTEL_OTLP_EXPORTER_PROTOCOL"],  # type: ignore[assignment]
+        batch_timeout: str = _CONFIG["ROTEL_BATCH_TIMEOUT"],
+        retry_initial_backoff: str | None = _CONFIG.get("ROTEL_OTLP_EXPORTER_RETRY_INITIAL_BACKOFF"),
+        retry_max_backoff: str | None = _CONFIG.get("ROTEL_OTLP_EXPORTER_RETRY_MAX_BACKOFF"),
         extra_args: Sequence[str] = (),
         start_timeout: float = 10.0,
         port_attempts: int = 5,
@@ -518,34 +545,31 @@ class RotelCollector:
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 
-    def command(self) -> list[str]:
-        cmd = [
-            str(self.binary),
-            "start",
-            "--otlp-grpc-endpoint",
-            f"{LOOPBACK}:{self._grpc_port}",
-            "--otlp-http-endpoint",
-            f"{LOOPBACK}:{self._http_port}",
-            "--batch-timeout",
-            self.batch_timeout,
-        ]
+    def environment(self) -> dict[str, str]:
+        """The ``ROTEL_*`` variables rotel starts with: ``collector-config/rotel.env`` with this instance's
+        ports, exporter and settings applied (``None`` removes a setting, so rotel's default applies)."""
+        settings: dict[str, str | None] = {
+            **_CONFIG,
+            "ROTEL_OTLP_GRPC_ENDPOINT": f"{LOOPBACK}:{self._grpc_port}",
+            "ROTEL_OTLP_HTTP_ENDPOINT": f"{LOOPBACK}:{self._http_port}",
+            "ROTEL_BATCH_TIMEOUT": self.batch_timeout,
+        }
         if self.exporter_endpoint is None:
-            cmd += ["--exporter", "blackhole"]
+            settings = {k: v for k, v in settings.items() if not k.startswith("ROTEL_OTLP_EXPORTER_")}
+            settings["ROTEL_EXPORTER"] = "blackhole"
         else:
-            cmd += [
-                "--exporter",
-                "otlp",
-                "--otlp-exporter-endpoint",
-                self.exporter_endpoint,
-                "--otlp-exporter-protocol",
-                self.exporter_protocol,
-            ]
-            if self.retry_initial_backoff is not None:
-                cmd += ["--otlp-exporter-retry-initial-backoff", self.retry_initial_backoff]
-            if self.retry_max_backoff is not None:
-                cmd += ["--otlp-exporter-retry-max-backoff", self.retry_max_backoff]
-        cmd += self.extra_args
-        return cmd
+            settings |= {
+                "ROTEL_EXPORTER": "otlp",
+                "ROTEL_OTLP_EXPORTER_ENDPOINT": self.exporter_endpoint,
+                "ROTEL_OTLP_EXPORTER_PROTOCOL": self.exporter_protocol,
+                "ROTEL_OTLP_EXPORTER_RETRY_INITIAL_BACKOFF": self.retry_initial_backoff,
+                "ROTEL_OTLP_EXPORTER_RETRY_MAX_BACKOFF": self.retry_max_backoff,
+            }
+        return {key: value for key, value in settings.items() if value is not None}
+
+    def command(self) -> list[str]:
+        """The command line; the settings are in ``environment()``."""
+        return [str(self.binary), "start", *self.extra_args]
 
     def log_text(self) -> str:
         try:
@@ -565,14 +589,16 @@ class RotelCollector:
                 self._http_port = self._port_factory()
             offset = self.log_path.stat().st_size if self.log_path.exists() else 0
             with self.log_path.open("ab") as log:
-                log.write(f"### start #{self.starts + 1}.{attempt}: {' '.join(self.command())}\n".encode())
+                settings = self.environment()
+                shown = " ".join([*(f"{k}={v}" for k, v in settings.items()), *self.command()])
+                log.write(f"### start #{self.starts + 1}.{attempt}: {shown}\n".encode())
                 log.flush()
                 self._proc = subprocess.Popen(
                     self.command(),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    env=_collector_env(),
+                    env=_collector_env(settings),
                     close_fds=True,
                 )
             self._last_pid = self._proc.pid

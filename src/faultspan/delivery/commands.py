@@ -1,10 +1,157 @@
-"""The spool verb."""
+"""``faultspan spool [DIR] [--drain] [--json]``: what the durable OTLP spool holds, and sending it now.
+
+Only argparse at import time: the OTLP stack is imported when the verb runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from pathlib import Path
 from typing import Any
+
+_DRAIN_ATTEMPT_SECONDS = 10.0
 
 
 def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
-    """Placeholder until this area's verbs land."""
+    parser = verbs.add_parser(
+        "spool",
+        help="show the durable OTLP spool; --drain sends it to the OTEL_EXPORTER_OTLP_* endpoint",
+    )
+    parser.add_argument(
+        "directory", nargs="?", help="spool directory (default: OTEL_PYTHON_FAULTSPAN_SPOOL_DIR)"
+    )
+    parser.add_argument("--drain", action="store_true", help="send every spooled batch now, oldest first")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(run=_run)
+
+
+def _directory(args: argparse.Namespace) -> Path | None:
+    if args.directory:
+        return Path(args.directory)
+    from faultspan import config
+
+    configured = config.load().spool_dir
+    return None if configured.strip().lower() == "none" else Path(configured)
+
+
+def _status(root: Path) -> dict[str, Any]:
+    """Totals over every destination under ``root``."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from faultspan.delivery import spool
+
+    totals = dict.fromkeys(
+        ("segments", "segments_in_use", "pending_batches", "pending_spans", "bytes", "damaged_records"), 0
+    )
+    totals.update(evicted_segments=0, evicted_batches=0, evicted_bytes=0)
+    found_in = spool.destinations(root)
+    for directory in found_in:
+        files = spool.segments(directory)
+        totals["segments"] += len(files)
+        for path in files:
+            with spool.claim(path) as fd:
+                if fd is None:
+                    totals["segments_in_use"] += 1
+                    continue
+                data = os.pread(fd, os.fstat(fd).st_size, 0)
+            found = spool.scan(data)
+            totals["bytes"] += len(data)
+            totals["damaged_records"] += found.bad_records
+            for record in found.records:
+                if record.pending:
+                    request = ExportTraceServiceRequest.FromString(record.payload)
+                    totals["pending_batches"] += 1
+                    totals["pending_spans"] += sum(
+                        len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans
+                    )
+        evicted = spool.evictions(directory)
+        totals["evicted_segments"] += evicted.segments
+        totals["evicted_batches"] += evicted.records
+        totals["evicted_bytes"] += evicted.bytes
+    return {"directory": str(root), "destinations": [path.name for path in found_in], **totals}
+
+
+def _exporter() -> Any:
+    """The OTLP span exporter the standard variables describe (protocol: grpc, faultspan's default)."""
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "grpc"
+    ).strip()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+        return HttpExporter()
+    raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported (grpc or http/protobuf)")
+
+
+def _drain(root: Path) -> tuple[int, int, bool, str]:
+    """Every destination's batches, oldest first, to the endpoint the standard variables name."""
+    from faultspan.delivery import spool
+    from faultspan.delivery.durable import transport_for
+
+    exporter = _exporter()
+    transport = transport_for(exporter)
+    if transport is None:
+        raise ValueError(f"{type(exporter).__name__}: no single-attempt sender for this exporter")
+    sent = rejected = 0
+    blocked = False
+    try:
+        for directory in spool.destinations(root):
+            result = spool.drain(directory, lambda payload: transport.send(payload, _DRAIN_ATTEMPT_SECONDS))
+            sent, rejected, blocked = sent + result.sent, rejected + result.rejected, result.blocked
+            if blocked:
+                break
+    finally:
+        exporter.shutdown()
+    return sent, rejected, blocked, transport.destination
+
+
+def _run(args: argparse.Namespace) -> int:
+    directory = _directory(args)
+    if directory is None:
+        print("faultspan spool: the spool is off (OTEL_PYTHON_FAULTSPAN_SPOOL_DIR=none); name a directory")
+        return 2
+    if args.directory and not directory.is_dir():  # the configured one is created with its first batch
+        print(f"faultspan spool: {directory}: no such directory")
+        return 2
+    report: dict[str, Any] = {}
+    code = 0
+    if args.drain:
+        try:
+            sent, rejected, blocked, endpoint = _drain(directory)
+        except ValueError as err:
+            print(f"faultspan spool: {err}")
+            return 2
+        report["drain"] = {"endpoint": endpoint, "sent": sent, "rejected": rejected, "complete": not blocked}
+        code = 1 if blocked else 0
+    report.update(_status(directory))
+    if args.json:
+        print(json.dumps(report))
+        return code
+    if "drain" in report:
+        drained = report["drain"]
+        state = "the collector stopped taking batches" if blocked else "done"
+        print(
+            f"drained to {drained['endpoint']}: {drained['sent']} batch(es) sent, "
+            f"{drained['rejected']} rejected by the collector; {state}"
+        )
+    print(
+        f"{report['directory']}: {report['pending_spans']} span(s) in {report['pending_batches']} batch(es), "
+        f"{report['segments']} segment(s) ({report['segments_in_use']} in use by a running process), "
+        f"{report['bytes']} bytes"
+    )
+    if report["damaged_records"]:
+        print(f"damaged or truncated records skipped: {report['damaged_records']}")
+    if report["evicted_segments"]:
+        print(
+            f"evicted over the budget: {report['evicted_batches']} batch(es) in "
+            f"{report['evicted_segments']} segment(s), {report['evicted_bytes']} bytes"
+        )
+    return code
