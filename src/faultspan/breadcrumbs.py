@@ -64,8 +64,7 @@ def add(category: str, message: str, level: str, data: Mapping[str, object], lim
     )
     if limit <= 0:
         return
-    trail = _trail.get()
-    _trail.set((*trail[len(trail) - limit + 1 :], crumb) if len(trail) >= limit else (*trail, crumb))
+    remember(crumb, limit)
     if span.is_recording():
         span.add_event(EVENT, crumb.attributes(), timestamp=crumb.timestamp)
 
@@ -77,3 +76,12 @@ def missing_from(trace_id: int, span_id: int) -> list[Crumb]:
 
 def trail() -> tuple[Crumb, ...]:
     return _trail.get()
+
+
+def remember(crumb: Crumb, limit: int) -> None:
+    """Append ``crumb`` to this context's trail without a span event (an outgoing call whose own span
+    already carries it in the trace); a capture copies it onto the failing span."""
+    if limit <= 0:
+        return
+    trail = _trail.get()
+    _trail.set((*trail[len(trail) - limit + 1 :], crumb) if len(trail) >= limit else (*trail, crumb))

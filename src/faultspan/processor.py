@@ -22,7 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from faultspan import fingerprint as fp
 from faultspan import scope
@@ -30,6 +30,7 @@ from faultspan.config import warn_once
 from faultspan.exceptions import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE, FINGERPRINT
 from faultspan.redaction import Redactor
 from faultspan.runtime import current
+from faultspan_instrumentation.outgoing import remember_call
 
 MASKED_COUNT = "redaction.masked.count"
 MASKED_KEYS = "redaction.masked.keys"
@@ -49,7 +50,7 @@ def _bounded(attributes: dict[str, Any], dropped: int) -> Mapping[str, Any]:
     return bounded
 
 
-def _plain(attributes: object) -> Mapping[str, Any]:
+def plain_attributes(attributes: object) -> Mapping[str, Any]:
     """The SDK's BoundedAttributes iterates through Python-level Mapping methods; its own dict does not,
     which matters on the worker that reads every attribute of every span."""
     if type(attributes) is BoundedAttributes:
@@ -73,7 +74,7 @@ def _events(
     changed: list[Event] | None = None
     last: str | None = None
     for index, event in enumerate(span.events):
-        original = _plain(event.attributes)
+        original = plain_attributes(event.attributes)
         attributes = redactor.scrub_attributes(original, f"event[{index}].", masked)
         if event.name == "exception":
             current_key = (attributes or original).get(FINGERPRINT)
@@ -93,7 +94,7 @@ def _events(
 def _links(span: ReadableSpan, redactor: Redactor, masked: list[str]) -> list[Link] | None:
     changed: list[Link] | None = None
     for index, link in enumerate(span.links):
-        original = _plain(link.attributes)
+        original = plain_attributes(link.attributes)
         attributes = redactor.scrub_attributes(original, f"link[{index}].", masked)
         if attributes is not None:
             if changed is None:
@@ -117,7 +118,7 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     name = redactor.scrub_text(span.name)
     if name is not span.name:
         masked.append("name")
-    original_attributes = _plain(span._attributes)
+    original_attributes = plain_attributes(span._attributes)
     attributes = redactor.scrub_attributes(original_attributes, "", masked)
     # Most spans carry no events or links: skip the SDK's tuple copies of empty sequences.
     events, last_fingerprint = _events(span, redactor, masked) if span._events else (None, None)
@@ -169,6 +170,32 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
 _ATTACHED = SpanProcessor()
 
 
+class _FlushingBatchSpanProcessor(BatchSpanProcessor):
+    """The SDK's ``force_flush`` exports the queue but never flushes the exporter; the package writer keeps
+    its own queue, which a flush at exit or on SIGTERM must empty too."""
+
+    def __init__(self, exporter: SpanExporter, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)
+        self._flushed_exporter = exporter
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        timeout_millis = 30000 if timeout_millis is None else timeout_millis
+        deadline = time.monotonic() + timeout_millis / 1000
+        ok = super().force_flush(timeout_millis)
+        remaining = int(max(deadline - time.monotonic(), 0) * 1000)
+        return self._flushed_exporter.force_flush(remaining) and ok
+
+
+def _export_processors(exporter: SpanExporter, **kwargs: Any) -> tuple[SpanProcessor, SpanProcessor]:
+    """The exporter's processor behind the redactor, and the one for the SDK to register next to us."""
+    from faultspan.delivery.durable import durable_processor
+
+    durable = durable_processor(exporter, **kwargs)
+    if durable is None:
+        return _FlushingBatchSpanProcessor(exporter, **kwargs), _ATTACHED
+    return durable, durable.failures_at_once
+
+
 class FaultspanSpanProcessor(SpanProcessor):
     def __init__(
         self,
@@ -198,10 +225,12 @@ class FaultspanSpanProcessor(SpanProcessor):
         """For the SDK configurator's ``export_span_processor``: batch this exporter behind the redactor.
 
         The configurator registers what this returns next to us; the real work happens downstream of us, so
-        it is the base class's no-op processor.
+        it is the base class's no-op processor. With the spool on, an OTLP exporter gets durable delivery,
+        and what this returns journals failing spans on the thread that ends them.
         """
-        self._downstream.append(BatchSpanProcessor(exporter, **kwargs))
-        return _ATTACHED
+        downstream, registered = _export_processors(exporter, **kwargs)
+        self._downstream.append(downstream)
+        return registered
 
     def _start_worker(self) -> None:
         """Also the after-fork hook: a child gets a fresh lock and worker, and none of the parent's spans."""
@@ -218,6 +247,9 @@ class FaultspanSpanProcessor(SpanProcessor):
             processor.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
+        if span.kind is SpanKind.CLIENT:
+            # An outgoing call joins the trail of the context that made it (this thread, this request).
+            remember_call(span)
         if self._shutdown or not span.context.trace_flags.sampled:
             return
         if len(self._queue) >= self._max_queue:

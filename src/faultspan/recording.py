@@ -23,6 +23,9 @@ from faultspan.runtime import current, internal_error
 SdkRecordException = Callable[..., None]
 sdk_record_exception: SdkRecordException = SdkSpan.record_exception
 _REMEMBERED = 8
+# Exceptions cannot be weakly referenced, and holding them would hold their frames: the mark that an
+# exception became an event lives on the exception itself, for hooks and log records that see it again later.
+_RECORDED_MARK = "__faultspan_recorded__"
 
 
 class _SpanMemory:
@@ -127,7 +130,13 @@ def _record(
         span.set_status(Status(StatusCode.ERROR, f"{kind}: {message}" if message else str(kind)))
     memory.exceptions.append((exc, captured.fingerprint))
     del memory.exceptions[:-_REMEMBERED]
+    vars(exc)[_RECORDED_MARK] = True
     return captured.fingerprint
+
+
+def was_recorded(exc: BaseException) -> bool:
+    """True once ``exc`` is an event on some span (usually the one it escaped from)."""
+    return bool(vars(exc).get(_RECORDED_MARK))
 
 
 def enriched_record_exception(

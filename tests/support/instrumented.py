@@ -19,10 +19,11 @@ SHOP_SECRETS = (
 
 
 def run_instrumented(
-    script: Path, *args: str, env: dict[str, str], **variables: str
+    script: Path, *args: str, env: dict[str, str], returncode: int | None = 0, **variables: str
 ) -> subprocess.CompletedProcess[str]:
     """``opentelemetry-instrument python SCRIPT ARGS`` with metrics and logs exporters off (traces only);
-    ``variables`` are added to ``env``. Fails the test with the script's stderr when it exits non-zero."""
+    ``variables`` are added to ``env``. Fails the test with the script's stderr when it exits with another
+    status than ``returncode`` (None: any status)."""
     environment = {"OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none", **env, **variables}
     result = subprocess.run(
         [str(INSTRUMENT), sys.executable, str(script), *args],
@@ -32,5 +33,5 @@ def run_instrumented(
         timeout=60,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert returncode is None or result.returncode == returncode, result.stderr
     return result

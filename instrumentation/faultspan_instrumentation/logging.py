@@ -1,0 +1,71 @@
+"""``faultspan_logging``: log records become breadcrumbs; ``logger.exception()`` and any record at ERROR or
+above with ``exc_info`` is captured as an exception.
+
+The records go to a :class:`faultspan.api.BreadcrumbHandler` through a wrap of ``logging.Logger.callHandlers``
+(as Sentry does), not by adding that handler to the root logger: a root handler would make
+``logging.basicConfig()`` a silent no-op for the application and switch off ``logging.lastResort`` (asyncio's
+"Task exception was never retrieved" would vanish from stderr). The wrap also sees loggers with
+``propagate=False``. Logger levels are never changed: a record its logger filters out (the root logger
+defaults to WARNING) is never created, so it cannot become a breadcrumb. Records of faultspan's and
+OpenTelemetry's own loggers are left out, so exporting a breadcrumb can never log one more. Messages are
+masked by the span processor like every other attribute.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from faultspan.api import BreadcrumbHandler
+from faultspan.config import env_name, warn_once
+from faultspan.runtime import current
+from faultspan_instrumentation._base import Patches
+
+_OWN_LOGGERS = ("faultspan", "opentelemetry")
+
+
+def threshold(text: str) -> int:
+    """The level named by ``OTEL_PYTHON_FAULTSPAN_LOG_LEVEL`` (a name such as ``INFO`` or a number)."""
+    name = text.strip().upper()
+    if name.isdigit():
+        return int(name)
+    level = logging.getLevelName(name)
+    if isinstance(level, int):
+        return level
+    warn_once(
+        "log-level", "faultspan: %s=%r is not a logging level; INFO applies", env_name("log_level"), text
+    )
+    return logging.INFO
+
+
+def _not_own(record: logging.LogRecord) -> bool:
+    return record.name.split(".", 1)[0] not in _OWN_LOGGERS
+
+
+def _call_handlers(handler: logging.Handler) -> Callable[[Any], Any]:
+    def make(previous: Callable[[logging.Logger, logging.LogRecord], None]) -> Any:
+        def call_handlers(logger: logging.Logger, record: logging.LogRecord) -> None:
+            previous(logger, record)
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+        return call_handlers
+
+    return make
+
+
+class LoggingInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        handler = BreadcrumbHandler(threshold(current().settings.log_level))
+        handler.addFilter(_not_own)
+        self._patches = Patches()
+        self._patches.wrap(logging.Logger, "callHandlers", _call_handlers(handler))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        self._patches.restore()
