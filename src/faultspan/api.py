@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -15,6 +16,7 @@ from opentelemetry import trace
 
 from faultspan import breadcrumbs, recording
 from faultspan.exceptions import type_name
+from faultspan.replay import store
 from faultspan.runtime import current, internal_error
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,20 +40,79 @@ def capture_exception(
             exc = sys.exc_info()[1]
             if exc is None:
                 return None
-        span = trace.get_current_span()
-        if span.is_recording():
-            return recording.record(
-                span, exc, attributes=attributes, operation=operation, fingerprint=fingerprint
-            )
-        with _tracer().start_as_current_span(
-            operation or type_name(exc), record_exception=False, set_status_on_exception=False
-        ) as new_span:
-            return recording.record(
-                new_span, exc, attributes=attributes, operation=operation, fingerprint=fingerprint
-            )
+        return _record(exc, operation, attributes, fingerprint)
     except Exception as err:
         internal_error("capture_exception", "capture_exception failed", err)
         return None
+
+
+def _record(
+    exc: BaseException,
+    operation: str | None,
+    attributes: Mapping[str, Any] | None,
+    fingerprint: str | Sequence[str] | None,
+    replay: dict[str, Any] | None = None,
+) -> str | None:
+    """Record on the current span, or on a new one; ``replay`` is kept for that span's package."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        return _record_on(
+            span, exc, operation=operation, attributes=attributes, fingerprint=fingerprint, replay=replay
+        )
+    with _tracer().start_as_current_span(
+        operation or type_name(exc), record_exception=False, set_status_on_exception=False
+    ) as new_span:
+        return _record_on(
+            new_span, exc, operation=operation, attributes=attributes, fingerprint=fingerprint, replay=replay
+        )
+
+
+def _record_on(
+    span: trace.Span,
+    exc: BaseException,
+    *,
+    operation: str | None,
+    attributes: Mapping[str, Any] | None,
+    fingerprint: str | Sequence[str] | None,
+    replay: dict[str, Any] | None,
+) -> str | None:
+    key = recording.record(span, exc, attributes=attributes, operation=operation, fingerprint=fingerprint)
+    if replay is not None and key is not None:
+        replay["fingerprint"] = key
+        ids = span.get_span_context()
+        store.remember(ids.trace_id, ids.span_id, replay)
+    return key
+
+
+def _capture_replayable(
+    exc: BaseException,
+    *,
+    operation: str,
+    function: Callable[..., Any],
+    wrapper: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """The call is encoded only now, on failure: the success path pays nothing (docs/replay.md)."""
+    try:
+        from faultspan.replay import capture as replay_capture
+
+        runtime = current()
+        document = replay_capture.record_call(
+            function=function,
+            wrapper=wrapper,
+            args=args,
+            kwargs=kwargs,
+            redactor=runtime.redactor,
+            max_bytes=runtime.settings.max_replay_bytes,
+        )
+        attributes = None
+        if runtime.settings.replay_in_otlp:
+            attributes = {replay_capture.REPLAY_ATTRIBUTE: json.dumps(document, separators=(",", ":"))}
+        _record(exc, operation, attributes, None, document)
+    except Exception as err:
+        internal_error("capture_replayable", "replayable capture failed", err)
+        capture_exception(exc, operation=operation)
 
 
 @overload
@@ -61,8 +122,9 @@ def capture(operation: str | None = None, *, replayable: bool = False) -> Callab
 def capture(operation: str | Callable[..., Any] | None = None, *, replayable: bool = False) -> Any:
     """Decorator for sync and async callables: record the exception, re-raise the original.
 
-    ``@capture`` and ``@capture("checkout")`` both work. ``replayable`` is accepted now and takes effect
-    with replay packages; it never changes what is sent over OTLP.
+    ``@capture`` and ``@capture("checkout")`` both work. With ``replayable=True`` a failing call's callable
+    and arguments go to the span's replay package (docs/replay.md), never over OTLP unless
+    ``OTEL_PYTHON_FAULTSPAN_REPLAY_IN_OTLP`` says so.
     """
     if callable(operation):
         return capture()(operation)
@@ -76,7 +138,17 @@ def capture(operation: str | Callable[..., Any] | None = None, *, replayable: bo
                 try:
                     return await function(*args, **kwargs)
                 except Exception as exc:
-                    capture_exception(exc, operation=name)
+                    if replayable:
+                        _capture_replayable(
+                            exc,
+                            operation=name,
+                            function=function,
+                            wrapper=async_wrapper,
+                            args=args,
+                            kwargs=kwargs,
+                        )
+                    else:
+                        capture_exception(exc, operation=name)
                     raise
 
             return async_wrapper  # type: ignore[return-value]
@@ -86,7 +158,12 @@ def capture(operation: str | Callable[..., Any] | None = None, *, replayable: bo
             try:
                 return function(*args, **kwargs)
             except Exception as exc:
-                capture_exception(exc, operation=name)
+                if replayable:
+                    _capture_replayable(
+                        exc, operation=name, function=function, wrapper=wrapper, args=args, kwargs=kwargs
+                    )
+                else:
+                    capture_exception(exc, operation=name)
                 raise
 
         return wrapper  # type: ignore[return-value]
@@ -158,5 +235,10 @@ class BreadcrumbHandler(logging.Handler):
             message = str(record.msg)
         breadcrumb(record.name, message, level=record.levelname.lower(), logger=record.name)
         exc = record.exc_info[1] if record.exc_info else None
-        if exc is not None and self.capture_level is not None and record.levelno >= self.capture_level:
+        if (
+            exc is not None
+            and self.capture_level is not None
+            and record.levelno >= self.capture_level
+            and not recording.was_recorded(exc)  # ``log.exception`` after the span it escaped from ended
+        ):
             capture_exception(exc)
