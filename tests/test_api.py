@@ -242,6 +242,28 @@ def test_breadcrumb_handler(pipeline: Pipeline) -> None:
     assert exception.attributes["exception.type"] == "ConnectionError"
 
 
+def test_breadcrumb_handler_does_not_capture_an_exception_twice(pipeline: Pipeline) -> None:
+    """``log.exception`` after the span the exception escaped from has ended: a crumb, not a second event."""
+    logger = logging.getLogger("test.twice")
+    logger.propagate = False
+    handler = faultspan.BreadcrumbHandler()
+    logger.addHandler(handler)
+    try:
+        with pipeline.tracer.start_as_current_span("request"):
+            try:
+                with pipeline.tracer.start_as_current_span("charge"):
+                    raise ConnectionError("gateway down")
+            except ConnectionError:
+                logger.exception("charge failed")
+    finally:
+        logger.removeHandler(handler)
+    spans = pipeline.spans()
+    assert len(events(only(spans, "charge"), "exception")) == 1
+    request = only(spans, "request")
+    assert events(request, "exception") == []
+    assert [e.attributes["breadcrumb.message"] for e in events(request, "breadcrumb")] == ["charge failed"]
+
+
 def test_secrets_are_masked_before_export(pipeline: Pipeline) -> None:
     password = "Sup3r-Secret-Pw!"
     with pipeline.tracer.start_as_current_span("login") as span:

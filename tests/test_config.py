@@ -100,3 +100,31 @@ def test_readme_documents_every_variable() -> None:
         config.env_name(option) for option in config.option_names() if config.env_name(option) not in readme
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize("logs_exporter", ["none", "console"])
+def test_warning_reaches_stderr_once_when_only_opentelemetry_handles_logs(
+    otel_env: dict[str, str], logs_exporter: str
+) -> None:
+    """The official logging instrumentation (installed in the test environment) puts an OpenTelemetry handler
+    on the root logger, which also switches off ``logging.lastResort``: the warning must still be seen."""
+    from support.instrumented import INSTRUMENT
+
+    result = subprocess.run(
+        [str(INSTRUMENT), sys.executable, "-c", "print('app ran')"],
+        env={
+            **otel_env,
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": logs_exporter,
+            "OTEL_PYTHON_FAULTSPAN_MAX_FRAMES": "lots",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("app ran")
+    warning = "OTEL_PYTHON_FAULTSPAN_MAX_FRAMES: expected a whole number; using the default"
+    assert result.stderr.count(warning) == 1, result.stderr

@@ -67,7 +67,7 @@ def test_frames_oldest_first_with_source_and_locals() -> None:
     assert innermost["module"] == __name__
     assert innermost["filename"] == __file__
     assert innermost["in_app"] is True
-    assert innermost["context_line"].startswith('raise ValueError(f"order {order_id} failed')
+    assert innermost["context_line"].startswith('    raise ValueError(f"order {order_id} failed')
     assert innermost["lineno"] == inner.__code__.co_firstlineno + 3
     assert innermost["locals"] == {"order_id": "8812", "basket": "['sku-1', 'sku-2']", "total": "42.5"}
     assert frames[1]["locals"] == {"customer": "{'name': 'Jane', 'tier': 'gold'}"}

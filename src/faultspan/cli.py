@@ -76,9 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         importlib.import_module(module).add_parsers(verbs)
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args))
+        status = int(args.run(args))
+        sys.stdout.flush()
     except BrokenPipeError:
+        # The reader went away (``| head``): the rest goes to /dev/null, and the exit flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
         return 0
     except KeyboardInterrupt:
         print("faultspan: interrupted", file=sys.stderr)
         return 130
+    return status

@@ -10,6 +10,7 @@ import importlib
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -19,11 +20,27 @@ _logger = logging.getLogger("faultspan")
 _warned: set[str] = set()
 
 
+def _shown(logger: logging.Logger) -> bool:
+    """Whether a handler other than OpenTelemetry's own will show a record of ``logger``: under
+    opentelemetry-instrument the root logger may hold only an OTel handler (which also switches off
+    ``logging.lastResort``), and a configuration warning must not vanish into a logs pipeline."""
+    current: logging.Logger | None = logger
+    handlers: list[logging.Handler] = []
+    while current is not None:
+        handlers.extend(current.handlers)
+        current = current.parent if current.propagate else None
+    if not handlers:
+        return logging.lastResort is not None
+    return any(not type(handler).__module__.startswith("opentelemetry") for handler in handlers)
+
+
 def warn_once(key: str, message: str, *args: object) -> None:
     """Log a warning the first time ``key`` is seen; faultspan never repeats itself into the host's logs."""
     if key not in _warned:
         _warned.add(key)
         _logger.warning(message, *args)
+        if _logger.isEnabledFor(logging.WARNING) and not _shown(_logger):
+            print(message % args if args else message, file=sys.stderr)
 
 
 class ConfigError(ValueError):
@@ -196,10 +213,13 @@ class Settings:
     )
     spool_dir: str = field(
         default="./.faultspan/spool/",
-        metadata=_meta("text", "durable OTLP spool for batches the collector did not take ('none': off)"),
+        metadata=_meta(
+            "text", "durable OTLP spool for batches the collector did not take, on by default ('none': off)"
+        ),
     )
     spool_max_bytes: int = field(
-        default=256 * 1024 * 1024, metadata=_meta("count", "size budget of the spool; oldest evicted")
+        default=256 * 1024 * 1024,
+        metadata=_meta("count", "size budget of the spool, per destination; oldest evicted"),
     )
     signing_key: str = field(
         default="", metadata=_meta("secret", "HMAC key: packages are signed, replay refuses unsigned ones")

@@ -117,7 +117,8 @@ def _extract(tb: TracebackType | None, max_frames: int) -> tuple[list[_Frame], i
         code = frame.f_code
         filename = code.co_filename
         source = linecache.getlines(filename, frame.f_globals)
-        line = source[lineno - 1].strip() or None if 0 < lineno <= len(source) else None
+        # Indentation kept, as in pre_context/post_context, so viewers can show the lines as written.
+        line = source[lineno - 1].rstrip() or None if 0 < lineno <= len(source) else None
         module = frame.f_globals.get("__name__")
         frames.append(
             _Frame(
@@ -278,7 +279,7 @@ def _format_frames(frames: list[_Frame], out: list[str]) -> None:
             previous, repeats = current, 0
         out.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.function}\n')
         if frame.context_line:
-            out.append(f"    {frame.context_line}\n")
+            out.append(f"    {frame.context_line.strip()}\n")
     _flush_repeats(repeats, out)
 
 
