@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind
 from conftest import Pipeline
 from faultspan_instrumentation.outgoing import OutgoingInstrumentor
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
+from support.hooks import assert_idempotent_and_reversible
 from support.instrumented import run_instrumented
 
 APP = Path(__file__).parent / "apps" / "outgoing_app.py"
@@ -91,17 +92,7 @@ def test_uninstrument_restores_http_client_and_sqlite3_exactly() -> None:
             sqlite3.dbapi2.connect,
         ]
 
-    before = hooks()
-    instrumentor = OutgoingInstrumentor()
-    instrumentor.instrument()
-    try:
-        installed = hooks()
-        assert all(new is not old for new, old in zip(installed, before, strict=True))
-        instrumentor.instrument()
-        assert hooks() == installed
-    finally:
-        instrumentor.uninstrument()
-    assert all(now is old for now, old in zip(hooks(), before, strict=True))
+    assert_idempotent_and_reversible(OutgoingInstrumentor(), hooks)
 
 
 def test_query_is_a_crumb_once_whether_or_not_a_client_span_traces_it(pipeline: Pipeline) -> None:

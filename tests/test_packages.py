@@ -557,24 +557,6 @@ def test_show_escapes_terminal_control_characters(
     assert output.count("db: SELECT 1") == 1
 
 
-@pytest.mark.parametrize("setting", [(True, "", True), (True, "1", False), (False, "", False)])
-def test_colour_only_on_a_tty_without_no_color(
-    setting: tuple[bool, str, bool],
-    valid_package: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    tty, no_color, coloured = setting
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
-    monkeypatch.setenv("NO_COLOR", no_color)
-    assert main(["show", str(valid_package)]) == 0
-    assert main(["list", str(valid_package.parent)]) == 0
-    output = capsys.readouterr().out
-    assert ("\x1b[1;31mValueError: bad \\x1b[31mvalue\x1b[0m" in output) is coloured
-    assert ("\x1b[1mTIME" in output) is coloured
-    assert output.count("\x1b") == (6 * 2 if coloured else 0)
-
-
 def test_list_reports_bad_files_and_lists_good_ones(
     valid_package: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,6 +17,7 @@ import pytest
 from conftest import Pipeline
 from faultspan_instrumentation.unhandled import HOOK, UnhandledInstrumentor
 from support.collector import OtlpSink, ReceivedEvent, ReceivedSpan, RotelCollector, free_port
+from support.hooks import assert_idempotent_and_reversible
 from support.instrumented import run_instrumented
 
 APP = Path(__file__).parent / "apps" / "unhandled_app.py"
@@ -191,17 +192,7 @@ def test_uninstrument_restores_every_hook_exactly() -> None:
             vars(asyncio.BaseEventLoop)["call_exception_handler"],
         ]
 
-    before = hooks()
-    instrumentor = UnhandledInstrumentor()
-    instrumentor.instrument()
-    try:
-        installed = hooks()
-        assert all(new is not old for new, old in zip(installed, before, strict=True))
-        instrumentor.instrument()
-        assert hooks() == installed
-    finally:
-        instrumentor.uninstrument()
-    assert all(now is old for now, old in zip(hooks(), before, strict=True))
+    assert_idempotent_and_reversible(UnhandledInstrumentor(), hooks)
 
 
 def test_keyboard_interrupt_is_not_recorded_but_still_reported(

@@ -158,3 +158,26 @@ def test_strict_mode_raises_internal_errors(pipeline: Pipeline, monkeypatch: pyt
     finally:
         runtime.load()
     assert faultspan.capture_exception(ValueError("y"), operation="lenient") is None
+
+
+IMPORT_EACH_FIRST = """
+import importlib, pkgutil, sys
+import faultspan, faultspan_instrumentation
+names = [info.name for package in (faultspan, faultspan_instrumentation)
+         for info in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+         if info.name != "faultspan.__main__"]
+for name in names:
+    for loaded in [key for key in sys.modules if key.startswith("faultspan")]:
+        del sys.modules[loaded]
+    importlib.import_module(name)
+print(len(names))
+"""
+
+
+def test_every_module_imports_first_without_a_cycle() -> None:
+    """An application may import any of our modules first (an instrumentor, the processor, a CLI module)."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_EACH_FIRST], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 40

@@ -2,9 +2,9 @@
 
 The official client instrumentations (requests, httpx, urllib, sqlite3 and the other DB-API ones) create a
 CLIENT span per call. That span ends before the failure, so it is in the trace but not in the failing span's
-trail. :func:`remember_call`, called by faultspan's span processor when a CLIENT span ends, turns it into an
-``http`` or ``query`` breadcrumb of the current trail without adding an event anywhere: the child span
-already carries the call; a capture copies the crumb onto the failing span.
+trail. ``faultspan.calls.remember_call``, called by faultspan's span processor when a CLIENT span ends, turns
+it into an ``http`` or ``query`` breadcrumb of the current trail without adding an event anywhere: the child
+span already carries the call; a capture copies the crumb onto the failing span.
 
 For calls no official instrumentation traces, ``faultspan_outgoing`` wraps ``http.client`` (so urllib,
 requests and urllib3 underneath) and ``sqlite3.connect``. Such a call yields a breadcrumb only when no CLIENT
@@ -18,89 +18,16 @@ from __future__ import annotations
 import http.client
 import sqlite3
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanKind
 
-from faultspan import breadcrumbs
 from faultspan.api import breadcrumb
-from faultspan.runtime import current, internal_error
+from faultspan.calls import Call, http_call, query_call
 from faultspan_instrumentation._base import Patches
-
-Call = tuple[str, str, str, dict[str, object]]
-"""A call as a breadcrumb: category, message, level, data."""
-
-
-def _first(attributes: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        value = attributes.get(key)
-        if value is not None:
-            return value
-    return None
-
-
-def _http(method: object, url: object, status: object, failed: bool) -> Call:
-    level = "info"
-    if failed or (isinstance(status, int) and status >= 500):
-        level = "error"
-    elif isinstance(status, int) and status >= 400:
-        level = "warning"
-    data: dict[str, object] = {"method": method, "url": url}
-    if status is not None:
-        data["status_code"] = status
-    message = f"{method} {url}" + (f" [{status}]" if status is not None else "")
-    return "http", message, level, data
-
-
-def _query(system: object, statement: object, operation: object, failed: bool) -> Call:
-    limit = current().settings.max_repr_length
-    text = str(statement if statement is not None else operation)
-    data: dict[str, object] = {"db.system": system}
-    if operation is not None:
-        data["db.operation"] = operation
-    return "query", text[:limit], "error" if failed else "info", data
-
-
-def _from_span(span: ReadableSpan) -> Call | None:
-    attributes = span.attributes or {}
-    failed = span.status.status_code is StatusCode.ERROR
-    url = _first(attributes, "url.full", "http.url")
-    if url is not None:
-        method = _first(attributes, "http.request.method", "http.method")
-        status = _first(attributes, "http.response.status_code", "http.status_code")
-        return _http(method, url, status, failed)
-    system = _first(attributes, "db.system.name", "db.system")
-    if system is not None:
-        statement = _first(attributes, "db.query.text", "db.statement")
-        operation = _first(attributes, "db.operation.name", "db.operation")
-        return _query(system, statement, operation if statement is None else None, failed)
-    return None
-
-
-def remember_call(span: ReadableSpan) -> None:
-    """For the span processor: an ended CLIENT span's call joins the current trail (no span event)."""
-    try:
-        made = _from_span(span)
-        if made is None:
-            return
-        category, message, level, data = made
-        ids = span.get_span_context()
-        crumb = breadcrumbs.Crumb(
-            timestamp=span.end_time or 0,
-            category=category,
-            message=message,
-            level=level,
-            data={key: breadcrumbs.attribute_value(value) for key, value in data.items()},
-            trace_id=ids.trace_id if ids else 0,
-            span_id=ids.span_id if ids else 0,
-        )
-        breadcrumbs.remember(crumb, current().settings.max_breadcrumbs)
-    except Exception as err:
-        internal_error("remember-call", "could not turn an outgoing call into a breadcrumb", err)
 
 
 def _traced_elsewhere() -> bool:
@@ -145,9 +72,9 @@ def _getresponse(previous: Any) -> Any:
         try:
             response = previous(connection)
         except Exception:
-            _add(_http(method, url, None, True))
+            _add(http_call(method, url, None, True))
             raise
-        _add(_http(method, url, response.status, False))
+        _add(http_call(method, url, response.status, False))
         return response
 
     return getresponse
@@ -159,9 +86,9 @@ def _statement(cursor: sqlite3.Cursor, method: Any, sql: str, *args: Any) -> Any
     try:
         result = method(cursor, sql, *args)
     except Exception:
-        _add(_query("sqlite", sql, None, True))
+        _add(query_call("sqlite", sql, None, True))
         raise
-    _add(_query("sqlite", sql, None, False))
+    _add(query_call("sqlite", sql, None, False))
     return result
 
 

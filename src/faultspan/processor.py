@@ -26,11 +26,11 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from faultspan import fingerprint as fp
 from faultspan import scope
+from faultspan.calls import remember_call
 from faultspan.config import warn_once
 from faultspan.exceptions import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE, FINGERPRINT
 from faultspan.redaction import Redactor
 from faultspan.runtime import current
-from faultspan_instrumentation.outgoing import remember_call
 
 MASKED_COUNT = "redaction.masked.count"
 MASKED_KEYS = "redaction.masked.keys"
