@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from faultspan import lifecycle
-from faultspan.config import warn_once
+from faultspan.config import env_name, warn_once
 from faultspan.delivery import spool as spooling
 from faultspan.delivery.spool import Outcome, Ref, Spool
 from faultspan.runtime import current, internal_error
@@ -228,11 +228,14 @@ class DurableSpanProcessor(SpanProcessor):
             with self._condition:
                 self._condition.notify()
 
+    def _where(self) -> str:
+        return f"{self.spool.directory} ({env_name('spool_dir')})"
+
     def _journal(self, span: ReadableSpan) -> Ref | None:
         try:
             return self.spool.journal(_payload([span]))
         except Exception as err:  # a full disk: the span still goes out with its batch
-            internal_error("durable-journal", "could not journal a failing span", err)
+            internal_error("durable-journal", f"cannot journal failing spans in {self._where()}", err)
             return None
 
     def journal_at_once(self, span: ReadableSpan) -> None:
@@ -287,7 +290,8 @@ class DurableSpanProcessor(SpanProcessor):
                 try:
                     self._export(batch)
                 except Exception as err:  # noqa: PERF203 -- a full disk must not stop the worker
-                    internal_error("durable-export", "could not export or spool a batch", err)
+                    where = self._where()
+                    internal_error("durable-export", f"cannot export or spool a batch in {where}", err)
 
     def _attempt_timeout(self) -> float:
         if self._network_until is None:
