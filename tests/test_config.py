@@ -85,6 +85,21 @@ def test_cli_config_reports_values_and_sources() -> None:
     assert report["opentelemetry"] == {"OTEL_SERVICE_NAME": "shop"}
 
 
+@pytest.mark.parametrize("json_output", [True, False])
+def test_cli_config_never_prints_the_signing_key(json_output: bool) -> None:
+    key = "synthetic-signing-key-0123456789"
+    result = subprocess.run(
+        [sys.executable, "-m", "faultspan", "config", *(["--json"] if json_output else [])],
+        env={"OTEL_PYTHON_FAULTSPAN_SIGNING_KEY": key, "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert key not in result.stdout
+    line = next(line for line in result.stdout.splitlines() if "SIGNING_KEY" in line or "signing" in line)
+    assert "[REDACTED]" in (result.stdout if json_output else line)
+
+
 def test_cli_usage_error_exits_2() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "faultspan", "frobnicate"], capture_output=True, check=False

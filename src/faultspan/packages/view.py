@@ -55,12 +55,12 @@ def style(line: str, code: str | None, colour: bool) -> str:
     return f"\x1b[{code}m{line}\x1b[0m" if colour and code else line
 
 
-def _value(any_value: Any) -> Any:
+def attribute_value(any_value: Any) -> Any:
     kind = any_value.WhichOneof("value")
     if kind is None:
         return None
     if kind == "array_value":
-        return [_value(item) for item in any_value.array_value.values]
+        return [attribute_value(item) for item in any_value.array_value.values]
     if kind == "kvlist_value":
         return _attributes(any_value.kvlist_value.values)
     if kind == "bytes_value":
@@ -69,7 +69,7 @@ def _value(any_value: Any) -> Any:
 
 
 def _attributes(key_values: Any) -> dict[str, Any]:
-    return {item.key: _value(item.value) for item in key_values}
+    return {item.key: attribute_value(item.value) for item in key_values}
 
 
 def _time(unix_nano: int) -> str:

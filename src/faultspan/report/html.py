@@ -122,7 +122,9 @@ def _timings(package: Package) -> dict[str, dict[str, Any]]:
                 timings[span.span_id.hex()] = {
                     "start": span.start_time_unix_nano,
                     "end": max(span.end_time_unix_nano, span.start_time_unix_nano),
-                    "attributes": [[item.key, _text(view._value(item.value))] for item in span.attributes],
+                    "attributes": [
+                        [item.key, _text(view.attribute_value(item.value))] for item in span.attributes
+                    ],
                     "events": [(event.name, event.time_unix_nano) for event in span.events],
                 }
     return timings
