@@ -7,24 +7,29 @@ it into an ``http`` or ``query`` breadcrumb of the current trail without adding 
 span already carries the call; a capture copies the crumb onto the failing span.
 
 For calls no official instrumentation traces, ``faultspan_outgoing`` wraps ``http.client`` (so urllib,
-requests and urllib3 underneath) and ``sqlite3.connect``. Such a call yields a breadcrumb only when no CLIENT
-span is current, so a call an official instrumentation traces is never counted twice, whichever
-instrumentations are installed, disabled or loaded first. httpx is covered only by its official
-instrumentation (it does not use ``http.client``).
+requests and urllib3 underneath), ``sqlite3.connect`` and, when httpx is importable, ``httpx.Client.send`` and
+``httpx.AsyncClient.send``. Such a call yields a breadcrumb only when no CLIENT span is current, so a call an
+official instrumentation traces is never counted twice, whichever instrumentations are installed, disabled or
+loaded first. The official httpx instrumentation wraps the transports, below ``send``, so its CLIENT span is
+never current there: a ``send`` adds its crumb only if no ``http`` crumb joined the trail during the call
+(the official span ending inside it). Followed redirects and authentication retries make one crumb: the URL
+asked for, the final status.
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import sqlite3
 import weakref
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.trace import SpanKind
 
+from faultspan import breadcrumbs
 from faultspan.api import breadcrumb
 from faultspan.calls import Call, http_call, query_call
 from faultspan_instrumentation._base import Patches
@@ -119,6 +124,54 @@ class _Connection(sqlite3.Connection):
         return self.cursor().executescript(script)  # type: ignore[no-any-return]
 
 
+# httpx: ``send`` has the request and the final response (or the exception).
+def _httpx_call(request: Any) -> Callable[[int | None], None] | None:
+    """Watch one ``send``: None when a CLIENT span already traces it, else what records its outcome."""
+    if _traced_elsewhere():
+        return None
+    before = set(breadcrumbs.trail())
+
+    def done(status: int | None) -> None:
+        if any(crumb.category == "http" and crumb not in before for crumb in breadcrumbs.trail()):
+            return  # the official instrumentation's CLIENT span ended inside the call: already a crumb
+        url = request.url.copy_with(userinfo=b"")
+        _add(http_call(request.method, str(url), status, status is None))
+
+    return done
+
+
+def _send(previous: Any) -> Any:
+    def send(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        done = _httpx_call(request)
+        if done is None:
+            return previous(client, request, *args, **kwargs)
+        try:
+            response = previous(client, request, *args, **kwargs)
+        except Exception:
+            done(None)
+            raise
+        done(response.status_code)
+        return response
+
+    return send
+
+
+def _send_async(previous: Any) -> Any:
+    async def send(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        done = _httpx_call(request)
+        if done is None:
+            return await previous(client, request, *args, **kwargs)
+        try:
+            response = await previous(client, request, *args, **kwargs)
+        except Exception:
+            done(None)
+            raise
+        done(response.status_code)
+        return response
+
+    return send
+
+
 _FACTORY_POSITION = 5
 
 
@@ -141,6 +194,11 @@ class OutgoingInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._patches.wrap(http.client.HTTPConnection, "getresponse", _getresponse)
         self._patches.wrap(sqlite3, "connect", _connect)
         self._patches.wrap(sqlite3.dbapi2, "connect", _connect)
+        if importlib.util.find_spec("httpx") is not None:
+            import httpx
+
+            self._patches.wrap(httpx.Client, "send", _send)
+            self._patches.wrap(httpx.AsyncClient, "send", _send_async)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._patches.restore()

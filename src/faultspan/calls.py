@@ -53,7 +53,7 @@ def _from_span(span: ReadableSpan) -> Call | None:
     if url is not None:
         method = _first(attributes, "http.request.method", "http.method")
         status = _first(attributes, "http.response.status_code", "http.status_code")
-        return http_call(method, url, status, failed)
+        return http_call(method, url, status, failed and status is None)
     system = _first(attributes, "db.system.name", "db.system")
     if system is not None:
         statement = _first(attributes, "db.query.text", "db.statement")

@@ -1,7 +1,7 @@
 """A job that asks a local HTTP service twice (urllib, then requests), queries sqlite, then fails.
 
 No faultspan import: run it under opentelemetry-instrument. The HTTP service runs in this process on a free
-loopback port; ``/stock/...`` answers 200, anything else 503.
+loopback port; ``/stock/...`` answers 200, ``/gone/...`` 404, anything else 503.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ API_KEY = "EXAMPLEsecretKey000111222333"  # synthetic; must never leave the proc
 class Inventory(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = json.dumps({"quantity": 2}).encode()
-        self.send_response(200 if self.path.startswith("/stock/") else 503)
+        status = 200 if self.path.startswith("/stock/") else 404 if self.path.startswith("/gone/") else 503
+        self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
