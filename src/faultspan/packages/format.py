@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from google.protobuf import json_format  # type: ignore[import-untyped]
+from google.protobuf.descriptor import FieldDescriptor  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -90,11 +91,13 @@ class Failure:
 
 @dataclass(frozen=True)
 class Package:
-    """A verified package: the manifest, every other listed member parsed from JSON, and the parsed
-    ``signature.json`` when present (check it with ``signing.is_signed_by(manifest, signature, key)``)."""
+    """A verified package: the manifest, every other listed member parsed from JSON, ``trace.json`` decoded
+    (an ``ExportTraceServiceRequest``, as verifying made it), and the parsed ``signature.json`` when
+    present (check it with ``signing.is_signed_by(manifest, signature, key)``)."""
 
     manifest: dict[str, Any]
     members: dict[str, Any]
+    request: Any
     signature: Any = None
 
 
@@ -303,8 +306,166 @@ def trace_json(spans: Sequence[ReadableSpan]) -> bytes:
     return json.dumps(encode_trace(spans), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+class _Unusual(Exception):
+    """A value outside the common shape ``_fast_fields`` reads; protobuf's parser decides about it."""
+
+
+# Ids as lowercase hex, int64 as decimal digits, bytes as canonical base64: what encode_trace writes.
+_HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
+_DECIMAL = re.compile(r"-?[0-9]+")
+# Far below json_format's limit of 100 nested messages, which the slow path then enforces.
+_MAX_FAST_DEPTH = 64
+_Convert = Callable[[Any, int], Any]
+
+
+def _string(value: Any, depth: int) -> str:
+    if type(value) is not str:
+        raise _Unusual
+    return value  # a lone surrogate makes the message constructor raise
+
+
+def _boolean(value: Any, depth: int) -> bool:
+    if type(value) is not bool:
+        raise _Unusual
+    return value
+
+
+def _integer(value: Any, depth: int) -> int:
+    """An int, or decimal digits as OTLP writes int64 (the message constructor checks the range)."""
+    if type(value) is int:
+        return value
+    if type(value) is str and _DECIMAL.fullmatch(value):
+        return int(value)
+    raise _Unusual
+
+
+def _enum_number(value: Any, depth: int) -> int:
+    if type(value) is not int:
+        raise _Unusual
+    return value
+
+
+def _finite_double(value: Any, depth: int) -> float:
+    if type(value) is int:
+        return float(value)
+    if type(value) is not float or not math.isfinite(value):
+        raise _Unusual
+    return value
+
+
+def _hex_id(value: Any, depth: int) -> bytes:
+    if type(value) is not str or not _HEX_BYTES.fullmatch(value):
+        raise _Unusual
+    return bytes.fromhex(value)
+
+
+def _base64(value: Any, depth: int) -> bytes:
+    if type(value) is not str:
+        raise _Unusual
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except ValueError:
+        raise _Unusual from None
+    if base64.b64encode(decoded).decode("ascii") != value:
+        raise _Unusual
+    return decoded
+
+
+def _unusual(value: Any, depth: int) -> Any:
+    raise _Unusual
+
+
+_SCALARS: dict[int, _Convert] = {
+    FieldDescriptor.TYPE_STRING: _string,
+    FieldDescriptor.TYPE_BOOL: _boolean,
+    FieldDescriptor.TYPE_ENUM: _enum_number,
+    FieldDescriptor.TYPE_DOUBLE: _finite_double,
+    FieldDescriptor.TYPE_BYTES: _base64,
+    **dict.fromkeys(
+        (
+            FieldDescriptor.TYPE_INT32,
+            FieldDescriptor.TYPE_INT64,
+            FieldDescriptor.TYPE_UINT32,
+            FieldDescriptor.TYPE_UINT64,
+            FieldDescriptor.TYPE_SINT32,
+            FieldDescriptor.TYPE_SINT64,
+            FieldDescriptor.TYPE_FIXED32,
+            FieldDescriptor.TYPE_FIXED64,
+            FieldDescriptor.TYPE_SFIXED32,
+            FieldDescriptor.TYPE_SFIXED64,
+        ),
+        _integer,
+    ),
+}
+_ID_HOLDERS = ("opentelemetry.proto.trace.v1.Span", "opentelemetry.proto.trace.v1.Span.Link")
+
+
+def _list(value: Any) -> list[Any]:
+    if type(value) is not list:
+        raise _Unusual
+    return value
+
+
+def _converter(field: Any) -> _Convert:
+    """How to read a field's value. OTLP traces have no map and no repeated scalar field: should a new
+    version add one, protobuf's parser reads it."""
+    if field.type == FieldDescriptor.TYPE_MESSAGE and not field.message_type.GetOptions().map_entry:
+        message_type = field.message_type
+        if field.is_repeated:
+            return lambda value, depth: [_fast_fields(message_type, item, depth + 1) for item in _list(value)]
+        return lambda value, depth: _fast_fields(message_type, value, depth + 1)
+    if field.is_repeated:
+        return _unusual
+    if field.json_name in _HEX_ID_FIELDS and field.containing_type.full_name in _ID_HOLDERS:
+        return _hex_id
+    return _SCALARS.get(field.type, _unusual)
+
+
+@functools.cache
+def _fields(descriptor: Any) -> dict[str, tuple[str, _Convert, str | None]]:
+    """Each field by its JSON name: its Python name, how to read its value, and its oneof."""
+    return {
+        field.json_name: (
+            field.name,
+            _converter(field),
+            field.containing_oneof.name if field.containing_oneof else None,
+        )
+        for field in descriptor.fields
+    }
+
+
+def _fast_fields(descriptor: Any, document: Any, depth: int) -> dict[str, Any]:
+    """The message's constructor arguments (nested messages as dicts) from the subset of OTLP/JSON that
+    ``encode_trace`` writes; ``_Unusual`` for anything else (other spellings, nulls, unknown fields)."""
+    if type(document) is not dict or depth > _MAX_FAST_DEPTH:
+        raise _Unusual
+    fields = _fields(descriptor)
+    arguments: dict[str, Any] = {}
+    oneofs: set[str] = set()
+    for key, value in document.items():
+        name, convert, oneof = fields.get(key) or _unusual(key, depth)
+        if oneof is not None:
+            if oneof in oneofs:
+                raise _Unusual
+            oneofs.add(oneof)
+        arguments[name] = convert(value, depth)
+    return arguments
+
+
 def decode_trace(document: Mapping[str, Any]) -> Any:
-    """OTLP/JSON back to an ``ExportTraceServiceRequest`` (protobuf's JSON parser reads ids as base64)."""
+    """OTLP/JSON back to an ``ExportTraceServiceRequest``.
+
+    What ``encode_trace`` writes is read by ``_fast_fields``, four times faster than protobuf's parser and
+    to the same message (tests/test_package_reading.py); any other document goes to protobuf's parser,
+    which accepts or rejects it as it always did (after the hex ids are made the base64 it reads).
+    """
+    try:
+        return ExportTraceServiceRequest(**_fast_fields(ExportTraceServiceRequest.DESCRIPTOR, document, 1))
+    except (_Unusual, ValueError, TypeError, OverflowError):
+        return _parse_with_protobuf(document)
+
+
+def _parse_with_protobuf(document: Mapping[str, Any]) -> Any:
     copy: dict[str, Any] = json.loads(json.dumps(document))
     _convert_ids(copy, _hex_to_base64)
     return json_format.ParseDict(copy, ExportTraceServiceRequest())
@@ -604,11 +765,13 @@ def _check_entry_count(path: Path, size: int) -> None:
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) < len(pairs):  # the rare case: name the first repeated key
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 
@@ -706,8 +869,8 @@ def _read(archive: zipfile.ZipFile) -> Package:
     if not isinstance(members[TRACE], dict):
         raise PackageError(f"{TRACE} is not a JSON object")
     try:
-        decode_trace(members[TRACE])
-    except (json_format.ParseError, ValueError, TypeError, AttributeError) as error:
+        request = decode_trace(members[TRACE])
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, OverflowError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PackageError(f"{TRACE} is not an OTLP/JSON ExportTraceServiceRequest ({reason})") from None
     replay = members[REPLAY]
@@ -715,7 +878,7 @@ def _read(archive: zipfile.ZipFile) -> Package:
         raise PackageError(f"{REPLAY}: field 'replayable' is missing or not a bool")
     if not isinstance(members[RUNTIME], dict):
         raise PackageError(f"{RUNTIME} is not a JSON object")
-    return Package(manifest=manifest, members=members, signature=signature)
+    return Package(manifest=manifest, members=members, request=request, signature=signature)
 
 
 def _open(path: Path, read: Callable[[zipfile.ZipFile], _Read]) -> _Read:

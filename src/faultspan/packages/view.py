@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from faultspan.packages.catalog import occurrences
-from faultspan.packages.format import REPLAY, RUNTIME, TRACE, Package, decode_trace, rfc3339
+from faultspan.packages.format import REPLAY, RUNTIME, Package, rfc3339
 
 MIN_WIDTH = 40
 MIN_CELL = 16
@@ -84,10 +84,9 @@ def _json_attribute(attributes: dict[str, Any], key: str) -> Any:
 
 
 def _spans(package: Package) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    request = decode_trace(package.members[TRACE])
     resource: dict[str, Any] = {}
     spans: list[dict[str, Any]] = []
-    for resource_spans in request.resource_spans:
+    for resource_spans in package.request.resource_spans:
         resource = resource or _attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             spans.extend(

@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from faultspan.packages import view
-from faultspan.packages.format import TRACE, Package, decode_trace
+from faultspan.packages.format import Package
 from faultspan.report.page import SCRIPT, STYLE
 
 DATA_ELEMENT_ID = "faultspan-data"
@@ -116,7 +116,7 @@ def _chain(exception: dict[str, Any]) -> list[dict[str, Any]]:
 def _timings(package: Package) -> dict[str, dict[str, Any]]:
     """Per span id: start and end, and its events' names and times (the tree in ``view`` has no times)."""
     timings: dict[str, dict[str, Any]] = {}
-    for resource_spans in decode_trace(package.members[TRACE]).resource_spans:
+    for resource_spans in package.request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 timings[span.span_id.hex()] = {
