@@ -41,10 +41,13 @@ def test_packages_survive_sigkill_at_random_moments(
     chance = random.Random()
     writers: list[int] = []
     try:
-        for _ in range(RUNS):
+        for run in range(RUNS):
             loop.stdin.write("run\n")
             loop.stdin.flush()
             writers.append(int(loop.stdout.readline()))  # its first package is on disk: it is writing
+            if run == 0:
+                # However slow the machine, the later kills then hit both new packages and rewrites.
+                eventually(lambda: has_new_packages_and_rewrites(directory), seconds=HANG_GUARD_SECONDS)
             time.sleep(chance.uniform(0, 0.15))  # the random moment of the kill, not a synchronisation
             os.kill(writers[-1], signal.SIGKILL)
     finally:
@@ -55,9 +58,7 @@ def test_packages_survive_sigkill_at_random_moments(
         loop.wait(HANG_GUARD_SECONDS)
 
     eventually(lambda: not any(process_exists(pid) for pid in writers))
-    manifests = [read_package(path).manifest for path in packages_in(directory)]  # PackageError if partial
-    assert len(manifests) >= 2
-    assert max(manifest["occurrences"] for manifest in manifests) >= 2
+    assert has_new_packages_and_rewrites(directory)  # and read_package raises PackageError on a partial one
     assert not [path for path in directory.iterdir() if not path.name.endswith((EXTENSION, TEMPORARY_SUFFIX))]
     leftovers = len(temporaries(directory))  # writes the kills interrupted (random: often a few, maybe none)
 
@@ -65,6 +66,11 @@ def test_packages_survive_sigkill_at_random_moments(
     exporter = new_exporter()
     eventually(lambda: not temporaries(directory))
     assert exporter.store.stale_removed == leftovers
+
+
+def has_new_packages_and_rewrites(directory: Path) -> bool:
+    manifests = [read_package(path).manifest for path in packages_in(directory)]
+    return len(manifests) >= 2 and max(manifest["occurrences"] for manifest in manifests) >= 2
 
 
 def temporaries(directory: Path) -> list[Path]:
