@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,15 +49,28 @@ def _is_local_root(span: ReadableSpan) -> bool:
     return span.parent is None or span.parent.is_remote
 
 
+def _lineage(span_id: int, parents: Mapping[int, int | None]) -> list[int]:
+    """``span_id`` and its ancestors, nearest first, ending at the root or at the first parent that is not
+    among the spans (a parent still open, or remote); a cyclic chain of ids stops where it repeats."""
+    line, seen = [span_id], {span_id}
+    parent = parents.get(span_id)
+    while parent is not None and parent not in seen:
+        line.append(parent)
+        seen.add(parent)
+        parent = parents.get(parent)
+    return line
+
+
+def _parents(spans: Sequence[ReadableSpan]) -> dict[int, int | None]:
+    return {span.context.span_id: span.parent.span_id if span.parent else None for span in spans}
+
+
 def _failing_span(spans: Sequence[ReadableSpan]) -> ReadableSpan:
     """The deepest span carrying an exception event: where the failure was raised, not where it passed by."""
-    parents = {span.context.span_id: span.parent.span_id if span.parent else None for span in spans}
+    parents = _parents(spans)
 
     def depth(span: ReadableSpan) -> int:
-        steps, parent = 0, parents.get(span.context.span_id)
-        while parent is not None and parent in parents and steps < len(parents):
-            steps, parent = steps + 1, parents[parent]
-        return steps
+        return sum(1 for span_id in _lineage(span.context.span_id, parents)[1:] if span_id in parents)
 
     return max((span for span in spans if _has_exception(span)), key=depth)
 
@@ -65,15 +78,10 @@ def _failing_span(spans: Sequence[ReadableSpan]) -> ReadableSpan:
 def _replay_for(failing: ReadableSpan, spans: Sequence[ReadableSpan]) -> dict[str, Any] | None:
     """The replay document of the failing span or of its nearest ancestor: a replayable call whose
     exception was first recorded on a child span (a query, a ``guard`` block) stored it on its own span."""
-    parents = {span.context.span_id: span.parent.span_id if span.parent else None for span in spans}
-    span_id: int | None = failing.context.span_id
-    for _ in range(len(parents) + 1):
-        if span_id is None:
-            return None
+    for span_id in _lineage(failing.context.span_id, _parents(spans)):
         replay = replay_store.take(failing.context.trace_id, span_id)
         if replay is not None:
             return replay
-        span_id = parents.get(span_id)
     return None
 
 
@@ -103,13 +111,9 @@ def _shedding_order(spans: Sequence[ReadableSpan], failing: ReadableSpan) -> tup
         if span.parent is not None and span.parent.span_id in by_id:
             neighbours[span.context.span_id].append(span.parent.span_id)
             neighbours[span.parent.span_id].append(span.context.span_id)
-    kept = [failing]
-    seen = {failing.context.span_id}
-    parent = failing.parent
-    while parent is not None and parent.span_id in by_id and parent.span_id not in seen:
-        seen.add(parent.span_id)
-        kept.append(by_id[parent.span_id])
-        parent = by_id[parent.span_id].parent
+    lineage = _lineage(failing.context.span_id, _parents(spans))
+    kept = [by_id[span_id] for span_id in lineage if span_id in by_id]
+    seen = {span.context.span_id for span in kept}
     distance = {failing.context.span_id: 0}
     frontier = deque([failing.context.span_id])
     while frontier:
