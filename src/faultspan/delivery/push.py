@@ -138,7 +138,7 @@ class _Run:
             self.planned += 1
             return
         try:
-            self.sender.send(trace)
+            self.sender.send(package)
         except Rejected as error:
             self.failed.append(f"{path}: {error}")
             return

@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from opentelemetry.util.re import parse_env_headers
 
-from faultspan.packages.format import decode_trace
+from faultspan.packages.format import TRACE, Package
 
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 _PREFIX = "OTEL_EXPORTER_OTLP_"
@@ -176,7 +176,7 @@ class Sender:
         """Raises ``EndpointError`` when the certificate file cannot be read."""
         self.endpoint = endpoint
         certificate = _read_certificate(endpoint)
-        self._attempt: Callable[[dict[str, Any], float], _Retry | None]
+        self._attempt: Callable[[Package, float], _Retry | None]
         if endpoint.protocol == "grpc":
             target = urlsplit(endpoint.url).netloc or endpoint.url
             compression = grpc.Compression.Gzip if endpoint.gzip else grpc.Compression.NoCompression
@@ -193,11 +193,12 @@ class Sender:
             self._context = ssl.create_default_context(cadata=authorities)
             self._attempt = self._http
 
-    def send(self, document: dict[str, Any]) -> None:
-        """Deliver one ``ExportTraceServiceRequest``; raises ``Rejected`` or ``Unreachable``."""
+    def send(self, package: Package) -> None:
+        """Deliver the package's ``ExportTraceServiceRequest`` (already decoded by verification); raises
+        ``Rejected`` or ``Unreachable``."""
         deadline = time.monotonic() + self.endpoint.timeout
         for attempt in range(_MAX_ATTEMPTS):
-            retry = self._attempt(document, max(deadline - time.monotonic(), 0.001))
+            retry = self._attempt(package, max(deadline - time.monotonic(), 0.001))
             if retry is None:
                 return
             backoff = retry.delay if retry.delay is not None else 2**attempt * random.uniform(0.8, 1.2)
@@ -205,10 +206,10 @@ class Sender:
                 raise Unreachable(retry.reason)
             time.sleep(backoff)
 
-    def _grpc(self, document: dict[str, Any], timeout: float) -> _Retry | None:
+    def _grpc(self, package: Package, timeout: float) -> _Retry | None:
         metadata = tuple(self.endpoint.headers.items())
         try:
-            response = self._export(decode_trace(document), metadata=metadata, timeout=timeout)
+            response = self._export(package.request, metadata=metadata, timeout=timeout)
         except grpc.RpcError as error:
             reason = f"{error.code().name}: {_one_line(error.details() or '')}"
             if error.code() in _RETRYABLE_GRPC:
@@ -217,12 +218,12 @@ class Sender:
         _check_partial_success(response)
         return None
 
-    def _http(self, document: dict[str, Any], timeout: float) -> _Retry | None:
+    def _http(self, package: Package, timeout: float) -> _Retry | None:
         protocol = self.endpoint.protocol
         if protocol == "http/json":
-            body = json.dumps(document, separators=(",", ":")).encode("utf-8")
+            body = json.dumps(package.members[TRACE], separators=(",", ":")).encode("utf-8")
         else:
-            body = decode_trace(document).SerializeToString()
+            body = package.request.SerializeToString()
         headers = {"Content-Type": _CONTENT_TYPES[protocol], **self.endpoint.headers}
         if self.endpoint.gzip:
             body = gzip.compress(body)
