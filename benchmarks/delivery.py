@@ -26,10 +26,10 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from faultspan._capture.runtime import current
+from faultspan._pipeline.processor import FaultspanSpanProcessor
 from faultspan.delivery.durable import DurableSpanProcessor, GrpcTransport
 from faultspan.delivery.spool import Spool
-from faultspan.processor import FaultspanSpanProcessor
-from faultspan.runtime import current
 from support.collector import RotelCollector
 
 Row = tuple[str, float, str]

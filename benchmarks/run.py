@@ -37,10 +37,11 @@ from opentelemetry.trace import SpanContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import delivery
-from faultspan import recording, runtime
+from faultspan._capture import runtime
+from faultspan._capture.runtime import current
+from faultspan._pipeline import recording
+from faultspan._pipeline.processor import FaultspanSpanProcessor, redact_span
 from faultspan.packages.exporter import PackageSpanExporter
-from faultspan.processor import FaultspanSpanProcessor, redact_span
-from faultspan.runtime import current
 from support.collector import RotelCollector
 
 

@@ -50,7 +50,7 @@ class Pipeline:
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-        from faultspan.distro import install
+        from faultspan._pipeline.distro import install
         from faultspan_instrumentation.exceptions import ExceptionsInstrumentor
 
         self.exporter = InMemorySpanExporter()

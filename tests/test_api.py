@@ -12,7 +12,7 @@ from opentelemetry.trace import StatusCode
 
 import faultspan
 from conftest import Pipeline
-from faultspan import recording
+from faultspan._pipeline import recording
 
 
 def events(span: Any, name: str) -> list[Any]:
@@ -162,7 +162,7 @@ def test_breadcrumbs_on_span_and_trail_copied_to_failing_span(pipeline: Pipeline
 
 
 def test_trail_is_bounded_and_isolated_per_thread_and_task(pipeline: Pipeline) -> None:
-    from faultspan import breadcrumbs
+    from faultspan._pipeline import breadcrumbs
 
     seen: dict[str, list[str]] = {}
 

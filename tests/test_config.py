@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from faultspan import config
+from faultspan._capture import config
 
 
 def test_defaults_and_sources() -> None:

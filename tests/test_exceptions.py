@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from faultspan import exceptions
-from faultspan.config import Settings
-from faultspan.redaction import Redactor
+from faultspan._capture import exceptions
+from faultspan._capture.config import Settings
+from faultspan._capture.redaction import Redactor
 
 SETTINGS = Settings()
 

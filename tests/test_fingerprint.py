@@ -1,4 +1,4 @@
-"""faultspan.fingerprint: same bug, same key; different bugs, different keys; parsing never raises."""
+"""Fingerprints: same bug, same key; different bugs, different keys; parsing never raises."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faultspan import fingerprint as fingerprint_module
-from faultspan.fingerprint import (
+from faultspan._capture import fingerprint as fingerprint_module
+from faultspan._capture.fingerprint import (
     ExceptionKey,
     FrameKey,
     custom_fingerprint,

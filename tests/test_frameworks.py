@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from faultspan import runtime
+from faultspan._capture import runtime
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
 from support.instrumented import run_instrumented
 from support.servers import EXAMPLES, AppServer, http_get

@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind
 
 from apps.outgoing_app import Inventory
 from conftest import Pipeline
-from faultspan import breadcrumbs
+from faultspan._pipeline import breadcrumbs
 from faultspan_instrumentation.outgoing import OutgoingInstrumentor
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
 from support.hooks import assert_idempotent_and_reversible

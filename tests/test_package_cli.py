@@ -22,9 +22,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Tracer
 
 import faultspan
-from faultspan import runtime
+from faultspan._capture import runtime
+from faultspan._pipeline.distro import install
 from faultspan.cli import main
-from faultspan.distro import install
+from faultspan.packages import atomic, runtime_facts
 from faultspan.packages import format as fspkg
 from faultspan.packages.compare import _frame_diff, _locals_diff
 from faultspan.packages.exporter import describe_failure
@@ -87,7 +88,7 @@ def write_package(
 ) -> Path:
     failure = describe_failure(next(span for span in spans if span.name == failing))
     data = fspkg.build(failure, spans, created, runtime=fspkg.dump(facts))
-    return fspkg.write_atomic(directory, fspkg.file_name(failure, created), data)
+    return atomic.write_atomic(directory, fspkg.file_name(failure, created), data)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ def corpus(pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     global _corpus  # noqa: PLW0603 -- real captures are slow enough to share
     if _corpus is None:
         directory = tmp_path_factory.mktemp("corpus")
-        facts = fspkg.runtime_facts(argv=False, environment=False, redactor=runtime.current().redactor)
+        facts = runtime_facts.runtime_facts(
+            argv=False, environment=False, redactor=runtime.current().redactor
+        )
         shop = Service("shop")
         packages = []
         for amount, age in ((4200, timedelta(days=3)), (4300, timedelta(hours=2))):
@@ -121,7 +124,7 @@ def corpus(pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> Corpus:
             packages.append(write_package(directory, shop.spans(), "checkout", NOW - age, facts))
         old, recent = packages
         last = fspkg.rfc3339(NOW - timedelta(minutes=5))
-        fspkg.write_atomic(
+        atomic.write_atomic(
             directory,
             recent.name,
             fspkg.rewritten(recent, {"occurrences": 5, "last_occurrence": last}),
@@ -243,7 +246,7 @@ def test_show_exception_groups_context_and_truncation(
         import_rows(batch.tracer)
     package = write_package(tmp_path, batch.spans(), "import", NOW, {})
     batch.provider.shutdown()
-    fspkg.write_atomic(tmp_path, package.name, fspkg.rewritten(package, {"truncated": True}), replace=True)
+    atomic.write_atomic(tmp_path, package.name, fspkg.rewritten(package, {"truncated": True}), replace=True)
     status, out, _ = run(capsys, "show", str(package))
     assert status == 0
     lines = out.splitlines()

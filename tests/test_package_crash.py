@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import test_packages
-from faultspan.packages.format import EXTENSION, TEMPORARY_SUFFIX, read_package
+from faultspan.packages.atomic import TEMPORARY_SUFFIX
+from faultspan.packages.format import EXTENSION, read_package
 from faultspan.packages.store import process_exists
 from test_packages import Exporters, eventually, packages_in, use_package_dir
 

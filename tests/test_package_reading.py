@@ -17,9 +17,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, SpanKind
 
+from faultspan._otlp import otlp_json
+from faultspan._otlp.otlp_json import decode_trace, encode_trace
 from faultspan.cli import main
 from faultspan.packages import format as fspkg
-from faultspan.packages.format import TRACE, decode_trace, encode_trace
+from faultspan.packages.format import TRACE
 from test_packages import TRACE_ID, failing_trace, make_span
 
 FAILURE = fspkg.Failure("ab" * 16, "ValueError", "bad", "unit", f"{TRACE_ID:032x}", "0" * 16)
@@ -107,7 +109,7 @@ def test_every_single_edit_gets_the_reference_verdict() -> None:
     differing = [
         variant
         for variant in variants
-        if outcome(decode_trace, variant) != outcome(fspkg._parse_with_protobuf, variant)
+        if outcome(decode_trace, variant) != outcome(otlp_json._parse_with_protobuf, variant)
     ]
     assert differing == []
 
@@ -140,7 +142,7 @@ def hostile_variants(draw: st.DrawFn) -> Any:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hostile_variants())
 def test_hostile_variants_get_the_reference_verdict(document: Any) -> None:
-    assert outcome(decode_trace, document) == outcome(fspkg._parse_with_protobuf, document)
+    assert outcome(decode_trace, document) == outcome(otlp_json._parse_with_protobuf, document)
 
 
 attribute_values = st.recursive(
@@ -174,14 +176,14 @@ def test_what_the_writer_encodes_decodes_to_the_reference_message(
     attributes: dict[str, Any], name: str
 ) -> None:
     document = json.loads(json.dumps(encode_trace([span_with(attributes, name)])))
-    assert outcome(decode_trace, document) == outcome(fspkg._parse_with_protobuf, document)
+    assert outcome(decode_trace, document) == outcome(otlp_json._parse_with_protobuf, document)
 
 
 def test_the_writers_document_takes_the_fast_path() -> None:
     """Else the equivalence above would hold trivially, every document going to the reference parser."""
-    arguments = fspkg._fast_fields(ExportTraceServiceRequest.DESCRIPTOR, VALID, 1)
+    arguments = otlp_json._fast_fields(ExportTraceServiceRequest.DESCRIPTOR, VALID, 1)
     fast = ExportTraceServiceRequest(**arguments).SerializeToString(deterministic=True)
-    assert fast == fspkg._parse_with_protobuf(VALID).SerializeToString(deterministic=True)
+    assert fast == otlp_json._parse_with_protobuf(VALID).SerializeToString(deterministic=True)
 
 
 def write_package(directory: Path, trace: bytes) -> Path:
@@ -198,7 +200,7 @@ def spans_of(trace: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_verified_package_carries_the_decoded_trace(tmp_path: Path) -> None:
     package = fspkg.read_package(write_package(tmp_path, fspkg.dump(VALID)))
-    assert package.request == fspkg._parse_with_protobuf(VALID)
+    assert package.request == otlp_json._parse_with_protobuf(VALID)
 
 
 @pytest.mark.parametrize(

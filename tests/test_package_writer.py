@@ -26,13 +26,14 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceState
 
 import test_packages
+from faultspan._capture import replay_store
+from faultspan._capture.redaction import REDACTED
+from faultspan._capture.runtime import current
+from faultspan._otlp import otlp_json
+from faultspan.packages import atomic, runtime_facts, signing
 from faultspan.packages import format as fspkg
-from faultspan.packages import signing
 from faultspan.packages.exporter import describe_failure
 from faultspan.packages.store import STALE_TEMPORARY_SECONDS
-from faultspan.redaction import REDACTED
-from faultspan.replay import store as replay_store
-from faultspan.runtime import current
 from test_packages import (
     TRACE_ID,
     Exporters,
@@ -196,7 +197,9 @@ def test_package_size_cap_sheds_the_spans_farthest_from_the_failure(
         payload_span("cousin", 6, 5),
         payload_span("unconnected", 7, 99),
     ]
-    runtime_json = fspkg.dump(fspkg.runtime_facts(argv=False, environment=False, redactor=current().redactor))
+    runtime_json = fspkg.dump(
+        runtime_facts.runtime_facts(argv=False, environment=False, redactor=current().redactor)
+    )
     failure = describe_failure(spans[2])
 
     def size(*names: str) -> int:
@@ -222,8 +225,8 @@ def test_package_size_cap_sheds_the_spans_farthest_from_the_failure(
 
 
 def test_a_name_collision_never_replaces_a_package(tmp_path: Path) -> None:
-    first = fspkg.write_atomic(tmp_path, "same.fspkg", b"first")
-    second = fspkg.write_atomic(tmp_path, "same.fspkg", b"second")
+    first = atomic.write_atomic(tmp_path, "same.fspkg", b"first")
+    second = atomic.write_atomic(tmp_path, "same.fspkg", b"second")
     assert (first.name, second.name) == ("same.fspkg", "same-1.fspkg")
     assert first.read_bytes() == b"first"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["same-1.fspkg", "same.fspkg"]
@@ -443,11 +446,11 @@ def spans(draw: st.DrawFn) -> ReadableSpan:
 def test_direct_encoder_decodes_to_the_otlp_exporters_bytes(batch: list[ReadableSpan]) -> None:
     logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal").disabled = True
     expected = encode_spans(batch)
-    document = json.loads(fspkg.trace_json(batch))
+    document = json.loads(otlp_json.trace_json(batch))
     reference = json_format.MessageToDict(expected, use_integers_for_enums=True)
-    fspkg._convert_ids(reference, lambda value: base64.b64decode(value).hex())
+    otlp_json._convert_ids(reference, lambda value: base64.b64decode(value).hex())
     assert json.dumps(document, sort_keys=True) == json.dumps(reference, sort_keys=True)
-    assert fspkg.decode_trace(document).SerializeToString() == expected.SerializeToString()
+    assert otlp_json.decode_trace(document).SerializeToString() == expected.SerializeToString()
 
 
 def test_lone_surrogates_never_make_an_unreadable_package(

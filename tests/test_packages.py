@@ -23,12 +23,14 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
-from faultspan import runtime
+from faultspan._capture import runtime
+from faultspan._capture.config import env_name
+from faultspan._otlp.otlp_json import decode_trace, encode_trace
 from faultspan.cli import main
-from faultspan.config import env_name
 from faultspan.packages import exporter as exporter_module
+from faultspan.packages.archive import MAX_TOTAL_SIZE
 from faultspan.packages.exporter import PackageSpanExporter
-from faultspan.packages.format import MAX_TOTAL_SIZE, decode_trace, encode_trace, read_package
+from faultspan.packages.format import read_package
 from support.collector import OtlpSink, RotelCollector
 from support.instrumented import SHOP, SHOP_SECRETS, run_instrumented
 

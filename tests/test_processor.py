@@ -8,9 +8,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, StatusCode
 
-from faultspan import recording
-from faultspan.processor import FaultspanSpanProcessor, redact_span
-from faultspan.redaction import Redactor
+from faultspan._capture.redaction import Redactor
+from faultspan._pipeline import recording
+from faultspan._pipeline.processor import FaultspanSpanProcessor, redact_span
 
 REDACTOR = Redactor()
 
@@ -116,7 +116,7 @@ def test_fan_out_redacts_once_for_every_exporter(monkeypatch: object) -> None:
         calls.append(span.name)
         return original(span, redactor)
 
-    import faultspan.processor as module
+    import faultspan._pipeline.processor as module
 
     setattr(module, "redact_span", counting)  # noqa: B010
     try:
@@ -155,7 +155,7 @@ def test_shutdown_drains_the_queue() -> None:
 
 
 def test_unredactable_span_is_dropped_not_leaked(monkeypatch: object) -> None:
-    import faultspan.processor as module
+    import faultspan._pipeline.processor as module
 
     def broken(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
         raise RuntimeError("redactor bug")

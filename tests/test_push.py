@@ -16,11 +16,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from faultspan._otlp.otlp_json import decode_trace
+from faultspan._otlp.transport import EndpointError, resolve
 from faultspan.cli import main
 from faultspan.delivery.push_record import NAME as RECORD
 from faultspan.delivery.push_record import PushRecord
-from faultspan.delivery.push_transport import EndpointError, resolve
-from faultspan.packages.format import TRACE, decode_trace, read_package
+from faultspan.packages.format import TRACE, read_package
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector, flatten_request, free_port
 from support.instrumented import SHOP, run_instrumented
 

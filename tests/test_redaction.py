@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faultspan.redaction import REDACTED, RedactionRules, Redactor
+from faultspan._capture.redaction import REDACTED, RedactionRules, Redactor
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 ALNUM = string.ascii_letters + string.digits

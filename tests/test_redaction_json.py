@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faultspan.redaction import REDACTED, RedactionRules, Redactor
+from faultspan._capture.redaction import REDACTED, RedactionRules, Redactor
 
 SECRETS = [
     "ghp_" + "a1B2c3D4e5" * 3 + "f6G7h8",

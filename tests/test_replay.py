@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 
-from faultspan import config, runtime
+from faultspan._capture import config, runtime
+from faultspan._capture import replay_store as store
+from faultspan._capture import replayable as capture
 from faultspan.packages.format import read_package
 from faultspan.packages.signing import SIGNATURE
-from faultspan.replay import capture, store
 from support.instrumented import run_instrumented
 
 APPS = Path(__file__).parent / "apps"

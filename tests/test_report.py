@@ -27,11 +27,10 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 import faultspan
 from conftest import Pipeline
-from faultspan import runtime
+from faultspan._capture import replay_store, runtime
 from faultspan.cli import main
 from faultspan.packages.exporter import PackageSpanExporter
 from faultspan.packages.format import read_package
-from faultspan.replay import store as replay_store
 from faultspan.report.html import DATA_ELEMENT_ID, MAX_CHAIN_DEPTH, embed_json, model
 from support.browser import REQUIRE_VARIABLE, chromium, require_chromium, save_screenshot
 from support.instrumented import run_instrumented

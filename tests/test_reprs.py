@@ -6,7 +6,7 @@ from typing import ClassVar
 from hypothesis import given
 from hypothesis import strategies as st
 
-from faultspan.reprs import safe_repr
+from faultspan._capture.reprs import safe_repr
 
 
 class RaisingRepr:

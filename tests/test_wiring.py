@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import faultspan
 from conftest import Pipeline
-from faultspan.distro import install
-from faultspan.recording import enriched_record_exception, sdk_record_exception
+from faultspan._pipeline.distro import install
+from faultspan._pipeline.recording import enriched_record_exception, sdk_record_exception
 from faultspan_instrumentation.exceptions import ExceptionsInstrumentor
 from support.collector import OtlpSink, RotelCollector
 from support.instrumented import SHOP, run_instrumented
@@ -121,8 +121,8 @@ def test_disabled_instrumentor_still_gets_redaction_and_fingerprints(otel_env: d
 def test_config_file_makes_faultspan_warn(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from faultspan import config
-    from faultspan.distro import FaultspanDistro
+    from faultspan._capture import config
+    from faultspan._pipeline.distro import FaultspanDistro
 
     config._warned.discard("config-file")
     monkeypatch.setenv("OTEL_CONFIG_FILE", "/etc/otel/sdk.yaml")
@@ -141,7 +141,7 @@ def test_config_file_makes_faultspan_warn(
 
 
 def test_strict_mode_raises_internal_errors(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
-    from faultspan import exceptions, runtime
+    from faultspan._capture import exceptions, runtime
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("faultspan bug")

@@ -18,10 +18,10 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from faultspan import recording
-from faultspan.config import env_name, warn_once
-from faultspan.redaction import REDACTED
-from faultspan.runtime import current, internal_error
+from faultspan._capture.config import env_name, warn_once
+from faultspan._capture.redaction import REDACTED
+from faultspan._capture.runtime import current, internal_error
+from faultspan._pipeline import recording
 
 Headers = Callable[[str], "str | None"]
 

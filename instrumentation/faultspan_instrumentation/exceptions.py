@@ -11,9 +11,8 @@ from collections.abc import Collection
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.sdk.trace import Span
 
-from faultspan.recording import enriched_record_exception
+from faultspan._pipeline import recording
 
 
 class ExceptionsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -21,8 +20,7 @@ class ExceptionsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ("opentelemetry-sdk >= 1.40",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        self._replaced = Span.__dict__["record_exception"]
-        Span.record_exception = enriched_record_exception  # type: ignore[method-assign]
+        recording.wrap_record_exception()
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        Span.record_exception = self._replaced  # type: ignore[method-assign]
+        recording.unwrap_record_exception()

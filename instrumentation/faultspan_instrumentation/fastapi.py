@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from faultspan.runtime import current
+from faultspan._capture.runtime import current
 from faultspan_instrumentation import _http
 from faultspan_instrumentation._base import Patches
 

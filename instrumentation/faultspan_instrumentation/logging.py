@@ -1,7 +1,7 @@
 """``faultspan_logging``: log records become breadcrumbs; ``logger.exception()`` and any record at ERROR or
 above with ``exc_info`` is captured as an exception.
 
-The records go to a :class:`faultspan.api.BreadcrumbHandler` through a wrap of ``logging.Logger.callHandlers``
+The records go to a :class:`faultspan.BreadcrumbHandler` through a wrap of ``logging.Logger.callHandlers``
 (as Sentry does), not by adding that handler to the root logger: a root handler would make
 ``logging.basicConfig()`` a silent no-op for the application and switch off ``logging.lastResort`` (asyncio's
 "Task exception was never retrieved" would vanish from stderr). The wrap also sees loggers with
@@ -19,9 +19,9 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from faultspan.api import BreadcrumbHandler
-from faultspan.config import env_name, warn_once
-from faultspan.runtime import current
+from faultspan._capture.config import env_name, warn_once
+from faultspan._capture.runtime import current
+from faultspan._pipeline.api import BreadcrumbHandler
 from faultspan_instrumentation._base import Patches
 
 _OWN_LOGGERS = ("faultspan", "opentelemetry")

@@ -2,9 +2,9 @@
 
 The official client instrumentations (requests, httpx, urllib, sqlite3 and the other DB-API ones) create a
 CLIENT span per call. That span ends before the failure, so it is in the trace but not in the failing span's
-trail. ``faultspan.calls.remember_call``, called by faultspan's span processor when a CLIENT span ends, turns
-it into an ``http`` or ``query`` breadcrumb of the current trail without adding an event anywhere: the child
-span already carries the call; a capture copies the crumb onto the failing span.
+trail. ``faultspan._pipeline.calls.remember_call``, called by faultspan's span processor when a CLIENT span
+ends, turns it into an ``http`` or ``query`` breadcrumb of the current trail without adding an event
+anywhere: the child span already carries the call; a capture copies the crumb onto the failing span.
 
 For calls no official instrumentation traces, ``faultspan_outgoing`` wraps ``http.client`` (so urllib,
 requests and urllib3 underneath), ``sqlite3.connect`` and, when httpx is importable, ``httpx.Client.send`` and
@@ -29,9 +29,9 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.trace import SpanKind
 
-from faultspan import breadcrumbs
-from faultspan.api import breadcrumb
-from faultspan.calls import Call, http_call, query_call
+from faultspan._pipeline import breadcrumbs
+from faultspan._pipeline.api import breadcrumb
+from faultspan._pipeline.calls import Call, http_call, query_call
 from faultspan_instrumentation._base import Patches
 
 

@@ -34,10 +34,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from faultspan import recording
-from faultspan.exceptions import type_name
-from faultspan.lifecycle import flush_within
-from faultspan.runtime import internal_error
+from faultspan._capture.exceptions import type_name
+from faultspan._capture.runtime import internal_error
+from faultspan._pipeline import recording
+from faultspan._pipeline.lifecycle import flush_within
 from faultspan_instrumentation._base import Patches
 
 HOOK = "faultspan.unhandled.hook"

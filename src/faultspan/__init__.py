@@ -1,8 +1,8 @@
 """faultspan: Sentry-grade failure capture inside plain OpenTelemetry."""
 
-from faultspan.api import BreadcrumbHandler, breadcrumb, capture, capture_exception, guard
-from faultspan.distro import configure
-from faultspan.scope import context
+from faultspan._pipeline.api import BreadcrumbHandler, breadcrumb, capture, capture_exception, guard
+from faultspan._pipeline.distro import configure
+from faultspan._pipeline.scope import context
 
 __all__ = [
     "BreadcrumbHandler",

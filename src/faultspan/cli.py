@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from faultspan import config
+from faultspan._capture import config
 
 # Each area adds its own verbs; their modules import only argparse at load time, so `faultspan config` does
 # not pay for protobuf and the OTLP encoder (~140 ms).
@@ -57,11 +57,6 @@ def _config(args: argparse.Namespace) -> int:
         for name in standard:
             print(f"{name:<{width}}  {os.environ[name]}")
     return 0
-
-
-def colour() -> bool:
-    """ANSI colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

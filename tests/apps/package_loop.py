@@ -23,11 +23,11 @@ import sys
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from faultspan import recording
-from faultspan.packages import format as fspkg
+from faultspan._capture.runtime import current
+from faultspan._pipeline import recording
+from faultspan._pipeline.processor import FaultspanSpanProcessor
+from faultspan.packages import runtime_facts
 from faultspan.packages.exporter import PackageSpanExporter
-from faultspan.processor import FaultspanSpanProcessor
-from faultspan.runtime import current
 
 FAILURES: dict[int, type[Exception]] = {}
 PAYLOAD = os.urandom(16 * 1024).hex()
@@ -52,7 +52,9 @@ def write_until_killed() -> None:
 
 
 def main() -> None:
-    fspkg.runtime_facts(argv=False, environment=False, redactor=current().redactor)  # cached for the children
+    runtime_facts.runtime_facts(
+        argv=False, environment=False, redactor=current().redactor
+    )  # cached for the children
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # killed writers are reaped by the kernel
     for line in sys.stdin:
         if line.strip() == "run" and os.fork() == 0:

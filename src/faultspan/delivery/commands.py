@@ -30,7 +30,7 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
 def _directory(args: argparse.Namespace) -> Path | None:
     if args.directory:
         return Path(args.directory)
-    from faultspan import config
+    from faultspan._capture import config
 
     configured = config.load().spool_dir
     return None if configured.strip().lower() == "none" else Path(configured)

@@ -29,11 +29,11 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from faultspan import lifecycle
-from faultspan.config import env_name, warn_once
+from faultspan._capture.config import env_name, warn_once
+from faultspan._capture.runtime import current, internal_error
+from faultspan._pipeline import lifecycle
 from faultspan.delivery import spool as spooling
 from faultspan.delivery.spool import Outcome, Ref, Spool
-from faultspan.runtime import current, internal_error
 
 if TYPE_CHECKING:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -241,7 +241,7 @@ class DurableSpanProcessor(SpanProcessor):
     def journal_at_once(self, span: ReadableSpan) -> None:
         """On the thread that ended ``span`` (see ``FailuresAtOnce``): redacted and on disk before this
         returns, unless the batch path got to it first. Failures only, so holding the lock is cheap."""
-        from faultspan.processor import redact_span
+        from faultspan._pipeline.processor import redact_span
 
         key = span.context.span_id
         with self._journal_lock:

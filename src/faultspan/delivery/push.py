@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from faultspan import config
+from faultspan._capture import config
 
 if TYPE_CHECKING:
+    from faultspan._otlp.transport import Endpoint, Sender
     from faultspan.delivery.push_record import PushRecord
-    from faultspan.delivery.push_transport import Endpoint, Sender
 
 _BAR = 24
 
@@ -107,8 +107,8 @@ class _Run:
 
         A recorded digest means these very bytes verified and were delivered before: no need to verify again.
         """
+        from faultspan._otlp.transport import Rejected
         from faultspan.delivery.push_record import digest
-        from faultspan.delivery.push_transport import Rejected
         from faultspan.packages.format import TRACE, PackageError, read_package
 
         record = self.record(path.parent)
@@ -170,7 +170,7 @@ class _Run:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from faultspan.delivery.push_transport import EndpointError, Sender, Unreachable, resolve
+    from faultspan._otlp.transport import EndpointError, Sender, Unreachable, resolve
 
     try:
         endpoint = resolve()

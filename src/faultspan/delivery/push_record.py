@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from faultspan.packages.format import rfc3339, sync_directory, write_atomic
+from faultspan.packages.atomic import sync_directory, write_atomic
+from faultspan.packages.format import rfc3339
 
 NAME = ".pushed.json"
 FORMAT = "faultspan-pushed"

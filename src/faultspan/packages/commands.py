@@ -13,8 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faultspan import config
-from faultspan.cli import colour
+from faultspan._capture import config
 
 if TYPE_CHECKING:
     from faultspan.packages.catalog import Entry, Filters
@@ -56,7 +55,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(document)
     else:
-        _emit(view.render(document, width=view.terminal_width(), colour=colour()))
+        _emit(view.render(document, width=view.terminal_width(), colour=view.use_colour()))
     return 0
 
 
@@ -109,7 +108,7 @@ def _catalog_verb(args: argparse.Namespace) -> int:
         _emit_json(rows)
     else:
         table = view.list_table if args.verb == "list" else view.groups_table
-        _emit(table(rows, width=view.terminal_width(), colour=colour()))
+        _emit(table(rows, width=view.terminal_width(), colour=view.use_colour()))
     return 0 if clean else 1
 
 
@@ -124,7 +123,7 @@ def _compare(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(document)
     else:
-        _emit(compare.render(document, width=view.terminal_width(), colour=colour()))
+        _emit(compare.render(document, width=view.terminal_width(), colour=view.use_colour()))
     return 0 if document["same_failure"] else 1
 
 

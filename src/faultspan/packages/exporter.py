@@ -23,11 +23,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 
-from faultspan.config import warn_once
+from faultspan._capture import replay_store
+from faultspan._capture.config import warn_once
+from faultspan._capture.runtime import current
 from faultspan.packages import format as fspkg
+from faultspan.packages import runtime_facts
 from faultspan.packages.store import PackageStore
-from faultspan.replay import store as replay_store
-from faultspan.runtime import current
 
 MAX_TRACES = 256
 MAX_SPANS_PER_TRACE = 1024
@@ -332,7 +333,7 @@ class PackageSpanExporter(SpanExporter):
         if self._runtime is None:
             settings = self._settings
             self._runtime = fspkg.dump(
-                fspkg.runtime_facts(
+                runtime_facts.runtime_facts(
                     argv=settings.package_include_argv,
                     environment=settings.package_include_env,
                     redactor=current().redactor,

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from faultspan.config import Settings
+from faultspan._capture.config import Settings
+from faultspan.packages import atomic
 from faultspan.packages import format as fspkg
 
 # A storm of one failure rewrites its newest package at most once per this many seconds (and at flush).
@@ -52,7 +53,7 @@ def process_exists(pid: int) -> bool:
 
 
 def _is_stale(entry: os.DirEntry[str], now: float) -> bool:
-    owner = fspkg.temporary_owner(entry.name)
+    owner = atomic.temporary_owner(entry.name)
     if owner is not None and owner != os.getpid() and not process_exists(owner):
         return True
     return now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_SECONDS
@@ -103,7 +104,7 @@ class PackageStore:
         try:
             with os.scandir(self.directory) as entries:
                 for entry in entries:
-                    if entry.name.startswith(".") and entry.name.endswith(fspkg.TEMPORARY_SUFFIX):
+                    if entry.name.startswith(".") and entry.name.endswith(atomic.TEMPORARY_SUFFIX):
                         if _is_stale(entry, now):
                             Path(entry.path).unlink(missing_ok=True)
                             self.stale_removed += 1
@@ -180,7 +181,7 @@ class PackageStore:
         """Makes the names written since the last sync durable: one directory fsync per batch."""
         if self._unsynced:
             self._unsynced = False
-            fspkg.sync_directory(self.directory)
+            atomic.sync_directory(self.directory)
 
     def _rewrite(self, state: _Fingerprint) -> None:
         name = state.newest
@@ -205,10 +206,10 @@ class PackageStore:
 
     def _write(self, name: str, data: bytes, *, replace: bool) -> Path:
         try:
-            path = fspkg.write_atomic(self.directory, name, data, replace=replace)
+            path = atomic.write_atomic(self.directory, name, data, replace=replace)
         except FileNotFoundError:  # the directory was removed since the scan
             self.directory.mkdir(parents=True, exist_ok=True)
-            path = fspkg.write_atomic(self.directory, name, data, replace=replace)
+            path = atomic.write_atomic(self.directory, name, data, replace=replace)
         self._unsynced = True
         return path
 

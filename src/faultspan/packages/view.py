@@ -51,6 +51,11 @@ def printable(value: object) -> str:
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
+def use_colour() -> bool:
+    """ANSI colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def style(line: str, code: str | None, colour: bool) -> str:
     return f"\x1b[{code}m{line}\x1b[0m" if colour and code else line
 

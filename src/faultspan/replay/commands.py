@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from faultspan import config
+from faultspan._capture import config
 
 _CONSENT = "--allow-code-execution"
 _DEFAULT_MAX_LINES = 5000  # faultspan.replay.lines.DEFAULT_LIMIT, without importing it at start-up

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 from typing import Any
 
-from faultspan import fingerprint
-from faultspan.config import Settings
-from faultspan.exceptions import _OWN_MODULES
-from faultspan.redaction import REDACTED, Redactor
-from faultspan.reprs import safe_repr
+from faultspan._capture import fingerprint
+from faultspan._capture.config import Settings
+from faultspan._capture.exceptions import _OWN_MODULES
+from faultspan._capture.redaction import REDACTED, Redactor
+from faultspan._capture.reprs import safe_repr
 
 DEFAULT_LIMIT = 5000
 MAX_SOURCE = 200

@@ -14,13 +14,15 @@ from typing import Any
 
 from opentelemetry.trace import format_trace_id
 
-from faultspan import config, distro, recording
-from faultspan.exceptions import message_of, type_name
+from faultspan._capture import config
+from faultspan._capture import replay_store as store
+from faultspan._capture import replayable as capture
+from faultspan._capture.exceptions import message_of, type_name
+from faultspan._capture.runtime import current
+from faultspan._pipeline import distro, recording
 from faultspan.packages import signing
 from faultspan.packages.format import EXTENSION, REPLAY, Package, PackageError, read_package
-from faultspan.replay import capture, store
 from faultspan.replay.lines import LineRecorder
-from faultspan.runtime import current
 
 REPRODUCED = "reproduced"
 DIFFERENT = "different failure"

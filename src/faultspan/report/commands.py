@@ -19,8 +19,8 @@ def _has_display() -> bool:
 
 
 def _view(args: argparse.Namespace) -> int:
+    from faultspan.packages.atomic import write_atomic
     from faultspan.packages.commands import checked
-    from faultspan.packages.format import write_atomic
     from faultspan.report.html import render
 
     source = Path(args.package)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
-from faultspan.reprs import safe_repr
+from faultspan._capture.reprs import safe_repr
 
 EVENT = "breadcrumb"
 _PRIMITIVES = (str, bool, int, float)

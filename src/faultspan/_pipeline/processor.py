@@ -24,13 +24,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from faultspan import fingerprint as fp
-from faultspan import scope
-from faultspan.calls import remember_call
-from faultspan.config import warn_once
-from faultspan.exceptions import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE, FINGERPRINT
-from faultspan.redaction import Redactor
-from faultspan.runtime import current
+from faultspan._capture import fingerprint as fp
+from faultspan._capture.config import warn_once
+from faultspan._capture.exceptions import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE, FINGERPRINT
+from faultspan._capture.redaction import Redactor
+from faultspan._capture.runtime import current
+from faultspan._pipeline import scope
+from faultspan._pipeline.calls import remember_call
 
 MASKED_COUNT = "redaction.masked.count"
 MASKED_KEYS = "redaction.masked.keys"

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
 
-from faultspan import fingerprint as fp
-from faultspan.config import Settings, warn_once
-from faultspan.redaction import Redactor
-from faultspan.reprs import safe_repr
+from faultspan._capture import fingerprint as fp
+from faultspan._capture.config import Settings, warn_once
+from faultspan._capture.redaction import Redactor
+from faultspan._capture.reprs import safe_repr
 
 FRAMES = "faultspan.frames"
 CHAIN = "faultspan.chain"

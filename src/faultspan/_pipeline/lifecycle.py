@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from faultspan.runtime import current, internal_error
+from faultspan._capture.runtime import current, internal_error
 
 _exit_deadline: float | None = None
 _hooks_installed = False

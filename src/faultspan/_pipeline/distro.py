@@ -32,8 +32,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from faultspan import config, lifecycle, runtime
-from faultspan.processor import FaultspanSpanProcessor
+from faultspan._capture import config, runtime
+from faultspan._pipeline import lifecycle, recording
+from faultspan._pipeline.processor import FaultspanSpanProcessor
 
 _logger = logging.getLogger("faultspan")
 OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
@@ -114,10 +115,8 @@ class Handle:
         return self.provider.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        from faultspan_instrumentation.exceptions import ExceptionsInstrumentor
-
         self.provider.shutdown()
-        ExceptionsInstrumentor().uninstrument()
+        recording.unwrap_record_exception()
 
 
 def _exporters(names: Sequence[str]) -> list[SpanExporter]:
@@ -141,8 +140,6 @@ def configure(**options: Any) -> Handle:
     ``service_name``, ``traces_exporter`` (names as in ``OTEL_TRACES_EXPORTER``) and ``exporters``
     (SpanExporter instances). Unknown options are reported and ignored (strict mode: TypeError).
     """
-    from faultspan_instrumentation.exceptions import ExceptionsInstrumentor
-
     known = set(config.option_names()) | _STANDARD_OPTIONS
     for name in options:
         if name not in known:
@@ -168,5 +165,5 @@ def configure(**options: Any) -> Handle:
     if provider is not existing:
         trace.set_tracer_provider(provider)
     lifecycle.install_exit_hooks()
-    ExceptionsInstrumentor().instrument()
+    recording.wrap_record_exception()
     return Handle(provider, processor)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
-from faultspan import config
-from faultspan.redaction import RedactionRules, Redactor
+from faultspan._capture import config
+from faultspan._capture.redaction import RedactionRules, Redactor
 
 
 class Runtime:

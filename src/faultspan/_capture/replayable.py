@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from faultspan.redaction import Redactor
+from faultspan._capture.redaction import Redactor
 
 REPLAY_ATTRIBUTE = "faultspan.replay"
 MAX_DEPTH = 32

@@ -9,8 +9,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from faultspan import breadcrumbs
-from faultspan.runtime import current, internal_error
+from faultspan._capture.runtime import current, internal_error
+from faultspan._pipeline import breadcrumbs
 
 Call = tuple[str, str, str, dict[str, object]]
 """A call as a breadcrumb: category, message, level, data."""

@@ -14,10 +14,10 @@ from typing import Any, TypeVar, overload
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from faultspan import breadcrumbs, recording
-from faultspan.exceptions import type_name
-from faultspan.replay import store
-from faultspan.runtime import current, internal_error
+from faultspan._capture import replay_store as store
+from faultspan._capture.exceptions import type_name
+from faultspan._capture.runtime import current, internal_error
+from faultspan._pipeline import breadcrumbs, recording
 
 F = TypeVar("F", bound=Callable[..., Any])
 _TRACER = "faultspan"
@@ -95,7 +95,7 @@ def _capture_replayable(
 ) -> None:
     """The call is encoded only now, on failure: the success path pays nothing (docs/replay.md)."""
     try:
-        from faultspan.replay import capture as replay_capture
+        from faultspan._capture import replayable as replay_capture
 
         runtime = current()
         document = replay_capture.record_call(

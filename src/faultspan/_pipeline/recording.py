@@ -16,9 +16,10 @@ from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util import types
 
-from faultspan import breadcrumbs, exceptions, scope
-from faultspan.breadcrumbs import Crumb
-from faultspan.runtime import current, internal_error
+from faultspan._capture import exceptions
+from faultspan._capture.runtime import current, internal_error
+from faultspan._pipeline import breadcrumbs, scope
+from faultspan._pipeline.breadcrumbs import Crumb
 
 SdkRecordException = Callable[..., None]
 sdk_record_exception: SdkRecordException = SdkSpan.record_exception
@@ -151,3 +152,22 @@ def enriched_record_exception(
         sdk_record_exception(self, exception, attributes, timestamp, escaped)
         return
     record(self, exception, attributes=attributes, timestamp=timestamp, escaped=escaped)
+
+
+_replaced_record_exception: Any = None
+
+
+def wrap_record_exception() -> None:
+    """``Span.record_exception`` replaced at class level by the enriched one; idempotent, undone by
+    ``unwrap_record_exception``."""
+    global _replaced_record_exception  # noqa: PLW0603 -- one class-level wrap per process
+    if _replaced_record_exception is None:
+        _replaced_record_exception = SdkSpan.__dict__["record_exception"]
+        SdkSpan.record_exception = enriched_record_exception  # type: ignore[method-assign]
+
+
+def unwrap_record_exception() -> None:
+    global _replaced_record_exception  # noqa: PLW0603
+    if _replaced_record_exception is not None:
+        SdkSpan.record_exception = _replaced_record_exception  # type: ignore[method-assign]
+        _replaced_record_exception = None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 
-from faultspan.breadcrumbs import attribute_value
+from faultspan._pipeline.breadcrumbs import attribute_value
 
 AttributeValue = str | bool | int | float
 _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})

@@ -1,0 +1,1 @@
+"""Pure capture: exceptions, reprs, fingerprints, redaction, settings. Imports no OpenTelemetry."""

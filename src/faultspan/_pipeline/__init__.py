@@ -1,0 +1,1 @@
+"""In-process SDK glue: recording, processors, wiring and lifecycle."""
