@@ -400,7 +400,7 @@ HOSTILE: dict[str, tuple[Callable[[dict[str, bytes]], list[tuple[str | zipfile.Z
     "windows-absolute": (lambda m: [*m.items(), ("C:\\boot.ini", b"")], "absolute member name"),
     "duplicate": (lambda m: [*m.items(), ("trace.json", m["trace.json"])], "duplicate member"),
     "symlink": (lambda m: [*m.items(), (symlink("link.json"), b"/etc/passwd")], "is a symlink"),
-    "bomb": (lambda m: [*m.items(), ("pad.json", b" " * (8 * 1024 * 1024))], "compression ratio"),
+    "bomb": (lambda m: [*m.items(), ("pad.json", b" " * (65 * 1024 * 1024))], "uncompressed size exceeds"),
     "too-many": (lambda m: [*m.items(), *((f"x{i}.json", b"{}") for i in range(16))], "too many members"),
     "lying-hash": (
         lambda m: list({**m, "trace.json": m["trace.json"].replace(b'"root"', b'"tree"')}.items()),

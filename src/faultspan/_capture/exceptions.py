@@ -34,6 +34,13 @@ _CONTEXT_LINES = 2
 _REPEAT_LIMIT = 3
 _TRACEBACK = "Traceback (most recent call last):\n"
 _MAX_EXCEPTIONS = 64
+# The most faultspan writes of each text, in characters, applied before anything is copied (design.md#limits).
+MAX_MESSAGE = 8 * 1024
+MAX_NOTES = 16
+MAX_STACKTRACE = 64 * 1024
+MAX_STRUCTURE = 128 * 1024  # faultspan.frames and faultspan.chain, each
+MAX_STATUS = 1024
+MAX_BREADCRUMB_MESSAGE = 2 * 1024
 _CAUSE_HEADER = "\nThe above exception was the direct cause of the following exception:\n\n"
 _CONTEXT_HEADER = "\nDuring handling of the above exception, another exception occurred:\n\n"
 _BASE_GROUP: type[BaseException] | None = getattr(builtins, "BaseExceptionGroup", None)
@@ -51,14 +58,19 @@ def message_of(exc: BaseException) -> str:
         text = str(exc)
     except Exception as err:
         return f"<str() of {type(exc).__name__} raised {type(err).__name__}>"
-    return text if type(text) is str else f"<str() of {type(exc).__name__} returned non-text>"
+    if type(text) is not str:
+        return f"<str() of {type(exc).__name__} returned non-text>"
+    return head_and_tail(text, MAX_MESSAGE)
 
 
 def _notes(exc: BaseException) -> list[str]:
     notes = exc.__dict__.get("__notes__") if hasattr(exc, "__dict__") else None
     if type(notes) is not list:
         return []
-    return [note if type(note) is str else safe_repr(note) for note in notes]
+    return [
+        head_and_tail(note, MAX_MESSAGE) if type(note) is str else safe_repr(note)
+        for note in notes[:MAX_NOTES]
+    ]
 
 
 @dataclass
@@ -334,10 +346,11 @@ def _key(node: _Node, redactor: Redactor | None) -> fp.ExceptionKey:
 
 
 def head_and_tail(text: str, limit: int) -> str:
-    """Keep the start and, with more room, the end: the innermost frames and the final ``Type: message``."""
+    """Keep the start and, with more room, the end: the innermost frames and the final ``Type: message``;
+    the marker between them says how much was cut of how much."""
     if len(text) <= limit:
         return text
-    marker = f"\n  [... {len(text) - limit} characters truncated ...]\n"
+    marker = f"\n  [... {len(text) - limit} of {len(text)} characters truncated ...]\n"
     if limit <= len(marker) + 2:
         return text[len(text) - limit :]
     room = limit - len(marker)
@@ -345,10 +358,10 @@ def head_and_tail(text: str, limit: int) -> str:
     return text[:head] + marker + text[len(text) - (room - head) :]
 
 
-def _fit_frames(frames: list[dict[str, Any]], limit: int | None) -> str:
+def _fit_frames(frames: list[dict[str, Any]], limit: int) -> str:
     """JSON of the frames within ``limit`` characters, shedding locals, then context, then outer frames."""
     text = json.dumps(frames, ensure_ascii=False)
-    if limit is None or len(text) <= limit:
+    if len(text) <= limit:
         return text
     for strip in (("locals",), ("locals", "pre_context", "post_context")):
         frames = [{k: v for k, v in frame.items() if k not in strip} for frame in frames]
@@ -363,9 +376,9 @@ def _fit_frames(frames: list[dict[str, Any]], limit: int | None) -> str:
     return "[]"
 
 
-def _fit_chain(chain: dict[str, Any], limit: int | None) -> str:
+def _fit_chain(chain: dict[str, Any], limit: int) -> str:
     text = json.dumps(chain, ensure_ascii=False)
-    if limit is None or len(text) <= limit:
+    if len(text) <= limit:
         return text
     slim: dict[str, Any] = {"type": chain["type"], "truncated": True}
     for key in ("message", "notes"):
@@ -404,16 +417,17 @@ def capture(
     default = fp.fingerprint(_key(root, redactor))
     key = _resolve_fingerprint(exc, default, fingerprint, settings.fingerprint_callback)
     stacktrace = _stacktrace(root)
+    structure_limit = MAX_STRUCTURE if max_length is None else min(max_length, MAX_STRUCTURE)
     attributes = {
-        CHAIN: _fit_chain(chain, max_length),
-        FRAMES: _fit_frames(frames, max_length),
+        CHAIN: _fit_chain(chain, structure_limit),
+        FRAMES: _fit_frames(frames, structure_limit),
         EXCEPTION_ESCAPED: str(escaped),
     }
     if operation:
         attributes[OPERATION] = operation
     attributes[FINGERPRINT] = key
-    attributes[EXCEPTION_STACKTRACE] = (
-        stacktrace if max_length is None else head_and_tail(stacktrace, max_length)
+    attributes[EXCEPTION_STACKTRACE] = head_and_tail(
+        stacktrace, MAX_STACKTRACE if max_length is None else min(max_length, MAX_STACKTRACE)
     )
     attributes[EXCEPTION_MESSAGE] = root.message
     attributes[EXCEPTION_TYPE] = root.type

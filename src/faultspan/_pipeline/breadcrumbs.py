@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
+from faultspan._capture.exceptions import MAX_BREADCRUMB_MESSAGE, head_and_tail
 from faultspan._capture.reprs import safe_repr
 
 EVENT = "breadcrumb"
@@ -56,7 +57,9 @@ def add(category: str, message: str, level: str, data: Mapping[str, object], lim
     crumb = Crumb(
         timestamp=time.time_ns(),
         category=str(category),
-        message=message if type(message) is str else safe_repr(message),
+        message=head_and_tail(message, MAX_BREADCRUMB_MESSAGE)
+        if type(message) is str
+        else safe_repr(message),
         level=str(level),
         data={str(key): attribute_value(value) for key, value in data.items()},
         trace_id=ids.trace_id,

@@ -26,7 +26,16 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from faultspan._capture import fingerprint as fp
 from faultspan._capture.config import warn_once
-from faultspan._capture.exceptions import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, EXCEPTION_TYPE, FINGERPRINT
+from faultspan._capture.exceptions import (
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+    FINGERPRINT,
+    MAX_MESSAGE,
+    MAX_STACKTRACE,
+    MAX_STATUS,
+    head_and_tail,
+)
 from faultspan._capture.redaction import Redactor
 from faultspan._capture.runtime import current
 from faultspan._pipeline import scope
@@ -67,6 +76,17 @@ def _exception_fingerprint(attributes: Mapping[str, Any]) -> str:
     return fp.fingerprint(key)
 
 
+def _bounded_exception_text(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """An event recorded without faultspan's capture, its message and stack trace bounded as capture bounds
+    its own (the SDK copies the whole ``str(exc)``)."""
+    bounded = dict(attributes)
+    for key, limit in ((EXCEPTION_MESSAGE, MAX_MESSAGE), (EXCEPTION_STACKTRACE, MAX_STACKTRACE)):
+        value = bounded.get(key)
+        if isinstance(value, str):
+            bounded[key] = head_and_tail(value, limit)
+    return bounded
+
+
 def _events(
     span: ReadableSpan, redactor: Redactor, masked: list[str]
 ) -> tuple[list[Event] | None, str | None]:
@@ -79,8 +99,9 @@ def _events(
         if event.name == "exception":
             current_key = (attributes or original).get(FINGERPRINT)
             if not isinstance(current_key, str):
-                current_key = _exception_fingerprint(attributes or original)
-                attributes = {**(attributes or original), FINGERPRINT: current_key}
+                recorded = _bounded_exception_text(attributes or original)
+                current_key = _exception_fingerprint(recorded)
+                attributes = {**recorded, FINGERPRINT: current_key}
             last = current_key
         if attributes is not None:
             if changed is None:
@@ -126,6 +147,8 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     status = span.status
     description = status.description
     if description:
+        # The SDK's own use_span / Span.__exit__ put the whole str(exc) here.
+        description = head_and_tail(description, MAX_STATUS)
         scrubbed = redactor.scrub_text(description)
         if scrubbed is not description:
             masked.append("status.description")

@@ -128,7 +128,10 @@ def _record(
     if status is None or status.status_code is StatusCode.UNSET:
         message = event[exceptions.EXCEPTION_MESSAGE]
         kind = event[exceptions.EXCEPTION_TYPE]
-        span.set_status(Status(StatusCode.ERROR, f"{kind}: {message}" if message else str(kind)))
+        description = f"{kind}: {message}" if message else str(kind)
+        span.set_status(
+            Status(StatusCode.ERROR, exceptions.head_and_tail(description, exceptions.MAX_STATUS))
+        )
     memory.exceptions.append((exc, captured.fingerprint))
     del memory.exceptions[:-_REMEMBERED]
     vars(exc)[_RECORDED_MARK] = True

@@ -26,8 +26,8 @@ from opentelemetry.trace import format_span_id, format_trace_id
 from faultspan._capture import replay_store
 from faultspan._capture.config import warn_once
 from faultspan._capture.runtime import current
+from faultspan.packages import archive, runtime_facts
 from faultspan.packages import format as fspkg
-from faultspan.packages import runtime_facts
 from faultspan.packages.store import PackageStore
 
 MAX_TRACES = 256
@@ -360,9 +360,14 @@ class PackageSpanExporter(SpanExporter):
                 **fields,
             )
 
-        data = build(spans)
         cap = self._settings.package_max_bytes
-        if not cap or len(data) <= cap:
+
+        def fits(data: bytes) -> bool:
+            """Within the configured cap, and within what the reader accepts whatever the cap."""
+            return (not cap or len(data) <= cap) and archive.expands_within_limit(data)
+
+        data = build(spans)
+        if fits(data):
             return data
         order, required = _shedding_order(spans, failing)
 
@@ -378,7 +383,7 @@ class PackageSpanExporter(SpanExporter):
         while low < high:
             middle = (low + high + 1) // 2
             candidate = shed(middle)
-            if len(candidate) <= cap:
+            if fits(candidate):
                 low, best = middle, candidate
             else:
                 high = middle - 1
