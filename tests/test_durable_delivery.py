@@ -355,3 +355,26 @@ def test_processes_sharing_a_spool_each_keep_their_spans(rig: Rig) -> None:
     spans = wait_for_names(rig.sink, names("left", 700) | names("right", 700))
     report("two processes, one spool", 1400, spans, None)
     assert len(spans) == 1400
+
+
+def spool_files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def test_a_clean_run_leaves_no_spool_file(rig: Rig) -> None:
+    rig.collector.start()
+    run, _ = rig.run_app("200", "--fail-every", "10")
+    assert run.returncode == 0, run.stderr
+    wait_for_names(rig.sink, names("work", 200))
+    assert spool_files(rig.spool_dir) == []
+
+
+def test_spool_files_are_the_owners_only(rig: Rig) -> None:
+    run, _ = rig.run_app("50", "--fail-every", "10")
+    assert run.returncode == 0, run.stderr
+    files = spool_files(rig.spool_dir)
+    assert files
+    for path in files:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"
+    for directory in {path.parent for path in files}:
+        assert directory.stat().st_mode & 0o077 == 0, f"{directory} is {oct(directory.stat().st_mode)}"

@@ -151,11 +151,17 @@ def _report_damage(path: Path, found: Scan) -> None:
         )
 
 
+def private_directory(directory: Path) -> None:
+    """A destination's directory and the spool root above it, the owner's only like the files in them."""
+    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)
+
+
 def record_eviction(directory: Path, path: Path, records: int, size: int) -> None:
     """One line per evicted segment; O_APPEND keeps concurrent writers' lines whole."""
     line = f"{time.time():.3f} {os.getpid()} {records} {size} {path.name}\n".encode()
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / EVICTIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    private_directory(directory)
+    fd = os.open(directory / EVICTIONS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line)
     finally:
@@ -235,8 +241,8 @@ class _File:
         # could otherwise claim the new, empty segment between its creation and the lock, and delete it.
         # No O_APPEND: Linux's pwrite ignores the offset on such descriptors, and records are marked in place.
         creating = self.path.with_suffix(".new")
-        directory.mkdir(parents=True, exist_ok=True)  # only once there is something to keep
-        self.fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        private_directory(directory)  # only once there is something to keep
+        self.fd = os.open(creating, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         os.rename(creating, self.path)
         self.size = 0
