@@ -34,6 +34,7 @@ from faultspan.packages import atomic, runtime_facts, signing
 from faultspan.packages import format as fspkg
 from faultspan.packages.exporter import describe_failure
 from faultspan.packages.store import STALE_TEMPORARY_SECONDS
+from support.instrumented import INSTRUMENT
 from test_packages import (
     TRACE_ID,
     Exporters,
@@ -476,3 +477,30 @@ def test_lone_surrogates_never_make_an_unreadable_package(
     logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal").disabled = True
     exported = encode_spans([ReadableSpan(name="n", context=child.context, attributes=attributes)])
     assert [item.key for item in exported.resource_spans[0].scope_spans[0].spans[0].attributes] == ["kept"]
+
+
+def test_processes_sharing_a_directory_share_the_per_fingerprint_limit_and_the_count(
+    tmp_path: Path, otel_env: dict[str, str]
+) -> None:
+    directory = tmp_path / "shared"
+    env = {
+        **otel_env,
+        "OTEL_SERVICE_NAME": "shared",
+        "OTEL_TRACES_EXPORTER": "faultspan",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR": str(directory),
+        "OTEL_PYTHON_FAULTSPAN_PACKAGE_MAX_PER_FINGERPRINT": "10",
+    }
+    app = Path(__file__).parent / "apps" / "repeated_failure.py"
+    processes = [
+        subprocess.Popen([str(INSTRUMENT), sys.executable, str(app), "30"], env=env, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr.decode()
+    written = manifests(directory)
+    assert len({manifest["fingerprint"] for manifest in written}) == 1
+    assert len(written) == 10
+    assert sum(manifest["occurrences"] for manifest in written) == 120

@@ -321,6 +321,7 @@ class PackageSpanExporter(SpanExporter):
         replay = _replay_for(failing, spans)
         with self._write_lock:
             self.store.open()
+        with self._write_lock, self.store.shared():
             created = datetime.now(timezone.utc)
             if not self.store.admit(failure.fingerprint, created.timestamp()):
                 return None

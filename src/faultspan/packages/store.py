@@ -1,16 +1,22 @@
 """The package directory's bounds: packages per fingerprint per window, the size budget, stale temporaries.
 
 One scan when the writer starts indexes the directory (sizes, and the fingerprints and occurrence counts of
-the packages still inside the window, so a restarted process keeps counting); after that the index is kept up
-to date by this process's own writes and evictions: packages other processes write into the same directory
-are seen at the next start. Callers serialise access (the exporter's write lock), except ``next_rewrite``.
+the packages still inside the window, so a restarted process keeps counting). Processes sharing a directory
+take turns: every decision and write happens inside ``shared()``, which holds an exclusive ``flock`` on the
+directory itself and first catches up with what the others wrote or evicted since (only when the
+directory changed), so the per-fingerprint limit and the size budget hold for all of them together. Counted
+occurrences are added to what the newest package says, never written over it. Callers serialise access
+within the process (the exporter's write lock), except ``next_rewrite``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +43,7 @@ class _Entry:
 class _Fingerprint:
     written: deque[float] = field(default_factory=deque)  # created times (Unix) inside the window
     newest: str | None = None  # file name of the newest package, which counts later occurrences
-    occurrences: int = 1
+    pending: int = 0  # occurrences counted by this process, not yet added to the newest package
     last_occurrence: float = 0.0
     rewrite_at: float | None = None  # monotonic time of the pending rewrite of ``newest``
 
@@ -84,6 +90,7 @@ class PackageStore:
         self._total = 0
         self._fingerprints: dict[str, _Fingerprint] = {}
         self._opened = False
+        self._seen: int | None = None  # the directory's mtime when this process last caught up
         self._unsynced = False
         self.written = 0
         self.evicted = 0
@@ -96,26 +103,54 @@ class PackageStore:
         missing directory is an empty one: it is created by the first package, not by starting up."""
         if self._opened:
             return
-        now = time.time()
         self._entries.clear()  # what an earlier, failed scan may have left
         self._fingerprints.clear()
         self._total = 0
-        found: list[tuple[str, int]] = []
-        try:
-            with os.scandir(self.directory) as entries:
-                for entry in entries:
-                    if entry.name.startswith(".") and entry.name.endswith(atomic.TEMPORARY_SUFFIX):
-                        if _is_stale(entry, now):
-                            Path(entry.path).unlink(missing_ok=True)
-                            self.stale_removed += 1
-                    elif entry.name.endswith(fspkg.EXTENSION) and entry.is_file(follow_symlinks=False):
-                        found.append((entry.name, entry.stat(follow_symlinks=False).st_size))
-        except FileNotFoundError:
-            pass
-        for name, size in sorted(found):
-            self._entries[name] = _Entry(size, self._recover(name, now))
-            self._total += size
+        self._seen = None
+        self._catch_up(remove_stale=True)
         self._opened = True
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        """The directory to this process alone, and the index caught up with the other processes' writes."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle = os.open(self.directory, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._catch_up(remove_stale=False)
+            yield
+        finally:
+            os.close(handle)  # releases the lock
+
+    def _catch_up(self, *, remove_stale: bool) -> None:
+        """Index packages that appeared and forget those that went since the last look; nothing to do when
+        the directory has not changed."""
+        try:
+            changed = self.directory.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if changed == self._seen:
+            return
+        now = time.time()
+        found: dict[str, int] = {}
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") and entry.name.endswith(atomic.TEMPORARY_SUFFIX):
+                    if remove_stale and _is_stale(entry, now):
+                        Path(entry.path).unlink(missing_ok=True)
+                        self.stale_removed += 1
+                elif entry.name.endswith(fspkg.EXTENSION) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        found[entry.name] = entry.stat(follow_symlinks=False).st_size
+        for name in [name for name in self._entries if name not in found]:
+            self._forget(name)
+        for name in sorted(found):
+            if name not in self._entries:
+                self._entries[name] = _Entry(found[name], self._recover(name, now))
+                self._total += found[name]
+        if found:
+            self._entries = OrderedDict(sorted(self._entries.items()))
+        self._seen = changed
 
     def _recover(self, name: str, now: float) -> str | None:
         """The fingerprint of a package inside the window (its count and occurrences restored), else None."""
@@ -128,10 +163,14 @@ class PackageStore:
             return None
         state = self._fingerprints.setdefault(manifest["fingerprint"], _Fingerprint())
         state.written.append(created)
-        state.newest = name
-        occurrences = manifest.get("occurrences")
-        state.occurrences = occurrences if isinstance(occurrences, int) and occurrences > 0 else 1
-        state.last_occurrence = _unix(manifest.get("last_occurrence"), created)
+        state.written = deque(sorted(state.written))
+        if state.newest is None or name > state.newest:
+            if state.pending and state.newest is not None:  # ours belong to the package they were counted for
+                self._rewrite(state)
+            state.newest = name
+            state.last_occurrence = max(
+                state.last_occurrence, _unix(manifest.get("last_occurrence"), created)
+            )
         return str(manifest["fingerprint"])
 
     def admit(self, fingerprint: str, now: float) -> bool:
@@ -144,8 +183,8 @@ class PackageStore:
             state.written.popleft()
         if len(state.written) < self._limit:
             return True
-        state.occurrences += 1
-        state.last_occurrence = now
+        state.pending += 1
+        state.last_occurrence = max(state.last_occurrence, now)
         if state.rewrite_at is None:
             state.rewrite_at = time.monotonic() + REWRITE_DELAY_SECONDS
         self.counted += 1
@@ -159,7 +198,7 @@ class PackageStore:
         path = self._write(name, data, replace=False)
         self._index(path.name, len(data), fingerprint)
         state.written.append(created)
-        state.newest, state.occurrences, state.last_occurrence = path.name, 1, created
+        state.newest, state.pending, state.last_occurrence = path.name, 0, created
         self.written += 1
         self._evict(keep=path.name)
         return path
@@ -173,9 +212,15 @@ class PackageStore:
     def rewrite(self, *, everything: bool) -> None:
         """Saves counted occurrences whose delay is over (all of them with ``everything``)."""
         now = time.monotonic()
-        for state in self._fingerprints.values():
-            if state.rewrite_at is not None and (everything or state.rewrite_at <= now):
-                self._rewrite(state)
+        if not any(
+            state.rewrite_at is not None and (everything or state.rewrite_at <= now)
+            for state in self._fingerprints.values()
+        ):
+            return
+        with self.shared():
+            for state in list(self._fingerprints.values()):
+                if state.rewrite_at is not None and (everything or state.rewrite_at <= now):
+                    self._rewrite(state)
 
     def sync(self) -> None:
         """Makes the names written since the last sync durable: one directory fsync per batch."""
@@ -185,21 +230,26 @@ class PackageStore:
 
     def _rewrite(self, state: _Fingerprint) -> None:
         name = state.newest
-        if name is None:
+        if name is None or not state.pending:
             state.rewrite_at = None
             return
-        fields = {
-            "occurrences": state.occurrences,
-            "last_occurrence": fspkg.rfc3339(datetime.fromtimestamp(state.last_occurrence, timezone.utc)),
-        }
         state.rewrite_at = time.monotonic() + REWRITE_DELAY_SECONDS  # retried later if this fails
         try:
+            manifest = fspkg.read_manifest(self.directory / name)
+            recorded = manifest.get("occurrences")
+            last = max(state.last_occurrence, _unix(manifest.get("last_occurrence"), state.last_occurrence))
+            fields = {
+                "occurrences": (recorded if isinstance(recorded, int) and recorded > 0 else 1)
+                + state.pending,
+                "last_occurrence": fspkg.rfc3339(datetime.fromtimestamp(last, timezone.utc)),
+            }
             data = fspkg.rewritten(self.directory / name, fields, self._signing_key)
         except fspkg.PackageError:  # deleted or damaged behind our back: later occurrences get a new package
             state.newest = state.rewrite_at = None
             return
         self._write(name, data, replace=True)
         state.rewrite_at = None
+        state.pending = 0
         self.rewrites += 1
         self._index(name, len(data), self._entries[name].fingerprint if name in self._entries else None)
         self._evict(keep=name)
@@ -227,10 +277,13 @@ class PackageStore:
             victim = next((name for name in self._entries if name != keep), None)
             if victim is None:
                 return
-            entry = self._entries.pop(victim)
-            self._total -= entry.size
+            self._forget(victim)
             (self.directory / victim).unlink(missing_ok=True)
             self.evicted += 1
-            state = self._fingerprints.get(entry.fingerprint or "")
-            if state is not None and state.newest == victim:
-                state.newest = state.rewrite_at = None
+
+    def _forget(self, name: str) -> None:
+        entry = self._entries.pop(name)
+        self._total -= entry.size
+        state = self._fingerprints.get(entry.fingerprint or "")
+        if state is not None and state.newest == name:
+            state.newest = state.rewrite_at = None
