@@ -28,8 +28,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from faultspan._capture.runtime import current
 from faultspan._pipeline.processor import FaultspanSpanProcessor
-from faultspan.delivery.durable import DurableSpanProcessor, GrpcTransport
-from faultspan.delivery.spool import Spool
+from faultspan._pipeline.durable import DurableSpanProcessor, transport_for
+from faultspan._pipeline.spool import Spool
 from support.collector import RotelCollector
 
 Row = tuple[str, float, str]
@@ -56,7 +56,9 @@ class Counting(SpanExporter):
 def _durable(endpoint: str, directory: Path, max_queue_size: int) -> DurableSpanProcessor:
     exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
     spool = Spool(directory, current().settings.spool_max_bytes)
-    return DurableSpanProcessor(exporter, GrpcTransport(exporter), spool, max_queue_size=max_queue_size)
+    transport = transport_for(exporter)
+    assert transport is not None
+    return DurableSpanProcessor(exporter, transport, spool, max_queue_size=max_queue_size)
 
 
 def _run(provider: TracerProvider, count: int) -> float:

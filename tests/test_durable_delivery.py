@@ -22,7 +22,7 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from faultspan.delivery import spool
+from faultspan._pipeline import spool
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
 from support.instrumented import INSTRUMENT
 

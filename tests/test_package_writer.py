@@ -77,7 +77,7 @@ def test_export_only_hands_over_and_the_writer_writes(
     exporter = new_exporter()
     with exporter._write_lock:  # the writer is stuck: export() must not wait for it
         exporter.export(failing_trace(1))
-        eventually(lambda: not exporter._queue)  # the writer took the trace and waits for the lock
+        eventually(lambda: not exporter.writer.pending)  # the writer took the trace and waits for the lock
         exporter.export(failing_trace(2))
         assert packages_in(directory) == []
         assert not exporter.force_flush(50)
@@ -92,7 +92,7 @@ def test_full_queue_drops_counts_and_warns_once(
     exporter = new_exporter()
     with caplog.at_level(logging.WARNING, logger="faultspan"), exporter._write_lock:
         exporter.export(failing_trace(1))
-        eventually(lambda: not exporter._queue)
+        eventually(lambda: not exporter.writer.pending)
         for trace_id in (2, 3, 4):
             exporter.export(failing_trace(trace_id))
     assert exporter.force_flush(10_000)

@@ -16,8 +16,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
 from faultspan.cli import main
-from faultspan.delivery import spool
-from faultspan.delivery.spool import Outcome, Spool
+from faultspan._pipeline import spool
+from faultspan._pipeline.spool import Outcome, Spool
 from support.collector import free_port
 
 
@@ -153,7 +153,7 @@ WRITER = textwrap.dedent(
     import os
     import sys
     from pathlib import Path
-    from faultspan.delivery.spool import Spool, encode
+    from faultspan._pipeline.spool import Spool, encode
 
     writer = Spool(Path(sys.argv[1]), max_bytes=1 << 20)
     for index in range(3):
@@ -236,9 +236,9 @@ def test_spool_verb_usage_errors_and_unreachable_collector(
     writer = Spool(tmp_path, max_bytes=1 << 20)
     writer.append(ExportTraceServiceRequest(resource_spans=[ResourceSpans()]).SerializeToString())
     writer.close()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/xml")
     assert main(["spool", str(tmp_path), "--drain"]) == 2
-    assert "http/json" in capsys.readouterr().out
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL: unsupported protocol 'http/xml'" in capsys.readouterr().out
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
 
-from faultspan._otlp.sdk_private import plain_attributes
+from faultspan._otlp.sdk_private import plain_attributes, span_attributes
 
 _HEX_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
@@ -141,7 +141,7 @@ def _encode_span(span: ReadableSpan) -> dict[str, Any]:
     encoded["kind"] = span.kind.value + _KIND_OFFSET
     _nanos(encoded, "startTimeUnixNano", span.start_time)
     _nanos(encoded, "endTimeUnixNano", span.end_time)
-    _attributes(encoded, span._attributes, span.dropped_attributes)  # the SDK copies for .attributes
+    _attributes(encoded, span_attributes(span), span.dropped_attributes)
     events = []
     for event in span.events:
         item: dict[str, Any] = {}
@@ -388,3 +388,22 @@ def _parse_with_protobuf(document: Mapping[str, Any]) -> Any:
     copy: dict[str, Any] = json.loads(json.dumps(document))
     _convert_ids(copy, _hex_to_base64)
     return json_format.ParseDict(copy, ExportTraceServiceRequest())
+
+
+def _ids_to_hex(node: object) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _HEX_ID_FIELDS and isinstance(value, str):
+                node[key] = _base64_to_hex(value)
+            else:
+                _ids_to_hex(value)
+    elif isinstance(node, list):
+        for item in node:
+            _ids_to_hex(item)
+
+
+def request_document(request: Any) -> dict[str, Any]:
+    """Any OTLP export request (traces, logs) as the specification's JSON: hex ids, integer enums."""
+    document: dict[str, Any] = json_format.MessageToDict(request, use_integers_for_enums=True)
+    _ids_to_hex(document)
+    return document

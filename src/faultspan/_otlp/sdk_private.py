@@ -1,11 +1,31 @@
-"""Every access to a private name of the OpenTelemetry SDK, in one place (each one covered by a test)."""
+"""Every access to a private name of the OpenTelemetry SDK and its exporters, in one place.
+
+Each function here is covered by tests/test_sdk_private.py, which names the installed SDK version when the
+SDK changed under it: an SDK upgrade is re-checked by running that one file.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk._configuration import (
+    _get_exporter_entry_point,
+    _import_exporters,
+    _OTelSDKConfigurator,
+)
+from opentelemetry.sdk.trace import (
+    ReadableSpan,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+    TracerProvider,
+)
+from opentelemetry.sdk.trace.export import SpanExporter
+
+GRPC_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+HTTP_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
 
 
 def plain_attributes(attributes: object) -> Mapping[str, Any]:
@@ -14,3 +34,95 @@ def plain_attributes(attributes: object) -> Mapping[str, Any]:
     if type(attributes) is BoundedAttributes:
         return attributes._dict
     return attributes if isinstance(attributes, Mapping) else {}
+
+
+def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's own attributes without the copy ``span.attributes`` makes."""
+    return plain_attributes(span._attributes)
+
+
+def has_events(span: ReadableSpan) -> bool:
+    """Without the tuple copy ``span.events`` makes (most spans carry none)."""
+    return bool(span._events)
+
+
+def has_links(span: ReadableSpan) -> bool:
+    return bool(span._links)
+
+
+def bounded(attributes: dict[str, Any], dropped: int) -> Mapping[str, Any]:
+    """``attributes`` keeping the SDK's dropped-attribute count, without re-validating every value (the
+    SDK's own ``__deepcopy__`` assigns the dict the same way)."""
+    if not dropped:
+        return attributes
+    copy = BoundedAttributes(immutable=False)
+    copy._dict = attributes
+    copy.dropped = dropped
+    copy._immutable = True
+    return copy
+
+
+def max_attribute_length(span: object) -> int | None:
+    """The span's attribute value length limit (``OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT``), None if unlimited."""
+    value = getattr(getattr(span, "_limits", None), "max_attribute_length", None)
+    return value if type(value) is int else None
+
+
+# -- the SDK's configurator --------------------------------------------------------------------------
+
+SdkConfigurator = _OTelSDKConfigurator
+"""The SDK's configurator, which distros subclass (its own documented route)."""
+
+
+def configure_sdk(configurator: _OTelSDKConfigurator, **kwargs: Any) -> None:
+    """The SDK's own configuration (``span_processors`` and ``export_span_processor`` since 1.40)."""
+    _OTelSDKConfigurator._configure(configurator, **kwargs)  # type: ignore[no-untyped-call]
+
+
+def trace_exporter_classes(name: str) -> list[type[SpanExporter]]:
+    """The exporter classes an ``OTEL_TRACES_EXPORTER`` name stands for, resolved as the SDK does (``otlp``
+    follows the protocol variables); raises for an unknown name."""
+    found = _import_exporters([_get_exporter_entry_point(name, "traces")], [], [])[0]
+    return list(found.values())
+
+
+def replace_span_processors(
+    provider: TracerProvider, replace: Callable[[tuple[SpanProcessor, ...]], Sequence[SpanProcessor] | None]
+) -> None:
+    """Swap the provider's registered processors for ``replace(current)`` (unchanged when it returns None),
+    under the provider's lock; raises TypeError for a provider whose processors cannot be swapped."""
+    multi = provider._active_span_processor
+    if not isinstance(multi, SynchronousMultiSpanProcessor):
+        raise TypeError(f"cannot install faultspan on {type(multi).__name__}")
+    with multi._lock:
+        replaced = replace(multi._span_processors)
+        if replaced is not None:
+            multi._span_processors = tuple(replaced)
+
+
+# -- the OTLP exporters ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExporterTarget:
+    """Where an SDK OTLP span exporter sends, as it was configured (arguments or environment)."""
+
+    protocol: str  # "grpc" or "http/protobuf"
+    endpoint: str  # gRPC: host:port as the exporter keeps it; HTTP: the full URL
+    insecure: bool | None  # gRPC only
+    headers: tuple[tuple[str, str], ...] | None  # gRPC only: the HTTP exporter keeps them in its session
+
+
+def exporter_target(exporter: SpanExporter) -> ExporterTarget | None:
+    """The target of an SDK OTLP span exporter, None for any other exporter. An exporter class whose module
+    was never imported cannot be the one at hand, so neither protocol's stack is imported just to check."""
+    import sys
+
+    grpc_class = getattr(sys.modules.get(GRPC_EXPORTER_MODULE), "OTLPSpanExporter", None)
+    http_class = getattr(sys.modules.get(HTTP_EXPORTER_MODULE), "OTLPSpanExporter", None)
+    if grpc_class is not None and isinstance(exporter, grpc_class):
+        headers = exporter._headers
+        return ExporterTarget("grpc", exporter._endpoint, exporter._insecure, tuple(headers or ()))
+    if http_class is not None and isinstance(exporter, http_class):
+        return ExporterTarget("http/protobuf", exporter._endpoint, None, None)
+    return None

@@ -1,15 +1,16 @@
-"""Sending one OTLP trace request to the endpoint of the standard ``OTEL_EXPORTER_OTLP_*`` variables.
+"""The one OTLP transport: endpoint resolution, one request at a time, and one table of what an answer means.
 
-The variables mean what they mean to the Python SDK's OTLP exporters, so the environment that configures an
-application also configures ``faultspan push``: the ``_TRACES_`` variables win over the general ones, the
-default protocol is grpc, the timeout is in seconds, and the failures the SDK retries (gRPC UNAVAILABLE and
-friends, HTTP 429/502/503/504, connection errors) are retried with jittered exponential backoff while the
-timeout allows. A request that is still failing that way when the timeout runs out raises ``Unreachable``;
-any other refusal raises ``Rejected`` for that request only.
+Live delivery, the spool drain (live and ``faultspan spool --drain``) and ``faultspan push`` all send through
+``Transport`` and classify every answer with ``grpc_outcome`` / ``http_outcome`` (the table is in
+docs/delivery.md), so they agree on what is retried and what is given up. The variables mean what they mean
+to the Python SDK's OTLP exporters: the signal's variables (``OTEL_EXPORTER_OTLP_TRACES_*``) win over the
+general ones, the default protocol is grpc, the timeout is in seconds. Signal-generic: ``TRACES`` and ``LOGS``
+differ only in their variables, HTTP path, gRPC service and message types.
 """
 
 from __future__ import annotations
 
+import enum
 import gzip
 import json
 import os
@@ -23,31 +24,151 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import grpc
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.util.re import parse_env_headers
 
-from faultspan.packages.format import TRACE, Package
+from faultspan._otlp.otlp_json import request_document
 
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 _PREFIX = "OTEL_EXPORTER_OTLP_"
 _MAX_ATTEMPTS = 6  # as the SDK's exporters
-_RETRYABLE_GRPC = frozenset(
-    {
-        grpc.StatusCode.CANCELLED,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.OUT_OF_RANGE,
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DATA_LOSS,
-    }
-)
-_RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 _CONTENT_TYPES = {"http/protobuf": "application/x-protobuf", "http/json": "application/json"}
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    RETRY = "retry"  # unreachable, timed out, or an answer meaning "later": keep the data and try again
+    REJECTED = "rejected"  # the endpoint will never take this data as it is: retrying cannot help
+    TOO_LARGE = "too large"  # the request is over the endpoint's size limit: send it in smaller parts
+
+
+_GRPC_OUTCOMES: Mapping[str, Outcome] = {  # by status name: grpc is imported only to send
+    "OK": Outcome.SENT,
+    # The OTLP specification's retryable codes.
+    "CANCELLED": Outcome.RETRY,
+    "DEADLINE_EXCEEDED": Outcome.RETRY,
+    "ABORTED": Outcome.RETRY,
+    "OUT_OF_RANGE": Outcome.RETRY,
+    "UNAVAILABLE": Outcome.RETRY,
+    "DATA_LOSS": Outcome.RETRY,
+    "RESOURCE_EXHAUSTED": Outcome.RETRY,  # throttling; a message over the limit: TOO_LARGE
+    # A collector stopped mid-request answers with a reset stream, which surfaces as these two.
+    "UNKNOWN": Outcome.RETRY,
+    "INTERNAL": Outcome.RETRY,
+    # About the credentials, not the data: kept until the endpoint's configuration is fixed.
+    "UNAUTHENTICATED": Outcome.RETRY,
+    "PERMISSION_DENIED": Outcome.RETRY,
+    # The data itself, or a receiver that is no OTLP service for this signal.
+    "INVALID_ARGUMENT": Outcome.REJECTED,
+    "NOT_FOUND": Outcome.REJECTED,
+    "ALREADY_EXISTS": Outcome.REJECTED,
+    "FAILED_PRECONDITION": Outcome.REJECTED,
+    "UNIMPLEMENTED": Outcome.REJECTED,
+}
+_HTTP_RETRY = frozenset({401, 403, 408, 429})
+_HTTP_TOO_LARGE = 413
+
+
+def grpc_outcome(status: str, details: str = "") -> Outcome:
+    """What a gRPC status (its name, e.g. ``UNAVAILABLE``) means for the request it answered."""
+    if status == "RESOURCE_EXHAUSTED" and "larger than max" in details:
+        return Outcome.TOO_LARGE
+    return _GRPC_OUTCOMES.get(status, Outcome.RETRY)
+
+
+def http_outcome(status: int) -> Outcome:
+    """What an HTTP status means for the request it answered: 2xx sent, 413 too large, 401/403/408/429 and
+    every 5xx retried, any other 4xx rejected, anything else (a redirect not followed) retried."""
+    if 200 <= status < 300:
+        return Outcome.SENT
+    if status == _HTTP_TOO_LARGE:
+        return Outcome.TOO_LARGE
+    if 400 <= status < 500 and status not in _HTTP_RETRY:
+        return Outcome.REJECTED
+    return Outcome.RETRY
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What differs between signals on the wire."""
+
+    name: str  # "traces": the OTEL_EXPORTER_OTLP_TRACES_* variables and the HTTP path /v1/traces
+    service: str
+    request: Any  # the Export*ServiceRequest message class
+    response: Any
+    resources: str  # the request's repeated field, its scopes' field and their items' field
+    scopes: str
+    items: str
+    rejected: str  # the partial-success count
+
+    @property
+    def method(self) -> str:
+        return f"/{self.service}/Export"
+
+
+TRACES = Signal(
+    "traces",
+    "opentelemetry.proto.collector.trace.v1.TraceService",
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    "resource_spans",
+    "scope_spans",
+    "spans",
+    "rejected_spans",
+)
+LOGS = Signal(
+    "logs",
+    "opentelemetry.proto.collector.logs.v1.LogsService",
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    "resource_logs",
+    "scope_logs",
+    "log_records",
+    "rejected_log_records",
+)
+
+
+def split(signal: Signal, payload: bytes) -> list[bytes]:
+    """The request in two halves of its items (resources and scopes repeated as needed); empty when it
+    holds fewer than two items."""
+    request = signal.request.FromString(payload)
+    leaves = [
+        (resource, scope, item)
+        for resource in getattr(request, signal.resources)
+        for scope in getattr(resource, signal.scopes)
+        for item in getattr(scope, signal.items)
+    ]
+    if len(leaves) < 2:
+        return []
+    middle = len(leaves) // 2
+    return [_rebuild(signal, leaves[:middle]), _rebuild(signal, leaves[middle:])]
+
+
+def _rebuild(signal: Signal, leaves: list[tuple[Any, Any, Any]]) -> bytes:
+    request = signal.request()
+    resource_in = scope_in = resource_out = scope_out = None
+    for resource, scope, item in leaves:
+        if resource is not resource_in:
+            resource_in, resource_out = resource, getattr(request, signal.resources).add()
+            resource_out.resource.CopyFrom(resource.resource)
+            resource_out.schema_url = resource.schema_url
+            scope_in = None
+        if scope is not scope_in:
+            scope_in, scope_out = scope, getattr(resource_out, signal.scopes).add()
+            scope_out.scope.CopyFrom(scope.scope)
+            scope_out.schema_url = scope.schema_url
+        getattr(scope_out, signal.items).add().CopyFrom(item)
+    data: bytes = request.SerializeToString()
+    return data
 
 
 class EndpointError(ValueError):
@@ -60,14 +181,6 @@ class Rejected(Exception):
 
 class Unreachable(Exception):
     """The endpoint could not be reached, or kept answering "try later", for the whole timeout."""
-
-
-@dataclass(frozen=True)
-class _Retry:
-    """A failure the SDK would retry: the reason, and the delay the endpoint asked for, if any."""
-
-    reason: str
-    delay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,43 +201,44 @@ class Endpoint:
         return f"{self.protocol} {urlunsplit(parts._replace(netloc=netloc))}"
 
 
-def _variable(environ: Mapping[str, str], name: str) -> tuple[str, str | None]:
-    for variable in (f"{_PREFIX}TRACES_{name}", f"{_PREFIX}{name}"):
+def _variable(environ: Mapping[str, str], signal: Signal, name: str) -> tuple[str, str | None]:
+    for variable in (f"{_PREFIX}{signal.name.upper()}_{name}", f"{_PREFIX}{name}"):
         value = environ.get(variable, "").strip()
         if value:
             return variable, value
     return f"{_PREFIX}{name}", None
 
 
-def resolve(environ: Mapping[str, str] = os.environ) -> Endpoint:
-    """The trace endpoint the environment configures; raises ``EndpointError`` for a malformed variable."""
-    name, protocol = _variable(environ, "PROTOCOL")
+def resolve(environ: Mapping[str, str] = os.environ, signal: Signal = TRACES) -> Endpoint:
+    """The endpoint the environment configures for ``signal``; raises ``EndpointError`` for a malformed
+    variable."""
+    name, protocol = _variable(environ, signal, "PROTOCOL")
     protocol = protocol or "grpc"
     if protocol not in PROTOCOLS:
         raise EndpointError(f"{name}: unsupported protocol {protocol!r} (expected {', '.join(PROTOCOLS)})")
-    name, given = _variable(environ, "ENDPOINT")
+    name, given = _variable(environ, signal, "ENDPOINT")
     if protocol == "grpc":
         url = given or "http://localhost:4317"
-    elif given and name == f"{_PREFIX}TRACES_ENDPOINT":  # the signal's URL is used as it is
+    elif given and name != f"{_PREFIX}ENDPOINT":  # the signal's URL is used as it is
         url = given
     else:  # the general endpoint is a base URL
-        url = f"{(given or 'http://localhost:4318').removesuffix('/')}/v1/traces"
+        url = f"{(given or 'http://localhost:4318').removesuffix('/')}/v1/{signal.name}"
     scheme = urlsplit(url).scheme
     if protocol != "grpc" and scheme not in ("http", "https"):
         raise EndpointError(f"{name}: {url!r} is not an http:// or https:// URL")
-    name, raw_timeout = _variable(environ, "TIMEOUT")
+    name, raw_timeout = _variable(environ, signal, "TIMEOUT")
     try:
         timeout = float(raw_timeout or 10)
     except ValueError:
         raise EndpointError(f"{name}: {raw_timeout!r} is not a number of seconds") from None
     if not timeout > 0:
         raise EndpointError(f"{name}: {raw_timeout!r} is not a positive number of seconds")
-    name, compression = _variable(environ, "COMPRESSION")
+    name, compression = _variable(environ, signal, "COMPRESSION")
     if compression not in (None, "none", "gzip"):
         raise EndpointError(f"{name}: unsupported compression {compression!r} (expected gzip or none)")
-    _, insecure = _variable(environ, "INSECURE")
-    _, headers = _variable(environ, "HEADERS")
-    _, certificate = _variable(environ, "CERTIFICATE")
+    _, insecure = _variable(environ, signal, "INSECURE")
+    _, headers = _variable(environ, signal, "HEADERS")
+    _, certificate = _variable(environ, signal, "CERTIFICATE")
     return Endpoint(
         protocol=protocol,
         url=url,
@@ -136,94 +250,153 @@ def resolve(environ: Mapping[str, str] = os.environ) -> Endpoint:
     )
 
 
-def _read_certificate(endpoint: Endpoint) -> bytes | None:
-    if endpoint.certificate is None:
-        return None
-    try:
-        with open(endpoint.certificate, "rb") as stream:
-            return stream.read()
-    except OSError as error:
-        raise EndpointError(
-            f"{_PREFIX}CERTIFICATE: cannot read {endpoint.certificate} ({error.strerror})"
-        ) from None
+@dataclass(frozen=True)
+class Answer:
+    """One request's result: its outcome, a one-line reason unless sent, the delay the endpoint asked for,
+    and, on a success, the partial-success refusal the endpoint reported (if any)."""
 
-
-def _check_partial_success(response: Any) -> None:
-    partial = response.partial_success
-    if partial.rejected_spans:
-        detail = f": {partial.error_message}" if partial.error_message else ""
-        raise Rejected(f"the endpoint rejected {partial.rejected_spans} spans{detail}")
+    outcome: Outcome
+    reason: str = ""
+    delay: float | None = None
+    partial: str | None = None
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split()) or "no details"
 
 
-def _decode_response(protocol: str, answer: bytes) -> Any:
-    """The endpoint's ``ExportTraceServiceResponse``, or None when a 2xx answer has no OTLP body."""
-    try:
-        if protocol == "http/json":
-            return json_format.Parse(answer, ExportTraceServiceResponse(), ignore_unknown_fields=True)
-        return ExportTraceServiceResponse.FromString(answer)
-    except (json_format.ParseError, DecodeError):
-        return None
+class Transport:
+    """Sends serialized ``signal`` requests to ``endpoint``, over one gRPC channel or one TLS context."""
 
-
-class Sender:
-    """Sends ``trace.json`` documents, one request each, over one gRPC channel or one TLS context."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, signal: Signal = TRACES) -> None:
         """Raises ``EndpointError`` when the certificate file cannot be read."""
         self.endpoint = endpoint
-        certificate = _read_certificate(endpoint)
-        self._attempt: Callable[[Package, float], _Retry | None]
+        self.signal = signal
+        self._certificate = self._read_certificate()
+        self._attempt: Callable[[bytes, float], Answer]
+        self._channel: Any = None
         if endpoint.protocol == "grpc":
-            target = urlsplit(endpoint.url).netloc or endpoint.url
-            compression = grpc.Compression.Gzip if endpoint.gzip else grpc.Compression.NoCompression
-            if endpoint.insecure:
-                self._channel = grpc.insecure_channel(target, compression=compression)
-            else:
-                credentials = grpc.ssl_channel_credentials(root_certificates=certificate)
-                self._channel = grpc.secure_channel(target, credentials, compression=compression)
-            self._export = TraceServiceStub(self._channel).Export  # type: ignore[no-untyped-call]
+            self._connect()
             self._attempt = self._grpc
         else:
-            self._channel = None
-            authorities = certificate.decode("ascii") if certificate else None
+            authorities = self._certificate.decode("ascii") if self._certificate else None
             self._context = ssl.create_default_context(cadata=authorities)
             self._attempt = self._http
 
-    def send(self, package: Package) -> None:
-        """Deliver the package's ``ExportTraceServiceRequest`` (already decoded by verification); raises
-        ``Rejected`` or ``Unreachable``."""
+    @property
+    def destination(self) -> str:
+        """Names the spool of this endpoint: ``grpc host:port`` or ``http URL``."""
+        if self.endpoint.protocol == "grpc":
+            return f"grpc {self._target()}"
+        return f"http {self.endpoint.url}"
+
+    def _target(self) -> str:
+        return urlsplit(self.endpoint.url).netloc or self.endpoint.url
+
+    def _read_certificate(self) -> bytes | None:
+        path = self.endpoint.certificate
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as stream:
+                return stream.read()
+        except OSError as error:
+            raise EndpointError(f"{_PREFIX}CERTIFICATE: cannot read {path} ({error.strerror})") from None
+
+    def _connect(self) -> None:
+        """A fresh channel; also after UNAVAILABLE, as the SDK does (grpc's reconnect backoff grows to
+        minutes, which would delay recovery)."""
+        import grpc
+
+        if self._channel is not None:
+            self._channel.close()
+        endpoint = self.endpoint
+        target = self._target()
+        compression = grpc.Compression.Gzip if endpoint.gzip else grpc.Compression.NoCompression
+        if endpoint.insecure:
+            self._channel = grpc.insecure_channel(target, compression=compression)
+        else:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self._certificate)
+            self._channel = grpc.secure_channel(target, credentials, compression=compression)
+        self._call = self._channel.unary_unary(self.signal.method)
+
+    def attempt(self, payload: bytes, timeout: float) -> Answer:
+        """One request with ``payload`` (a serialized request), classified; never raises for the
+        endpoint's answer or an unreachable endpoint."""
+        return self._attempt(payload, max(timeout, 0.001))
+
+    def deliver(self, payload: bytes, timeout: float) -> Outcome:
+        """One attempt per part, ``timeout`` each: a request too large is sent in halves (recursively),
+        a single item too large is rejected. Never TOO_LARGE; RETRY as soon as one part must wait."""
+        outcome = self.attempt(payload, timeout).outcome
+        if outcome is not Outcome.TOO_LARGE:
+            return outcome
+        parts = split(self.signal, payload)
+        if not parts:
+            return Outcome.REJECTED
+        outcomes = [self.deliver(part, timeout) for part in parts]
+        if Outcome.RETRY in outcomes:
+            return Outcome.RETRY
+        return Outcome.SENT if Outcome.SENT in outcomes else Outcome.REJECTED
+
+    def send(self, payload: bytes) -> None:
+        """Deliver ``payload`` within the endpoint's timeout, retrying what the table retries with jittered
+        exponential backoff (or the delay the endpoint asked for); raises ``Rejected`` or ``Unreachable``."""
         deadline = time.monotonic() + self.endpoint.timeout
         for attempt in range(_MAX_ATTEMPTS):
-            retry = self._attempt(package, max(deadline - time.monotonic(), 0.001))
-            if retry is None:
+            answer = self.attempt(payload, deadline - time.monotonic())
+            if answer.outcome is Outcome.SENT:
+                if answer.partial:
+                    raise Rejected(answer.partial)
                 return
-            backoff = retry.delay if retry.delay is not None else 2**attempt * random.uniform(0.8, 1.2)
+            if answer.outcome is Outcome.TOO_LARGE:
+                parts = split(self.signal, payload)
+                if not parts:
+                    raise Rejected(f"{answer.reason} (a single item over the endpoint's limit)")
+                for part in parts:
+                    self.send(part)
+                return
+            if answer.outcome is Outcome.REJECTED:
+                raise Rejected(answer.reason)
+            backoff = answer.delay if answer.delay is not None else 2**attempt * random.uniform(0.8, 1.2)
             if attempt + 1 == _MAX_ATTEMPTS or backoff > deadline - time.monotonic():
-                raise Unreachable(retry.reason)
+                raise Unreachable(answer.reason)
             time.sleep(backoff)
 
-    def _grpc(self, package: Package, timeout: float) -> _Retry | None:
+    def _partial(self, response: Any) -> str | None:
+        partial = response.partial_success
+        rejected = getattr(partial, self.signal.rejected)
+        if not rejected:
+            return None
+        detail = f": {partial.error_message}" if partial.error_message else ""
+        return f"the endpoint rejected {rejected} {self.signal.items.replace('_', ' ')}{detail}"
+
+    def _grpc(self, payload: bytes, timeout: float) -> Answer:
+        import grpc
+
         metadata = tuple(self.endpoint.headers.items())
         try:
-            response = self._export(package.request, metadata=metadata, timeout=timeout)
+            answer = self._call(payload, metadata=metadata, timeout=timeout)
         except grpc.RpcError as error:
-            reason = f"{error.code().name}: {_one_line(error.details() or '')}"
-            if error.code() in _RETRYABLE_GRPC:
-                return _Retry(reason)
-            raise Rejected(reason) from None
-        _check_partial_success(response)
-        return None
+            code, details = error.code(), error.details() or ""
+            if code is grpc.StatusCode.UNAVAILABLE:
+                self._connect()
+            return Answer(grpc_outcome(code.name, details), f"{code.name}: {_one_line(details)}")
+        except ValueError:  # the channel was closed by a concurrent close()
+            return Answer(Outcome.RETRY, "the channel was closed")
+        try:
+            response = self.signal.response.FromString(answer)
+        except DecodeError:
+            return Answer(Outcome.SENT)
+        return Answer(Outcome.SENT, partial=self._partial(response))
 
-    def _http(self, package: Package, timeout: float) -> _Retry | None:
+    def _http(self, payload: bytes, timeout: float) -> Answer:
         protocol = self.endpoint.protocol
         if protocol == "http/json":
-            body = json.dumps(package.members[TRACE], separators=(",", ":")).encode("utf-8")
+            document = request_document(self.signal.request.FromString(payload))
+            body = json.dumps(document, separators=(",", ":")).encode("utf-8")
         else:
-            body = package.request.SerializeToString()
+            body = payload
         headers = {"Content-Type": _CONTENT_TYPES[protocol], **self.endpoint.headers}
         if self.endpoint.gzip:
             body = gzip.compress(body)
@@ -231,19 +404,31 @@ class Sender:
         request = urllib.request.Request(self.endpoint.url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout, context=self._context) as response:
-                answer = response.read()
+                status, answer = response.status, response.read()
         except urllib.error.HTTPError as error:
-            reason = f"HTTP {error.code} {error.reason}"
-            if error.code in _RETRYABLE_HTTP:
+            with error:
                 delay = error.headers.get("Retry-After", "")
-                return _Retry(reason, float(delay) if delay.isdigit() else None)
-            raise Rejected(reason) from None
+                return Answer(
+                    http_outcome(error.code),
+                    f"HTTP {error.code} {error.reason}",
+                    float(delay) if delay.isdigit() else None,
+                )
         except OSError as error:  # URLError, refused, reset, timed out
-            return _Retry(_one_line(str(getattr(error, "reason", error))))
-        parsed = _decode_response(protocol, answer) if answer else None
-        if parsed is not None:
-            _check_partial_success(parsed)
-        return None
+            return Answer(Outcome.RETRY, _one_line(str(getattr(error, "reason", error))))
+        outcome = http_outcome(status)
+        if outcome is not Outcome.SENT:
+            return Answer(outcome, f"HTTP {status}")
+        parsed = self._decode(answer) if answer else None
+        return Answer(Outcome.SENT, partial=None if parsed is None else self._partial(parsed))
+
+    def _decode(self, answer: bytes) -> Any:
+        """The endpoint's response message, or None when a 2xx answer has no OTLP body."""
+        try:
+            if self.endpoint.protocol == "http/json":
+                return json_format.Parse(answer, self.signal.response(), ignore_unknown_fields=True)
+            return self.signal.response.FromString(answer)
+        except (json_format.ParseError, DecodeError):
+            return None
 
     def close(self) -> None:
         if self._channel is not None:

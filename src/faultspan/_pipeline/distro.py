@@ -22,18 +22,14 @@ from opentelemetry.environment_variables import (
 )
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
-from opentelemetry.sdk._configuration import (
-    _get_exporter_entry_point,
-    _import_exporters,
-    _OTelSDKConfigurator,
-)
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from faultspan._capture import config, runtime
-from faultspan._pipeline import lifecycle, recording
+from faultspan._otlp import sdk_private
+from faultspan._pipeline import durable, lifecycle, recording
 from faultspan._pipeline.processor import FaultspanSpanProcessor
 
 _logger = logging.getLogger("faultspan")
@@ -63,34 +59,40 @@ class FaultspanDistro(BaseDistro):  # type: ignore[misc]
         _warn_config_file()
 
 
-class FaultspanConfigurator(_OTelSDKConfigurator):
+def _processor(downstream: Sequence[SpanProcessor] = ()) -> FaultspanSpanProcessor:
+    """faultspan's processor, giving each exporter attached to it durable delivery where it applies."""
+    return FaultspanSpanProcessor(downstream, wiring=durable.wiring)
+
+
+class FaultspanConfigurator(sdk_private.SdkConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if os.environ.get(OTEL_CONFIG_FILE):
             _warn_config_file()
-            super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+            sdk_private.configure_sdk(self, **kwargs)
             return
-        processor = FaultspanSpanProcessor()
-        super()._configure(  # type: ignore[no-untyped-call]
-            span_processors=[processor], export_span_processor=processor.attach, **kwargs
+        processor = _processor()
+        sdk_private.configure_sdk(
+            self, span_processors=[processor], export_span_processor=processor.attach, **kwargs
         )
         lifecycle.install_exit_hooks()
 
 
 def install(provider: TracerProvider) -> FaultspanSpanProcessor:
     """Put faultspan's processor in front of whatever ``provider`` already has (idempotent)."""
-    multi = provider._active_span_processor
-    if not isinstance(multi, SynchronousMultiSpanProcessor):
-        raise TypeError(f"cannot install faultspan on {type(multi).__name__}")
-    with multi._lock:
-        existing = multi._span_processors
+    installed: list[FaultspanSpanProcessor] = []
+
+    def replace(existing: tuple[SpanProcessor, ...]) -> tuple[SpanProcessor, ...] | None:
         for processor in existing:
             if isinstance(processor, FaultspanSpanProcessor):
-                return processor
-        faultspan = FaultspanSpanProcessor(downstream=existing)
-        multi._span_processors = (faultspan,)
-    if existing:
-        _logger.info("faultspan: placed %d existing span processor(s) behind its redactor", len(existing))
-    return faultspan
+                installed.append(processor)
+                return None
+        installed.append(_processor(existing))
+        if existing:
+            _logger.info("faultspan: placed %d existing span processor(s) behind its redactor", len(existing))
+        return (installed[0],)
+
+    sdk_private.replace_span_processors(provider, replace)
+    return installed[0]
 
 
 def ensure_pipeline() -> None:
@@ -125,11 +127,11 @@ def _exporters(names: Sequence[str]) -> list[SpanExporter]:
     exporters: list[SpanExporter] = []
     for name in names:
         try:
-            found = _import_exporters([_get_exporter_entry_point(name, "traces")], [], [])[0]
+            classes = sdk_private.trace_exporter_classes(name)
         except Exception as err:
             config.warn_once(f"exporter:{name}", "faultspan: traces exporter %r ignored: %s", name, err)
             continue
-        exporters.extend(exporter() for exporter in found.values())
+        exporters.extend(exporter() for exporter in classes)
     return exporters
 
 

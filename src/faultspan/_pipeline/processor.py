@@ -4,20 +4,16 @@ The thread that ends a span only appends it to a bounded queue. A worker thread 
 completes fingerprints the capture path could not compute (events recorded without the instrumentor), and
 hands the redacted copy to every downstream processor (usually one BatchSpanProcessor per exporter named in
 ``OTEL_TRACES_EXPORTER``), so no exporter ever receives unredacted data and none pays for redaction again.
+Which processor an exporter gets is the wiring's choice (``Wiring``), made where the pipeline is assembled.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-import weakref
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -38,33 +34,14 @@ from faultspan._capture.exceptions import (
 )
 from faultspan._capture.redaction import Redactor
 from faultspan._capture.runtime import current
+from faultspan._otlp.sdk_private import bounded, has_events, has_links, plain_attributes, span_attributes
 from faultspan._pipeline import scope
 from faultspan._pipeline.calls import remember_call
+from faultspan._pipeline.worker import Worker
 
 MASKED_COUNT = "redaction.masked.count"
 MASKED_KEYS = "redaction.masked.keys"
 _logger = logging.getLogger("faultspan")
-_BATCH = 512
-_DELAY_SECONDS = 0.1
-
-
-def _bounded(attributes: dict[str, Any], dropped: int) -> Mapping[str, Any]:
-    """Keep the SDK's dropped-attribute count on the copy without re-validating every value."""
-    if not dropped:
-        return attributes
-    bounded = BoundedAttributes(immutable=False)
-    bounded._dict = attributes
-    bounded.dropped = dropped
-    bounded._immutable = True
-    return bounded
-
-
-def plain_attributes(attributes: object) -> Mapping[str, Any]:
-    """The SDK's BoundedAttributes iterates through Python-level Mapping methods; its own dict does not,
-    which matters on the worker that reads every attribute of every span."""
-    if type(attributes) is BoundedAttributes:
-        return attributes._dict
-    return attributes if isinstance(attributes, Mapping) else {}
 
 
 def _exception_fingerprint(attributes: Mapping[str, Any]) -> str:
@@ -106,7 +83,7 @@ def _events(
         if attributes is not None:
             if changed is None:
                 changed = list(span.events[:index])
-            changed.append(Event(event.name, _bounded(attributes, event.dropped_attributes), event.timestamp))
+            changed.append(Event(event.name, bounded(attributes, event.dropped_attributes), event.timestamp))
         elif changed is not None:
             changed.append(event)
     return changed, last
@@ -120,7 +97,7 @@ def _links(span: ReadableSpan, redactor: Redactor, masked: list[str]) -> list[Li
         if attributes is not None:
             if changed is None:
                 changed = list(span.links[:index])
-            changed.append(Link(link.context, _bounded(attributes, link.dropped_attributes)))
+            changed.append(Link(link.context, bounded(attributes, link.dropped_attributes)))
         elif changed is not None:
             changed.append(link)
     return changed
@@ -139,11 +116,11 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     name = redactor.scrub_text(span.name)
     if name is not span.name:
         masked.append("name")
-    original_attributes = plain_attributes(span._attributes)
+    original_attributes = span_attributes(span)
     attributes = redactor.scrub_attributes(original_attributes, "", masked)
     # Most spans carry no events or links: skip the SDK's tuple copies of empty sequences.
-    events, last_fingerprint = _events(span, redactor, masked) if span._events else (None, None)
-    links = _links(span, redactor, masked) if span._links else None
+    events, last_fingerprint = _events(span, redactor, masked) if has_events(span) else (None, None)
+    links = _links(span, redactor, masked) if has_links(span) else None
     status = span.status
     description = status.description
     if description:
@@ -179,7 +156,7 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=_bounded({**(attributes or original_attributes), **extra}, span.dropped_attributes),
+        attributes=bounded({**(attributes or original_attributes), **extra}, span.dropped_attributes),
         events=span.events if events is None else _with_dropped(events, span.dropped_events),
         links=span.links if links is None else _with_dropped(links, span.dropped_links),
         kind=span.kind,
@@ -190,7 +167,12 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     )
 
 
-_ATTACHED = SpanProcessor()
+ATTACHED = SpanProcessor()
+"""What the wiring registers next to faultspan's processor when nothing must run on the ending thread."""
+
+Wiring = Callable[..., tuple[SpanProcessor, SpanProcessor]]
+"""``wiring(exporter, **batch_processor_options)``: the processor that exports for ``exporter`` behind the
+redactor, and the one for the SDK to register next to faultspan's (``ATTACHED`` when there is none)."""
 
 
 class _FlushingBatchSpanProcessor(BatchSpanProcessor):
@@ -209,14 +191,9 @@ class _FlushingBatchSpanProcessor(BatchSpanProcessor):
         return self._flushed_exporter.force_flush(remaining) and ok
 
 
-def _export_processors(exporter: SpanExporter, **kwargs: Any) -> tuple[SpanProcessor, SpanProcessor]:
-    """The exporter's processor behind the redactor, and the one for the SDK to register next to us."""
-    from faultspan.delivery.durable import durable_processor
-
-    durable = durable_processor(exporter, **kwargs)
-    if durable is None:
-        return _FlushingBatchSpanProcessor(exporter, **kwargs), _ATTACHED
-    return durable, durable.failures_at_once
+def batch_wiring(exporter: SpanExporter, **kwargs: Any) -> tuple[SpanProcessor, SpanProcessor]:
+    """The default ``Wiring``: a batch processor that also flushes its exporter."""
+    return _FlushingBatchSpanProcessor(exporter, **kwargs), ATTACHED
 
 
 class FaultspanSpanProcessor(SpanProcessor):
@@ -224,18 +201,17 @@ class FaultspanSpanProcessor(SpanProcessor):
         self,
         downstream: Sequence[SpanProcessor] = (),
         max_queue_size: int | None = None,
+        *,
+        wiring: Wiring = batch_wiring,
     ) -> None:
         self._downstream: list[SpanProcessor] = list(downstream)
+        self._wiring = wiring
         self._max_queue = max_queue_size or current().settings.queue_size
-        self._queue: deque[ReadableSpan] = deque()
         self._shutdown = False
-        self._flush_requested = 0
-        self._flush_done = 0
         self.dropped = 0
-        self._start_worker()
-        if hasattr(os, "register_at_fork"):
-            restart = weakref.WeakMethod(self._start_worker)
-            os.register_at_fork(after_in_child=lambda: (method := restart()) and method())
+        self._worker: Worker[ReadableSpan] = Worker(
+            "faultspan-redactor", self._export, capacity=self._max_queue
+        )
 
     @property
     def downstream(self) -> tuple[SpanProcessor, ...]:
@@ -245,22 +221,12 @@ class FaultspanSpanProcessor(SpanProcessor):
         self._downstream.append(processor)
 
     def attach(self, exporter: SpanExporter, **kwargs: Any) -> SpanProcessor:
-        """For the SDK configurator's ``export_span_processor``: batch this exporter behind the redactor.
-
-        The configurator registers what this returns next to us; the real work happens downstream of us, so
-        it is the base class's no-op processor. With the spool on, an OTLP exporter gets durable delivery,
-        and what this returns journals failing spans on the thread that ends them.
-        """
-        downstream, registered = _export_processors(exporter, **kwargs)
+        """For the SDK configurator's ``export_span_processor``: ``exporter``'s processor (the wiring's
+        choice) goes behind the redactor. The configurator registers what this returns next to us: the
+        base class's no-op processor, or what the wiring needs on the thread that ends each span."""
+        downstream, registered = self._wiring(exporter, **kwargs)
         self._downstream.append(downstream)
         return registered
-
-    def _start_worker(self) -> None:
-        """Also the after-fork hook: a child gets a fresh lock and worker, and none of the parent's spans."""
-        self._queue.clear()
-        self._condition = threading.Condition()
-        self._worker = threading.Thread(target=self._run, name="faultspan-redactor", daemon=True)
-        self._worker.start()
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         stamped = scope.current()
@@ -275,34 +241,15 @@ class FaultspanSpanProcessor(SpanProcessor):
             remember_call(span)
         if self._shutdown or not span.context.trace_flags.sampled:
             return
-        if len(self._queue) >= self._max_queue:
+        if not self._worker.put(span):
             self.dropped += 1
             warn_once("queue-full", "faultspan: span queue full (%d); dropping spans", self._max_queue)
+
+    def _export(self, spans: list[ReadableSpan], final: bool) -> None:
+        if not spans:
             return
-        self._queue.append(span)
-        if len(self._queue) >= _BATCH:
-            with self._condition:
-                self._condition.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                if not self._queue and not self._shutdown and self._flush_requested == self._flush_done:
-                    self._condition.wait(_DELAY_SECONDS)
-                stopping = self._shutdown
-                flush_target = self._flush_requested
-            self._drain()
-            if flush_target != self._flush_done:
-                with self._condition:
-                    self._flush_done = flush_target
-                    self._condition.notify_all()
-            if stopping:
-                return
-
-    def _drain(self) -> None:
         redactor = current().redactor
-        while self._queue:
-            span = self._queue.popleft()
+        for span in spans:
             try:
                 exportable = redact_span(span, redactor)
             except Exception:
@@ -318,17 +265,8 @@ class FaultspanSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000
-        with self._condition:
-            self._flush_requested += 1
-            target = self._flush_requested
-            self._condition.notify_all()
-            if not self._condition.wait_for(
-                lambda: self._flush_done >= target or not self._worker.is_alive(),
-                timeout=max(deadline - time.monotonic(), 0),
-            ):
-                return False
-        if not self._worker.is_alive():
-            self._drain()
+        if not self._worker.flush(timeout_millis / 1000):
+            return False
         ok = True
         for processor in self._downstream:
             remaining = int(max(deadline - time.monotonic(), 0) * 1000)
@@ -336,12 +274,9 @@ class FaultspanSpanProcessor(SpanProcessor):
         return ok
 
     def shutdown(self) -> None:
-        with self._condition:
-            if self._shutdown:
-                return
-            self._shutdown = True
-            self._condition.notify_all()
-        self._worker.join()
-        self._drain()
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._worker.shutdown()
         for processor in self._downstream:
             processor.shutdown()

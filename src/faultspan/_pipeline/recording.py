@@ -18,6 +18,7 @@ from opentelemetry.util import types
 
 from faultspan._capture import exceptions
 from faultspan._capture.runtime import current, internal_error
+from faultspan._otlp.sdk_private import max_attribute_length
 from faultspan._pipeline import breadcrumbs, scope
 from faultspan._pipeline.breadcrumbs import Crumb
 
@@ -49,12 +50,6 @@ def _remember(span: Span) -> _SpanMemory:
         if memory is None:
             memory = _memory[span] = _SpanMemory()
         return memory
-
-
-def _max_length(span: Span) -> int | None:
-    limits = getattr(span, "_limits", None)
-    value = getattr(limits, "max_attribute_length", None)
-    return value if type(value) is int else None
 
 
 def record(
@@ -108,7 +103,7 @@ def _record(
         runtime.redactor,
         operation=operation,
         fingerprint=fingerprint,
-        max_length=_max_length(span),
+        max_length=max_attribute_length(span),
         escaped=escaped,
     )
     ids = span.get_span_context()

@@ -40,7 +40,7 @@ def _status(root: Path) -> dict[str, Any]:
     """Totals over every destination under ``root``."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from faultspan.delivery import spool
+    from faultspan._pipeline import spool
 
     totals = dict.fromkeys(
         ("segments", "segments_in_use", "pending_batches", "pending_spans", "bytes", "damaged_records"), 0
@@ -73,43 +73,24 @@ def _status(root: Path) -> dict[str, Any]:
     return {"directory": str(root), "destinations": [path.name for path in found_in], **totals}
 
 
-def _exporter() -> Any:
-    """The OTLP span exporter the standard variables describe (protocol: grpc, faultspan's default)."""
-    protocol = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-        or "grpc"
-    ).strip()
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-        return GrpcExporter()
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-        return HttpExporter()
-    raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported (grpc or http/protobuf)")
-
-
 def _drain(root: Path) -> tuple[int, int, bool, str]:
     """Every destination's batches, oldest first, to the endpoint the standard variables name."""
-    from faultspan.delivery import spool
-    from faultspan.delivery.durable import transport_for
+    from faultspan._otlp.transport import Transport, resolve
+    from faultspan._pipeline import spool
 
-    exporter = _exporter()
-    transport = transport_for(exporter)
-    if transport is None:
-        raise ValueError(f"{type(exporter).__name__}: no single-attempt sender for this exporter")
+    transport = Transport(resolve())
     sent = rejected = 0
     blocked = False
     try:
         for directory in spool.destinations(root):
-            result = spool.drain(directory, lambda payload: transport.send(payload, _DRAIN_ATTEMPT_SECONDS))
+            result = spool.drain(
+                directory, lambda payload: transport.deliver(payload, _DRAIN_ATTEMPT_SECONDS)
+            )
             sent, rejected, blocked = sent + result.sent, rejected + result.rejected, result.blocked
             if blocked:
                 break
     finally:
-        exporter.shutdown()
+        transport.close()
     return sent, rejected, blocked, transport.destination
 
 

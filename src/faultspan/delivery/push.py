@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from faultspan._capture import config
 
 if TYPE_CHECKING:
-    from faultspan._otlp.transport import Endpoint, Sender
+    from faultspan._otlp.transport import Endpoint, Transport
     from faultspan.delivery.push_record import PushRecord
 
 _BAR = 24
@@ -57,7 +57,7 @@ def _span_count(trace: dict[str, Any]) -> int:
 @dataclass
 class _Run:
     endpoint: Endpoint
-    sender: Sender | None  # None for a dry run
+    sender: Transport | None  # None for a dry run
     force: bool
     progress: _Progress
     pushed: int = 0
@@ -138,7 +138,7 @@ class _Run:
             self.planned += 1
             return
         try:
-            self.sender.send(package)
+            self.sender.send(package.request.SerializeToString())
         except Rejected as error:
             self.failed.append(f"{path}: {error}")
             return
@@ -170,11 +170,11 @@ class _Run:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from faultspan._otlp.transport import EndpointError, Sender, Unreachable, resolve
+    from faultspan._otlp.transport import EndpointError, Transport, Unreachable, resolve
 
     try:
         endpoint = resolve()
-        sender = None if args.dry_run else Sender(endpoint)
+        sender = None if args.dry_run else Transport(endpoint)
     except EndpointError as error:
         print(f"faultspan push: {error}", file=sys.stderr)
         return 2

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 import time
-import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from opentelemetry.trace import format_span_id, format_trace_id
 from faultspan._capture import replay_store
 from faultspan._capture.config import warn_once
 from faultspan._capture.runtime import current
+from faultspan._pipeline.worker import Worker
 from faultspan.packages import archive, runtime_facts
 from faultspan.packages import format as fspkg
 from faultspan.packages.store import PackageStore
@@ -138,78 +139,54 @@ class PackageSpanExporter(SpanExporter):
         self._settings = settings
         self.store = PackageStore(self.directory, settings)
         self._runtime: bytes | None = None
-        self._shutdown = False
         self.dropped = 0
         self.truncated = 0
-        self._start_writer()
-        if hasattr(os, "register_at_fork"):
-            restart = weakref.WeakMethod(self._after_fork)
-            os.register_at_fork(after_in_child=lambda: (method := restart()) and method())
+        self._reset()
+        capacity = settings.package_queue_size or sys.maxsize
+        # Woken by every trace handed over; otherwise sleeps until the next failure's wait or rewrite is due.
+        # Its first round runs at once: stale temporaries go at start, not at the first failure.
+        self.writer: Worker[list[ReadableSpan]] = Worker(
+            "faultspan-packages",
+            self._write_round,
+            capacity=capacity,
+            batch=capacity,
+            wake_at=1,
+            interval=self._until_due,
+            forked=self._reset,
+            awake=True,
+        )
 
-    def _after_fork(self) -> None:
-        """A child gets fresh locks and its own writer, and none of the parent's spans."""
-        if not self._shutdown:
-            self._start_writer()
-
-    def _start_writer(self) -> None:
+    def _reset(self) -> None:
+        """Fresh locks and buffers, also in a forked child: none of the parent's spans."""
         self._lock = threading.Lock()  # the buffered traces, shared by export() and the writer's timer
         self._write_lock = threading.Lock()  # the store, shared by the writer and direct write() calls
         self._traces: OrderedDict[int, _Trace] = OrderedDict()
         self._packaged: OrderedDict[int, None] = OrderedDict()
-        self._queue: deque[list[ReadableSpan]] = deque()
-        self._condition = threading.Condition()
-        self._flush_requested = 0
-        self._flush_done = 0
-        self._writer = threading.Thread(target=self._run, name="faultspan-packages", daemon=True)
-        self._writer.start()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._shutdown:
+        if self.writer.stopping:
             return SpanExportResult.FAILURE
         with self._lock:
             waiting = [self._add(span) for span in spans]
             due = self._take(everything=False)
-        if due or any(waiting):
-            self._hand_over(due)
+        for trace in due:
+            if not self.writer.put(trace):
+                self.dropped += 1
+                warn_once(
+                    f"package-queue-full:{self.directory}",
+                    "faultspan: package queue full (%d); dropping failures",
+                    self._settings.package_queue_size,
+                )
+        if any(waiting):
+            self.writer.wake()  # to re-arm its timer for the new failure
         return SpanExportResult.SUCCESS
-
-    def _hand_over(self, traces: list[list[ReadableSpan]]) -> None:
-        """Queues finished traces for the writer (and wakes it to re-arm its timer for new failures)."""
-        limit = self._settings.package_queue_size
-        with self._condition:
-            for spans in traces:
-                if limit and len(self._queue) >= limit:
-                    self.dropped += 1
-                    warn_once(
-                        f"package-queue-full:{self.directory}",
-                        "faultspan: package queue full (%d); dropping failures",
-                        limit,
-                    )
-                else:
-                    self._queue.append(spans)
-            self._condition.notify_all()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Writes every failing trace now, root ended or not, and saves the occurrences counted so far."""
-        with self._condition:
-            if not self._writer.is_alive():
-                return False
-            self._flush_requested += 1
-            target = self._flush_requested
-            self._condition.notify_all()
-            self._condition.wait_for(
-                lambda: self._flush_done >= target or not self._writer.is_alive(),
-                timeout=max(timeout_millis, 0) / 1000,
-            )
-            return self._flush_done >= target
+        return self.writer.flush(max(timeout_millis, 0) / 1000)
 
     def shutdown(self) -> None:
-        with self._condition:
-            if self._shutdown:
-                return
-            self._shutdown = True
-            self._condition.notify_all()
-        self._writer.join(self._settings.shutdown_timeout_millis / 1000)
+        self.writer.shutdown(self._settings.shutdown_timeout_millis / 1000)
 
     def _add(self, span: ReadableSpan) -> bool:
         """Buffers ``span``; True when its trace has just become a failing one waiting for its root."""
@@ -258,47 +235,27 @@ class PackageSpanExporter(SpanExporter):
                 due.append(trace.spans)
         return due
 
-    def _next_deadline(self) -> float | None:
+    def _until_due(self) -> float | None:
+        """Seconds until the next failure's wait is over or a rewrite is due; None when nothing is."""
         wait = self._settings.package_wait_seconds
         with self._lock:
             waits = [trace.failed_at + wait for trace in self._traces.values() if trace.failed_at is not None]
         rewrite = self.store.next_rewrite()
-        return min([*waits, *([rewrite] if rewrite is not None else [])], default=None)
+        due = min([*waits, *([rewrite] if rewrite is not None else [])], default=None)
+        return None if due is None else due - time.monotonic()
 
-    def _idle(self) -> bool:
-        return not self._queue and not self._shutdown and self._flush_requested == self._flush_done
-
-    def _open_store(self) -> None:
-        with self._write_lock:
-            self.store.open()
-
-    def _run(self) -> None:
-        self._guarded(self._open_store)  # stale temporaries go at start, not at the first failure
-        while True:
-            with self._condition:
-                while self._idle():
-                    deadline = self._next_deadline()
-                    timeout = None if deadline is None else deadline - time.monotonic()
-                    if timeout is not None and timeout <= 0:
-                        break
-                    self._condition.wait(timeout)
-                batch = list(self._queue)
-                self._queue.clear()
-                flush_target, stopping = self._flush_requested, self._shutdown
-            everything = stopping or flush_target != self._flush_done
-            with self._lock:
-                batch.extend(self._take(everything=everything))
-            for spans in batch:
-                self._guarded(self.write, spans)
-            self._guarded(self._maintain, everything)
-            with self._condition:
-                self._flush_done = flush_target
-                self._condition.notify_all()
-            if stopping:
-                return
+    def _write_round(self, traces: list[list[ReadableSpan]], final: bool) -> None:
+        """The writer's round: what was handed over plus the traces now due (every failing one in a
+        flush or at shutdown), then the store's upkeep."""
+        with self._lock:
+            traces.extend(self._take(everything=final))
+        for spans in traces:
+            self._guarded(self.write, spans)
+        self._guarded(self._maintain, final)
 
     def _maintain(self, everything: bool) -> None:
         with self._write_lock:
+            self.store.open()
             self.store.rewrite(everything=everything)
             self.store.sync()
 

@@ -6,45 +6,37 @@ oldest first, once the collector answers again. While the collector is known to 
 to the spool, so the export path never waits on the network. Spans carrying an ``exception`` event are
 journaled on disk before any network attempt and settled after it, so a process killed in between keeps them.
 
-Sending reuses the configured OTLP exporter's own client (its endpoint, headers, TLS and compression) for a
-single attempt: the gRPC stub and the HTTP client's ``_submit``. Those are private to the SDK; when they are
-missing the exporter is left to a plain BatchSpanProcessor, with a warning.
+Sending goes through faultspan's OTLP transport (the retry table of docs/delivery.md), aimed where the
+configured SDK exporter sends: its endpoint, and for gRPC its headers and TLS choice; the rest (timeout,
+compression, certificates, HTTP headers) from the same ``OTEL_EXPORTER_OTLP_*`` variables it read.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
+import dataclasses
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from faultspan._capture.config import env_name, warn_once
 from faultspan._capture.runtime import current, internal_error
+from faultspan._otlp.sdk_private import ExporterTarget, exporter_target, has_events
+from faultspan._otlp.transport import Endpoint, EndpointError, Outcome, Transport, resolve
 from faultspan._pipeline import lifecycle
-from faultspan.delivery import spool as spooling
-from faultspan.delivery.spool import Outcome, Ref, Spool
-
-if TYPE_CHECKING:
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-
-GRPC_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
-HTTP_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+from faultspan._pipeline import spool as spooling
+from faultspan._pipeline.processor import batch_wiring, redact_span
+from faultspan._pipeline.spool import Ref, Spool
+from faultspan._pipeline.worker import BATCH, Worker
 
 ATTEMPT_SECONDS = 2.0
-_BATCH = 512
-_DELAY_SECONDS = 0.1
 _RETRY_MIN_SECONDS = 0.25
 _RETRY_MAX_SECONDS = 1.0
 _IDLE_SCAN_SECONDS = 5.0
@@ -53,115 +45,52 @@ _REMEMBERED = 1024
 _NETWORK_SHARE = 0.8
 
 
-class Transport(Protocol):
-    destination: str
+class Sender(Protocol):
+    """What durable delivery sends through (``Transport``; a test stand-in where no endpoint can run)."""
 
-    def send(self, payload: bytes, timeout: float) -> Outcome: ...
+    @property
+    def destination(self) -> str: ...
 
+    def deliver(self, payload: bytes, timeout: float) -> Outcome: ...
 
-_EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-# Answers that mean the collector will never take this data. Anything else is kept and retried: a collector
-# being stopped mid-request answers INTERNAL or UNKNOWN (a reset stream), not only UNAVAILABLE.
-_REFUSALS = frozenset(
-    {
-        "INVALID_ARGUMENT",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "FAILED_PRECONDITION",
-        "UNIMPLEMENTED",
-    }
-)
+    def close(self) -> None: ...
 
 
-class GrpcTransport:
-    """Sends the serialized request as is through the exporter's channel (no parse and re-serialize)."""
-
-    def __init__(self, exporter: GrpcSpanExporter) -> None:
-        self._exporter = exporter
-        if exporter._channel is None:
-            raise TypeError("the gRPC exporter has no channel")
-        self._channel: Any = None
-        self._call: Any = None
-        self.destination = f"grpc {exporter._endpoint}"
-
-    def send(self, payload: bytes, timeout: float) -> Outcome:
-        import grpc
-
-        exporter = self._exporter
-        channel = exporter._channel
-        if channel is None:
-            return Outcome.RETRY
-        if channel is not self._channel:
-            self._channel = channel
-            self._call = channel.unary_unary(_EXPORT_METHOD)
-        try:
-            self._call(payload, metadata=exporter._headers, timeout=timeout)
-        except grpc.RpcError as error:
-            code = error.code()
-            if code is grpc.StatusCode.UNAVAILABLE:
-                # As the SDK does: a fresh channel; grpc's reconnect backoff (minutes) would delay recovery.
-                exporter._initialize_channel_and_stub()
-            return Outcome.REJECTED if code.name in _REFUSALS else Outcome.RETRY
-        except ValueError:  # the channel was closed by a concurrent shutdown
-            return Outcome.RETRY
-        return Outcome.SENT
-
-
-class HttpTransport:
-    def __init__(self, exporter: HttpSpanExporter) -> None:
-        self._client = exporter._client
-        self.destination = f"http {exporter._endpoint}"
-        if not hasattr(self._client, "_submit") or not hasattr(self._client, "_compress"):
-            raise TypeError("the HTTP exporter's client has no single-attempt send")
-
-    def send(self, payload: bytes, timeout: float) -> Outcome:
-        try:
-            result = self._client._submit(self._client._compress(payload), timeout)
-        except Exception:
-            return Outcome.RETRY
-        status = result.status_code
-        if status is None:
-            return Outcome.RETRY
-        if 200 <= status < 300:
-            return Outcome.SENT
-        # Like gRPC above: only a client error other than a timeout or throttling is final.
-        return Outcome.REJECTED if 400 <= status < 500 and status not in (408, 429) else Outcome.RETRY
+def endpoint_for(target: ExporterTarget) -> Endpoint:
+    """The standard variables' endpoint, pointed where ``target`` sends; raises ``EndpointError``."""
+    base = resolve()
+    if target.protocol != "grpc":
+        return dataclasses.replace(base, protocol=target.protocol, url=target.endpoint)
+    insecure = base.insecure if target.insecure is None else target.insecure
+    url = (
+        target.endpoint
+        if "://" in target.endpoint
+        else f"{'http' if insecure else 'https'}://{target.endpoint}"
+    )
+    headers = dict(target.headers) if target.headers else base.headers
+    return dataclasses.replace(base, protocol="grpc", url=url, insecure=insecure, headers=headers)
 
 
 def transport_for(exporter: SpanExporter) -> Transport | None:
-    """A single-attempt sender through ``exporter``'s client, or None when it is not an OTLP exporter.
-
-    An exporter class whose module was never imported cannot be the one at hand, so neither protocol's
-    stack is imported just to check."""
-    grpc_class = getattr(sys.modules.get(GRPC_EXPORTER_MODULE), "OTLPSpanExporter", None)
-    http_class = getattr(sys.modules.get(HTTP_EXPORTER_MODULE), "OTLPSpanExporter", None)
+    """A transport to where ``exporter`` sends, or None when it is not an SDK OTLP exporter."""
     try:
-        if grpc_class is not None and isinstance(exporter, grpc_class):
-            return GrpcTransport(exporter)
-        if http_class is not None and isinstance(exporter, http_class):
-            return HttpTransport(exporter)
-    except (AttributeError, TypeError) as err:
+        target = exporter_target(exporter)
+        return None if target is None else Transport(endpoint_for(target))
+    except (AttributeError, TypeError, EndpointError) as err:
         warn_once("durable-unsupported", "faultspan: durable delivery unavailable for %r: %s", exporter, err)
     return None
 
 
 def _has_exception(span: ReadableSpan) -> bool:
-    return any(event.name == "exception" for event in span.events) if span._events else False
-
-
-@contextlib.contextmanager
-def _uninstrumented() -> Iterator[None]:
-    """As the SDK's batch processor does: the exporter's own HTTP or gRPC calls make no spans."""
-    token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-    try:
-        yield
-    finally:
-        detach(token)
+    return any(event.name == "exception" for event in span.events) if has_events(span) else False
 
 
 def _payload(spans: Sequence[ReadableSpan]) -> bytes:
     payload: bytes = encode_spans(spans).SerializeToString()
     return payload
+
+
+Queued = tuple[ReadableSpan, Ref | None]
 
 
 class DurableSpanProcessor(SpanProcessor):
@@ -170,7 +99,7 @@ class DurableSpanProcessor(SpanProcessor):
     def __init__(
         self,
         exporter: SpanExporter,
-        transport: Transport,
+        transport: Sender,
         spool: Spool,
         *,
         max_queue_size: int,
@@ -179,54 +108,42 @@ class DurableSpanProcessor(SpanProcessor):
         self._exporter = exporter
         self._transport = transport
         self.spool = spool
-        self._max_queue = max(max_queue_size, _BATCH)
         self._attempt_seconds = attempt_seconds
-        self._stopping = False
         self._closed = False
         self._network_until: float | None = None
         self._journal_lock = threading.Lock()
         self._journaled_early: dict[int, Ref | None] = {}
         self._journaled_late: dict[int, None] = {}
+        self._down = threading.Event()
+        self._backoff = _RETRY_MIN_SECONDS
         self.failures_at_once = FailuresAtOnce(self)
         self.sent = 0
         self.spooled = 0
-        self._start()
-        if hasattr(os, "register_at_fork"):
-            restart = weakref.WeakMethod(self._after_fork)
-            os.register_at_fork(after_in_child=lambda: (method := restart()) and method())
+        self._batches: Worker[Queued] = Worker(
+            "faultspan-durable-batch",
+            self._export_round,
+            capacity=max(max_queue_size, BATCH),
+            overflow=self._spill,  # a burst beyond the queue: the oldest batch goes to disk, not away
+            forked=self._forked,
+        )
+        # Drains what earlier processes left right away, then whenever a batch could not go out.
+        self._sender: Worker[None] = Worker(
+            "faultspan-durable-sender", self._send_round, capacity=0, interval=self._send_interval, awake=True
+        )
 
-    def _start(self) -> None:
-        self._queue: deque[tuple[ReadableSpan, Ref | None]] = deque()
-        self._take_lock = threading.Lock()
-        self._export_lock = threading.Lock()
-        self._condition = threading.Condition()
-        self._down = threading.Event()
-        self._wake = threading.Event()
-        self._wake.set()  # drain what earlier processes left, right away
-        self._worker = threading.Thread(target=self._run, name="faultspan-durable-batch", daemon=True)
-        self._sender = threading.Thread(target=self._send_loop, name="faultspan-durable-sender", daemon=True)
-        self._worker.start()
-        self._sender.start()
-
-    def _after_fork(self) -> None:
-        """A child (a pre-forking server's worker) gets its own threads and segment files, none of the
-        parent's queued spans, and leaves the parent's files and locks alone."""
+    def _forked(self) -> None:
+        """A child (a pre-forking server's worker) gets its own segment files and leaves the parent's files
+        and locks alone."""
         self.spool.forget_files()
-        self._start()
+        self._down = threading.Event()
 
     # -- the span path -------------------------------------------------------------------------------
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._stopping or not span.context.trace_flags.sampled:
+        if self._batches.stopping or not span.context.trace_flags.sampled:
             return
         ref = self._journaled(span) if _has_exception(span) else None
-        self._queue.append((span, ref))
-        if len(self._queue) >= self._max_queue:
-            # A burst beyond the queue: the oldest batch goes to disk instead of being dropped.
-            self._spill(self._take(_BATCH))
-        elif len(self._queue) >= _BATCH:
-            with self._condition:
-                self._condition.notify()
+        self._batches.put((span, ref))
 
     def _where(self) -> str:
         return f"{self.spool.directory} ({env_name('spool_dir')})"
@@ -241,8 +158,6 @@ class DurableSpanProcessor(SpanProcessor):
     def journal_at_once(self, span: ReadableSpan) -> None:
         """On the thread that ended ``span`` (see ``FailuresAtOnce``): redacted and on disk before this
         returns, unless the batch path got to it first. Failures only, so holding the lock is cheap."""
-        from faultspan._pipeline.processor import redact_span
-
         key = span.context.span_id
         with self._journal_lock:
             if key in self._journaled_late:
@@ -270,49 +185,35 @@ class DurableSpanProcessor(SpanProcessor):
                 del self._journaled_late[next(iter(self._journaled_late))]
         return self._journal(span)
 
-    def _take(self, count: int) -> list[tuple[ReadableSpan, Ref | None]]:
-        with self._take_lock:
-            return [self._queue.popleft() for _ in range(min(count, len(self._queue)))]
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                if not self._stopping and len(self._queue) < _BATCH:
-                    self._condition.wait(_DELAY_SECONDS)
-                stopping = self._stopping
-            self._export_queued()
-            if stopping:
-                return
-
-    def _export_queued(self) -> None:
-        with self._export_lock, _uninstrumented():
-            while batch := self._take(_BATCH):
-                try:
-                    self._export(batch)
-                except Exception as err:  # noqa: PERF203 -- a full disk must not stop the worker
-                    where = self._where()
-                    internal_error("durable-export", f"cannot export or spool a batch in {where}", err)
+    def _export_round(self, batch: list[Queued], final: bool) -> None:
+        if not batch:
+            return
+        with suppress_instrumentation():  # as the SDK's batch processor: the exporter's calls make no spans
+            try:
+                self._export(batch)
+            except Exception as err:  # a full disk must not stop the worker
+                internal_error("durable-export", f"cannot export or spool a batch in {self._where()}", err)
 
     def _attempt_timeout(self) -> float:
         if self._network_until is None:
             return self._attempt_seconds
         return min(self._attempt_seconds, self._network_until - time.monotonic())
 
-    def _export(self, batch: list[tuple[ReadableSpan, Ref | None]]) -> None:
+    def _export(self, batch: list[Queued]) -> None:
         payload = _payload([span for span, _ in batch])
         refs = [ref for _, ref in batch if ref is not None]
         timeout = self._attempt_timeout()
         outcome = Outcome.RETRY
         if not self._down.is_set() and timeout > 0:
             try:
-                outcome = self._transport.send(payload, timeout)
+                outcome = self._transport.deliver(payload, timeout)
             except Exception as err:  # whatever the client raised, the batch is kept
                 warn_once("durable-send", "faultspan: OTLP send failed (%r); spooling", err)
         if outcome is Outcome.SENT:
             self.sent += len(batch)
         elif outcome is Outcome.RETRY:
             self._down.set()
-            self._wake.set()
+            self._sender.wake()
             if not self.spool.append(payload):
                 return  # over budget: journaled exception spans stay pending on disk
             self.spooled += len(batch)
@@ -320,7 +221,7 @@ class DurableSpanProcessor(SpanProcessor):
             warn_once("durable-rejected", "faultspan: the collector rejected a batch of %d spans", len(batch))
         self.spool.settle(refs)
 
-    def _spill(self, batch: list[tuple[ReadableSpan, Ref | None]]) -> None:
+    def _spill(self, batch: list[Queued]) -> None:
         try:
             kept = self.spool.append(_payload([span for span, _ in batch]))
         except Exception as err:
@@ -329,42 +230,37 @@ class DurableSpanProcessor(SpanProcessor):
         if kept:
             self.spooled += len(batch)
             self.spool.settle([ref for _, ref in batch if ref is not None])
-            self._wake.set()
+            self._sender.wake()
 
     # -- the sender ----------------------------------------------------------------------------------
 
     def _send_spooled(self, payload: bytes) -> Outcome:
-        return self._transport.send(payload, self._attempt_seconds)
-
-    def _drain(self) -> spooling.DrainResult:
-        stop = self._is_closed
-        with _uninstrumented():
-            result = spooling.drain(self.spool.directory, self._send_spooled, stop)
-            if not result.blocked and not stop() and self.spool.seal():
-                result = spooling.drain(self.spool.directory, self._send_spooled, stop)
-        return result
+        return self._transport.deliver(payload, self._attempt_seconds)
 
     def _is_closed(self) -> bool:
         return self._closed
 
-    def _send_loop(self) -> None:
-        backoff = _RETRY_MIN_SECONDS
-        while not self._closed:
-            self._wake.wait(backoff if self._down.is_set() else _IDLE_SCAN_SECONDS)
-            self._wake.clear()
-            if self._closed:
-                return
-            try:
-                result = self._drain()
-            except Exception as err:
-                internal_error("durable-sender", "spool sender failed", err)
-                result = spooling.DrainResult(blocked=True)
-            if result.blocked:
-                self._down.set()
-                backoff = min(backoff * 2, _RETRY_MAX_SECONDS)
-            else:
-                self._down.clear()
-                backoff = _RETRY_MIN_SECONDS
+    def _send_interval(self) -> float:
+        return self._backoff if self._down.is_set() else _IDLE_SCAN_SECONDS
+
+    def _send_round(self, _: list[None], final: bool) -> None:
+        if self._closed:
+            return
+        stop = self._is_closed
+        try:
+            with suppress_instrumentation():
+                result = spooling.drain(self.spool.directory, self._send_spooled, stop)
+                if not result.blocked and not stop() and self.spool.seal():
+                    result = spooling.drain(self.spool.directory, self._send_spooled, stop)
+        except Exception as err:
+            internal_error("durable-sender", "spool sender failed", err)
+            result = spooling.DrainResult(blocked=True)
+        if result.blocked:
+            self._down.set()
+            self._backoff = min(self._backoff * 2, _RETRY_MAX_SECONDS)
+        else:
+            self._down.clear()
+            self._backoff = _RETRY_MIN_SECONDS
 
     # -- flush and shutdown --------------------------------------------------------------------------
 
@@ -372,15 +268,14 @@ class DurableSpanProcessor(SpanProcessor):
         """Export everything queued within ``timeout_millis``; past its network share, straight to disk."""
         self._network_until = time.monotonic() + timeout_millis / 1000 * _NETWORK_SHARE
         try:
-            self._export_queued()
+            return self._batches.flush(timeout_millis / 1000)
         finally:
             self._network_until = None
-        return True
 
     def shutdown(self) -> None:
         """Within the exit budget: export the queue, spool what did not go, then send the spool if the
         collector is up (so the next run need not)."""
-        if self._stopping:
+        if self._batches.stopping:
             return
         deadline = lifecycle.exit_deadline()
         budget = (
@@ -390,24 +285,22 @@ class DurableSpanProcessor(SpanProcessor):
         )
         until = time.monotonic() + budget * _NETWORK_SHARE
         self._network_until = until
-        with self._condition:
-            self._stopping = True
-            self._condition.notify_all()
-        self._worker.join(budget)
+        finished = self._batches.shutdown(budget)
         self._network_until = time.monotonic()  # whatever is still queued goes to disk
-        self._export_queued()
+        if not finished:
+            self._batches.shutdown()
         self._closed = True
-        self._wake.set()
-        self._sender.join(max(until - time.monotonic(), 0.0))
+        sender_done = self._sender.shutdown(max(until - time.monotonic(), 0.0))
         self.spool.close()
-        if not self._down.is_set() and not self._sender.is_alive():
+        if not self._down.is_set() and sender_done:
 
             def send(payload: bytes) -> Outcome:
                 left = min(self._attempt_seconds, until - time.monotonic())
-                return self._transport.send(payload, left) if left > 0 else Outcome.RETRY
+                return self._transport.deliver(payload, left) if left > 0 else Outcome.RETRY
 
-            with _uninstrumented():
+            with suppress_instrumentation():
                 spooling.drain(self.spool.directory, send, lambda: time.monotonic() >= until)
+        self._transport.close()
         self._exporter.shutdown()
 
 
@@ -435,12 +328,23 @@ def open_spool(directory: str, destination: str, max_bytes: int) -> Spool | None
 
 def durable_processor(exporter: SpanExporter, **kwargs: Any) -> DurableSpanProcessor | None:
     """``exporter`` wrapped for durable delivery, or None when it is not OTLP or the spool is off."""
+    settings = current().settings
+    if settings.spool_dir.strip().lower() == "none":
+        return None
     transport = transport_for(exporter)
     if transport is None:
         return None
-    settings = current().settings
     spool = open_spool(settings.spool_dir, transport.destination, settings.spool_max_bytes)
     if spool is None:
         return None
     queue = kwargs.get("max_queue_size") or settings.queue_size
     return DurableSpanProcessor(exporter, transport, spool, max_queue_size=int(queue))
+
+
+def wiring(exporter: SpanExporter, **kwargs: Any) -> tuple[SpanProcessor, SpanProcessor]:
+    """The pipeline's ``Wiring`` with the spool on: durable delivery for an OTLP exporter (journaling
+    failing spans on the thread that ends them), the default batch processor for any other."""
+    durable = durable_processor(exporter, **kwargs)
+    if durable is None:
+        return batch_wiring(exporter, **kwargs)
+    return durable, durable.failures_at_once

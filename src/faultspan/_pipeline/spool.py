@@ -15,7 +15,6 @@ whole record. A damaged record is found by its checksum and skipped; reading res
 from __future__ import annotations
 
 import contextlib
-import enum
 import fcntl
 import logging
 import os
@@ -29,6 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from faultspan._otlp.transport import Outcome
+
 _logger = logging.getLogger("faultspan")
 MAGIC = b"\xfa\x57\x5e\x01"
 PENDING = b"P"
@@ -38,12 +39,6 @@ SUFFIX = ".seg"
 EVICTIONS = "evictions.log"
 _SEGMENT_CEILING = 4 * 1024 * 1024
 _SEGMENT_FLOOR = 16 * 1024
-
-
-class Outcome(enum.Enum):
-    SENT = "sent"
-    RETRY = "retry"  # unreachable, timed out or a retryable status: keep it and try later
-    REJECTED = "rejected"  # the collector refused the data itself: retrying cannot help
 
 
 @dataclass
