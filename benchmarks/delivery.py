@@ -27,8 +27,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from faultspan._capture.runtime import current
-from faultspan._pipeline.processor import FaultspanSpanProcessor
 from faultspan._pipeline.durable import DurableSpanProcessor, transport_for
+from faultspan._pipeline.processor import FaultspanSpanProcessor
 from faultspan._pipeline.spool import Spool
 from support.collector import RotelCollector
 

@@ -15,9 +15,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans
 
-from faultspan.cli import main
 from faultspan._pipeline import spool
 from faultspan._pipeline.spool import Outcome, Spool
+from faultspan.cli import main
 from support.collector import free_port
 
 

@@ -1,0 +1,184 @@
+"""Every private name of the OpenTelemetry SDK that faultspan uses (faultspan/_otlp/sdk_private.py), checked
+against the installed SDK: after an upgrade, a failure here names the SDK version and what changed."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from importlib.metadata import version
+
+import pytest
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from faultspan._otlp import sdk_private
+
+SDK = (
+    f"opentelemetry-sdk {version('opentelemetry-sdk')}, "
+    f"opentelemetry-exporter-otlp-proto-grpc {version('opentelemetry-exporter-otlp-proto-grpc')}, "
+    f"opentelemetry-exporter-otlp-proto-http {version('opentelemetry-exporter-otlp-proto-http')}"
+)
+
+
+@contextlib.contextmanager
+def sdk_check(what: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        pytest.fail(
+            f"{SDK}: {what} no longer works as faultspan/_otlp/sdk_private.py expects "
+            f"({type(error).__name__}: {error})"
+        )
+
+
+def ended_span(provider: TracerProvider | None = None, **attributes: str) -> ReadableSpan:
+    exporter = InMemorySpanExporter()
+    provider = provider or TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("s", attributes=attributes) as span:
+        span.add_event("e")
+    (finished,) = exporter.get_finished_spans()
+    return finished
+
+
+def test_bounded_attributes_expose_their_dict() -> None:
+    with sdk_check("BoundedAttributes._dict"):
+        attributes = BoundedAttributes(maxlen=4, attributes={"a": "1"}, immutable=True)
+        plain = sdk_private.plain_attributes(attributes)
+        assert type(plain) is dict
+        assert plain == {"a": "1"}
+    assert sdk_private.plain_attributes({"b": 2}) == {"b": 2}
+    assert sdk_private.plain_attributes(None) == {}
+
+
+def test_a_copy_keeps_the_dropped_count_and_stays_immutable() -> None:
+    with sdk_check("BoundedAttributes._dict / ._immutable / .dropped"):
+        copy = sdk_private.bounded({"a": "1"}, 3)
+        assert isinstance(copy, BoundedAttributes)
+        assert dict(copy) == {"a": "1"}
+        assert copy.dropped == 3
+        with pytest.raises(TypeError):
+            copy["b"] = "2"
+    plain = {"a": "1"}
+    assert sdk_private.bounded(plain, 0) is plain
+
+
+def test_span_attributes_events_and_links_without_copies() -> None:
+    with sdk_check("ReadableSpan._attributes / ._events / ._links"):
+        span = ended_span(key="value")
+        assert sdk_private.span_attributes(span) == {"key": "value"}
+        assert type(sdk_private.span_attributes(span)) is dict
+        assert sdk_private.has_events(span)
+        assert not sdk_private.has_links(span)
+
+
+def test_the_attribute_length_limit_of_a_live_span() -> None:
+    with sdk_check("Span._limits.max_attribute_length"):
+        provider = TracerProvider(span_limits=SpanLimits(max_attribute_length=7))
+        with provider.get_tracer("t").start_as_current_span("s") as span:
+            assert sdk_private.max_attribute_length(span) == 7
+        with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+            assert sdk_private.max_attribute_length(span) is None
+    assert sdk_private.max_attribute_length(object()) is None
+
+
+class Recording(SpanProcessor):
+    def __init__(self) -> None:
+        self.ended: list[str] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended.append(span.name)
+
+
+def test_the_providers_processors_can_be_swapped() -> None:
+    provider = TracerProvider()
+    first, second = Recording(), Recording()
+    provider.add_span_processor(first)
+    seen: list[tuple[SpanProcessor, ...]] = []
+
+    def replace(existing: tuple[SpanProcessor, ...]) -> tuple[SpanProcessor, ...]:
+        seen.append(existing)
+        return (second,)
+
+    with sdk_check("TracerProvider._active_span_processor._lock / ._span_processors"):
+        sdk_private.replace_span_processors(provider, replace)
+        assert seen == [(first,)]
+        provider.get_tracer("t").start_span("after").end()
+        assert (first.ended, second.ended) == ([], ["after"])
+        sdk_private.replace_span_processors(provider, lambda existing: None)
+        provider.get_tracer("t").start_span("unchanged").end()
+        assert second.ended == ["after", "unchanged"]
+
+
+def test_exporter_names_resolve_as_the_sdk_resolves_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    with sdk_check("sdk._configuration._get_exporter_entry_point / _import_exporters"):
+        assert sdk_private.trace_exporter_classes("console") == [ConsoleSpanExporter]
+        assert sdk_private.trace_exporter_classes("otlp") == [HttpExporter]
+        with pytest.raises(RuntimeError):
+            sdk_private.trace_exporter_classes("no-such-exporter")
+
+
+def test_the_sdk_configurator_takes_processors_before_the_exporters() -> None:
+    """In a fresh interpreter: the SDK sets its global provider once."""
+    script = textwrap.dedent(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import SpanProcessor
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from faultspan._otlp import sdk_private
+
+        class Front(SpanProcessor):
+            pass
+
+        class Configurator(sdk_private.SdkConfigurator):
+            def _configure(self, **kwargs):
+                sdk_private.configure_sdk(
+                    self, span_processors=[Front()], export_span_processor=SimpleSpanProcessor, **kwargs
+                )
+
+        Configurator().configure()
+        multi = trace.get_tracer_provider()._active_span_processor
+        print([type(p).__name__ for p in multi._span_processors])
+        """
+    )
+    environment = {
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+    with sdk_check(
+        "sdk._configuration._OTelSDKConfigurator._configure(span_processors, export_span_processor)"
+    ):
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\n")[-2] == "['Front', 'SimpleSpanProcessor']"
+
+
+def test_where_an_otlp_exporter_sends() -> None:
+    with sdk_check("OTLPSpanExporter._endpoint / ._insecure / ._headers (grpc) and ._endpoint (http)"):
+        grpc_exporter = GrpcExporter(endpoint="http://127.0.0.1:9/", insecure=True, headers={"k": "v"})
+        assert sdk_private.exporter_target(grpc_exporter) == sdk_private.ExporterTarget(
+            "grpc", "127.0.0.1:9", True, (("k", "v"),)
+        )
+        http_exporter = HttpExporter(endpoint="http://127.0.0.1:9/v1/traces")
+        assert sdk_private.exporter_target(http_exporter) == sdk_private.ExporterTarget(
+            "http/protobuf", "http://127.0.0.1:9/v1/traces", None, None
+        )
+        grpc_exporter.shutdown()
+        http_exporter.shutdown()  # type: ignore[no-untyped-call]
+    assert sdk_private.exporter_target(ConsoleSpanExporter()) is None
