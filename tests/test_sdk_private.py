@@ -4,6 +4,7 @@ against the installed SDK: after an upgrade, a failure here names the SDK versio
 from __future__ import annotations
 
 import contextlib
+import importlib
 import subprocess
 import sys
 import textwrap
@@ -182,3 +183,33 @@ def test_where_an_otlp_exporter_sends() -> None:
         grpc_exporter.shutdown()
         http_exporter.shutdown()  # type: ignore[no-untyped-call]
     assert sdk_private.exporter_target(ConsoleSpanExporter()) is None
+
+
+CONTRIB = (
+    f"opentelemetry-instrumentation-flask {version('opentelemetry-instrumentation-flask')}, "
+    f"-fastapi {version('opentelemetry-instrumentation-fastapi')}, "
+    f"-django {version('opentelemetry-instrumentation-django')}"
+)
+
+
+def test_the_official_instrumentations_markers() -> None:
+    import flask
+    from fastapi import FastAPI
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    flask_app, fastapi_app = flask.Flask("marker"), FastAPI()
+    assert not sdk_private.instrumented_by_opentelemetry(flask_app)
+    assert not sdk_private.instrumented_by_opentelemetry(fastapi_app)
+    FlaskInstrumentor.instrument_app(flask_app)
+    FastAPIInstrumentor.instrument_app(fastapi_app)
+    try:
+        with sdk_check(f"{CONTRIB}: the apps' _is_instrumented_by_opentelemetry"):
+            assert sdk_private.instrumented_by_opentelemetry(flask_app)
+            assert sdk_private.instrumented_by_opentelemetry(fastapi_app)
+    finally:
+        FlaskInstrumentor.uninstrument_app(flask_app)
+        FastAPIInstrumentor.uninstrument_app(fastapi_app)
+    module, _, name = sdk_private.DJANGO_MIDDLEWARE.rpartition(".")
+    with sdk_check(f"{CONTRIB}: the Django middleware's dotted path"):
+        assert isinstance(getattr(importlib.import_module(module), name), type)

@@ -17,10 +17,11 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from faultspan._otlp.sdk_private import DJANGO_MIDDLEWARE
 from faultspan_instrumentation import _http
 from faultspan_instrumentation._base import Patches
 
-_OFFICIAL = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+_OFFICIAL = DJANGO_MIDDLEWARE
 _OURS = f"{__name__}.FaultspanMiddleware"
 _EXCEPTION = "_faultspan_exception"
 

@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from faultspan._capture.runtime import current
+from faultspan._otlp.sdk_private import instrumented_by_opentelemetry
 from faultspan_instrumentation import _http
 from faultspan_instrumentation._base import Patches
 
@@ -133,9 +134,7 @@ def _wrap_build(error_middleware: type) -> Callable[[Callable[[Any], Asgi]], Cal
 
 def _wrap_call(original: Callable[[Any, Scope, Receive, Send], Awaitable[None]]) -> Any:
     async def __call__(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _http.needs_span(
-            getattr(app, "_is_instrumented_by_opentelemetry", False)
-        ):
+        if scope["type"] == "http" and _http.needs_span(instrumented_by_opentelemetry(app)):
             with _http.server_span(scope.get("method", "HTTP"), __name__):
                 await original(app, scope, receive, send)
             return

@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from faultspan._otlp.sdk_private import instrumented_by_opentelemetry
 from faultspan_instrumentation import _http
 from faultspan_instrumentation._base import Patches
 
@@ -45,7 +46,7 @@ def _exchange(request: Any) -> _http.Exchange:
 
 
 def _official(app: Any) -> bool:
-    return bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
+    return instrumented_by_opentelemetry(app)
 
 
 class FlaskInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.sdk._configuration import (
-    _get_exporter_entry_point,
-    _import_exporters,
-    _OTelSDKConfigurator,
-)
 from opentelemetry.sdk.trace import (
     ReadableSpan,
     SpanProcessor,
@@ -23,6 +18,11 @@ from opentelemetry.sdk.trace import (
     TracerProvider,
 )
 from opentelemetry.sdk.trace.export import SpanExporter
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+    SdkConfigurator = _OTelSDKConfigurator
 
 GRPC_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
 HTTP_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
@@ -68,20 +68,30 @@ def max_attribute_length(span: object) -> int | None:
     return value if type(value) is int else None
 
 
-# -- the SDK's configurator --------------------------------------------------------------------------
-
-SdkConfigurator = _OTelSDKConfigurator
-"""The SDK's configurator, which distros subclass (its own documented route)."""
+# -- the SDK's configurator (its module costs ~45 ms to import: only the wiring needs it) -----------------
 
 
-def configure_sdk(configurator: _OTelSDKConfigurator, **kwargs: Any) -> None:
+def __getattr__(name: str) -> Any:
+    """``SdkConfigurator``: the SDK's configurator, which distros subclass (its own documented route)."""
+    if name == "SdkConfigurator":
+        from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+        return _OTelSDKConfigurator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def configure_sdk(configurator: SdkConfigurator, **kwargs: Any) -> None:
     """The SDK's own configuration (``span_processors`` and ``export_span_processor`` since 1.40)."""
+    from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
     _OTelSDKConfigurator._configure(configurator, **kwargs)  # type: ignore[no-untyped-call]
 
 
 def trace_exporter_classes(name: str) -> list[type[SpanExporter]]:
     """The exporter classes an ``OTEL_TRACES_EXPORTER`` name stands for, resolved as the SDK does (``otlp``
     follows the protocol variables); raises for an unknown name."""
+    from opentelemetry.sdk._configuration import _get_exporter_entry_point, _import_exporters
+
     found = _import_exporters([_get_exporter_entry_point(name, "traces")], [], [])[0]
     return list(found.values())
 
@@ -126,3 +136,14 @@ def exporter_target(exporter: SpanExporter) -> ExporterTarget | None:
     if http_class is not None and isinstance(exporter, http_class):
         return ExporterTarget("http/protobuf", exporter._endpoint, None, None)
     return None
+
+
+# -- the contrib instrumentations (their markers, read to stay out of their way) -------------------------
+
+DJANGO_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+"""The dotted path opentelemetry-instrumentation-django inserts into ``settings.MIDDLEWARE``."""
+
+
+def instrumented_by_opentelemetry(app: object) -> bool:
+    """Whether opentelemetry-instrumentation-flask / -fastapi instrumented this application object."""
+    return bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
