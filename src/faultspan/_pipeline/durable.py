@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -43,17 +43,6 @@ _IDLE_SCAN_SECONDS = 5.0
 _REMEMBERED = 1024
 # Of a flush's time budget, the share spent on the network; the rest is for writing what is left to disk.
 _NETWORK_SHARE = 0.8
-
-
-class Sender(Protocol):
-    """What durable delivery sends through (``Transport``; a test stand-in where no endpoint can run)."""
-
-    @property
-    def destination(self) -> str: ...
-
-    def deliver(self, payload: bytes, timeout: float) -> Outcome: ...
-
-    def close(self) -> None: ...
 
 
 def endpoint_for(target: ExporterTarget) -> Endpoint:
@@ -99,7 +88,7 @@ class DurableSpanProcessor(SpanProcessor):
     def __init__(
         self,
         exporter: SpanExporter,
-        transport: Sender,
+        transport: Transport,
         spool: Spool,
         *,
         max_queue_size: int,
@@ -318,25 +307,19 @@ class FailuresAtOnce(SpanProcessor):
             durable.journal_at_once(span)
 
 
-def open_spool(directory: str, destination: str, max_bytes: int) -> Spool | None:
-    """The spool for ``destination``, or None when disabled (``none``). Its directory is created with the
-    first file; an unwritable one is reported then (once), and those batches are lost."""
-    if directory.strip().lower() == "none":
-        return None
-    return Spool(spooling.destination_dir(Path(directory).expanduser().resolve(), destination), max_bytes)
-
-
 def durable_processor(exporter: SpanExporter, **kwargs: Any) -> DurableSpanProcessor | None:
-    """``exporter`` wrapped for durable delivery, or None when it is not OTLP or the spool is off."""
+    """``exporter`` wrapped for durable delivery, or None when it is not OTLP or the spool is off (``none``).
+
+    The spool's directory is created with its first file; an unwritable one is reported then (once), and
+    those batches are lost."""
     settings = current().settings
     if settings.spool_dir.strip().lower() == "none":
         return None
     transport = transport_for(exporter)
     if transport is None:
         return None
-    spool = open_spool(settings.spool_dir, transport.destination, settings.spool_max_bytes)
-    if spool is None:
-        return None
+    root = Path(settings.spool_dir).expanduser().resolve()
+    spool = Spool(spooling.destination_dir(root, transport.destination), settings.spool_max_bytes)
     queue = kwargs.get("max_queue_size") or settings.queue_size
     return DurableSpanProcessor(exporter, transport, spool, max_queue_size=int(queue))
 
