@@ -154,9 +154,11 @@ class Worker(Generic[T]):
             _logger.exception("faultspan: %s worker round failed", self.name)
 
     def flush(self, timeout: float) -> bool:
-        """Run a final round and wait up to ``timeout`` seconds for it (on this thread once the worker has
-        stopped); True when it ran."""
+        """Run a final round and wait up to ``timeout`` seconds for it (on this thread if the worker died);
+        True when it ran, False after shutdown."""
         with self._condition:
+            if self._stopping and not self._thread.is_alive():
+                return False
             if self._thread.is_alive():
                 self._flush_requested += 1
                 target = self._flush_requested
