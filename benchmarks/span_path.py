@@ -3,7 +3,8 @@
     python benchmarks/span_path.py [--quick]
 
 Each round runs the bare SDK (a BatchSpanProcessor with a discarding exporter), the floor (a processor that
-does nothing in front of the same), and faultspan's processor in front of the same, one after the other;
+does nothing in front of the same), and faultspan as its configurator wires it (its processor, then the
+exporter attached to it), one after the other;
 the figures are the medians of the per-round ratios to the bare SDK, for the wall time of the loop that
 starts and ends the spans (the hot path) and for the process CPU time, flush included. Two workloads: the
 same 15 values on every span, and fresh ``url.path`` / ``client.address`` values on every span (what
@@ -80,18 +81,30 @@ class Forward(SpanProcessor):
         self._inner.shutdown()
 
 
-MODES: dict[str, Callable[[SpanProcessor], SpanProcessor]] = {
-    "bare": lambda batch: batch,
-    "floor": Forward,
-    "faultspan": lambda batch: FaultspanSpanProcessor([batch], max_queue_size=1 << 20),
-}
+def _bare(provider: TracerProvider) -> None:
+    provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=_QUEUE))
+
+
+def _floor(provider: TracerProvider) -> None:
+    provider.add_span_processor(Forward(BatchSpanProcessor(Discard(), max_queue_size=_QUEUE)))
+
+
+def _faultspan(provider: TracerProvider) -> None:
+    """As faultspan's configurator builds it: the processor first, then each exporter attached to it."""
+    processor = FaultspanSpanProcessor(max_queue_size=_QUEUE)
+    provider.add_span_processor(processor)
+    provider.add_span_processor(processor.attach(Discard(), max_queue_size=_QUEUE))
+
+
+_QUEUE = 1 << 20
+MODES: dict[str, Callable[[TracerProvider], None]] = {"bare": _bare, "floor": _floor, "faultspan": _faultspan}
 
 
 def run(mode: str, attributes: Attributes, count: int, offset: int) -> tuple[float, float]:
     """Wall seconds of the loop and process CPU seconds (flush included), per span."""
     runtime.load()  # cold redaction caches on every side, as a new process would have
     provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(MODES[mode](BatchSpanProcessor(Discard(), max_queue_size=1 << 20)))
+    MODES[mode](provider)
     tracer = provider.get_tracer("bench")
     values = [attributes(offset + index) for index in range(count)]
     cpu = time.process_time()
