@@ -509,8 +509,7 @@ def test_show_survives_a_deep_and_cyclic_span_tree(
     spans = [make_span(f"s{n}", n, n - 1 if n > 1 else None, failed=n == 3000) for n in range(1, 3001)]
     spans += [make_span("loop-a", 5001, 5002), make_span("loop-b", 5002, 5001)]
     use_package_dir(monkeypatch, str(tmp_path))
-    package = PackageSpanExporter().write(spans)
-    assert package is not None
+    (package,) = PackageSpanExporter().write(spans)
     assert main(["show", "--json", str(package)]) == 0
     view = json.loads(capsys.readouterr().out)
     assert [span["depth"] for span in view["spans"]] == list(range(3000))

@@ -7,6 +7,7 @@ packages, so neither the application's thread nor the other exporters wait for t
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -25,6 +26,7 @@ from opentelemetry.trace import format_span_id, format_trace_id
 
 from faultspan._capture import replay_store
 from faultspan._capture.config import warn_once
+from faultspan._capture.exceptions import FINGERPRINT
 from faultspan._capture.runtime import current
 from faultspan._pipeline.worker import Worker
 from faultspan.packages import archive, runtime_facts
@@ -37,10 +39,22 @@ MAX_PACKAGED_REMEMBERED = 4096
 
 
 @dataclass
+class _Written:
+    name: str
+    created: datetime
+    replay: dict[str, Any] | None
+
+
+@dataclass
 class _Trace:
     spans: list[ReadableSpan] = field(default_factory=list)
     failed_at: float | None = None
     root_ended: bool = False
+    # The packages written for this trace by fingerprint, rewritten whole when a flush wrote them early.
+    written: dict[str, _Written] = field(default_factory=dict)
+
+
+_Due = tuple[list[ReadableSpan], _Trace]
 
 
 def _has_exception(span: ReadableSpan) -> bool:
@@ -67,14 +81,26 @@ def _parents(spans: Sequence[ReadableSpan]) -> dict[int, int | None]:
     return {span.context.span_id: span.parent.span_id if span.parent else None for span in spans}
 
 
-def _failing_span(spans: Sequence[ReadableSpan]) -> ReadableSpan:
-    """The deepest span carrying an exception event: where the failure was raised, not where it passed by."""
+def _event_fingerprint(span: ReadableSpan, attributes: Mapping[str, Any]) -> str:
+    return str(attributes.get(FINGERPRINT) or (span.attributes or {}).get(FINGERPRINT, ""))
+
+
+def _failures(spans: Sequence[ReadableSpan]) -> dict[str, ReadableSpan]:
+    """Each failure of the trace (by fingerprint) and the deepest span that carries it: where it was raised,
+    not where it passed by. One exception recorded on nested spans is one failure; two bugs are two."""
     parents = _parents(spans)
 
     def depth(span: ReadableSpan) -> int:
         return sum(1 for span_id in _lineage(span.context.span_id, parents)[1:] if span_id in parents)
 
-    return max((span for span in spans if _has_exception(span)), key=depth)
+    deepest: dict[str, tuple[int, ReadableSpan]] = {}
+    for span in spans:
+        for event in span.events:
+            if event.name == "exception":
+                key = _event_fingerprint(span, event.attributes or {})
+                if key not in deepest or depth(span) > deepest[key][0]:
+                    deepest[key] = (depth(span), span)
+    return {key: span for key, (_, span) in deepest.items()}
 
 
 def _replay_for(failing: ReadableSpan, spans: Sequence[ReadableSpan]) -> dict[str, Any] | None:
@@ -87,15 +113,16 @@ def _replay_for(failing: ReadableSpan, spans: Sequence[ReadableSpan]) -> dict[st
     return None
 
 
-def describe_failure(span: ReadableSpan) -> fspkg.Failure:
-    """The manifest's summary: the last exception event of the failing span."""
-    event = [event for event in span.events if event.name == "exception"][-1]
-    attributes = event.attributes or {}
-    fingerprint = attributes.get("faultspan.fingerprint") or (span.attributes or {}).get(
-        "faultspan.fingerprint", ""
-    )
+def describe_failure(span: ReadableSpan, fingerprint: str | None = None) -> fspkg.Failure:
+    """The manifest's summary: the failing span's last exception event (of ``fingerprint``, when given)."""
+    events = [event for event in span.events if event.name == "exception"]
+    if fingerprint is not None:
+        events = [
+            event for event in events if _event_fingerprint(span, event.attributes or {}) == fingerprint
+        ]
+    attributes = events[-1].attributes or {}
     return fspkg.Failure(
-        fingerprint=str(fingerprint),
+        fingerprint=_event_fingerprint(span, attributes),
         exception_type=str(attributes.get("exception.type", "")),
         exception_message=str(attributes.get("exception.message", "")),
         service=str(span.resource.attributes.get("service.name", "")),
@@ -141,11 +168,12 @@ class PackageSpanExporter(SpanExporter):
         self._runtime: bytes | None = None
         self.dropped = 0
         self.truncated = 0
+        self._closing = False
         self._reset()
         capacity = settings.package_queue_size or sys.maxsize
         # Woken by every trace handed over; otherwise sleeps until the next failure's wait or rewrite is due.
         # Its first round runs at once: stale temporaries go at start, not at the first failure.
-        self.writer: Worker[list[ReadableSpan]] = Worker(
+        self.writer: Worker[_Due] = Worker(
             "faultspan-packages",
             self._write_round,
             capacity=capacity,
@@ -182,10 +210,12 @@ class PackageSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Writes every failing trace now, root ended or not, and saves the occurrences counted so far."""
+        """Writes every failing trace now, root ended or not, and saves the occurrences counted so far. A
+        trace still open stays buffered: its later spans (the root, later failures) rewrite its package."""
         return self.writer.flush(max(timeout_millis, 0) / 1000)
 
     def shutdown(self) -> None:
+        self._closing = True  # the last round writes every trace as it is: nothing more will come
         self.writer.shutdown(self._settings.shutdown_timeout_millis / 1000)
 
     def _add(self, span: ReadableSpan) -> bool:
@@ -218,21 +248,26 @@ class PackageSpanExporter(SpanExporter):
                 return
         next(iter(self._traces.values())).root_ended = True
 
-    def _take(self, *, everything: bool) -> list[list[ReadableSpan]]:
+    def _take(self, *, everything: bool, keep_open: bool = False) -> list[_Due]:
+        """The failing traces due; with ``keep_open`` (a flush before the end), those whose root has not
+        ended are written as they are now and stay buffered, their wait starting again."""
         now = time.monotonic()
         wait = self._settings.package_wait_seconds
-        due: list[list[ReadableSpan]] = []
+        due: list[_Due] = []
         for trace_id, trace in list(self._traces.items()):
             if trace.failed_at is None:
                 if trace.root_ended:
                     del self._traces[trace_id]
                 continue
-            if everything or trace.root_ended or now - trace.failed_at >= wait:
+            if keep_open and everything and not trace.root_ended:
+                trace.failed_at = now
+                due.append((list(trace.spans), trace))
+            elif everything or trace.root_ended or now - trace.failed_at >= wait:
                 del self._traces[trace_id]
                 self._packaged[trace_id] = None
                 if len(self._packaged) > MAX_PACKAGED_REMEMBERED:
                     self._packaged.popitem(last=False)
-                due.append(trace.spans)
+                due.append((trace.spans, trace))
         return due
 
     def _until_due(self) -> float | None:
@@ -244,13 +279,13 @@ class PackageSpanExporter(SpanExporter):
         due = min([*waits, *([rewrite] if rewrite is not None else [])], default=None)
         return None if due is None else due - time.monotonic()
 
-    def _write_round(self, traces: list[list[ReadableSpan]], final: bool) -> None:
+    def _write_round(self, traces: list[_Due], final: bool) -> None:
         """The writer's round: what was handed over plus the traces now due (every failing one in a
         flush or at shutdown), then the store's upkeep."""
         with self._lock:
-            traces.extend(self._take(everything=final))
-        for spans in traces:
-            self._guarded(self.write, spans)
+            traces.extend(self._take(everything=final, keep_open=not self._closing))
+        for spans, trace in traces:
+            self._guarded(self.write, spans, trace)
         self._guarded(self._maintain, final)
 
     def _maintain(self, everything: bool) -> None:
@@ -270,22 +305,35 @@ class PackageSpanExporter(SpanExporter):
                 error,
             )
 
-    def write(self, spans: Sequence[ReadableSpan]) -> Path | None:
-        """Packages one failing trace now, on the calling thread; None when the fingerprint's limit counted
-        it in its newest package instead."""
-        failing = _failing_span(spans)
-        failure = describe_failure(failing)
-        replay = _replay_for(failing, spans)
+    def write(self, spans: Sequence[ReadableSpan], trace: _Trace | None = None) -> list[Path]:
+        """Packages each failure of a trace now, on the calling thread: a package per fingerprint, or an
+        occurrence counted in the fingerprint's newest package when its limit is reached. A failure this
+        trace already wrote (an early flush) has its package rewritten with the spans seen since."""
+        written = {} if trace is None else trace.written
+        paths: list[Path] = []
         with self._write_lock:
             self.store.open()
-        with self._write_lock, self.store.shared():
-            created = datetime.now(timezone.utc)
-            if not self.store.admit(failure.fingerprint, created.timestamp()):
-                return None
-            data = self._build(failure, failing, spans, created, replay)
-            return self.store.add(
-                fspkg.file_name(failure, created), data, failure.fingerprint, created.timestamp()
-            )
+        for fingerprint, failing in _failures(spans).items():
+            failure = describe_failure(failing, fingerprint)
+            earlier = written.get(fingerprint)
+            with self._write_lock, self.store.shared():
+                if earlier is not None:
+                    build = functools.partial(
+                        self._build, failure, failing, spans, earlier.created, earlier.replay
+                    )
+                    paths.append(self.store.replace(earlier.name, build))
+                    continue
+                replay = _replay_for(failing, spans)
+                created = datetime.now(timezone.utc)
+                if not self.store.admit(failure.fingerprint, created.timestamp()):
+                    continue
+                data = self._build(failure, failing, spans, created, replay)
+                path = self.store.add(
+                    fspkg.file_name(failure, created), data, failure.fingerprint, created.timestamp()
+                )
+                written[fingerprint] = _Written(path.name, created, replay)
+                paths.append(path)
+        return paths
 
     def _runtime_facts(self) -> bytes:
         if self._runtime is None:
@@ -306,7 +354,10 @@ class PackageSpanExporter(SpanExporter):
         spans: Sequence[ReadableSpan],
         created: datetime,
         replay: dict[str, Any] | None,
+        **counts: Any,
     ) -> bytes:
+        """The package, under the size caps; ``counts`` carry the occurrences a rewritten package had."""
+
         def build(kept: Sequence[ReadableSpan], **fields: Any) -> bytes:
             return fspkg.build(
                 failure,
@@ -315,6 +366,7 @@ class PackageSpanExporter(SpanExporter):
                 replay=replay,
                 runtime=self._runtime_facts(),
                 signing_key=self._settings.signing_key,
+                **counts,
                 **fields,
             )
 

@@ -16,10 +16,11 @@ import fcntl
 import os
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from faultspan._capture.config import Settings
 from faultspan.packages import atomic
@@ -201,6 +202,19 @@ class PackageStore:
         state.newest, state.pending, state.last_occurrence = path.name, 0, created
         self.written += 1
         self._evict(keep=path.name)
+        return path
+
+    def replace(self, name: str, build: Callable[..., bytes]) -> Path:
+        """Rewrites a package whole (a trace a flush wrote early, more complete now), keeping the occurrences
+        counted in it so far: ``build`` gets them as manifest fields (keyword arguments)."""
+        counts: dict[str, Any] = {}
+        with contextlib.suppress(fspkg.PackageError):
+            manifest = fspkg.read_manifest(self.directory / name)
+            counts = {key: manifest[key] for key in ("occurrences", "last_occurrence") if key in manifest}
+        data = build(**counts)
+        path = self._write(name, data, replace=True)
+        self._index(name, len(data), self._entries[name].fingerprint if name in self._entries else None)
+        self._evict(keep=name)
         return path
 
     def next_rewrite(self) -> float | None:
