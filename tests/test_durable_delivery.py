@@ -378,3 +378,35 @@ def test_spool_files_are_the_owners_only(rig: Rig) -> None:
         assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"
     for directory in {path.parent for path in files}:
         assert directory.stat().st_mode & 0o077 == 0, f"{directory} is {oct(directory.stat().st_mode)}"
+
+
+def test_after_sigterm_under_load_the_packages_count_every_failure_the_collector_got(rig: Rig) -> None:
+    rig.collector.start()
+    packages = rig.spool_dir.parent / "packages"
+    process = rig.start_app(
+        "0",
+        "--rate",
+        "1000",
+        "--fail-every",
+        "7",
+        "--then",
+        "term-wait",
+        OTEL_TRACES_EXPORTER="otlp,faultspan",
+        OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR=str(packages),
+    )
+    rig.sink.wait_for_spans(500)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=HANG_GUARD_SECONDS)
+    assert process.returncode == 3, err
+    count = ended(out)
+    rig.deliver_leftovers()
+    spans = wait_for_names(rig.sink, names("work", count))
+    failed = sum(1 for span in spans if span.events_named("exception"))
+    groups = subprocess.run(
+        [str(FAULTSPAN), "groups", str(packages), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert groups.returncode == 0, groups.stderr
+    assert sum(group["count"] for group in json.loads(groups.stdout)) == failed

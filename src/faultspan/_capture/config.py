@@ -162,7 +162,7 @@ class Settings:
         default="./.faultspan/", metadata=_meta("text", "where the faultspan exporter writes .fspkg packages")
     )
     package_queue_size: int = field(
-        default=64, metadata=_meta("count", "failing traces waiting for the package writer")
+        default=64, metadata=_meta("count", "batches of failing traces waiting for the package writer")
     )
     package_wait_seconds: int = field(
         default=5, metadata=_meta("count", "longest wait for a failing trace's root span to end")

@@ -173,7 +173,9 @@ class PackageSpanExporter(SpanExporter):
         capacity = settings.package_queue_size or sys.maxsize
         # Woken by every trace handed over; otherwise sleeps until the next failure's wait or rewrite is due.
         # Its first round runs at once: stale temporaries go at start, not at the first failure.
-        self.writer: Worker[_Due] = Worker(
+        # One item per export() call (all the traces it completed), so a burst that completes many traces at
+        # once (a flush at SIGTERM) is one item, not a queue overflow.
+        self.writer: Worker[list[_Due]] = Worker(
             "faultspan-packages",
             self._write_round,
             capacity=capacity,
@@ -197,14 +199,13 @@ class PackageSpanExporter(SpanExporter):
         with self._lock:
             waiting = [self._add(span) for span in spans]
             due = self._take(everything=False)
-        for trace in due:
-            if not self.writer.put(trace):
-                self.dropped += 1
-                warn_once(
-                    f"package-queue-full:{self.directory}",
-                    "faultspan: package queue full (%d); dropping failures",
-                    self._settings.package_queue_size,
-                )
+        if due and not self.writer.put(due):
+            self.dropped += len(due)
+            warn_once(
+                f"package-queue-full:{self.directory}",
+                "faultspan: package queue full (%d); dropping failures",
+                self._settings.package_queue_size,
+            )
         if any(waiting):
             self.writer.wake()  # to re-arm its timer for the new failure
         return SpanExportResult.SUCCESS
@@ -279,9 +280,10 @@ class PackageSpanExporter(SpanExporter):
         due = min([*waits, *([rewrite] if rewrite is not None else [])], default=None)
         return None if due is None else due - time.monotonic()
 
-    def _write_round(self, traces: list[_Due], final: bool) -> None:
+    def _write_round(self, handed_over: list[list[_Due]], final: bool) -> None:
         """The writer's round: what was handed over plus the traces now due (every failing one in a
         flush or at shutdown), then the store's upkeep."""
+        traces = [due for batch in handed_over for due in batch]
         with self._lock:
             traces.extend(self._take(everything=final, keep_open=not self._closing))
         for spans, trace in traces:

@@ -120,6 +120,9 @@ class PackageStore:
             fcntl.flock(handle, fcntl.LOCK_EX)
             self._catch_up(remove_stale=False)
             yield
+            # What changed the directory since the catch-up was this process: the index knows it already.
+            with contextlib.suppress(FileNotFoundError):
+                self._seen = self.directory.stat().st_mtime_ns
         finally:
             os.close(handle)  # releases the lock
 
