@@ -23,7 +23,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from faultspan._pipeline import spool
-from support.collector import OtlpSink, ReceivedSpan, RotelCollector
+from support.collector import OtlpSink, ReceivedSpan, RotelCollector, flatten_request
 from support.instrumented import INSTRUMENT
 
 APP = Path(__file__).parent / "apps" / "durable_app.py"
@@ -177,9 +177,16 @@ def test_the_spool_verb_drains_what_a_run_left(rig: Rig, protocol: Literal["grpc
     assert rig.status()["destinations"] == [rig.collector_destination(protocol)]
 
     rig.collector.start()
-    drained = rig.spool_verb("--drain")
+    # The verb's own variables name no endpoint: the batches go where they were spooled for.
+    drained = rig.spool_verb(
+        "--drain",
+        OTEL_EXPORTER_OTLP_ENDPOINT="",
+        OTEL_EXPORTER_OTLP_PROTOCOL="",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="",
+    )
     assert drained.returncode == 0, drained.stdout + drained.stderr
     assert "0 span(s) in 0 batch(es)" in drained.stdout
+    assert f"{rig.collector.grpc_port if protocol == 'grpc' else rig.collector.http_port}" in drained.stdout
 
     spans = wait_for_names(rig.sink, names("work", 300))
     report(f"faultspan spool --drain ({protocol})", 300, spans, seconds)
@@ -410,3 +417,35 @@ def test_after_sigterm_under_load_the_packages_count_every_failure_the_collector
     )
     assert groups.returncode == 0, groups.stderr
     assert sum(group["count"] for group in json.loads(groups.stdout)) == failed
+
+
+def test_a_batch_the_collector_will_never_take_is_moved_aside_and_the_rest_goes_on(
+    otel_env: dict[str, str], tmp_path: Path
+) -> None:
+    with OtlpSink(max_message_bytes=256 * 1024) as sink:
+        run = subprocess.run(
+            [str(INSTRUMENT), sys.executable, str(Path(__file__).parent / "apps" / "poison_span.py")],
+            env={
+                **otel_env,
+                "OTEL_SERVICE_NAME": "poison",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+                "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_LOGS_EXPORTER": "none",
+                "OTEL_PYTHON_FAULTSPAN_SPOOL_DIR": str(tmp_path / "spool"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD_SECONDS,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        wait_for_names(sink, names("order", 200))
+        assert "poison" not in {span.name for span in sink.spans()}
+    assert run.stderr.count("rejected a batch as never deliverable") == 1, run.stderr
+    (destination,) = spool.destinations(tmp_path / "spool")
+    assert spool.segments(destination) == []
+    (aside,) = spool.segments(destination / spool.QUARANTINE)
+    (record,) = spool.scan(aside.read_bytes()).records
+    (span,) = flatten_request(ExportTraceServiceRequest.FromString(record.payload))
+    assert span.name == "poison"

@@ -185,7 +185,7 @@ class OtlpSink:
     (decompressed) protobuf payloads that arrived, not a re-serialisation. grpcio handles rotel's gzip.
     """
 
-    def __init__(self, *, max_workers: int = 4) -> None:
+    def __init__(self, *, max_workers: int = 4, max_message_bytes: int = _MAX_MESSAGE_BYTES) -> None:
         self._cond = threading.Condition()
         self._raw: list[bytes] = []
         self._requests: list[ExportTraceServiceRequest] = []
@@ -196,7 +196,7 @@ class OtlpSink:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="otlp-sink"),
             options=[
-                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", max_message_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )

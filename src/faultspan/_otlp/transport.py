@@ -194,11 +194,15 @@ class Endpoint:
     gzip: bool
 
     @property
+    def public_url(self) -> str:
+        """The URL without credentials."""
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+    @property
     def key(self) -> str:
         """Names the endpoint in messages and in the push record: protocol and URL, never credentials."""
-        parts = urlsplit(self.url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return f"{self.protocol} {urlunsplit(parts._replace(netloc=netloc))}"
+        return f"{self.protocol} {self.public_url}"
 
 
 def _variable(environ: Mapping[str, str], signal: Signal, name: str) -> tuple[str, str | None]:
@@ -325,19 +329,25 @@ class Transport:
         endpoint's answer or an unreachable endpoint."""
         return self._attempt(payload, max(timeout, 0.001))
 
-    def deliver(self, payload: bytes, timeout: float) -> Outcome:
+    def deliver(
+        self, payload: bytes, timeout: float, aside: Callable[[bytes], None] | None = None
+    ) -> Outcome:
         """One attempt per part, ``timeout`` each: a request too large is sent in halves (recursively),
-        a single item too large is rejected. Never TOO_LARGE; RETRY as soon as one part must wait."""
+        a single item too large is rejected. Never TOO_LARGE; RETRY as soon as one part must wait. Each
+        rejected part (the whole request when it is rejected as it is) goes to ``aside`` when given, so the
+        parts sent beside it do not hide it."""
         outcome = self.attempt(payload, timeout).outcome
-        if outcome is not Outcome.TOO_LARGE:
-            return outcome
-        parts = split(self.signal, payload)
-        if not parts:
-            return Outcome.REJECTED
-        outcomes = [self.deliver(part, timeout) for part in parts]
-        if Outcome.RETRY in outcomes:
-            return Outcome.RETRY
-        return Outcome.SENT if Outcome.SENT in outcomes else Outcome.REJECTED
+        if outcome is Outcome.TOO_LARGE:
+            parts = split(self.signal, payload)
+            if parts:
+                outcomes = [self.deliver(part, timeout, aside) for part in parts]
+                if Outcome.RETRY in outcomes:
+                    return Outcome.RETRY
+                return Outcome.SENT if Outcome.SENT in outcomes else Outcome.REJECTED
+            outcome = Outcome.REJECTED
+        if outcome is Outcome.REJECTED and aside is not None:
+            aside(payload)
+        return outcome
 
     def send(self, payload: bytes) -> None:
         """Deliver ``payload`` within the endpoint's timeout, retrying what the table retries with jittered

@@ -195,7 +195,7 @@ class DurableSpanProcessor(SpanProcessor):
         outcome = Outcome.RETRY
         if not self._down.is_set() and timeout > 0:
             try:
-                outcome = self._transport.deliver(payload, timeout)
+                outcome = self._transport.deliver(payload, timeout, self._aside)
             except Exception as err:  # whatever the client raised, the batch is kept
                 warn_once("durable-send", "faultspan: OTLP send failed (%r); spooling", err)
         if outcome is Outcome.SENT:
@@ -206,8 +206,6 @@ class DurableSpanProcessor(SpanProcessor):
             if not self.spool.append(payload):
                 return  # over budget: journaled exception spans stay pending on disk
             self.spooled += len(batch)
-        else:
-            warn_once("durable-rejected", "faultspan: the collector rejected a batch of %d spans", len(batch))
         self.spool.settle(refs)
 
     def _spill(self, batch: list[Queued]) -> None:
@@ -223,8 +221,11 @@ class DurableSpanProcessor(SpanProcessor):
 
     # -- the sender ----------------------------------------------------------------------------------
 
+    def _aside(self, payload: bytes) -> None:
+        spooling.quarantine(self.spool.directory, payload, self._transport.destination)
+
     def _send_spooled(self, payload: bytes) -> Outcome:
-        return self._transport.deliver(payload, self._attempt_seconds)
+        return self._transport.deliver(payload, self._attempt_seconds, self._aside)
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -285,7 +286,7 @@ class DurableSpanProcessor(SpanProcessor):
 
             def send(payload: bytes) -> Outcome:
                 left = min(self._attempt_seconds, until - time.monotonic())
-                return self._transport.deliver(payload, left) if left > 0 else Outcome.RETRY
+                return self._transport.deliver(payload, left, self._aside) if left > 0 else Outcome.RETRY
 
             with suppress_instrumentation():
                 spooling.drain(self.spool.directory, send, lambda: time.monotonic() >= until)
@@ -319,7 +320,15 @@ def durable_processor(exporter: SpanExporter, **kwargs: Any) -> DurableSpanProce
     if transport is None:
         return None
     root = Path(settings.spool_dir).expanduser().resolve()
-    spool = Spool(spooling.destination_dir(root, transport.destination), settings.spool_max_bytes)
+    spool = Spool(
+        spooling.destination_dir(root, transport.destination),
+        settings.spool_max_bytes,
+        {
+            "protocol": transport.endpoint.protocol,
+            "url": transport.endpoint.public_url,
+            "signal": transport.signal.name,
+        },
+    )
     queue = kwargs.get("max_queue_size") or settings.queue_size
     return DurableSpanProcessor(exporter, transport, spool, max_queue_size=int(queue))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import re
@@ -24,11 +25,12 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from faultspan._otlp.transport import Outcome
+from faultspan._capture.config import warn_once
+from faultspan._otlp.transport import Outcome, Transport
 
 _logger = logging.getLogger("faultspan")
 MAGIC = b"\xfa\x57\x5e\x01"
@@ -37,6 +39,12 @@ DONE = b"D"
 _HEADER = struct.Struct("<4scII")
 SUFFIX = ".seg"
 EVICTIONS = "evictions.log"
+# Batches a collector rejected as never deliverable as they are: kept aside, never sent again by a drain.
+QUARANTINE = "quarantine"
+QUARANTINE_MAX_BYTES = 16 * 1024 * 1024  # per destination; the oldest go first
+# Where a destination's batches were meant to go (protocol, URL without credentials, signal), so a drain by
+# another process or by ``faultspan spool --drain`` sends them there, whatever its own variables say.
+DESTINATION = "destination.json"
 _SEGMENT_CEILING = 4 * 1024 * 1024
 _SEGMENT_FLOOR = 16 * 1024
 
@@ -152,6 +160,72 @@ def private_directory(directory: Path) -> None:
     directory.mkdir(mode=0o700, exist_ok=True)
 
 
+def recorded_destination(directory: Path) -> dict[str, str] | None:
+    """The destination ``directory`` was written for, None when it does not say (or says it badly)."""
+    try:
+        found = json.loads((directory / DESTINATION).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    keys = ("protocol", "url", "signal")
+    if not isinstance(found, dict) or not all(isinstance(found.get(key), str) for key in keys):
+        return None
+    return {key: found[key] for key in keys}
+
+
+def _record_destination(directory: Path, where: Mapping[str, str]) -> None:
+    if (directory / DESTINATION).exists():
+        return
+    temporary = directory / f".{DESTINATION}.{os.getpid()}.tmp"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(handle, json.dumps(dict(where)).encode("utf-8"))
+    finally:
+        os.close(handle)
+    os.replace(temporary, directory / DESTINATION)
+
+
+def quarantine(directory: Path, payload: bytes, where: str) -> None:
+    """Moves a batch the collector at ``where`` will never take aside, so the batches behind it go on: one
+    file per batch under ``quarantine/`` (a segment of one record, readable like any), within its budget."""
+    aside = directory / QUARANTINE
+    private_directory(aside)
+    path = aside / _segment_name()
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(handle, encode(payload))
+    finally:
+        os.close(handle)
+    kept = sorted(aside.glob(f"*{SUFFIX}"), reverse=True)
+    total = 0
+    for older in kept:
+        total += older.stat().st_size
+        if total > QUARANTINE_MAX_BYTES and older != path:
+            older.unlink(missing_ok=True)
+    warn_once(
+        f"quarantine:{aside}",
+        "faultspan: %s rejected a batch as never deliverable; moved aside to %s (later ones too, counted "
+        "by faultspan spool)",
+        where,
+        aside,
+    )
+
+
+def sender(directory: Path, transport: Transport, attempt_seconds: float) -> Callable[[bytes], Outcome]:
+    """Sends one spooled batch of ``directory`` to ``transport``; what it will never take is moved aside."""
+
+    def aside(part: bytes) -> None:
+        quarantine(directory, part, transport.destination)
+
+    def send(payload: bytes) -> Outcome:
+        return transport.deliver(payload, attempt_seconds, aside)
+
+    return send
+
+
+def quarantined(directory: Path) -> int:
+    return len(list((directory / QUARANTINE).glob(f"*{SUFFIX}")))
+
+
 def record_eviction(directory: Path, path: Path, records: int, size: int) -> None:
     """One line per evicted segment; O_APPEND keeps concurrent writers' lines whole."""
     line = f"{time.time():.3f} {os.getpid()} {records} {size} {path.name}\n".encode()
@@ -193,7 +267,8 @@ class DrainResult:
 
 
 def drain_segment(path: Path, fd: int, send: Callable[[bytes], Outcome], result: DrainResult) -> None:
-    """Send the pending records of a claimed segment in order; delete it once every record is done."""
+    """Send the pending records of a claimed segment in order; delete it once every record is done. ``send``
+    decides what a rejected record becomes (``quarantine`` it, or drop it)."""
     found = scan(_read(fd))
     _report_damage(path, found)
     for record in found.records:
@@ -206,9 +281,8 @@ def drain_segment(path: Path, fd: int, send: Callable[[bytes], Outcome], result:
         os.pwrite(fd, DONE, record.offset + 4)
         if outcome is Outcome.SENT:
             result.sent += 1
-        else:
+        else:  # ``send`` moved it aside
             result.rejected += 1
-            _logger.warning("faultspan: the collector rejected a spooled batch from %s; dropped", path)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
 
@@ -268,9 +342,10 @@ class Ref:
 class Spool:
     """The writing side for one process: failed batches, and exception spans journaled before sending."""
 
-    def __init__(self, directory: Path, max_bytes: int) -> None:
+    def __init__(self, directory: Path, max_bytes: int, where: Mapping[str, str] | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self._where = where
         self.segment_bytes = max(_SEGMENT_FLOOR, min(_SEGMENT_CEILING, max_bytes // 8))
         self._lock = threading.Lock()
         self._active: _File | None = None
@@ -278,6 +353,13 @@ class Spool:
         self._old_journals: set[_File] = set()
         self._total = self._measure()
         self.evicted_records = 0
+
+    def _new_file(self) -> _File:
+        file = _File(self.directory)
+        if self._where is not None:
+            _record_destination(self.directory, self._where)
+            self._where = None
+        return file
 
     def _measure(self) -> int:
         total = 0
@@ -298,7 +380,7 @@ class Spool:
             if self._active is not None and self._active.size + len(record) > self.segment_bytes:
                 self._seal_locked()
             if self._active is None:
-                self._active = _File(self.directory)
+                self._active = self._new_file()
             self._active.append(record)
             self._total += len(record)
         return True
@@ -329,7 +411,7 @@ class Spool:
                 self._old_journals.add(journal)
                 journal = None
             if journal is None:
-                journal = self._journal = _File(self.directory)
+                journal = self._journal = self._new_file()
             offset = journal.append(record)
             self._total += len(record)
             return Ref(journal, offset)
@@ -423,3 +505,6 @@ class Spool:
                     journal.fd = -1
             self._journal = None
             self._old_journals.clear()
+            if not segments(self.directory) and not (self.directory / QUARANTINE).exists():
+                # Nothing left to say where it goes: a healthy run leaves no file behind.
+                (self.directory / DESTINATION).unlink(missing_ok=True)

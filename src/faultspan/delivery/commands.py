@@ -45,7 +45,7 @@ def _status(root: Path) -> dict[str, Any]:
     totals = dict.fromkeys(
         ("segments", "segments_in_use", "pending_batches", "pending_spans", "bytes", "damaged_records"), 0
     )
-    totals.update(evicted_segments=0, evicted_batches=0, evicted_bytes=0)
+    totals.update(evicted_segments=0, evicted_batches=0, evicted_bytes=0, quarantined_batches=0)
     found_in = spool.destinations(root)
     for directory in found_in:
         files = spool.segments(directory)
@@ -66,6 +66,7 @@ def _status(root: Path) -> dict[str, Any]:
                     totals["pending_spans"] += sum(
                         len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans
                     )
+        totals["quarantined_batches"] += spool.quarantined(directory)
         evicted = spool.evictions(directory)
         totals["evicted_segments"] += evicted.segments
         totals["evicted_batches"] += evicted.records
@@ -73,25 +74,40 @@ def _status(root: Path) -> dict[str, Any]:
     return {"directory": str(root), "destinations": [path.name for path in found_in], **totals}
 
 
-def _drain(root: Path) -> tuple[int, int, bool, str]:
-    """Every destination's batches, oldest first, to the endpoint the standard variables name."""
-    from faultspan._otlp.transport import Transport, resolve
+def _drain(root: Path) -> tuple[int, int, bool, list[str]]:
+    """Every destination's batches, oldest first, to the endpoint they were spooled for (the standard
+    variables give headers, timeout and certificate; and the endpoint, for a spool that does not say)."""
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    from faultspan._otlp.transport import LOGS, TRACES, Transport, resolve
     from faultspan._pipeline import spool
 
-    transport = Transport(resolve())
     sent = rejected = 0
     blocked = False
-    try:
-        for directory in spool.destinations(root):
-            result = spool.drain(
-                directory, lambda payload: transport.deliver(payload, _DRAIN_ATTEMPT_SECONDS)
+    endpoints: list[str] = []
+    for directory in spool.destinations(root):
+        where = spool.recorded_destination(directory)
+        signal = LOGS if where is not None and where["signal"] == LOGS.name else TRACES
+        endpoint = resolve(signal=signal)
+        if where is not None:
+            scheme = urlsplit(where["url"]).scheme
+            endpoint = dataclasses.replace(
+                endpoint,
+                protocol=where["protocol"],
+                url=where["url"],
+                insecure=scheme == "http" or (scheme != "https" and endpoint.insecure),
             )
-            sent, rejected, blocked = sent + result.sent, rejected + result.rejected, result.blocked
-            if blocked:
-                break
-    finally:
-        transport.close()
-    return sent, rejected, blocked, transport.destination
+        transport = Transport(endpoint, signal)
+        try:
+            result = spool.drain(directory, spool.sender(directory, transport, _DRAIN_ATTEMPT_SECONDS))
+        finally:
+            transport.close()
+        endpoints.append(transport.destination)
+        sent, rejected, blocked = sent + result.sent, rejected + result.rejected, result.blocked
+        if blocked:
+            break
+    return sent, rejected, blocked, endpoints
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -110,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"faultspan spool: {err}")
             return 2
-        report["drain"] = {"endpoint": endpoint, "sent": sent, "rejected": rejected, "complete": not blocked}
+        report["drain"] = {"endpoints": endpoint, "sent": sent, "rejected": rejected, "complete": not blocked}
         code = 1 if blocked else 0
     report.update(_status(directory))
     if args.json:
@@ -120,8 +136,8 @@ def _run(args: argparse.Namespace) -> int:
         drained = report["drain"]
         state = "the collector stopped taking batches" if blocked else "done"
         print(
-            f"drained to {drained['endpoint']}: {drained['sent']} batch(es) sent, "
-            f"{drained['rejected']} rejected by the collector; {state}"
+            f"drained to {', '.join(drained['endpoints']) or 'nowhere'}: {drained['sent']} batch(es) sent, "
+            f"{drained['rejected']} rejected by the collector and moved aside; {state}"
         )
     print(
         f"{report['directory']}: {report['pending_spans']} span(s) in {report['pending_batches']} batch(es), "
@@ -130,6 +146,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     if report["damaged_records"]:
         print(f"damaged or truncated records skipped: {report['damaged_records']}")
+    if report["quarantined_batches"]:
+        print(
+            f"rejected by the collector as never deliverable, kept aside under quarantine/: "
+            f"{report['quarantined_batches']} batch(es)"
+        )
     if report["evicted_segments"]:
         print(
             f"evicted over the budget: {report['evicted_batches']} batch(es) in "
