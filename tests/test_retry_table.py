@@ -168,3 +168,32 @@ def test_a_request_too_large_is_delivered_in_halves_by_both(
             sink.accepted.clear()
             assert deliver() is Outcome.SENT
             assert spans_per_request(sink) == [1, 1]
+
+
+def test_a_long_outage_is_reported_once_with_what_waits_in_the_spool(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    from faultspan._pipeline import durable as durable_module
+
+    monkeypatch.setattr(durable_module, "OUTAGE_WARNING_SECONDS", 0.0)
+    with OtlpSink() as sink:
+        sink.fail_with(grpc.StatusCode.UNAVAILABLE)
+        exporter = GrpcExporter(endpoint=sink.endpoint, insecure=True)
+        transport = transport_for(exporter)
+        assert transport is not None
+        durable = DurableSpanProcessor(exporter, transport, Spool(tmp_path, 1 << 20), max_queue_size=512)
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(durable)
+        try:
+            with caplog.at_level("WARNING", logger="faultspan"):
+                with provider.get_tracer("outage").start_as_current_span("waits"):
+                    pass
+                durable.force_flush(10_000)
+                sink.wait_for_attempts(4)  # the first attempt, then the sender's retries of the spool
+                reports = [record for record in caplog.records if "has taken nothing" in record.getMessage()]
+        finally:
+            sink.fail_with(None)
+            durable.shutdown()
+    (report,) = reports
+    assert str(tmp_path) in report.getMessage()
+    assert " bytes wait in the spool " in report.getMessage()

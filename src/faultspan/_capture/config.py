@@ -34,13 +34,18 @@ def _shown(logger: logging.Logger) -> bool:
     return any(not type(handler).__module__.startswith("opentelemetry") for handler in handlers)
 
 
+def warn(message: str, *args: object) -> None:
+    """A warning through logging, and on stderr when no handler would show it."""
+    _logger.warning(message, *args)
+    if _logger.isEnabledFor(logging.WARNING) and not _shown(_logger):
+        print(message % args if args else message, file=sys.stderr)
+
+
 def warn_once(key: str, message: str, *args: object) -> None:
     """Log a warning the first time ``key`` is seen; faultspan never repeats itself into the host's logs."""
     if key not in _warned:
         _warned.add(key)
-        _logger.warning(message, *args)
-        if _logger.isEnabledFor(logging.WARNING) and not _shown(_logger):
-            print(message % args if args else message, file=sys.stderr)
+        warn(message, *args)
 
 
 class ConfigError(ValueError):

@@ -26,7 +26,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from faultspan._capture.config import env_name, warn_once
+from faultspan._capture.config import env_name, warn, warn_once
 from faultspan._capture.runtime import current, internal_error
 from faultspan._otlp.sdk_private import ExporterTarget, exporter_target, has_events
 from faultspan._otlp.transport import Endpoint, EndpointError, Outcome, Transport, resolve
@@ -40,6 +40,9 @@ ATTEMPT_SECONDS = 2.0
 _RETRY_MIN_SECONDS = 0.25
 _RETRY_MAX_SECONDS = 1.0
 _IDLE_SCAN_SECONDS = 5.0
+# Delivery failing this long is reported (with what waits in the spool), then at most this often.
+OUTAGE_WARNING_SECONDS = 30.0
+OUTAGE_REPEAT_SECONDS = 600.0
 _REMEMBERED = 1024
 # Of a flush's time budget, the share spent on the network; the rest is for writing what is left to disk.
 _NETWORK_SHARE = 0.8
@@ -105,6 +108,8 @@ class DurableSpanProcessor(SpanProcessor):
         self._journaled_late: dict[int, None] = {}
         self._down = threading.Event()
         self._backoff = _RETRY_MIN_SECONDS
+        self._down_since: float | None = None
+        self._warned_at: float | None = None
         self.failures_at_once = FailuresAtOnce(self)
         self.sent = 0
         self.spooled = 0
@@ -248,9 +253,28 @@ class DurableSpanProcessor(SpanProcessor):
         if result.blocked:
             self._down.set()
             self._backoff = min(self._backoff * 2, _RETRY_MAX_SECONDS)
+            self._report_outage()
         else:
             self._down.clear()
             self._backoff = _RETRY_MIN_SECONDS
+            self._down_since = self._warned_at = None
+
+    def _report_outage(self) -> None:
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        if now - self._down_since < OUTAGE_WARNING_SECONDS:
+            return
+        if self._warned_at is not None and now - self._warned_at < OUTAGE_REPEAT_SECONDS:
+            return
+        self._warned_at = now
+        warn(
+            "faultspan: %s has taken nothing for %d s; %d bytes wait in the spool %s, sent once it is back",
+            self._transport.destination,
+            now - self._down_since,
+            self.spool.size,
+            self.spool.directory,
+        )
 
     # -- flush and shutdown --------------------------------------------------------------------------
 
@@ -290,6 +314,15 @@ class DurableSpanProcessor(SpanProcessor):
 
             with suppress_instrumentation():
                 spooling.drain(self.spool.directory, send, lambda: time.monotonic() >= until)
+        left = spooling.segments(self.spool.directory)
+        if left:
+            warn(
+                "faultspan: %s did not take everything; %d bytes stay in the spool %s for the next run or "
+                "faultspan spool --drain",
+                self._transport.destination,
+                sum(path.stat().st_size for path in left if path.exists()),
+                self.spool.directory,
+            )
         self._transport.close()
         self._exporter.shutdown()
 

@@ -354,6 +354,11 @@ class Spool:
         self._total = self._measure()
         self.evicted_records = 0
 
+    @property
+    def size(self) -> int:
+        """Bytes this spool's directory holds, as this process last counted them."""
+        return self._total
+
     def _new_file(self) -> _File:
         file = _File(self.directory)
         if self._where is not None:
