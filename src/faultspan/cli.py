@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from faultspan._capture import config
 
@@ -59,9 +60,30 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``; the installed distribution's metadata is read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: Any) -> None:
+        super().__init__(
+            option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS, help="print the version"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import version
+
+        print(f"faultspan {version('faultspan')}")
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="faultspan", description=__doc__)
-    verbs = parser.add_subparsers(dest="verb", required=True)
+    parser = argparse.ArgumentParser(
+        prog="faultspan",
+        description="Read, check, compare and re-send the failure packages that faultspan writes.",
+        epilog="Run 'faultspan VERB --help' for the options of a verb. Exit status: 0 success, "
+        "1 a check failed, 2 usage error.",
+    )
+    parser.add_argument("--version", action=_Version)
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", title="verbs")
     show_config = verbs.add_parser(
         "config", help="print the effective configuration and where each value came from"
     )
@@ -70,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for module in _VERB_MODULES:
         importlib.import_module(module).add_parsers(verbs)
     args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help(sys.stderr)
+        return 2
     try:
         status = int(args.run(args))
         sys.stdout.flush()
