@@ -326,10 +326,19 @@ def test_embedded_json_cannot_leave_its_script_block(value: list[str]) -> None:
 # -- in the browser ------------------------------------------------------------------------------------------
 
 
-def test_missing_chromium_skips_unless_required(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_chromium_skips_unless_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Whatever this machine has installed: the driver is a file here, the browser is not."""
+    driver = tmp_path / "chromedriver"
+    driver.write_text("")
     monkeypatch.setattr("support.browser.CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setattr("support.browser.CHROMEDRIVER", str(driver))
     monkeypatch.delenv(REQUIRE_VARIABLE, raising=False)
-    with pytest.raises(pytest.skip.Exception, match=r"/nonexistent/chromium missing"):
+    with pytest.raises(pytest.skip.Exception, match=r"\(/nonexistent/chromium missing; bash tests/support/"):
+        require_chromium()
+    monkeypatch.setattr("support.browser.CHROMEDRIVER", "/nonexistent/chromedriver")
+    with pytest.raises(
+        pytest.skip.Exception, match=r"\(/nonexistent/chromium, /nonexistent/chromedriver missing"
+    ):
         require_chromium()
     monkeypatch.setenv(REQUIRE_VARIABLE, "1")
     with pytest.raises(pytest.fail.Exception, match=rf"{REQUIRE_VARIABLE}=1 requires it"):
