@@ -235,7 +235,8 @@ def _url(attributes: dict[str, Any]) -> str | None:
     host = "" if part["host"] is None else str(part["host"])
     if host and part["port"] is not None and ":" not in host:
         host += f":{part['port']}"
-    return f"{part['scheme'] or 'http'}://{host}{target}" if host else str(target)
+    scheme = f"{part['scheme']}://" if part["scheme"] is not None and host else ""
+    return f"{scheme}{host}{target}"
 
 
 def _text_value(value: Any) -> str:
