@@ -71,8 +71,9 @@ table.crumbs td.data { font-family: var(--mono); color: var(--muted); }
 table.crumbs tr.after td { color: var(--muted); }
 table.crumbs tr.failure-row td { border-top: 2px solid var(--error); color: var(--error); font-size: 12px;
   font-weight: 600; }
-details.repeated > summary { cursor: pointer; padding: 2px 10px; color: var(--muted); font-size: 13px; }
-details.repeated[open] { border-left: 2px solid var(--line); padding-left: 8px; }
+details.repeated > summary, details.library-run > summary { cursor: pointer; padding: 2px 10px;
+  color: var(--muted); font-size: 13px; }
+details.repeated[open], details.library-run[open] { border-left: 2px solid var(--line); padding-left: 8px; }
 .omitted { margin: 6px 0; padding: 4px 10px; border: 1px dashed var(--muted); border-radius: 8px;
   color: var(--muted); font-size: 13px; }
 pre.body { margin: 0; background: var(--code); border-radius: 6px; padding: 6px 10px; white-space: pre-wrap;
@@ -198,21 +199,33 @@ SCRIPT = r"""
       const gap = el("div", "omitted", link.omitted + " frame" + (link.omitted === 1 ? "" : "s") +
         " omitted here (OTEL_PYTHON_FAULTSPAN_MAX_FRAMES)");
       const frames = link.frames;
+      const last = frames.length - 1;
+      const someInApp = frames.some((info) => info.in_app);
+      // Runs fold into a closed block, never across the gap nor over the innermost frame: library frames
+      // between in-app ones, and a frame repeated in a row (recursion) after its first time.
+      const runEnd = (start, belongs) => {
+        let end = start + 1;
+        while (end < last && end !== link.omitted_at && belongs(frames[end])) end++;
+        return end;
+      };
+      const fold = (label, infos) => {
+        const block = put(node, el("details", label[0]));
+        add(block, el("summary", "", label[1]));
+        for (const info of infos) add(block, frame(info));
+      };
       let start = 0;
       while (start < frames.length) {
         if (start === link.omitted_at) add(node, gap);
-        // A run of the same frame (recursion) folds, never across the gap nor over the innermost frame.
-        let end = start + 1;
         const first = frames[start];
-        const last = frames.length - 1;
-        while (end < last && end !== link.omitted_at && samePlace(frames[end], first)) end++;
-        add(node, frame(first));
+        let end = someInApp && !first.in_app && start < last ? runEnd(start, (info) => !info.in_app) : start;
         if (end - start > 1) {
-          const more = put(node, el("details", "repeated"));
+          fold(["library-run", end - start + " library frames"], frames.slice(start, end));
+        } else {
+          end = runEnd(start, (info) => samePlace(info, first));
+          add(node, frame(first));
           const count = end - start - 1;
           const times = count + " more time" + (count === 1 ? "" : "s");
-          add(more, el("summary", "", "the frame above repeated " + times));
-          for (const info of frames.slice(start + 1, end)) add(more, frame(info));
+          if (count) fold(["repeated", "the frame above repeated " + times], frames.slice(start + 1, end));
         }
         start = end;
       }
