@@ -425,8 +425,10 @@ def test_report_in_chromium(
     assert library and all("json" in str(frame.get_property("textContent")) for frame in library)
     assert [frame.get_property("open") for frame in frames] == [frame not in library for frame in frames]
     # json.loads and decode fold into one closed block; raw_decode, where it raised, stays in view
-    assert texts(browser, "#chain details.library-run > summary") == ["2 library frames"]
-    assert [frame.is_displayed() for frame in library] == [False, False, True]
+    assert (
+        texts(browser, "#chain details.library-run > summary"),
+        [frame.is_displayed() for frame in library],
+    ) == (["2 library frames"], [False, False, True])
     locals_shown = pairs_in(browser, "#chain .locals")
     assert ("order_id", "7") in locals_shown and ("total", "14") in locals_shown
     assert any("raise RuntimeError" in line for line in texts(browser, "#chain pre.code .line.here"))

@@ -8,7 +8,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from faultspan._capture import config
 
@@ -61,14 +60,10 @@ def _config(args: argparse.Namespace) -> int:
 
 
 class _Version(argparse.Action):
-    """``--version``; the installed distribution's metadata is read only when asked for."""
+    """``--version``; the installed distribution's metadata is read (and importlib.metadata imported) only
+    when asked."""
 
-    def __init__(self, option_strings: Sequence[str], dest: str, **_: Any) -> None:
-        super().__init__(
-            option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS, help="print the version"
-        )
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
         from importlib.metadata import version
 
         print(f"faultspan {version('faultspan')}")
@@ -82,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Run 'faultspan VERB --help' for the options of a verb. Exit status: 0 success, "
         "1 a check failed, 2 usage error.",
     )
-    parser.add_argument("--version", action=_Version)
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", title="verbs")
     show_config = verbs.add_parser(
         "config", help="print the effective configuration and where each value came from"
