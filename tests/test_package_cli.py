@@ -8,15 +8,16 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Tracer
@@ -29,6 +30,7 @@ from faultspan.packages import atomic, runtime_facts
 from faultspan.packages import format as fspkg
 from faultspan.packages.compare import _frame_diff, _locals_diff
 from faultspan.packages.exporter import describe_failure
+from support.instrumented import run_instrumented
 
 FAULTSPAN = Path(sys.executable).parent / "faultspan"
 NOW = datetime.now(timezone.utc)
@@ -83,11 +85,40 @@ class Service:
         return spans
 
 
+def shifted(span: ReadableSpan, nanoseconds: int) -> ReadableSpan:
+    """The same span, every time moved by ``nanoseconds``: a failure that happened at another time."""
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        events=[Event(event.name, event.attributes, event.timestamp + nanoseconds) for event in span.events],
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=(span.start_time or 0) + nanoseconds,
+        end_time=(span.end_time or 0) + nanoseconds,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 def write_package(
-    directory: Path, spans: Sequence[ReadableSpan], failing: str, created: datetime, facts: dict[str, Any]
+    directory: Path,
+    spans: Sequence[ReadableSpan],
+    failing: str,
+    failed: datetime,
+    facts: dict[str, Any],
+    *,
+    written_after: timedelta = timedelta(0),
 ) -> Path:
-    failure = describe_failure(next(span for span in spans if span.name == failing))
-    data = fspkg.build(failure, spans, created, runtime=fspkg.dump(facts))
+    """The failure as if it had happened at ``failed`` (its exception event), written ``written_after``."""
+    recorded = next(span for span in spans if span.name == failing).events[-1].timestamp
+    delta = int(failed.timestamp() * 1e9) - recorded
+    moved = [shifted(span, delta) for span in spans]
+    failure = describe_failure(next(span for span in moved if span.name == failing))
+    created = failed + written_after
+    data = fspkg.build(failure, moved, created, runtime=fspkg.dump(facts))
     return atomic.write_atomic(directory, fspkg.file_name(failure, created), data)
 
 
@@ -171,7 +202,7 @@ def test_show_prints_chain_source_locals_breadcrumbs_spans_and_runtime(
     assert (status, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == f"{__name__}.PaymentDeclined: card [REDACTED] declined for order total 4200"
-    assert lines[1].startswith("service shop  created ")
+    assert lines[1].startswith(f"service shop  failed {fspkg.rfc3339(NOW - timedelta(days=3))}")
     assert lines[1].endswith("  span checkout")
     assert re.fullmatch(r"fingerprint [0-9a-f]{32}  trace [0-9a-f]{32}", lines[2])
     assert lines[3].startswith(f"python {sys.version.split()[0]} CPython  ")
@@ -313,6 +344,7 @@ def test_list_json(corpus: Corpus, capsys: pytest.CaptureFixture[str]) -> None:
     rows = json.loads(out)
     manifest = fspkg.read_package(corpus.recent).manifest
     assert rows[1] == {
+        "failure_time": fspkg.rfc3339(NOW - timedelta(hours=2)),
         "created": manifest["created"],
         "service": "shop",
         "exception": manifest["exception"],
@@ -320,6 +352,7 @@ def test_list_json(corpus: Corpus, capsys: pytest.CaptureFixture[str]) -> None:
         "trace_id": manifest["trace_id"],
         "occurrences": 5,
         "last_seen": fspkg.rfc3339(NOW - timedelta(minutes=5)),
+        "replay": False,
         "file": str(corpus.recent),
     }
 
@@ -356,6 +389,7 @@ def test_groups_count_occurrences_newest_first(corpus: Corpus, capsys: pytest.Ca
     assert checkout_group == {
         "fingerprint": old["fingerprint"],
         "count": 6,
+        "replays": 0,
         "packages": 2,
         "first_seen": old["created"],
         "last_seen": fspkg.rfc3339(NOW - timedelta(minutes=5)),
@@ -626,3 +660,226 @@ def test_a_closed_pipe_ends_quietly(corpus: Corpus, otel_env: dict[str, str]) ->
     finally:
         os.close(writer)
     assert (shown.returncode, shown.stderr) == (0, b"")
+
+
+# -- the first commands of a new user ------------------------------------------------------------------------
+
+
+def test_no_arguments_prints_the_verbs_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys)
+    assert (status, out) == (2, "")
+    assert err.startswith("usage: faultspan [-h] [--version] VERB ...\n")
+    for verb in ("show", "list", "groups", "compare", "verify", "view", "replay", "push", "config"):
+        assert re.search(rf"^    {verb} +\S", err, re.MULTILINE), verb
+
+
+@pytest.mark.parametrize("verb", [None, "show", "list", "groups", "compare", "verify", "view", "replay"])
+def test_help_is_plain_text(verb: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "--help"] if verb else ["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: faultspan")
+    assert not re.search(r"`|:(func|class|mod):|\*\*", out)
+
+
+def test_version(otel_env: dict[str, str]) -> None:
+    for command in ([str(FAULTSPAN)], [sys.executable, "-m", "faultspan"]):
+        shown = subprocess.run(
+            [*command, "--version"], env=otel_env, capture_output=True, text=True, check=False
+        )
+        assert (shown.returncode, shown.stdout, shown.stderr) == (
+            0,
+            f"faultspan {version('faultspan')}\n",
+            "",
+        )
+
+
+# -- show: by name or fingerprint, frames as a reader wants them ---------------------------------------------
+
+
+def test_show_finds_a_package_by_name_or_fingerprint(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR", str(corpus.directory))
+    monkeypatch.chdir(corpus.directory.parent)
+    status, out, _ = run(capsys, "show", corpus.old.name)
+    assert status == 0 and out.startswith(
+        f"{__name__}.PaymentDeclined: card [REDACTED] declined for order total 4200\n"
+    )
+    fingerprint = fspkg.read_package(corpus.old).manifest["fingerprint"]
+    for prefix in (fingerprint, fingerprint[:12].upper(), fingerprint[:6]):
+        status, out, _ = run(capsys, "show", prefix)  # the newest package of the group
+        assert status == 0 and "declined for order total 4300\n" in out.splitlines(keepends=True)[0]
+    status, out, _ = run(capsys, "compare", corpus.old.name, fingerprint[:12])
+    assert status == 0 and out.startswith(f"same failure: fingerprint {fingerprint}\n")
+    assert run(capsys, "show", "nothing-here") == (
+        1,
+        "",
+        f"nothing-here: no such file, and no package of that name or fingerprint in {corpus.directory}\n",
+    )
+
+
+def test_a_fingerprint_prefix_of_several_groups_is_a_usage_error(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for number, source in enumerate((corpus.old, corpus.other)):
+        fingerprint = f"abc{number}" + fspkg.read_package(source).manifest["fingerprint"][4:]
+        atomic.write_atomic(tmp_path, source.name, fspkg.rewritten(source, {"fingerprint": fingerprint}))
+    monkeypatch.setenv("OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR", str(tmp_path))
+    status, out, err = run(capsys, "show", "abc")
+    assert (status, out) == (2, "")
+    assert re.fullmatch(r"abc: the start of 2 fingerprints \(abc0[0-9a-f]{8}, abc1[0-9a-f]{8}\)\n", err)
+    assert run(capsys, "show", "ABC1")[0] == 0
+
+
+def descend(depth: int) -> int:
+    return descend(depth + 1) + 1
+
+
+def parse_with(text: str) -> object:
+    def hook(pairs: dict[str, object]) -> object:
+        raise ValueError(f"bad pair in\n{text}\nsecond line")
+
+    return json.loads(text, object_hook=hook)  # json's own frames sit between the two in-app ones
+
+
+def captured_package(directory: Path, failing: Callable[[], object]) -> Path:
+    service = Service("frames")
+    with service.tracer.start_as_current_span("work"):
+        try:
+            failing()
+        except Exception:
+            faultspan.capture_exception()
+    package = write_package(directory, service.spans(), "work", NOW, {})
+    service.provider.shutdown()
+    return package
+
+
+def test_show_hides_library_frames_and_keeps_line_breaks(
+    pipeline: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = captured_package(tmp_path, lambda: parse_with('{"a": 1}'))
+    status, out, _ = run(capsys, "show", str(package))
+    assert status == 0
+    assert out.startswith('ValueError: bad pair in\n  {"a": 1}\n  second line\nservice frames  ')
+    assert 'in\\n{"a": 1}' not in out  # no escaped line break in what the message shows
+    exception = out[out.index("\nException\n") : out.index("\nBreadcrumbs\n")]
+    functions = re.findall(r"^\s+File .*, in (\S+)$", exception, re.MULTILINE)
+    assert functions[-2:] == ["parse_with", "hook"]
+    assert re.search(
+        r"\n    \(3 library frames hidden: --all-frames shows them\)\n    File .*, in hook\n",
+        exception,
+    )
+    assert "json" not in "".join(re.findall(r"^\s+File (.*)$", exception, re.MULTILINE)[-2:])
+
+    status, everything, _ = run(capsys, "show", "--all-frames", str(package))
+    assert status == 0 and "hidden" not in everything
+    shown = re.findall(r'^\s+File "(.*)", line \d+, in (\S+)$', everything, re.MULTILINE)
+    assert [function for _, function in shown][-5:] == ["parse_with", "loads", "decode", "raw_decode", "hook"]
+    assert shown[-2][0].endswith("json/decoder.py")
+
+
+def test_show_folds_recursion_and_marks_the_gap_where_it_is(
+    pipeline: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = captured_package(tmp_path, lambda: descend(0))
+    max_frames = runtime.current().settings.max_frames
+    view = json.loads(run(capsys, "show", "--json", str(package))[1])
+    frames = view["exception"]["frames"]
+    assert len(frames) == max_frames
+    omitted = view["exception"]["chain"]["frames_omitted"]
+    assert omitted > 0
+    status, out, _ = run(capsys, "show", str(package))
+    assert status == 0
+    exception = out[out.index("\nException\n") : out.index("\nBreadcrumbs\n")].splitlines()
+    gap = exception.index(f"    ({omitted} frames omitted here: OTEL_PYTHON_FAULTSPAN_MAX_FRAMES)")
+    before, after = exception[:gap], exception[gap + 1 :]
+    in_descend = [line for line in exception if line.endswith(", in descend")]
+    assert len(in_descend) == 3  # once on each side of the gap, the rest folded, and the innermost
+    head = sum(1 for frame in frames[: max_frames // 4] if frame["function"] == "descend")
+    tail = sum(1 for frame in frames[max_frames // 4 :] if frame["function"] == "descend")
+    assert f"        [the frame above repeated {head - 1} more times]" in before
+    assert f"        [the frame above repeated {tail - 2} more times]" in after
+    assert after[-1].startswith(f"          depth = {frames[-1]['locals']['depth']}")
+
+    status, everything, _ = run(capsys, "show", "--all-frames", str(package))
+    assert everything.count(", in descend\n") == head + tail
+    assert "repeated" not in everything
+
+
+# -- list and groups: failure times, replays -----------------------------------------------------------------
+
+
+def test_list_shows_when_it_failed_not_when_it_was_written(
+    corpus: Corpus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failed = NOW - timedelta(hours=5)
+    shop = Service("late")
+    with pytest.raises(PaymentDeclined):
+        checkout(shop.tracer, 4400)
+    package = write_package(
+        tmp_path, shop.spans(), "checkout", failed, {}, written_after=timedelta(minutes=7)
+    )
+    shop.provider.shutdown()
+    status, out, _ = run(capsys, "list", str(tmp_path))
+    assert status == 0
+    assert out.splitlines()[1].startswith(failed.strftime("%Y-%m-%d %H:%M:%S  late "))
+    (row,) = json.loads(run(capsys, "list", "--json", str(tmp_path))[1])
+    assert (row["failure_time"], row["created"]) == (
+        fspkg.rfc3339(failed),
+        fspkg.rfc3339(failed + timedelta(minutes=7)),
+    )
+    assert row["last_seen"] == fspkg.rfc3339(failed)
+    since = (failed + timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert json.loads(run(capsys, "list", "--json", str(tmp_path), "--since", since)[1]) == []
+    assert (
+        run(capsys, "show", str(package))[1]
+        .splitlines()[1]
+        .startswith(f"service late  failed {fspkg.rfc3339(failed)}  ")
+    )
+
+
+def test_replays_are_listed_but_not_counted_as_occurrences(tmp_path: Path, otel_env: dict[str, str]) -> None:
+    apps = Path(__file__).parent / "apps"
+    state = tmp_path / "state"
+    state.write_text("fail")
+    directory = tmp_path / "packages"
+    run_instrumented(
+        apps / "replay_produce.py",
+        str(state),
+        env=otel_env,
+        OTEL_TRACES_EXPORTER="faultspan",
+        OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR=str(directory),
+    )
+    (original,) = [
+        path
+        for path in directory.glob("*.fspkg")
+        if fspkg.read_package(path).members["replay.json"].get("callable") == "replay_targets:count"
+    ]
+    fingerprint = fspkg.read_package(original).manifest["fingerprint"]
+    replayed = subprocess.run(
+        [str(FAULTSPAN), "replay", str(original), "--allow-code-execution", "--output", str(directory)],
+        cwd=apps,
+        env=otel_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert replayed.returncode == 0, replayed.stderr
+
+    def cli(*argv: str) -> str:
+        done = subprocess.run(
+            [str(FAULTSPAN), *argv, str(directory)], env=otel_env, capture_output=True, text=True, check=False
+        )
+        assert (done.returncode, done.stderr) == (0, "")
+        return done.stdout
+
+    (group,) = [row for row in json.loads(cli("groups", "--json")) if row["fingerprint"] == fingerprint]
+    assert (group["count"], group["replays"], group["packages"]) == (1, 1, 2)
+    rows = [row for row in json.loads(cli("list", "--json")) if row["fingerprint"] == fingerprint]
+    assert [row["replay"] for row in rows] == [False, True]
+    (line,) = [line for line in cli("groups").splitlines() if fingerprint[:12] in line]
+    assert line.startswith("1 (+1 replay)  ")
+    assert sum(line.endswith("  (replay)") for line in cli("list").splitlines()) == 1

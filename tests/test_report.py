@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import sys
+import time
 import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import SpanContext, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -34,6 +35,7 @@ from faultspan.packages.format import read_package
 from faultspan.report.html import DATA_ELEMENT_ID, MAX_CHAIN_DEPTH, embed_json, model
 from support.browser import REQUIRE_VARIABLE, chromium, require_chromium, save_screenshot
 from support.instrumented import run_instrumented
+from support.servers import EXAMPLES, AppServer, http_get
 
 HOSTILE = (
     "</script><script>window.__pwned = 1</script>"
@@ -74,8 +76,16 @@ def place_order(order_id: int, note: str) -> None:
 
 
 def failing_spans(pipeline: Pipeline, text: str) -> list[ReadableSpan]:
-    """A real two-span trace through faultspan's processor: breadcrumbs, a chained exception, locals."""
-    with pipeline.tracer.start_as_current_span(f"GET /checkout {text}") as root:
+    """A real two-span trace through faultspan's processor: a request, breadcrumbs, a chained exception,
+    locals."""
+    request = {
+        "http.request.method": "GET",
+        "url.path": f"/checkout/{text}",
+        "http.request.header.x-note": text,
+    }
+    with pipeline.tracer.start_as_current_span(
+        f"GET /checkout {text}", kind=SpanKind.SERVER, attributes=request
+    ) as root:
         root.set_attribute(f"app.{text}", text)
         faultspan.breadcrumb("http", f"request {text}", url=f"javascript:{text}")
         with pipeline.tracer.start_as_current_span(f"charge {text}"):
@@ -131,6 +141,11 @@ def write_package(pipeline: Pipeline, directory: Path, text: str, *, recorded: b
             failing.context.span_id,
             {"replayable": True, "callable": f"{__name__}:place_order", "recording": recording(text)},
         )
+    return write_spans(directory, spans)
+
+
+def write_spans(directory: Path, spans: list[ReadableSpan]) -> Path:
+    """The trace through faultspan's package exporter (writing into ``directory``): the new package."""
     before = set(directory.glob("*.fspkg"))
     exporter = PackageSpanExporter()
     exporter.export(spans)
@@ -273,6 +288,8 @@ def test_malformed_capture_attributes_are_shown_defensively(
                 "locals": [],
             }
         ],
+        "omitted": 0,
+        "omitted_at": None,
         "truncated": False,
     }
     assert shown["breadcrumbs"] == [] and shown["recording"] is None
@@ -317,10 +334,19 @@ def test_embedded_json_cannot_leave_its_script_block(value: list[str]) -> None:
 # -- in the browser ------------------------------------------------------------------------------------------
 
 
-def test_missing_chromium_skips_unless_required(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_chromium_skips_unless_required(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Whatever this machine has installed: the driver is a file here, the browser is not."""
+    driver = tmp_path / "chromedriver"
+    driver.write_text("")
     monkeypatch.setattr("support.browser.CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setattr("support.browser.CHROMEDRIVER", str(driver))
     monkeypatch.delenv(REQUIRE_VARIABLE, raising=False)
-    with pytest.raises(pytest.skip.Exception, match=r"/nonexistent/chromium missing"):
+    with pytest.raises(pytest.skip.Exception, match=r"\(/nonexistent/chromium missing; bash tests/support/"):
+        require_chromium()
+    monkeypatch.setattr("support.browser.CHROMEDRIVER", "/nonexistent/chromedriver")
+    with pytest.raises(
+        pytest.skip.Exception, match=r"\(/nonexistent/chromium, /nonexistent/chromedriver missing"
+    ):
         require_chromium()
     monkeypatch.setenv(REQUIRE_VARIABLE, "1")
     with pytest.raises(pytest.fail.Exception, match=rf"{REQUIRE_VARIABLE}=1 requires it"):
@@ -404,8 +430,13 @@ def test_report_in_chromium(
     frames = browser.find_elements(By.CSS_SELECTOR, "#chain details.frame")
     assert any("place_order" in frame.text for frame in frames)
     library = [frame for frame in frames if "library" in str(frame.get_attribute("class"))]
-    assert library and all("json" in frame.text for frame in library)
+    assert library and all("json" in str(frame.get_property("textContent")) for frame in library)
     assert [frame.get_property("open") for frame in frames] == [frame not in library for frame in frames]
+    # json.loads and decode fold into one closed block; raw_decode, where it raised, stays in view
+    assert (
+        texts(browser, "#chain details.library-run > summary"),
+        [frame.is_displayed() for frame in library],
+    ) == (["2 library frames"], [False, False, True])
     locals_shown = pairs_in(browser, "#chain .locals")
     assert ("order_id", "7") in locals_shown and ("total", "14") in locals_shown
     assert any("raise RuntimeError" in line for line in texts(browser, "#chain pre.code .line.here"))
@@ -480,6 +511,8 @@ def test_hostile_package_renders_as_text(
     assert f"url=javascript:{HOSTILE}" in texts(browser, "#breadcrumbs td.data")
     assert f"charge {HOSTILE}" in texts(browser, "#waterfall .span-name")
     assert (f"app.{HOSTILE}", HOSTILE) in pairs_in(browser, "#waterfall .attributes")
+    assert ("URL", f"/checkout/{HOSTILE}") in pairs_in(browser, "#request .request-facts")
+    assert pairs_in(browser, "#request .headers") == [("x-note", HOSTILE)]
     browser.find_element(By.ID, "step-next").click()
     assert ("note", repr(HOSTILE)) in pairs_in(browser, "#step-locals")
     assert visible(browser.find_element(By.ID, "step-locals")).startswith("step\n1\nnote\n'</script>")
@@ -532,3 +565,211 @@ def test_replay_recording_steps_in_chromium(
     assert pairs_in(browser, "#step-locals") == [("total", "7")]
     assert_clean_load(browser)
     keep_screenshot(browser, tmp_path_factory, capsys, "replay-report.png")
+
+
+# -- the request, the frames' gap, the breadcrumbs around the failure ----------------------------------------
+
+TOKEN = "demo0token0abcdef0123456789"
+API_KEY = "EXAMPLEdemoKey00000000000000"
+
+
+def test_request_section_of_a_real_fastapi_failure_in_chromium(
+    browser: webdriver.Chrome,
+    otel_env: dict[str, str],
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """examples/fastapi_app.py under opentelemetry-instrument, the faultspan exporter writing its package."""
+    directory = tmp_path / "packages"
+    env = {
+        **otel_env,
+        "OTEL_TRACES_EXPORTER": "faultspan",
+        "OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR": str(directory),
+    }
+    with AppServer(EXAMPLES / "fastapi_app.py", env, tmp_path) as server:
+        status, _ = http_get(
+            server.url(f"/orders/7?marker=m-1&api_key={API_KEY}"),
+            {"Authorization": f"Bearer {TOKEN}", "X-Request-Id": "req-1"},
+            timeout=30,
+        )
+        assert status == 500
+        deadline = time.monotonic() + 30
+        while not list(directory.glob("*.fspkg")):  # the package writer works on its own thread there
+            assert time.monotonic() < deadline, f"no package written; server log:\n{server.log_text()}"
+            time.sleep(0.02)
+    (package,) = directory.glob("*.fspkg")
+    load(browser, report_of(package, capsys))
+
+    facts = dict(pairs_in(browser, "#request .request-facts"))
+    assert facts["Method"] == "GET"
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/orders/7\?marker=m-1&api_key=\[REDACTED\]", facts["URL"])
+    assert (facts["Route"], facts["Status"], facts["Client"], facts["User"]) == (
+        "/orders/{order_id}",
+        "500",
+        "127.0.0.1",
+        "demo-user",
+    )
+    headers = dict(pairs_in(browser, "#request .headers"))
+    assert headers["x-request-id"] == "req-1"
+    assert "[REDACTED]" in headers["authorization"]
+    page = str(browser.find_element(By.ID, "report").get_property("textContent"))
+    assert TOKEN not in page and API_KEY not in page
+    sections = [element.get_attribute("id") for element in browser.find_elements(By.CSS_SELECTOR, "section")]
+    assert sections.index("request") == sections.index("chain") + 1
+    assert_clean_load(browser)
+    keep_screenshot(browser, tmp_path_factory, capsys, "request-report.png")
+
+
+OLD_SEMCONV = {
+    "http.method": "POST",
+    "http.scheme": "https",
+    "http.host": "shop.example:8443",
+    "http.target": "/orders/7?coupon=SPRING",
+    "http.route": "/orders/{id}",
+    "http.status_code": 502,
+    "net.peer.ip": "10.0.0.9",
+    "http.user_agent": "curl/8.5",
+    "enduser.id": "u-7",
+}
+NEW_SEMCONV = {
+    "http.request.method": "GET",
+    "url.scheme": "http",
+    "server.address": "127.0.0.1",
+    "server.port": 8000,
+    "url.path": "/orders/7",
+    "url.query": "marker=m",
+    "http.route": "/orders/{order_id}",
+    "http.response.status_code": 503,
+    "client.address": "::1",
+    "user.id": "42",
+    "http.request.header.authorization": (f"Bearer {TOKEN}",),
+    "http.request.header.accept": ("text/html", "application/json"),
+}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "facts", "headers"),
+    [
+        (
+            OLD_SEMCONV,
+            [
+                ["Method", "POST"],
+                ["URL", "https://shop.example:8443/orders/7?coupon=SPRING"],
+                ["Route", "/orders/{id}"],
+                ["Status", "502"],
+                ["Client", "10.0.0.9"],
+                ["User", "u-7"],
+            ],
+            [["user-agent", "curl/8.5"]],
+        ),
+        (
+            NEW_SEMCONV,
+            [
+                ["Method", "GET"],
+                ["URL", "http://127.0.0.1:8000/orders/7?marker=m"],
+                ["Route", "/orders/{order_id}"],
+                ["Status", "503"],
+                ["Client", "::1"],
+                ["User", "42"],
+            ],
+            [["accept", "text/html, application/json"], ["authorization", "[REDACTED]"]],
+        ),
+        ({"http.method": "GET"}, [["Method", "GET"]], []),
+    ],
+    ids=["older-names", "stable-names", "method-only"],
+)
+def test_request_from_either_semantic_convention(  # noqa: PLR0917 -- parameters and fixtures
+    attributes: dict[str, Any],
+    facts: list[list[str]],
+    headers: list[list[str]],
+    pipeline: Pipeline,
+    package_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tracer = pipeline.tracer
+    with (
+        tracer.start_as_current_span("request", kind=SpanKind.SERVER, attributes=attributes),
+        tracer.start_as_current_span("handler"),
+    ):
+        try:
+            place_order(7, NORMAL)
+        except RuntimeError:
+            faultspan.capture_exception()
+    package = write_spans(package_dir, pipeline.spans())
+    request = model(read_package(package))["request"]
+    assert request == {"facts": facts, "headers": headers, "body": "", "span": "request"}
+    shown = main(["show", str(package)])
+    out = capsys.readouterr().out
+    assert shown == 0 and TOKEN not in out
+    section = out[out.index("\nRequest\n") : out.index("\nException\n")]
+    assert section.startswith(f"\nRequest\n  {facts[0][1]}")
+
+
+def test_no_request_section_without_a_server_span(pipeline: Pipeline, package_dir: Path) -> None:
+    with pipeline.tracer.start_as_current_span("batch job", attributes={"http.request.method": "GET"}):
+        try:
+            place_order(7, NORMAL)
+        except RuntimeError:
+            faultspan.capture_exception()
+    assert model(read_package(write_spans(package_dir, pipeline.spans())))["request"] is None
+
+
+def descend(depth: int) -> int:
+    return descend(depth + 1) + 1
+
+
+def test_gap_and_breadcrumbs_around_the_failure_in_chromium(
+    browser: webdriver.Chrome,
+    pipeline: Pipeline,
+    package_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A RecursionError deeper than OTEL_PYTHON_FAULTSPAN_MAX_FRAMES, a crumb before it and one after."""
+    with pipeline.tracer.start_as_current_span("recursion"):
+        faultspan.breadcrumb("app", "going down")
+        try:
+            descend(0)
+        except RecursionError:
+            faultspan.capture_exception()
+        faultspan.breadcrumb("app", "cleaning up", level="warning")
+    package = write_spans(package_dir, pipeline.spans())
+    (link,) = model(read_package(package))["chain"]
+    assert link["omitted"] > 0 and link["omitted_at"] == len(link["frames"]) // 4
+    load(browser, report_of(package, capsys))
+
+    children = browser.find_elements(By.CSS_SELECTOR, "#chain details.frame, #chain .omitted")
+    kinds = ["omitted" if "omitted" in str(child.get_attribute("class")) else "frame" for child in children]
+    assert kinds.count("omitted") == 1
+    assert kinds.index("omitted") == link["omitted_at"]  # all frames in page order, the gap where it is
+    gap = browser.find_element(By.CSS_SELECTOR, "#chain .omitted")
+    assert gap.text == f"{link['omitted']} frames omitted here (OTEL_PYTHON_FAULTSPAN_MAX_FRAMES)"
+    assert gap.is_displayed()
+    head = sum(frame["function"] == "descend" for frame in link["frames"][: link["omitted_at"]])
+    tail = sum(frame["function"] == "descend" for frame in link["frames"][link["omitted_at"] :])
+    assert texts(browser, "#chain details.repeated > summary") == [
+        f"the frame above repeated {head - 1} more times",
+        f"the frame above repeated {tail - 2} more times",
+    ]
+    shown = [
+        frame
+        for frame in browser.find_elements(By.CSS_SELECTOR, "#chain details.frame")
+        if frame.is_displayed()
+    ]
+    assert len(shown) == len(link["frames"]) - (head - 1) - (tail - 2)
+
+    rows = browser.find_elements(By.CSS_SELECTOR, "#breadcrumbs table.crumbs tr")
+    assert [str(row.get_attribute("class")) for row in rows] == ["crumb before", "failure-row", "crumb after"]
+    assert [row.text.split("  ")[0] for row in rows][1] == "failure"
+    assert texts(browser, "#breadcrumbs td.message") == ["going down", "cleaning up"]
+    when = texts(browser, "#breadcrumbs td.when")
+    assert when[0].startswith("-") and when[1].startswith("+")
+    before, after = browser.find_elements(By.CSS_SELECTOR, "#breadcrumbs .axis .dot")
+    failure = browser.find_element(By.CSS_SELECTOR, "#breadcrumbs .axis .failure")
+    assert "after" in str(after.get_attribute("class")) and "before" in str(before.get_attribute("class"))
+    centre = [element.location["x"] + element.size["width"] / 2 for element in (before, failure, after)]
+    assert centre[0] < centre[1] <= centre[2]
+    assert "1 before the failure, 1 after" in browser.find_element(By.CSS_SELECTOR, ".axis-labels").text
+    assert_clean_load(browser)
+    keep_screenshot(browser, tmp_path_factory, capsys, "gap-and-crumbs-report.png")

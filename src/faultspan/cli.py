@@ -59,9 +59,26 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """``--version``; the installed distribution's metadata is read (and importlib.metadata imported) only
+    when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from importlib.metadata import version
+
+        print(f"faultspan {version('faultspan')}")
+        parser.exit()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="faultspan", description=__doc__)
-    verbs = parser.add_subparsers(dest="verb", required=True)
+    parser = argparse.ArgumentParser(
+        prog="faultspan",
+        description="Read, check, compare and re-send the failure packages that faultspan writes.",
+        epilog="Run 'faultspan VERB --help' for the options of a verb. Exit status: 0 success, "
+        "1 a check failed, 2 usage error.",
+    )
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", title="verbs")
     show_config = verbs.add_parser(
         "config", help="print the effective configuration and where each value came from"
     )
@@ -70,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for module in _VERB_MODULES:
         importlib.import_module(module).add_parsers(verbs)
     args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help(sys.stderr)
+        return 2
     try:
         status = int(args.run(args))
         sys.stdout.flush()

@@ -1,12 +1,14 @@
 """Headless Chromium driven by selenium through the Debian ``chromium`` and ``chromium-driver`` packages.
 
-Nothing is downloaded: the driver and browser paths are given, so selenium's manager never runs, and the
-browser is started with everything that phones home switched off.
+``tests/support/install-browser.sh`` (part of the README's test command) installs them when missing.
+Nothing is downloaded at run time: the driver and browser paths are given, so selenium's manager never runs,
+and the browser is started with everything that phones home switched off.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,8 +17,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 REQUIRE_VARIABLE = "FAULTSPAN_REQUIRE_BROWSER"
 ARTEFACTS_VARIABLE = "FAULTSPAN_ARTEFACTS"
 FLAGS = (
@@ -37,8 +39,8 @@ def require_chromium() -> None:
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).is_file()]
     if not missing:
         return
-    reason = f"headless Chromium is not installed ({', '.join(missing)} missing; apt-get install chromium "
-    reason += "chromium-driver)"
+    reason = f"headless Chromium is not installed ({', '.join(missing)} missing; "
+    reason += "bash tests/support/install-browser.sh installs chromium and chromium-driver)"
     if os.environ.get(REQUIRE_VARIABLE) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_VARIABLE}=1 requires it")
     pytest.skip(reason)

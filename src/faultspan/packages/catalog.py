@@ -1,14 +1,18 @@
 """The packages of a directory for ``list`` and ``groups``: reading them, the filters, the grouping.
 
-A package stands for ``occurrences`` failures (default 1) seen between ``created`` and ``last_occurrence``
-(default ``created``): later occurrences of the same fingerprint are counted into the newest package instead
-of being written. A time filter keeps a package when that span of time overlaps the window.
+A package stands for ``occurrences`` failures (default 1) seen between its failure time (when the failing
+span recorded its exception; the manifest's ``created`` is when the package was written, up to the package
+wait later) and ``last_occurrence``: later occurrences of the same fingerprint are counted into the newest
+package instead of being written. A time filter keeps a package when that span of time overlaps the window.
+A package that ``faultspan replay`` wrote (its trace holds the replay's span) is a ``replay``: listed, but
+never counted as an occurrence of the failure.
 
-``list --json`` is an array, oldest first, of ``created``, ``service``, ``exception`` (``type``,
-``message``), ``fingerprint``, ``trace_id``, ``occurrences``, ``last_seen`` and ``file`` (the path).
-``groups --json`` is an array, the most recently seen first, of ``fingerprint``, ``count`` (occurrences
-summed), ``packages`` (files), ``first_seen``, ``last_seen``, ``services`` (sorted), ``exception`` (of the
-newest package) and ``example`` (the newest package's path). Times are RFC 3339 UTC with milliseconds.
+``list --json`` is an array, oldest failure first, of ``failure_time``, ``created``, ``service``,
+``exception`` (``type``, ``message``), ``fingerprint``, ``trace_id``, ``occurrences``, ``last_seen``,
+``replay`` (bool) and ``file`` (the path). ``groups --json`` is an array, the most recently seen first, of
+``fingerprint``, ``count`` (occurrences summed, replays left out), ``replays``, ``packages`` (files),
+``first_seen``, ``last_seen``, ``services`` (sorted), ``exception`` (of the newest package) and ``example``
+(the newest package's path). Times are RFC 3339 UTC with milliseconds.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from faultspan.packages.format import EXTENSION, PackageError, read_package, rfc3339
+from faultspan.packages.format import EXTENSION, Package, PackageError, read_package, rfc3339
 
+REPLAY_SCOPE = "faultspan.replay"  # the tracer of the span ``faultspan replay`` calls the function in
+_EXCEPTION_EVENT = "exception"
 _RELATIVE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -49,25 +55,65 @@ def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _spans(package: Package) -> Iterator[tuple[str, Any]]:
+    """Every span of the trace, with the name of the instrumentation scope that made it."""
+    for resource_spans in package.request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                yield scope_spans.scope.name, span
+
+
+def failure_unix_nano(package: Package) -> int | None:
+    """When the failing span recorded its (last) exception, if it did."""
+    failing = package.manifest.get("span_id")
+    times = [
+        event.time_unix_nano
+        for _, span in _spans(package)
+        if span.span_id.hex() == failing
+        for event in span.events
+        if event.name == _EXCEPTION_EVENT and event.time_unix_nano > 0
+    ]
+    return times[-1] if times else None
+
+
+def failure_time(package: Package) -> datetime:
+    """``failure_unix_nano``; the package's write time when the failing span holds no exception."""
+    unix_nano = failure_unix_nano(package)
+    if unix_nano is None:
+        return _moment(package.manifest["created"])
+    return datetime.fromtimestamp(unix_nano / 1e9, timezone.utc)
+
+
+def is_replay(package: Package) -> bool:
+    return any(scope == REPLAY_SCOPE for scope, _ in _spans(package))
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One verified package of the directory, with what its manifest says about occurrences."""
+    """One verified package of the directory: when it failed, when it was last seen, how many it counts."""
 
     path: Path
     manifest: dict[str, Any]
-    created: datetime
+    failed: datetime
     last_seen: datetime
     occurrences: int
+    replay: bool
 
     @classmethod
-    def of(cls, path: Path, manifest: dict[str, Any]) -> Entry:
-        created = _moment(manifest["created"])
-        last_seen = created
+    def of(cls, path: Path, package: Package) -> Entry:
+        manifest = package.manifest
+        failed = failure_time(package)
+        count = occurrences(manifest)
+        last_seen = failed
         last = manifest.get("last_occurrence")
-        if isinstance(last, str):
+        if count > 1 and isinstance(last, str):
             with contextlib.suppress(ValueError):
-                last_seen = max(created, _moment(last))
-        return cls(path, manifest, created, last_seen, occurrences(manifest))
+                last_seen = max(failed, _moment(last))
+        return cls(path, manifest, failed, last_seen, count, is_replay(package))
+
+    def order(self) -> tuple[datetime, str]:
+        """Oldest failure first; the file name breaks ties."""
+        return self.failed, self.path.name
 
 
 @dataclass(frozen=True)
@@ -83,13 +129,13 @@ class Filters:
             (self.service is None or manifest["service"] == self.service)
             and (self.fingerprint is None or manifest["fingerprint"].startswith(self.fingerprint.lower()))
             and (self.since is None or entry.last_seen >= self.since)
-            and (self.until is None or entry.created <= self.until)
+            and (self.until is None or entry.failed <= self.until)
         )
 
 
 def _entry(path: Path) -> Entry | PackageError:
     try:
-        return Entry.of(path, read_package(path).manifest)
+        return Entry.of(path, read_package(path))
     except PackageError as error:
         return error
 
@@ -101,43 +147,49 @@ def scan(directory: Path) -> Iterator[tuple[Path, Entry | PackageError]]:
 
 
 def listing(entries: Iterable[Entry]) -> list[dict[str, Any]]:
-    """``list --json``: one object per package, oldest first."""
+    """``list --json``: one object per package, oldest failure first."""
     return [
         {
-            "created": rfc3339(entry.created),
+            "failure_time": rfc3339(entry.failed),
+            "created": entry.manifest["created"],
             "service": entry.manifest["service"],
             "exception": entry.manifest["exception"],
             "fingerprint": entry.manifest["fingerprint"],
             "trace_id": entry.manifest["trace_id"],
             "occurrences": entry.occurrences,
             "last_seen": rfc3339(entry.last_seen),
+            "replay": entry.replay,
             "file": str(entry.path),
         }
-        for entry in sorted(entries, key=lambda entry: (entry.created, entry.path.name))
+        for entry in sorted(entries, key=Entry.order)
     ]
 
 
 def groups(entries: Iterable[Entry]) -> list[dict[str, Any]]:
     """``groups --json``: one object per fingerprint, the most recently seen first.
 
-    ``exception`` and ``example`` come from the newest package of the group.
+    ``exception`` and ``example`` come from the newest package of the group; the times and the count from
+    the captured ones (a group of replays alone takes its times from them).
     """
     by_fingerprint: dict[str, list[Entry]] = {}
     for entry in entries:
         by_fingerprint.setdefault(entry.manifest["fingerprint"], []).append(entry)
     rows = []
     for fingerprint, members in by_fingerprint.items():
-        newest = max(members, key=lambda entry: (entry.created, entry.path.name))
+        captured = [entry for entry in members if not entry.replay]
+        seen = captured or members
+        example = max(members, key=Entry.order)
         rows.append(
             {
                 "fingerprint": fingerprint,
-                "count": sum(entry.occurrences for entry in members),
+                "count": sum(entry.occurrences for entry in captured),
+                "replays": len(members) - len(captured),
                 "packages": len(members),
-                "first_seen": rfc3339(min(entry.created for entry in members)),
-                "last_seen": rfc3339(max(entry.last_seen for entry in members)),
+                "first_seen": rfc3339(min(entry.failed for entry in seen)),
+                "last_seen": rfc3339(max(entry.last_seen for entry in seen)),
                 "services": sorted({entry.manifest["service"] for entry in members}),
-                "exception": newest.manifest["exception"],
-                "example": str(newest.path),
+                "exception": example.manifest["exception"],
+                "example": str(example.path),
             }
         )
     rows.sort(key=lambda row: (row["last_seen"], row["fingerprint"]), reverse=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -40,22 +41,70 @@ def checked(path: Path | str) -> Package | None:
         return None
 
 
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+class NotFound(Exception):
+    """The argument names no package; ``str()`` is the one-line reason, ``status`` the exit status."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def locate(argument: str) -> Path:
+    """The package an argument means: a path, a file name as ``list`` prints it (in the package directory),
+    or the start of a fingerprint (the newest package of that group there); else ``NotFound``."""
+    path = Path(argument)
+    directory = Path(config.load().package_dir)
+    if path.exists() or path.name != argument:
+        return path
+    if (directory / argument).is_file():
+        return directory / argument
+    prefix = argument.lower()
+    if _HEX.fullmatch(prefix) and directory.is_dir():
+        from faultspan.packages.catalog import Entry, scan
+
+        entries = [entry for _, entry in scan(directory) if isinstance(entry, Entry)]
+        matching = [entry for entry in entries if entry.manifest["fingerprint"].startswith(prefix)]
+        fingerprints = sorted({entry.manifest["fingerprint"] for entry in matching})
+        if len(fingerprints) > 1:
+            shown = ", ".join(fingerprint[:12] for fingerprint in fingerprints[:5])
+            more = ", ..." if len(fingerprints) > 5 else ""
+            raise NotFound(f"{argument}: the start of {len(fingerprints)} fingerprints ({shown}{more})", 2)
+        if matching:
+            return max(matching, key=Entry.order).path
+    raise NotFound(f"{argument}: no such file, and no package of that name or fingerprint in {directory}", 1)
+
+
+def located(argument: str) -> tuple[Path, Package] | int:
+    """The located, verified package; else the exit status after printing the one-line reason."""
+    try:
+        path = locate(argument)
+    except NotFound as error:
+        print(error, file=sys.stderr)
+        return error.status
+    package = checked(path)
+    return 1 if package is None else (path, package)
+
+
 def _verify(args: argparse.Namespace) -> int:
     results = [checked(path) for path in args.packages]
     return 0 if all(results) else 1
 
 
 def _show(args: argparse.Namespace) -> int:
-    package = checked(args.package)
-    if package is None:
-        return 1
+    found = located(args.package)
+    if isinstance(found, int):
+        return found
     from faultspan.packages import view
 
-    document = view.document(package)
+    document = view.document(found[1])
     if args.json:
         _emit_json(document)
     else:
-        _emit(view.render(document, width=view.terminal_width(), colour=view.use_colour()))
+        width, shade = view.terminal_width(), view.use_colour()
+        _emit(view.render(document, width=width, colour=shade, all_frames=args.all_frames))
     return 0
 
 
@@ -113,13 +162,12 @@ def _catalog_verb(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    packages = [checked(path) for path in (args.a, args.b)]
-    first, second = packages
-    if first is None or second is None:
-        return 1
+    first, second = located(args.a), located(args.b)
+    if isinstance(first, int) or isinstance(second, int):
+        return max(status for status in (first, second) if isinstance(status, int))
     from faultspan.packages import compare, view
 
-    document = compare.compare((Path(args.a), first), (Path(args.b), second))
+    document = compare.compare(first, second)
     if args.json:
         _emit_json(document)
     else:
@@ -132,8 +180,20 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
     verify.add_argument("packages", nargs="+", metavar="PKG")
     verify.set_defaults(run=_verify)
 
-    show = verbs.add_parser("show", help="a replay package: exception chain, breadcrumbs, span tree, runtime")
-    show.add_argument("package", metavar="PKG")
+    show = verbs.add_parser(
+        "show",
+        help="a replay package: exception chain, request, breadcrumbs, span tree, runtime",
+        description="Print a package: the exception chain with source lines and locals, the HTTP request, "
+        "the breadcrumbs and the span tree. PKG is a path, a file name as 'faultspan list' prints it, or "
+        "the start of a fingerprint (the newest package of that group), both looked up in the package "
+        "directory.",
+    )
+    show.add_argument("package", metavar="PKG", help="a path, a name from 'faultspan list', or a fingerprint")
+    show.add_argument(
+        "--all-frames",
+        action="store_true",
+        help="every captured frame: library frames and repeated frames too",
+    )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(run=_show)
 
@@ -165,7 +225,7 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
         "compare",
         help="same failure or not (exit 0 or 1), and what differs: message, frames, locals, runtime",
     )
-    compare.add_argument("a", metavar="A")
+    compare.add_argument("a", metavar="A", help="a package: a path, a name or a fingerprint, as for show")
     compare.add_argument("b", metavar="B")
     compare.add_argument("--json", action="store_true", help="machine-readable output")
     compare.set_defaults(run=_compare)

@@ -247,4 +247,4 @@ def render(document: dict[str, Any], *, width: int | None = None, colour: bool =
     lines += distributions
     if not runtime["facts"] and not distributions:
         lines.append(("  no differences", None))
-    return [view.style(view.cut(view.printable(text), width), code, colour) for text, code in lines]
+    return [view.style(line, code, colour) for text, code in lines for line in view.fitted(text, width)]

@@ -4,7 +4,11 @@ The package passed verification, but its content is still someone else's data: e
 it reaches a terminal, and the JSON inside span attributes is read defensively.
 
 Human output on a terminal fits its width (``COLUMNS`` when set): values that do not fit are cut with
-``...``. Written to a pipe or a file, nothing is cut. ``show --json``
+``...``. Written to a pipe or a file, nothing is cut. A line break inside a value starts a new, indented line
+(a table cell keeps its lines on one). ``show`` hides library frames (not ``in_app``) between in-app ones and
+folds a frame repeated in a row (recursion) into a count; ``--all-frames`` shows every captured frame. Where
+``OTEL_PYTHON_FAULTSPAN_MAX_FRAMES`` dropped frames, the capture kept the first quarter and the rest from the
+end, so the gap sits after ``len(frames) // 4`` frames: the marker is shown there. ``show --json``
 (``document``) has these keys, stable within a format version (new keys may be added):
 
 - ``manifest``: the manifest as written (optional ``occurrences``, ``last_occurrence``, ``truncated``)
@@ -13,6 +17,11 @@ Human output on a terminal fits its width (``COLUMNS`` when set): values that do
 - ``exception``: ``type``, ``message``, ``fingerprint``, ``span`` (the failing span's name), ``frames``
   (``faultspan.frames``: oldest first, with ``pre_context``/``post_context``/``locals`` when captured),
   ``chain`` (``faultspan.chain``: ``cause``, ``context``, ``notes``, ``exceptions``), ``stacktrace``
+- ``failure_time``: when the failing span recorded the exception (RFC 3339)
+- ``request``: the HTTP request of the failure, or null: from the nearest server span around the failing span
+  with an HTTP method, read from the stable semantic-convention attributes or their older names:
+  ``method``, ``url``, ``route``, ``status``, ``client``, ``user``, ``user_agent``, ``headers`` (name ->
+  value), ``body``, ``span`` (its name); null where the span does not say
 - ``breadcrumbs``: in time order, each ``time``, ``time_unix_nano``, ``level``, ``category``, ``message``,
   ``data``
 - ``spans``: the span tree flattened depth first (siblings by start time), each ``name``, ``span_id``,
@@ -31,7 +40,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from faultspan.packages.catalog import occurrences
+from faultspan.packages.catalog import failure_time, occurrences
 from faultspan.packages.format import REPLAY, RUNTIME, Package, rfc3339
 
 MIN_WIDTH = 40
@@ -186,6 +195,91 @@ def _breadcrumbs(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return crumbs
 
 
+SERVER_KIND = 2  # OTLP SPAN_KIND_SERVER
+HEADER_PREFIX = "http.request.header."
+# Each field of the request section: the stable semantic-convention attribute first, then older names.
+REQUEST_ATTRIBUTES = {
+    "method": ("http.request.method", "http.method"),
+    "route": ("http.route",),
+    "status": ("http.response.status_code", "http.status_code"),
+    "client": ("client.address", "http.client_ip", "net.sock.peer.addr", "net.peer.ip"),
+    "user": ("user.id", "enduser.id"),
+    "user_agent": ("user_agent.original", "http.user_agent"),
+    "body": ("http.request.body",),
+}
+_URL_PARTS = {
+    "full": ("url.full", "http.url"),
+    "scheme": ("url.scheme", "http.scheme"),
+    "host": ("server.address", "http.host", "net.host.name", "http.server_name"),
+    "port": ("server.port", "net.host.port"),
+    "path": ("url.path",),
+    "query": ("url.query",),
+    "target": ("http.target",),
+}
+
+
+def _first(attributes: dict[str, Any], names: Sequence[str]) -> Any:
+    return next((attributes[name] for name in names if attributes.get(name) not in (None, "")), None)
+
+
+def _url(attributes: dict[str, Any]) -> str | None:
+    """``url.full``, else put together from scheme, host, port and path or target (old or new names)."""
+    part = {key: _first(attributes, names) for key, names in _URL_PARTS.items()}
+    if part["full"] is not None:
+        return str(part["full"])
+    target = part["target"]
+    if part["path"] is not None:
+        target = str(part["path"]) + (f"?{part['query']}" if part["query"] else "")
+    if target is None:
+        return None
+    host = "" if part["host"] is None else str(part["host"])
+    if host and part["port"] is not None and ":" not in host:
+        host += f":{part['port']}"
+    scheme = f"{part['scheme']}://" if part["scheme"] is not None and host else ""
+    return f"{scheme}{host}{target}"
+
+
+def _text_value(value: Any) -> str:
+    return ", ".join(str(item) for item in value) if isinstance(value, list) else str(value)
+
+
+def _serves(span: dict[str, Any]) -> bool:
+    return (
+        span["kind"] == SERVER_KIND and _first(span["attributes"], REQUEST_ATTRIBUTES["method"]) is not None
+    )
+
+
+def _request_span(spans: list[dict[str, Any]], failing_id: str | None) -> dict[str, Any] | None:
+    """The nearest server span with an HTTP method from the failing span outwards, else the first one."""
+    by_id = {span["span_id"]: span for span in spans}
+    seen: set[str] = set()
+    span = by_id.get(failing_id or "")
+    while span is not None and span["span_id"] not in seen:
+        if _serves(span):
+            return span
+        seen.add(span["span_id"])
+        span = by_id.get(span["parent_span_id"] or "")
+    return next((span for span in spans if _serves(span)), None)
+
+
+def _request(spans: list[dict[str, Any]], failing_id: str | None) -> dict[str, Any] | None:
+    chosen = _request_span(spans, failing_id)
+    if chosen is None:
+        return None
+    attributes = chosen["attributes"]
+    fields = {key: _first(attributes, names) for key, names in REQUEST_ATTRIBUTES.items()}
+    return {
+        "span": chosen["name"],
+        **{key: None if value is None else _text_value(value) for key, value in fields.items()},
+        "url": _url(attributes),
+        "headers": {
+            name[len(HEADER_PREFIX) :]: _text_value(value)
+            for name, value in sorted(attributes.items())
+            if name.startswith(HEADER_PREFIX)
+        },
+    }
+
+
 def _exception_events(span: dict[str, Any]) -> list[dict[str, Any]]:
     return [event for event in span["events"] if event["name"] == "exception"]
 
@@ -217,6 +311,8 @@ def document(package: Package) -> dict[str, Any]:
             "chain": _json_attribute(attributes, "faultspan.chain"),
             "stacktrace": attributes.get("exception.stacktrace"),
         },
+        "failure_time": rfc3339(failure_time(package)),
+        "request": _request(spans, failing["span_id"] if failing else None),
         "breadcrumbs": _breadcrumbs(spans),
         "spans": _tree(spans, failing["span_id"] if failing else ""),
         "resource": resource,
@@ -276,38 +372,95 @@ def _source_lines(frame: dict[str, Any], indent: str) -> list[str]:
     return lines
 
 
-def _frame_lines(node: dict[str, Any], frames: Any, indent: str) -> list[str]:
-    lines: list[str] = []
+def omission(node: dict[str, Any], frames: Sequence[Any]) -> tuple[int, int] | None:
+    """How many frames the capture left out of ``frames``, and before which index (see the module doc)."""
     omitted = node.get("frames_omitted")
-    if isinstance(omitted, int) and omitted > 0:
-        lines.append(f"{indent}({omitted} frames omitted in the middle)")
-    for frame in frames if isinstance(frames, list) else []:
-        if not isinstance(frame, dict):
-            continue
-        where = f'File "{frame.get("filename")}", line {frame.get("lineno")}, in {frame.get("function")}'
-        lines.append(f"{indent}{where}")
-        lines.extend(_source_lines(frame, indent))
-        local_values = frame.get("locals")
-        if isinstance(local_values, dict):
-            lines.extend(f"{indent}      {name} = {value}" for name, value in local_values.items())
+    if not isinstance(omitted, int) or isinstance(omitted, bool) or omitted <= 0:
+        return None
+    return omitted, len(frames) // 4
+
+
+def _same_place(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    return all(one.get(key) == other.get(key) for key in ("filename", "lineno", "function"))
+
+
+def _count(rows: list[tuple[str, Any]], kind: str) -> None:
+    if rows and rows[-1][0] == kind:
+        rows[-1] = (kind, rows[-1][1] + 1)
+    else:
+        rows.append((kind, 1))
+
+
+def shown_frames(node: dict[str, Any], frames: Any, all_frames: bool) -> list[tuple[str, Any]]:
+    """What ``show`` prints of a frame list: ``("frame", frame)``, ``("repeated", n)`` after a frame seen
+    ``n`` more times in a row, ``("library", n)`` for hidden library frames, ``("omitted", n)`` at the gap.
+
+    Library frames are hidden only when some frame is in-app; the innermost frame (where it raised) is
+    always shown.
+    """
+    frames = [frame for frame in frames if isinstance(frame, dict)] if isinstance(frames, list) else []
+    gap = omission(node, frames)
+    hide = not all_frames and any(frame.get("in_app") is True for frame in frames)
+    rows: list[tuple[str, Any]] = []
+    last: dict[str, Any] | None = None
+    for index, frame in enumerate(frames):
+        if gap is not None and index == gap[1]:
+            rows.append(("omitted", gap[0]))
+            last = None
+        innermost = index == len(frames) - 1
+        if hide and frame.get("in_app") is not True and not innermost:
+            _count(rows, "library")
+            last = None
+        elif not all_frames and not innermost and last is not None and _same_place(frame, last):
+            _count(rows, "repeated")
+        else:
+            rows.append(("frame", frame))
+            last = frame
+    if gap is not None and gap[1] >= len(frames):
+        rows.append(("omitted", gap[0]))
+    return rows
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _frame_lines(node: dict[str, Any], frames: Any, indent: str, all_frames: bool) -> list[str]:
+    lines: list[str] = []
+    for kind, item in shown_frames(node, frames, all_frames):
+        if kind == "omitted":
+            lines.append(f"{indent}({_plural(item, 'frame')} omitted here: OTEL_PYTHON_FAULTSPAN_MAX_FRAMES)")
+        elif kind == "library":
+            lines.append(f"{indent}({_plural(item, 'library frame')} hidden: --all-frames shows them)")
+        elif kind == "repeated":
+            lines.append(f"{indent}    [the frame above repeated {_plural(item, 'more time')}]")
+        else:
+            where = f'File "{item.get("filename")}", line {item.get("lineno")}, in {item.get("function")}'
+            lines.append(f"{indent}{where}")
+            lines.extend(_source_lines(item, indent))
+            local_values = item.get("locals")
+            if isinstance(local_values, dict):
+                lines.extend(f"{indent}      {name} = {value}" for name, value in local_values.items())
     return lines
 
 
-def _chain_lines(node: Any, frames: Any, indent: str, depth: int = 0) -> list[str]:
+def _chain_lines(node: Any, frames: Any, indent: str, all_frames: bool, depth: int = 0) -> list[str]:
     if not isinstance(node, dict) or depth > 64:
         return []
     lines = [f"{indent}{node.get('type')}: {node.get('message')}"]
-    lines.extend(_frame_lines(node, frames, indent + "  "))
+    lines.extend(_frame_lines(node, frames, indent + "  ", all_frames))
     lines.extend(f"{indent}  note: {note}" for note in _strings(node.get("notes")))
     members = node.get("exceptions")
     for number, member in enumerate(members if isinstance(members, list) else [], 1):
         lines.append(f"{indent}  group member {number}:")
         frames_of_member = member.get("frames") if isinstance(member, dict) else None
-        lines.extend(_chain_lines(member, frames_of_member, indent + "    ", depth + 1))
+        lines.extend(_chain_lines(member, frames_of_member, indent + "    ", all_frames, depth + 1))
     for key, label in (("cause", "caused by"), ("context", "while handling")):
         if isinstance(node.get(key), dict):
             lines.append(f"{indent}{label}:")
-            lines.extend(_chain_lines(node[key], node[key].get("frames"), indent + "  ", depth + 1))
+            lines.extend(
+                _chain_lines(node[key], node[key].get("frames"), indent + "  ", all_frames, depth + 1)
+            )
     if node.get("truncated") is True:
         lines.append(f"{indent}  (more of the chain was not captured)")
     if node.get("cycle") is True:
@@ -334,7 +487,7 @@ def _tree_lines(spans: list[dict[str, Any]], width: int | None, colour: bool) ->
 def _summary_lines(view: dict[str, Any]) -> list[str]:
     manifest, runtime = view["manifest"], view["runtime"]
     lines = [
-        f"service {manifest['service']}  created {manifest['created']}  span {view['exception']['span']}",
+        f"service {manifest['service']}  failed {view['failure_time']}  span {view['exception']['span']}",
         f"fingerprint {manifest['fingerprint']}  trace {manifest['trace_id']}",
     ]
     python = f"{_field(runtime, 'python', 'version')} {_field(runtime, 'python', 'implementation')}".strip()
@@ -351,12 +504,38 @@ def _summary_lines(view: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(view: dict[str, Any], *, width: int | None = None, colour: bool = False) -> list[str]:
+def _request_lines(request: dict[str, Any]) -> list[str]:
+    first = " ".join(str(request[key]) for key in ("method", "url") if request[key] is not None)
+    lines = [f"  {first}" + (f"  -> {request['status']}" if request["status"] is not None else "")]
+    facts = [f"{key} {request[key]}" for key in ("route", "client", "user") if request[key] is not None]
+    if facts:
+        lines.append("  " + "  ".join(facts))
+    lines.extend(f"  {name}: {value}" for name, value in request["headers"].items())
+    if request["user_agent"] is not None and "user-agent" not in request["headers"]:
+        lines.append(f"  user-agent: {request['user_agent']}")
+    if request["body"] is not None:
+        lines.append(f"  body: {request['body']}")
+    return lines
+
+
+def fitted(line: str, width: int | None) -> list[str]:
+    """One line of output as printed: its line breaks start new lines (indented two more than the first),
+    control characters are escaped and each line is cut to ``width``."""
+    parts = line.splitlines() or [""]
+    indent = " " * (len(line) - len(line.lstrip(" ")) + 2)
+    return [
+        cut(printable(part if number == 0 else indent + part), width) for number, part in enumerate(parts)
+    ]
+
+
+def render(
+    view: dict[str, Any], *, width: int | None = None, colour: bool = False, all_frames: bool = False
+) -> list[str]:
     """The human view (``show``); ``colour`` adds ANSI styles, never inside the package's own text."""
     exception = view["exception"]
 
     def fit(lines: list[str]) -> list[str]:
-        return [cut(printable(line), width) for line in lines]
+        return [part for line in lines for part in fitted(line, width)]
 
     chain = exception["chain"]
     if not isinstance(chain, dict):
@@ -366,12 +545,14 @@ def render(view: dict[str, Any], *, width: int | None = None, colour: bool = Fal
         + "".join(f"  {key}={value}" for key, value in crumb["data"].items())
         for crumb in view["breadcrumbs"]
     ]
+    request = view["request"]
     return [
-        style(fit([f"{exception['type']}: {exception['message']}"])[0], BOLD_RED, colour),
+        *(style(line, BOLD_RED, colour) for line in fit([f"{exception['type']}: {exception['message']}"])),
         *fit(_summary_lines(view)),
+        *(["", style("Request", BOLD, colour), *fit(_request_lines(request))] if request else []),
         "",
         style("Exception", BOLD, colour),
-        *fit(_chain_lines(chain, exception["frames"], "  ")),
+        *fit(_chain_lines(chain, exception["frames"], "  ", all_frames)),
         "",
         style("Breadcrumbs", BOLD, colour),
         *(fit(crumbs) or ["  (none)"]),
@@ -410,7 +591,7 @@ def table(
     """Aligned columns. Past ``width``, the widest of the ``flexible`` columns give up room first (down to
     ``MIN_CELL``), cutting their values (from the start for the columns in ``keep_end``); then lines are cut.
     """
-    cells = [[printable(cell) for cell in row] for row in [header, *rows]]
+    cells = [[printable(" ".join(str(cell).splitlines())) for cell in row] for row in [header, *rows]]
     widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
     if width is not None and flexible:
         fixed = sum(size for column, size in enumerate(widths) if column not in flexible)
@@ -433,12 +614,12 @@ def list_table(rows: Sequence[dict[str, Any]], *, width: int | None, colour: boo
     header = ("TIME", "SERVICE", "EXCEPTION", "MESSAGE", "FINGERPRINT", "FILE")
     cells = [
         (
-            compact_time(row["created"]),
+            compact_time(row["failure_time"]),
             row["service"],
             row["exception"]["type"],
             row["exception"]["message"],
             row["fingerprint"][:12],
-            os.path.basename(row["file"]),
+            os.path.basename(row["file"]) + ("  (replay)" if row["replay"] else ""),
         )
         for row in rows
     ]
@@ -459,7 +640,7 @@ def groups_table(rows: Sequence[dict[str, Any]], *, width: int | None, colour: b
     )
     cells = [
         (
-            row["count"],
+            f"{row['count']} (+{_plural(row['replays'], 'replay')})" if row["replays"] else row["count"],
             compact_time(row["first_seen"]),
             compact_time(row["last_seen"]),
             ",".join(row["services"]),

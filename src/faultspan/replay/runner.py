@@ -21,6 +21,7 @@ from faultspan._capture.exceptions import message_of, type_name
 from faultspan._capture.runtime import current
 from faultspan._pipeline import distro, recording
 from faultspan.packages import signing
+from faultspan.packages.catalog import REPLAY_SCOPE
 from faultspan.packages.format import EXTENSION, REPLAY, Package, PackageError, read_package
 from faultspan.replay.lines import LineRecorder
 
@@ -124,7 +125,7 @@ def run(package: Package, *, output: Path, record_lines: bool, max_lines: int) -
     try:
         runtime = current()
         recorder = LineRecorder(runtime.settings, runtime.redactor, max_lines) if record_lines else None
-        tracer = handle.provider.get_tracer("faultspan.replay")
+        tracer = handle.provider.get_tracer(REPLAY_SCOPE)
         with tracer.start_as_current_span(
             f"faultspan replay {document['callable']}", record_exception=False, set_status_on_exception=False
         ) as span:

@@ -20,17 +20,17 @@ def _has_display() -> bool:
 
 def _view(args: argparse.Namespace) -> int:
     from faultspan.packages.atomic import write_atomic
-    from faultspan.packages.commands import checked
+    from faultspan.packages.commands import located
     from faultspan.report.html import render
 
-    source = Path(args.package)
+    found = located(args.package)
+    if isinstance(found, int):
+        return found
+    source, package = found
     target = Path(args.output) if args.output else source.with_suffix(REPORT_SUFFIX)
     if target.resolve() == source.resolve():
         print(f"{target}: is the package itself; choose another output with -o", file=sys.stderr)
         return 2
-    package = checked(source)
-    if package is None:
-        return 1
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         written = write_atomic(target.parent, target.name, render(package).encode("utf-8"), replace=True)
@@ -51,7 +51,7 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
         "view",
         help="write a replay package as one self-contained HTML report and open it in a browser",
     )
-    view.add_argument("package", metavar="PKG")
+    view.add_argument("package", metavar="PKG", help="a path, a name from 'faultspan list', or a fingerprint")
     view.add_argument(
         "-o", "--output", metavar="FILE", help="where to write the report (default: PKG with .html)"
     )

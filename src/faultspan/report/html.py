@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from faultspan.packages import view
+from faultspan.packages.catalog import failure_unix_nano
 from faultspan.packages.format import Package
 from faultspan.report.page import SCRIPT, STYLE
 
@@ -25,7 +26,6 @@ _JSON_ESCAPES = str.maketrans(
     {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 )
 _ERROR_STATUS = 2
-_EXCEPTION_EVENT = "exception"
 
 
 def embed_json(value: object) -> str:
@@ -85,6 +85,8 @@ def _chain(exception: dict[str, Any]) -> list[dict[str, Any]]:
     stack: list[tuple[dict[str, Any], str, int, object]] = [(root, "", 0, exception.get("frames"))]
     while stack:
         node, relation, depth, frames = stack.pop()
+        shown = _frames(frames)
+        omitted, omitted_at = view.omission(node, shown) or (0, None)
         links.append(
             {
                 "relation": relation,
@@ -92,7 +94,9 @@ def _chain(exception: dict[str, Any]) -> list[dict[str, Any]]:
                 "type": _text(node.get("type")),
                 "message": _text(node.get("message")),
                 "notes": _texts(node.get("notes")),
-                "frames": _frames(frames),
+                "frames": shown,
+                "omitted": omitted,
+                "omitted_at": omitted_at,
                 "truncated": node.get("truncated") is True,
             }
         )
@@ -128,14 +132,6 @@ def _timings(package: Package) -> dict[str, dict[str, Any]]:
                     "events": [(event.name, event.time_unix_nano) for event in span.events],
                 }
     return timings
-
-
-def _failure_time(spans: list[dict[str, Any]], timings: dict[str, dict[str, Any]]) -> int | None:
-    """When the failing span's last exception was recorded: the zero of the breadcrumb axis."""
-    failing_id = next((span["span_id"] for span in spans if span["failing"]), None)
-    failing = timings.get(failing_id) if failing_id else None
-    times = [time for name, time in failing["events"] if name == _EXCEPTION_EVENT] if failing else []
-    return times[-1] if times else None
 
 
 def _milliseconds(unix_nano: int, origin: int) -> float:
@@ -176,6 +172,7 @@ def _breadcrumbs(crumbs: list[dict[str, Any]], failure_time: int | None) -> list
     return [
         {
             "offset_ms": _milliseconds(crumb["time_unix_nano"], origin),
+            "before": crumb["time_unix_nano"] <= origin,
             "time": crumb["time"],
             "level": _text(crumb["level"]),
             "category": _text(crumb["category"]),
@@ -184,6 +181,31 @@ def _breadcrumbs(crumbs: list[dict[str, Any]], failure_time: int | None) -> list
         }
         for crumb in crumbs
     ]
+
+
+_REQUEST_FACTS = (
+    ("Method", "method"),
+    ("URL", "url"),
+    ("Route", "route"),
+    ("Status", "status"),
+    ("Client", "client"),
+    ("User", "user"),
+)
+
+
+def _request(request: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The request section: facts, headers (a captured user-agent header wins over the attribute), body."""
+    if request is None:
+        return None
+    headers = _pairs(request["headers"])
+    if request["user_agent"] is not None and "user-agent" not in request["headers"]:
+        headers.append(["user-agent", _text(request["user_agent"])])
+    return {
+        "facts": [[label, _text(request[key])] for label, key in _REQUEST_FACTS if request[key] is not None],
+        "headers": headers,
+        "body": _text(request["body"]),
+        "span": _text(request["span"]),
+    }
 
 
 def _runtime(runtime: object, resource: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +253,7 @@ def model(package: Package) -> dict[str, Any]:
     document = view.document(package)
     manifest, exception = document["manifest"], document["exception"]
     timings = _timings(package)
-    failure_time = _failure_time(document["spans"], timings)
+    failure_time = failure_unix_nano(package)
     replay = _mapping(document["replay"])
     occurrences = manifest.get("occurrences")
     return {
@@ -239,7 +261,8 @@ def model(package: Package) -> dict[str, Any]:
         "summary": [
             ["Service", _text(manifest["service"])],
             ["Fingerprint", _text(manifest["fingerprint"])],
-            ["Created", _text(manifest["created"])],
+            ["Failed at", _text(document["failure_time"])],
+            ["Written", _text(manifest["created"])],
             ["Occurrences", _text(occurrences if isinstance(occurrences, int) else 1)],
             *(
                 [["Last occurrence", _text(manifest["last_occurrence"])]]
@@ -251,6 +274,7 @@ def model(package: Package) -> dict[str, Any]:
         ],
         "truncated": manifest.get("truncated") is True,
         "chain": _chain(exception),
+        "request": _request(document["request"]),
         "breadcrumbs": _breadcrumbs(document["breadcrumbs"], failure_time),
         "waterfall": _waterfall(document["spans"], timings),
         "runtime": _runtime(document["runtime"], document["resource"]),

@@ -54,10 +54,12 @@ pre.code .lineno { display: inline-block; min-width: 4ch; color: var(--muted); t
 .axis .dot { position: absolute; bottom: -7px; width: 12px; height: 12px; margin-left: -6px;
   border-radius: 50%; background: var(--accent); border: 2px solid var(--card); }
 .axis .dot.alert { background: var(--error); }
-.axis .failure { position: absolute; bottom: -2px; right: 0; height: 36px;
-  border-right: 2px solid var(--error); }
-.axis .failure span { position: absolute; right: 4px; top: -2px; font-size: 11px; color: var(--error);
+.axis .dot.after { background: var(--card); border-color: var(--muted); }
+.axis .failure { position: absolute; bottom: -2px; height: 36px; margin-left: -1px;
+  border-left: 2px solid var(--error); }
+.axis .failure span { position: absolute; left: 4px; top: -2px; font-size: 11px; color: var(--error);
   white-space: nowrap; }
+.axis .failure.at-end span { left: auto; right: 4px; }
 .axis-labels { display: flex; justify-content: space-between; font-size: 11px; color: var(--muted);
   margin: 0 8px 12px; }
 table.crumbs { border-collapse: collapse; width: 100%; font-size: 13px; }
@@ -66,6 +68,16 @@ table.crumbs td { border-top: 1px solid var(--line); padding: 4px 8px 4px 0; ver
 table.crumbs td.when { font-family: var(--mono); color: var(--muted); white-space: nowrap; }
 table.crumbs td.level, table.crumbs td.category { white-space: nowrap; }
 table.crumbs td.data { font-family: var(--mono); color: var(--muted); }
+table.crumbs tr.after td { color: var(--muted); }
+table.crumbs tr.failure-row td { border-top: 2px solid var(--error); color: var(--error); font-size: 12px;
+  font-weight: 600; }
+details.repeated > summary, details.library-run > summary { cursor: pointer; padding: 2px 10px;
+  color: var(--muted); font-size: 13px; }
+details.repeated[open], details.library-run[open] { border-left: 2px solid var(--line); padding-left: 8px; }
+.omitted { margin: 6px 0; padding: 4px 10px; border: 1px dashed var(--muted); border-radius: 8px;
+  color: var(--muted); font-size: 13px; }
+pre.body { margin: 0; background: var(--code); border-radius: 6px; padding: 6px 10px; white-space: pre-wrap;
+  overflow-wrap: anywhere; font: 12.5px/1.55 var(--mono); }
 .scale { display: grid; grid-template-columns: 34% 1fr 90px; font-size: 11px; color: var(--muted); }
 .scale .ends { display: flex; justify-content: space-between; }
 details.span > summary { display: grid; grid-template-columns: 34% 1fr 90px; align-items: center;
@@ -168,6 +180,10 @@ SCRIPT = r"""
     return node;
   }
 
+  function samePlace(one, other) {
+    return one.filename === other.filename && one.lineno === other.lineno && one.function === other.function;
+  }
+
   function chain() {
     const card = section("chain", "Exception");
     data.chain.forEach((link, index) => {
@@ -180,8 +196,50 @@ SCRIPT = r"""
         for (const note of link.notes) add(notes, el("li", "", note));
       }
       if (link.truncated) add(node, el("span", "badge warn", "chain truncated"));
-      for (const info of link.frames) add(node, frame(info));
+      const gap = el("div", "omitted", link.omitted + " frame" + (link.omitted === 1 ? "" : "s") +
+        " omitted here (OTEL_PYTHON_FAULTSPAN_MAX_FRAMES)");
+      const frames = link.frames;
+      const last = frames.length - 1;
+      const someInApp = frames.some((info) => info.in_app);
+      // Runs fold into a closed block, never across the gap nor over the innermost frame: library frames
+      // between in-app ones, and a frame repeated in a row (recursion) after its first time.
+      const runEnd = (start, belongs) => {
+        let end = start + 1;
+        while (end < last && end !== link.omitted_at && belongs(frames[end])) end++;
+        return end;
+      };
+      const fold = (label, infos) => {
+        const block = put(node, el("details", label[0]));
+        add(block, el("summary", "", label[1]));
+        for (const info of infos) add(block, frame(info));
+      };
+      let start = 0;
+      while (start < frames.length) {
+        if (start === link.omitted_at) add(node, gap);
+        const first = frames[start];
+        let end = someInApp && !first.in_app && start < last ? runEnd(start, (info) => !info.in_app) : start;
+        if (end - start > 1) {
+          fold(["library-run", end - start + " library frames"], frames.slice(start, end));
+        } else {
+          end = runEnd(start, (info) => samePlace(info, first));
+          add(node, frame(first));
+          const count = end - start - 1;
+          const times = count + " more time" + (count === 1 ? "" : "s");
+          if (count) fold(["repeated", "the frame above repeated " + times], frames.slice(start + 1, end));
+        }
+        start = end;
+      }
+      if (link.omitted_at !== null && link.omitted_at >= frames.length) add(node, gap);
     });
+  }
+
+  function request() {
+    const card = section("request", "Request");
+    add(card, pairs(data.request.facts, "request-facts"));
+    const headers = data.request.headers;
+    if (headers.length) add(card, el("h3", "", "Headers"), pairs(headers, "headers"));
+    if (data.request.body) add(card, el("h3", "", "Body"), el("pre", "body", data.request.body));
+    add(card, el("div", "muted", "from the span " + data.request.span));
   }
 
   function breadcrumbs() {
@@ -194,26 +252,37 @@ SCRIPT = r"""
     const earliest = Math.min(0, ...crumbs.map((crumb) => crumb.offset_ms));
     const latest = Math.max(0, ...crumbs.map((crumb) => crumb.offset_ms));
     const span = latest - earliest || 1;
+    const where = (offset) => ((offset - earliest) / span) * 100;
     const axis = put(card, el("div", "axis"));
-    add(axis, add(el("div", "failure"), el("span", "", "failure")));
+    const failure = put(axis, add(el("div", "failure"), el("span", "", "failure")));
+    failure.style.left = where(0) + "%";
+    failure.classList.toggle("at-end", where(0) > 80);
     for (const crumb of crumbs) {
-      const dot = put(axis, el("div", "dot"));
+      const dot = put(axis, el("div", crumb.before ? "dot before" : "dot after"));
       dot.classList.toggle("alert", crumb.level === "warning" || crumb.level === "error");
-      dot.style.left = ((crumb.offset_ms - earliest) / span) * 100 + "%";
-      dot.title = duration(crumb.offset_ms) + "  " + crumb.category + ": " + crumb.message;
+      dot.style.left = where(crumb.offset_ms) + "%";
+      dot.title = (crumb.before ? "before" : "after") + " the failure: " + duration(crumb.offset_ms) + "  " +
+        crumb.category + ": " + crumb.message;
     }
+    const before = crumbs.filter((crumb) => crumb.before).length;
     add(card, add(el("div", "axis-labels"), el("span", "", duration(earliest)),
+      el("span", "", before + " before the failure, " + (crumbs.length - before) + " after"),
       el("span", "", latest > 0 ? "+" + duration(latest) : "0 (failure)")));
     const table = put(card, el("table", "crumbs"));
-    for (const crumb of crumbs) {
+    const failureRow = () => {
+      put(put(table, el("tr", "failure-row")), el("td", "", "failure")).colSpan = 5;
+    };
+    crumbs.forEach((crumb, index) => {
+      if (index === before) failureRow();
       const data_text = crumb.data.map(([key, value]) => key + "=" + value).join("  ");
-      add(table, add(el("tr", "crumb"),
+      add(table, add(el("tr", crumb.before ? "crumb before" : "crumb after"),
         el("td", "when", (crumb.offset_ms > 0 ? "+" : "") + duration(crumb.offset_ms)),
         add(el("td", "level"), el("span", "badge", crumb.level)),
         el("td", "category", crumb.category),
         el("td", "message", crumb.message),
         el("td", "data", data_text)));
-    }
+    });
+    if (before === crumbs.length) failureRow();
   }
 
   function waterfall() {
@@ -323,6 +392,7 @@ SCRIPT = r"""
 
   header();
   chain();
+  if (data.request) request();
   if (data.recording) recording();
   breadcrumbs();
   waterfall();
