@@ -10,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -504,3 +505,60 @@ def test_processes_sharing_a_directory_share_the_per_fingerprint_limit_and_the_c
     assert len({manifest["fingerprint"] for manifest in written}) == 1
     assert len(written) == 10
     assert sum(manifest["occurrences"] for manifest in written) == 120
+
+
+def _failing(span: ReadableSpan, fingerprint: str, blob: str) -> ReadableSpan:
+    event = Event(
+        "exception",
+        {"exception.type": "E", "exception.message": blob[:100], "faultspan.fingerprint": fingerprint},
+        span.start_time,
+    )
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes={**(span.attributes or {}), "blob": blob},
+        events=[*span.events, event],
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(spans(), min_size=1, max_size=4),
+    st.lists(st.sampled_from(["0" * 32, "f" * 32]), min_size=1, max_size=3),
+    st.sampled_from([0, 2_000, 3_000_000]),
+    st.sampled_from(["0", "4096", "65536"]),
+)
+def test_whatever_the_writer_writes_its_reader_accepts(
+    batch: list[ReadableSpan], fingerprints: list[str], repeated: int, cap: str
+) -> None:
+    """Spans of any shape, failures of one or more fingerprints, repetitive megabytes that compress far
+    beyond 1000:1, with or without a size cap: every package written verifies and lists."""
+    from faultspan._capture import runtime
+    from faultspan.packages import catalog
+    from faultspan.packages.exporter import PackageSpanExporter
+
+    logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal").disabled = True
+    failing = [
+        _failing(span, fingerprints[index % len(fingerprints)], "ab" * repeated)
+        for index, span in enumerate(batch)
+    ]
+    with tempfile.TemporaryDirectory() as directory:
+        runtime.load({"package_dir": directory, "package_max_per_fingerprint": "0", "package_max_bytes": cap})
+        exporter = PackageSpanExporter()
+        try:
+            written = exporter.write(failing)
+        finally:
+            exporter.shutdown()
+            runtime.load()
+        assert len(written) == len(set(fingerprints[: len(batch)]))
+        for path in written:
+            fspkg.read_package(path)
+        assert all(not isinstance(entry, fspkg.PackageError) for _, entry in catalog.scan(Path(directory)))
