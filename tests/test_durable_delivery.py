@@ -159,8 +159,6 @@ def test_collector_down_for_the_whole_run_then_the_next_run_delivers_everything(
     first, seconds = rig.run_app("1000", "--name", "first")
     assert first.returncode == 0, first.stderr
     assert rig.status()["pending_spans"] == 1000
-    assert "did not take everything;" in first.stderr
-    assert f"stay in the spool {rig.spool_dir}" in first.stderr
 
     rig.collector.start()
     second, _ = rig.run_app("10", "--name", "second")

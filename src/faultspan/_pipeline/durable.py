@@ -314,15 +314,6 @@ class DurableSpanProcessor(SpanProcessor):
 
             with suppress_instrumentation():
                 spooling.drain(self.spool.directory, send, lambda: time.monotonic() >= until)
-        left = spooling.segments(self.spool.directory)
-        if left:
-            warn(
-                "faultspan: %s did not take everything; %d bytes stay in the spool %s for the next run or "
-                "faultspan spool --drain",
-                self._transport.destination,
-                sum(path.stat().st_size for path in left if path.exists()),
-                self.spool.directory,
-            )
         self._transport.close()
         self._exporter.shutdown()
 
