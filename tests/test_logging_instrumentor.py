@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Pipeline
-from faultspan_instrumentation.logging import LoggingInstrumentor, threshold
+from faultspan_instrumentation.logging import LoggingInstrumentor
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
 from support.instrumented import run_instrumented
 
@@ -108,8 +108,3 @@ def test_uninstrument_restores_call_handlers_exactly() -> None:
     finally:
         instrumentor.uninstrument()
     assert vars(logging.Logger)["callHandlers"] is before
-
-
-@pytest.mark.parametrize(("text", "level"), [("INFO", 20), ("warning", 30), ("15", 15), ("loud", 20)])
-def test_threshold_names_and_numbers(text: str, level: int) -> None:
-    assert threshold(text) == level

@@ -8,7 +8,6 @@ attributes (credentials masked at the source), and a failure recorded only for `
 
 from __future__ import annotations
 
-import functools
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from faultspan._capture.config import env_name, warn_once
 from faultspan._capture.redaction import REDACTED
 from faultspan._capture.runtime import current, internal_error
 from faultspan._pipeline import recording
@@ -42,25 +40,8 @@ class Exchange:
     body: Callable[[], bytes | None] = lambda: None  # read only for a failure, and only when opted in
 
 
-@functools.lru_cache(maxsize=8)
-def _ranges(entries: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    ranges = []
-    for entry in entries:
-        low, _, high = entry.strip().partition("-")
-        try:
-            ranges.append((int(low), int(high or low)))
-        except ValueError:
-            warn_once(
-                f"http-failure-status:{entry}",
-                "faultspan: %s: %r is not a status code or a range like 500-599; ignored",
-                env_name("http_failure_statuses"),
-                entry,
-            )
-    return tuple(ranges)
-
-
 def is_failure(status: int) -> bool:
-    return any(low <= status <= high for low, high in _ranges(current().settings.http_failure_statuses))
+    return any(low <= status <= high for low, high in current().settings.http_failure_statuses)
 
 
 def _text(data: bytes, limit: int) -> str:

@@ -19,26 +19,11 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
-from faultspan._capture.config import env_name, warn_once
 from faultspan._capture.runtime import current
 from faultspan._pipeline.api import BreadcrumbHandler
 from faultspan_instrumentation._base import Patches
 
 _OWN_LOGGERS = ("faultspan", "opentelemetry")
-
-
-def threshold(text: str) -> int:
-    """The level named by ``OTEL_PYTHON_FAULTSPAN_LOG_LEVEL`` (a name such as ``INFO`` or a number)."""
-    name = text.strip().upper()
-    if name.isdigit():
-        return int(name)
-    level = logging.getLevelName(name)
-    if isinstance(level, int):
-        return level
-    warn_once(
-        "log-level", "faultspan: %s=%r is not a logging level; INFO applies", env_name("log_level"), text
-    )
-    return logging.INFO
 
 
 def _not_own(record: logging.LogRecord) -> bool:
@@ -62,7 +47,7 @@ class LoggingInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
-        handler = BreadcrumbHandler(threshold(current().settings.log_level))
+        handler = BreadcrumbHandler(current().settings.log_level)
         handler.addFilter(_not_own)
         self._patches = Patches()
         self._patches.wrap(logging.Logger, "callHandlers", _call_handlers(handler))

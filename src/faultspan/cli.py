@@ -23,39 +23,24 @@ _VERB_MODULES = (
 
 
 def _config(args: argparse.Namespace) -> int:
-    settings = config.load()
-    rows = []
-    for option in config.option_names():
-        value = getattr(settings, option)
-        if config.is_secret(option) and value:
-            value = "[REDACTED]"
-        elif callable(value):
-            value = f"{value.__module__}:{value.__qualname__}"
-        elif isinstance(value, tuple):
-            value = ",".join(value)
-        rows.append(
-            {
-                "variable": config.env_name(option),
-                "value": value,
-                "source": settings.sources[option],
-                "meaning": config.describe(option),
-            }
-        )
-    standard = [
-        name
-        for name in sorted(os.environ)
-        if name.startswith("OTEL_") and not name.startswith(config.PREFIX) and "HEADERS" not in name
-    ]
+    report = config.report()
     if args.json:
-        print(json.dumps({"faultspan": rows, "opentelemetry": {name: os.environ[name] for name in standard}}))
+        print(json.dumps(report))
         return 0
+    rows = report["faultspan"]
     width = max(len(row["variable"]) for row in rows)
     for row in rows:
         print(f"{row['variable']:<{width}}  {row['value']!s:<12}  {row['source']:<10}  {row['meaning']}")
-    if standard:
+        for rejected in row["rejected"]:
+            print(f"{'':<{width}}  ^ rejected {rejected['given']!r}: {rejected['reason']}")
+    for unknown in report["unknown"]:
+        hint = f"; did you mean {unknown['suggestion']}?" if unknown["suggestion"] else ""
+        print(f"{unknown['variable']:<{width}}  not a faultspan variable, ignored{hint}")
+    if report["opentelemetry"]:
         print()
-        for name in standard:
-            print(f"{name:<{width}}  {os.environ[name]}")
+        for name, value in report["opentelemetry"].items():
+            problem = report["opentelemetry_rejected"].get(name)
+            print(f"{name:<{width}}  {value}" + (f"  ^ rejected: {problem}" if problem else ""))
     return 0
 
 

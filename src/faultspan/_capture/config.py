@@ -1,21 +1,31 @@
-"""Effective configuration: OTEL_PYTHON_FAULTSPAN_* variables, ``configure()`` options and defaults.
+"""Effective configuration, in one place: every ``OTEL_PYTHON_FAULTSPAN_*`` variable, the ``configure()``
+options, the standard OTLP exporter variables that ``faultspan push`` and ``spool --drain`` read, defaults.
 
-A malformed value never raises: it is reported once as a warning naming the variable and the default applies
-(strict mode turns the warning into an exception for ``configure()`` callers who asked for it).
+``resolve()`` says, for each option, which value is in effect, where it came from, and every value that was
+given but rejected (with the reason); it also names ``OTEL_PYTHON_FAULTSPAN_*`` variables that are no option
+and the option each one was probably meant to be. It never logs and never raises: ``faultspan config`` prints
+it. ``load()`` is what the running process uses: each problem is a warning, once, and the lower layer's value
+(in the end the default) applies; strict mode raises instead.
+
+A new option is one field of ``Settings``: its default, its kind (a parser below) and its meaning.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 PREFIX = "OTEL_PYTHON_FAULTSPAN_"
+OTLP_PREFIX = "OTEL_EXPORTER_OTLP_"
 _logger = logging.getLogger("faultspan")
 _warned: set[str] = set()
 
@@ -88,17 +98,26 @@ def _parse_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def _compiled(patterns: Iterable[str]) -> tuple[str, ...]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as err:  # noqa: PERF203 -- the first bad one ends the loop
+            raise ConfigError(f"invalid regex {pattern!r}: {err}") from None
+    return tuple(patterns)
+
+
 def _parse_patterns(text: str) -> tuple[str, ...]:
     """Regexes contain commas (``{2,5}``), so a JSON array of strings is accepted besides a comma list."""
     if not text.lstrip().startswith("["):
-        return _parse_list(text)
+        return _compiled(_parse_list(text))
     try:
         items = json.loads(text)
     except ValueError:
         raise ConfigError("expected a JSON array of strings or a comma-separated list") from None
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ConfigError("expected a JSON array of strings")
-    return tuple(items)
+    return _compiled(items)
 
 
 def _parse_callable(text: str) -> Callable[..., Any]:
@@ -116,6 +135,37 @@ def _parse_callable(text: str) -> Callable[..., Any]:
     return target  # type: ignore[no-any-return]
 
 
+def _parse_level(text: str) -> int:
+    name = text.strip().upper()
+    if name.isdigit():
+        return int(name)
+    level = logging.getLevelName(name)  # the number for a known name, else the text "Level <name>"
+    if isinstance(level, int):
+        return level
+    raise ConfigError("expected a logging level (DEBUG, INFO, WARNING, ERROR, CRITICAL) or a number")
+
+
+def _statuses(entries: Iterable[object]) -> tuple[tuple[int, int], ...]:
+    ranges = []
+    for entry in entries:
+        text = str(entry).strip()
+        if not text:
+            continue
+        low, sep, high = text.partition("-")
+        try:
+            bounds = (int(low), int(high if sep else low))
+        except ValueError:
+            raise ConfigError(f"{text!r} is not a status code or a range like 500-599") from None
+        if not 100 <= bounds[0] <= bounds[1] <= 599:
+            raise ConfigError(f"{text!r} is not a status code or a range within 100-599")
+        ranges.append(bounds)
+    return tuple(ranges)
+
+
+def _parse_statuses(text: str) -> tuple[tuple[int, int], ...]:
+    return _statuses(text.split(","))
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "bool": _parse_bool,
     "count": _parse_count,
@@ -124,6 +174,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "list": _parse_list,
     "patterns": _parse_patterns,
     "callable": _parse_callable,
+    "level": _parse_level,
+    "statuses": _parse_statuses,
 }
 
 
@@ -191,11 +243,13 @@ class Settings:
     package_include_env: bool = field(
         default=False, metadata=_meta("bool", "store the redacted environment in runtime.json")
     )
-    log_level: str = field(
-        default="INFO", metadata=_meta("text", "lowest level of log records kept as breadcrumbs")
+    log_level: int = field(
+        default=logging.INFO,
+        metadata=_meta("level", "lowest level of log records kept as breadcrumbs (a name or a number)"),
     )
-    http_failure_statuses: tuple[str, ...] = field(
-        default=("500-599",), metadata=_meta("list", "HTTP statuses recorded as failures (codes or ranges)")
+    http_failure_statuses: tuple[tuple[int, int], ...] = field(
+        default=((500, 599),),
+        metadata=_meta("statuses", "HTTP statuses recorded as failures (codes or ranges, 100-599)"),
     )
     http_capture_headers: tuple[str, ...] = field(
         default=(
@@ -236,8 +290,21 @@ class Settings:
         default=65536, metadata=_meta("count", "size cap of the recorded call of a replayable capture")
     )
     queue_size: int = field(default=8192, metadata=_meta("count", "spans waiting for redaction"))
+    keep_failed_traces: bool = field(
+        default=True,
+        metadata=_meta(
+            "bool", "export a local trace whole when a failure is recorded in it, whatever the sampler"
+        ),
+    )
+    metric_fingerprints: int = field(
+        default=100,
+        metadata=_meta("count", "distinct fingerprints on the faultspan.failures metric; beyond, '_other'"),
+    )
     strict: bool = field(default=False, metadata=_meta("bool", "raise internal errors instead of logging"))
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+_DEFAULTS = Settings()
 
 
 def option_names() -> list[str]:
@@ -260,6 +327,23 @@ def is_secret(option: str) -> bool:
     return _metadata(option, "kind") == "secret"
 
 
+def display(option: str, value: object) -> object:
+    """A value as ``faultspan config`` and the README show it: text, a number or a boolean; never a secret."""
+    kind = _metadata(option, "kind")
+    if kind == "secret":
+        return "[REDACTED]" if value else ""
+    if kind == "level" and isinstance(value, int):
+        name = logging.getLevelName(value)
+        return name if not name.startswith("Level ") else value
+    if kind == "statuses" and isinstance(value, tuple):
+        return ",".join(str(low) if low == high else f"{low}-{high}" for low, high in value)
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if callable(value):
+        return f"{value.__module__}:{getattr(value, '__qualname__', type(value).__qualname__)}"
+    return value
+
+
 def _convert(option: str, raw: object) -> object:
     """A value from the environment (text) or from configure() (already typed) -> the option's type."""
     kind = _metadata(option, "kind")
@@ -270,40 +354,294 @@ def _convert(option: str, raw: object) -> object:
             return raw
         raise ConfigError("expected a callable or 'module:function'")
     if kind in ("list", "patterns") and isinstance(raw, (list, tuple)):
-        return tuple(str(item) for item in raw)
+        items = tuple(str(item) for item in raw)
+        return _compiled(items) if kind == "patterns" else items
+    if kind == "statuses" and isinstance(raw, (list, tuple)):
+        return _statuses(raw)
     if kind in ("text", "secret") and isinstance(raw, os.PathLike):
         return _parse_text(os.fspath(raw))
     if kind == "bool" and isinstance(raw, bool):
         return raw
-    if kind == "count" and isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+    if kind in ("count", "level") and isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
         return raw
     raise ConfigError(f"expected {kind}, got {type(raw).__name__} {raw!r}")
 
 
-def load(environ: Mapping[str, str] | None = None, options: Mapping[str, object] | None = None) -> Settings:
-    """Merge defaults < environment < explicit options; bad values warn once and keep the lower layer."""
+@dataclass(frozen=True)
+class Rejected:
+    """A value given for an option and not taken: the lower layer's value (in the end the default) applies."""
+
+    label: str  # the variable, or ``configure(option=...)``
+    given: object
+    reason: str
+    fallback: str  # what applies instead, as ``source`` names it
+
+    @property
+    def message(self) -> str:
+        instead = "the default" if self.fallback == "default" else self.fallback
+        return f"faultspan: ignoring {self.label}: {self.reason}; using {instead}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One option as resolved: the value in effect, where it came from, and what was rejected on the way."""
+
+    option: str
+    value: object
+    source: str
+    rejected: tuple[Rejected, ...] = ()
+
+    @property
+    def variable(self) -> str:
+        return env_name(self.option)
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A variable in faultspan's namespace (or a misspelt prefix) that is no option."""
+
+    variable: str
+    suggestion: str | None
+
+    @property
+    def message(self) -> str:
+        hint = f"; did you mean {self.suggestion}?" if self.suggestion else ""
+        return f"faultspan: {self.variable} is not a faultspan variable and is ignored{hint}"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    settings: Settings
+    entries: tuple[Entry, ...]
+    unknown: tuple[Unknown, ...]
+    strict: bool
+
+
+def _suggestion(variable: str) -> str | None:
+    """The option a misspelt variable was probably meant to be: its tail after ``FAULTSPAN_`` (whatever came
+    before, so ``FAULTSPAN_MAX_FRAMES`` and ``OTEL_FAULTSPAN_MAX_FRAMES`` are caught too) close to a name."""
+    tail = variable.upper().partition("FAULTSPAN_")[2]
+    names = [option.upper() for option in option_names()]
+    close = difflib.get_close_matches(tail, names, n=1, cutoff=0.75)
+    return PREFIX + close[0] if close else None
+
+
+def _unknown(environ: Mapping[str, str]) -> tuple[Unknown, ...]:
+    """Every unknown ``OTEL_PYTHON_FAULTSPAN_*`` variable; any other with FAULTSPAN in its name only when it
+    is close to an option (a script's own ``FAULTSPAN_HOME`` is none of faultspan's business)."""
+    known = {env_name(option) for option in option_names()}
+    found = []
+    for variable in sorted(environ):
+        if variable in known or "FAULTSPAN_" not in variable.upper():
+            continue
+        suggestion = _suggestion(variable)
+        if suggestion is not None or variable.startswith(PREFIX):
+            found.append(Unknown(variable, suggestion))
+    return tuple(found)
+
+
+def resolve(
+    environ: Mapping[str, str] | None = None, options: Mapping[str, object] | None = None
+) -> Resolution:
+    """Merge defaults < environment < explicit options, keeping account of every value not taken; quiet."""
     env = os.environ if environ is None else environ
-    layers = (("env", env), ("configure()", options or {}))
+    given = options or {}
+    layers = (("env", env), ("configure()", given))
     strict = any(
         _is_true(layer.get(key))
-        for (name, layer), key in zip(layers, (env_name("strict"), "strict"), strict=True)
+        for (_, layer), key in zip(layers, (env_name("strict"), "strict"), strict=True)
     )
     values: dict[str, object] = {}
-    sources: dict[str, str] = {}
-    for layer_name, layer in layers:
-        for option in option_names():
+    entries = []
+    for option in option_names():
+        source = "default"
+        rejected = []
+        for layer_name, layer in layers:
             key = env_name(option) if layer_name == "env" else option
             if key not in layer:
                 continue
-            label = key if layer_name == "env" else f"configure({option}=...)"
+            label, here = (
+                (key, f"env {key}") if layer_name == "env" else (f"configure({option}=...)", "configure()")
+            )
             try:
                 values[option] = _convert(option, layer[key])
             except ConfigError as exc:
-                if strict:
-                    raise ConfigError(f"{label}: {exc}") from None
-                warn_once(f"config:{label}", "faultspan: ignoring %s: %s; using the default", label, exc)
+                rejected.append(Rejected(label, layer[key], str(exc), source))
                 continue
-            sources[option] = f"env {key}" if layer_name == "env" else "configure()"
-    for option in option_names():
-        sources.setdefault(option, "default")
-    return replace(Settings(), **values, sources=sources)  # type: ignore[arg-type]
+            source = here
+        entries.append(Entry(option, values.get(option, getattr(_DEFAULTS, option)), source, tuple(rejected)))
+    sources = {entry.option: entry.source for entry in entries}
+    settings = replace(_DEFAULTS, **values, sources=sources)  # type: ignore[arg-type]
+    return Resolution(settings, tuple(entries), _unknown(env), strict)
+
+
+def load(environ: Mapping[str, str] | None = None, options: Mapping[str, object] | None = None) -> Settings:
+    """The settings in effect; a rejected value or unknown variable is a warning, once (strict: raised)."""
+    resolution = resolve(environ, options)
+    for entry in resolution.entries:
+        for rejected in entry.rejected:
+            if resolution.strict:
+                raise ConfigError(f"{rejected.label}: {rejected.reason}")
+            warn_once(f"config:{rejected.label}", "%s", rejected.message)
+    for unknown in resolution.unknown:
+        if resolution.strict:
+            raise ConfigError(unknown.message.removeprefix("faultspan: "))
+        warn_once(f"unknown:{unknown.variable}", "%s", unknown.message)
+    return resolution.settings
+
+
+def _shown_given(option: str, given: object) -> object:
+    if is_secret(option):
+        return "[REDACTED]"
+    return given if isinstance(given, (str, int, float, bool)) else repr(given)
+
+
+def report(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What ``faultspan config`` prints (JSON-ready): each option with the value in effect, its source, its
+    default, and every value that was given but rejected; unknown variables; the standard ``OTEL_*``
+    variables (headers never shown) with the reason faultspan would refuse an OTLP one."""
+    env = os.environ if environ is None else environ
+    resolution = resolve(env)
+    rows = [
+        {
+            "variable": entry.variable,
+            "value": display(entry.option, entry.value),
+            "source": entry.source,
+            "accepted": not entry.rejected,
+            "rejected": [
+                {"given": _shown_given(entry.option, r.given), "reason": r.reason} for r in entry.rejected
+            ],
+            "default": display(entry.option, getattr(_DEFAULTS, entry.option)),
+            "meaning": describe(entry.option),
+        }
+        for entry in resolution.entries
+    ]
+    standard = {
+        name: env[name]
+        for name in sorted(env)
+        if name.startswith("OTEL_") and not name.startswith(PREFIX) and "HEADERS" not in name
+    }
+    return {
+        "faultspan": rows,
+        "unknown": [{"variable": u.variable, "suggestion": u.suggestion} for u in resolution.unknown],
+        "opentelemetry": standard,
+        "opentelemetry_rejected": otlp_problems(env),
+    }
+
+
+# The standard OTLP exporter variables, read as the Python SDK's exporters read them (the ``_TRACES_`` ones
+# win over the general ones; default protocol grpc; timeout in seconds), for ``faultspan push`` and
+# ``faultspan spool --drain``, which must send where the application's own exporter would.
+OTLP_PROTOCOLS = ("grpc", "http/protobuf", "http/json")
+
+
+def _otlp_protocol(text: str) -> str:
+    if text not in OTLP_PROTOCOLS:
+        raise ConfigError(f"unsupported protocol {text!r} (expected {', '.join(OTLP_PROTOCOLS)})")
+    return text
+
+
+def _otlp_timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a number of seconds") from None
+    if not seconds > 0:
+        raise ConfigError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
+def _otlp_compression(text: str) -> str:
+    if text not in ("none", "gzip"):
+        raise ConfigError(f"unsupported compression {text!r} (expected gzip or none)")
+    return text
+
+
+_OTLP_CHECKS: dict[str, Callable[[str], object]] = {
+    "PROTOCOL": _otlp_protocol,
+    "TIMEOUT": _otlp_timeout,
+    "COMPRESSION": _otlp_compression,
+}
+
+
+@dataclass(frozen=True)
+class OtlpTarget:
+    protocol: str
+    url: str
+    timeout: float
+    gzip: bool
+    insecure: bool
+    certificate: str | None
+    headers: str  # ``key=value,...`` as given (credentials: parsed by the transport, never shown)
+
+
+def otlp_variable(environ: Mapping[str, str], name: str) -> tuple[str, str | None]:
+    """The variable that sets ``name`` for traces, and its value (None when neither is set)."""
+    for variable in (f"{OTLP_PREFIX}TRACES_{name}", f"{OTLP_PREFIX}{name}"):
+        value = environ.get(variable, "").strip()
+        if value:
+            return variable, value
+    return f"{OTLP_PREFIX}{name}", None
+
+
+def _otlp_checked(environ: Mapping[str, str], name: str, default: Any) -> Any:
+    variable, text = otlp_variable(environ, name)
+    if text is None:
+        return default
+    try:
+        return _OTLP_CHECKS[name](text)
+    except ConfigError as err:
+        raise ConfigError(f"{variable}: {err}") from None
+
+
+def _otlp_url(protocol: str, variable: str, given: str | None) -> str:
+    if protocol == "grpc":
+        url = given or "http://localhost:4317"
+    elif given and variable == f"{OTLP_PREFIX}TRACES_ENDPOINT":  # the signal's URL is used as it is
+        url = given
+    else:  # the general endpoint is a base URL
+        url = f"{(given or 'http://localhost:4318').removesuffix('/')}/v1/traces"
+    if protocol != "grpc" and urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"{variable}: {url!r} is not an http:// or https:// URL")
+    return url
+
+
+def otlp_target(environ: Mapping[str, str] | None = None) -> OtlpTarget:
+    """Where traces go; raises ``ConfigError`` naming the malformed variable (push makes it a usage error)."""
+    env = os.environ if environ is None else environ
+    protocol = _otlp_checked(env, "PROTOCOL", "grpc")
+    url = _otlp_url(protocol, *otlp_variable(env, "ENDPOINT"))
+    timeout = _otlp_checked(env, "TIMEOUT", 10.0)
+    compression = _otlp_checked(env, "COMPRESSION", "none")
+    scheme = urlsplit(url).scheme
+    insecure = otlp_variable(env, "INSECURE")[1]
+    return OtlpTarget(
+        protocol=protocol,
+        url=url,
+        timeout=timeout,
+        gzip=compression == "gzip",
+        insecure=scheme != "https" and (insecure.lower() == "true" if insecure else scheme == "http"),
+        certificate=otlp_variable(env, "CERTIFICATE")[1],
+        headers=otlp_variable(env, "HEADERS")[1] or "",
+    )
+
+
+def otlp_problems(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every set OTLP trace variable faultspan would refuse, with the reason (for ``faultspan config``)."""
+    env = os.environ if environ is None else environ
+    problems: dict[str, str] = {}
+    for name, check in _OTLP_CHECKS.items():
+        for variable in (f"{OTLP_PREFIX}TRACES_{name}", f"{OTLP_PREFIX}{name}"):
+            text = env.get(variable, "").strip()
+            try:
+                if text:
+                    check(text)
+            except ConfigError as err:
+                problems[variable] = str(err)
+    try:
+        protocol = _otlp_checked(env, "PROTOCOL", "grpc")
+        _otlp_url(protocol, *otlp_variable(env, "ENDPOINT"))
+    except ConfigError as err:
+        variable, _, reason = str(err).partition(": ")
+        problems.setdefault(variable, reason)
+    return problems

@@ -36,10 +36,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.util.re import parse_env_headers
 
+from faultspan._capture import config
 from faultspan._otlp.otlp_json import request_document
 
-PROTOCOLS = ("grpc", "http/protobuf", "http/json")
-_PREFIX = "OTEL_EXPORTER_OTLP_"
 _MAX_ATTEMPTS = 6  # as the SDK's exporters
 _CONTENT_TYPES = {"http/protobuf": "application/x-protobuf", "http/json": "application/json"}
 
@@ -205,52 +204,21 @@ class Endpoint:
         return f"{self.protocol} {self.public_url}"
 
 
-def _variable(environ: Mapping[str, str], signal: Signal, name: str) -> tuple[str, str | None]:
-    for variable in (f"{_PREFIX}{signal.name.upper()}_{name}", f"{_PREFIX}{name}"):
-        value = environ.get(variable, "").strip()
-        if value:
-            return variable, value
-    return f"{_PREFIX}{name}", None
-
-
 def resolve(environ: Mapping[str, str] = os.environ, signal: Signal = TRACES) -> Endpoint:
     """The endpoint the environment configures for ``signal``; raises ``EndpointError`` for a malformed
-    variable."""
-    name, protocol = _variable(environ, signal, "PROTOCOL")
-    protocol = protocol or "grpc"
-    if protocol not in PROTOCOLS:
-        raise EndpointError(f"{name}: unsupported protocol {protocol!r} (expected {', '.join(PROTOCOLS)})")
-    name, given = _variable(environ, signal, "ENDPOINT")
-    if protocol == "grpc":
-        url = given or "http://localhost:4317"
-    elif given and name != f"{_PREFIX}ENDPOINT":  # the signal's URL is used as it is
-        url = given
-    else:  # the general endpoint is a base URL
-        url = f"{(given or 'http://localhost:4318').removesuffix('/')}/v1/{signal.name}"
-    scheme = urlsplit(url).scheme
-    if protocol != "grpc" and scheme not in ("http", "https"):
-        raise EndpointError(f"{name}: {url!r} is not an http:// or https:// URL")
-    name, raw_timeout = _variable(environ, signal, "TIMEOUT")
+    variable (read in the configuration module, as ``faultspan config`` checks it)."""
     try:
-        timeout = float(raw_timeout or 10)
-    except ValueError:
-        raise EndpointError(f"{name}: {raw_timeout!r} is not a number of seconds") from None
-    if not timeout > 0:
-        raise EndpointError(f"{name}: {raw_timeout!r} is not a positive number of seconds")
-    name, compression = _variable(environ, signal, "COMPRESSION")
-    if compression not in (None, "none", "gzip"):
-        raise EndpointError(f"{name}: unsupported compression {compression!r} (expected gzip or none)")
-    _, insecure = _variable(environ, signal, "INSECURE")
-    _, headers = _variable(environ, signal, "HEADERS")
-    _, certificate = _variable(environ, signal, "CERTIFICATE")
+        target = config.otlp_target(environ, signal.name)
+    except config.ConfigError as err:
+        raise EndpointError(str(err)) from None
     return Endpoint(
-        protocol=protocol,
-        url=url,
-        headers=parse_env_headers(headers or "", liberal=True),
-        timeout=timeout,
-        insecure=scheme != "https" and (insecure.lower() == "true" if insecure else scheme == "http"),
-        certificate=certificate,
-        gzip=compression == "gzip",
+        protocol=target.protocol,
+        url=target.url,
+        headers=parse_env_headers(target.headers, liberal=True),
+        timeout=target.timeout,
+        insecure=target.insecure,
+        certificate=target.certificate,
+        gzip=target.gzip,
     )
 
 
@@ -305,7 +273,9 @@ class Transport:
             with open(path, "rb") as stream:
                 return stream.read()
         except OSError as error:
-            raise EndpointError(f"{_PREFIX}CERTIFICATE: cannot read {path} ({error.strerror})") from None
+            raise EndpointError(
+                f"{config.OTLP_PREFIX}CERTIFICATE: cannot read {path} ({error.strerror})"
+            ) from None
 
     def _connect(self) -> None:
         """A fresh channel; also after UNAVAILABLE, as the SDK does (grpc's reconnect backoff grows to
