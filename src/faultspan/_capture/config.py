@@ -529,6 +529,14 @@ def report(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     }
 
 
+def instrumentation_disabled(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names the instrumentor ``name`` (or is ``*``), as
+    the auto-instrumentation reads it; ``configure()`` follows it too."""
+    env = os.environ if environ is None else environ
+    names = {item.strip() for item in env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
+    return name in names or "*" in names
+
+
 # The standard OTLP exporter variables, read as the Python SDK's exporters read them (the ``_TRACES_`` ones
 # win over the general ones; default protocol grpc; timeout in seconds), for ``faultspan push`` and
 # ``faultspan spool --drain``, which must send where the application's own exporter would.

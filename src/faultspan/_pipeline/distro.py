@@ -34,6 +34,7 @@ from faultspan._pipeline.processor import FaultspanSpanProcessor
 
 _logger = logging.getLogger("faultspan")
 OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
+LIFECYCLE = "faultspan_lifecycle"  # the entry-point name of lifecycle.LifecycleInstrumentor
 _STANDARD_OPTIONS = {"service_name", "traces_exporter", "exporters"}
 
 
@@ -74,7 +75,6 @@ class FaultspanConfigurator(sdk_private.SdkConfigurator):
         sdk_private.configure_sdk(
             self, span_processors=[processor], export_span_processor=processor.attach, **kwargs
         )
-        lifecycle.install_exit_hooks()
 
 
 def install(provider: TracerProvider) -> FaultspanSpanProcessor:
@@ -119,6 +119,7 @@ class Handle:
     def shutdown(self) -> None:
         self.provider.shutdown()
         recording.unwrap_record_exception()
+        lifecycle.LifecycleInstrumentor().uninstrument()
 
 
 def _exporters(names: Sequence[str]) -> list[SpanExporter]:
@@ -166,6 +167,7 @@ def configure(**options: Any) -> Handle:
         provider.add_span_processor(processor.attach(exporter))
     if provider is not existing:
         trace.set_tracer_provider(provider)
-    lifecycle.install_exit_hooks()
+    if not config.instrumentation_disabled(LIFECYCLE):
+        lifecycle.LifecycleInstrumentor().instrument()
     recording.wrap_record_exception()
     return Handle(provider, processor)

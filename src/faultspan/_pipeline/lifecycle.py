@@ -9,17 +9,19 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import FrameType
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from faultspan._capture.runtime import current, internal_error
 
 _exit_deadline: float | None = None
-_hooks_installed = False
-_set_handler = signal.signal  # the real one, also once signal.signal is patched
+# The real ones, also while signal.signal and signal.getsignal are wrapped.
+_set_handler = signal.signal
+_get_handler = signal.getsignal
 
 
 def flush_within(timeout_millis: int | None = None) -> bool:
@@ -53,6 +55,7 @@ def flush_at_exit() -> bool:
 
 
 Handler = Callable[[int, FrameType | None], Any]
+_PREVIOUS = "__faultspan_previous__"  # on faultspan's SIGTERM handler: the handler it chains to
 
 
 def _chain(previous: signal._HANDLER) -> Handler:
@@ -70,49 +73,71 @@ def _chain(previous: signal._HANDLER) -> Handler:
         os.kill(os.getpid(), signum)
         return None
 
-    on_sigterm.__wrapped__ = previous  # type: ignore[attr-defined]
+    setattr(on_sigterm, _PREVIOUS, previous)
     return on_sigterm
 
 
 def _unwrapped(handler: signal._HANDLER) -> signal._HANDLER:
-    return getattr(handler, "__wrapped__", handler) if callable(handler) else handler
+    """The application's handler behind faultspan's (an application's own decorated handler stays whole)."""
+    return getattr(handler, _PREVIOUS, handler) if callable(handler) else handler
 
 
-def _patch_signal_module() -> None:
-    """An application that installs its SIGTERM handler after us (most servers do, at start-up) gets the flush
-    in front of it too; ``signal.getsignal``/``signal.signal`` still hand back the application's handlers."""
-    original_getsignal = signal.getsignal
+class LifecycleInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """``faultspan_lifecycle``: the bounded flush at interpreter exit and on SIGTERM, reversible and disabled
+    like any instrumentor (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=faultspan_lifecycle``).
 
-    def patched_signal(signalnum: int, handler: signal._HANDLER) -> signal._HANDLER:
-        if signalnum == signal.SIGTERM and handler != signal.SIG_IGN:
-            handler = _chain(_unwrapped(handler))
-        return _unwrapped(_set_handler(signalnum, handler))
+    SIGTERM (main thread only): faultspan's handler flushes, then runs the application's handler, installed
+    before or after this, and keeps its exit code; with none, the process dies by the signal as it would
+    have. ``signal.signal``/``signal.getsignal`` are wrapped so that a handler the application installs
+    later (most servers do, at start-up) gets the flush in front of it too, and so that the application
+    still reads back its own handlers. ``uninstrument()`` puts both functions back, leaves the application's
+    current handler (or the one from before) installed without faultspan's in front, and drops the exit
+    flush.
 
-    def patched_getsignal(signalnum: int) -> signal._HANDLER:
-        return _unwrapped(original_getsignal(signalnum))
-
-    signal.signal = patched_signal
-    signal.getsignal = patched_getsignal
-
-
-def install_exit_hooks() -> None:
-    """The bounded flush at interpreter exit and on SIGTERM (main thread only; chains the app's handler,
-    installed before or after this, and keeps its exit code).
-
-    Call after the TracerProvider exists: atexit runs handlers last-in first-out, so this flush runs before
-    the SDK's own shutdown, which then finds little left and shares the same deadline.
+    Instrument after the TracerProvider exists (the auto-instrumentation runs instrumentors after the
+    configurator; ``configure()`` instruments last): atexit runs handlers last-in first-out, so this flush
+    runs before the SDK's own shutdown, which then finds little left and shares the same deadline.
     """
-    global _hooks_installed  # noqa: PLW0603 -- once per process
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    atexit.register(flush_at_exit)
-    if threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        previous = signal.getsignal(signal.SIGTERM)
-        if previous != signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, _chain(previous))
-        _patch_signal_module()
-    except (ValueError, OSError) as err:
-        internal_error("sigterm-hook", "could not install the SIGTERM flush", err)
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        atexit.register(flush_at_exit)
+        self._replaced: tuple[Any, Any] | None = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            previous = _get_handler(signal.SIGTERM)
+            if previous != signal.SIG_IGN:
+                _set_handler(signal.SIGTERM, _chain(previous))
+        except (ValueError, OSError) as err:
+            internal_error("sigterm-hook", "could not install the SIGTERM flush", err)
+            return
+        self._replaced = (vars(signal)["signal"], vars(signal)["getsignal"])
+        replaced_signal, replaced_getsignal = self._replaced
+
+        def patched_signal(signalnum: int, handler: signal._HANDLER) -> signal._HANDLER:
+            if signalnum == signal.SIGTERM and handler != signal.SIG_IGN:
+                handler = _chain(_unwrapped(handler))
+            return _unwrapped(replaced_signal(signalnum, handler))
+
+        def patched_getsignal(signalnum: int) -> signal._HANDLER:
+            return _unwrapped(replaced_getsignal(signalnum))
+
+        signal.signal = patched_signal
+        signal.getsignal = patched_getsignal
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        atexit.unregister(flush_at_exit)
+        if self._replaced is None:
+            return
+        signal.signal, signal.getsignal = self._replaced
+        self._replaced = None
+        current = _get_handler(signal.SIGTERM)
+        if callable(current) and hasattr(current, _PREVIOUS):
+            restored = _unwrapped(current)
+            try:  # a handler not installed from Python (None) cannot be put back: the default action can
+                _set_handler(signal.SIGTERM, signal.SIG_DFL if restored is None else restored)
+            except (ValueError, OSError) as err:
+                internal_error("sigterm-unhook", "could not remove the SIGTERM flush", err)
