@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from faultspan._capture.redaction import REDACTED
@@ -85,7 +86,7 @@ def finish(
     ``status`` is None when the exception escapes the framework: always a failure. ``exchange`` is built
     here, so that reading the framework's request can neither fail the request nor cost anything unsampled.
     """
-    if not span.is_recording():
+    if not span.is_recording() or not is_instrumentation_enabled():
         return
     try:
         request = exchange()
@@ -108,7 +109,11 @@ def finish(
 
 def needs_span(officially_instrumented: bool) -> bool:
     """Start our own server span only when the official instrumentation is absent and no span is open."""
-    return not officially_instrumented and not trace.get_current_span().is_recording()
+    return (
+        not officially_instrumented
+        and not trace.get_current_span().is_recording()
+        and is_instrumentation_enabled()
+    )
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from faultspan._capture.runtime import current
 from faultspan._pipeline.api import BreadcrumbHandler
@@ -34,7 +35,7 @@ def _call_handlers(handler: logging.Handler) -> Callable[[Any], Any]:
     def make(previous: Callable[[logging.Logger, logging.LogRecord], None]) -> Any:
         def call_handlers(logger: logging.Logger, record: logging.LogRecord) -> None:
             previous(logger, record)
-            if record.levelno >= handler.level:
+            if record.levelno >= handler.level and is_instrumentation_enabled():
                 handler.handle(record)
 
         return call_handlers

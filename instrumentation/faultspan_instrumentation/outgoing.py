@@ -27,6 +27,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind
 
 from faultspan._pipeline import breadcrumbs
@@ -36,7 +37,10 @@ from faultspan_instrumentation._base import Patches
 
 
 def _traced_elsewhere() -> bool:
-    return getattr(trace.get_current_span(), "kind", None) is SpanKind.CLIENT
+    """A CLIENT span traces the call already, or instrumentation is suppressed: no crumb of ours."""
+    return (
+        getattr(trace.get_current_span(), "kind", None) is SpanKind.CLIENT or not is_instrumentation_enabled()
+    )
 
 
 def _add(made: Call) -> None:

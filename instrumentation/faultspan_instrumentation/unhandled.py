@@ -33,6 +33,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from faultspan._capture.exceptions import type_name
 from faultspan._capture.runtime import internal_error
@@ -68,7 +69,7 @@ def _deliver(
     failure = exc if isinstance(exc, Exception) else None
     span: trace.Span | None = None
     token: object = None
-    if failure is not None and not recording.was_recorded(failure):
+    if failure is not None and not recording.was_recorded(failure) and is_instrumentation_enabled():
         try:
             span = _record(failure, hook, attributes or {})
             if span is not None:

@@ -145,8 +145,12 @@ def enriched_record_exception(
     timestamp: int | None = None,
     escaped: bool = False,
 ) -> None:
-    """Drop-in for ``opentelemetry.sdk.trace.Span.record_exception`` (installed by the instrumentor)."""
-    if not isinstance(exception, BaseException):
+    """Drop-in for ``opentelemetry.sdk.trace.Span.record_exception`` (installed by the instrumentor); plain
+    under the contrib ``suppress_instrumentation()``. The helper is imported here, not with the module: it
+    costs ~90 ms to import, and this function is installed only where the instrumentation is loaded."""
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+    if not isinstance(exception, BaseException) or not is_instrumentation_enabled():
         sdk_record_exception(self, exception, attributes, timestamp, escaped)
         return
     record(self, exception, attributes=attributes, timestamp=timestamp, escaped=escaped)
