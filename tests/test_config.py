@@ -39,6 +39,10 @@ def test_environment_then_options() -> None:
         ("OTEL_PYTHON_FAULTSPAN_REDACT_CALLBACK", "nowhere", "expected 'module:function'"),
         ("OTEL_PYTHON_FAULTSPAN_REDACT_CALLBACK", "no_such_module_x:f", "cannot load 'no_such_module_x:f'"),
         ("OTEL_PYTHON_FAULTSPAN_FINGERPRINT_CALLBACK", "json:__doc__", "is not callable"),
+        ("OTEL_PYTHON_FAULTSPAN_LOG_LEVEL", "LOUD", "expected a logging level"),
+        ("OTEL_PYTHON_FAULTSPAN_HTTP_FAILURE_STATUSES", "418,5xx", "'5xx' is not a status code"),
+        ("OTEL_PYTHON_FAULTSPAN_REDACT_PATTERNS", "emp-[0-9]+, emp-(", "invalid regex 'emp-('"),
+        ("OTEL_PYTHON_FAULTSPAN_REDACT_DISABLE_RULES", "jwt, nope", "unknown redaction rule 'nope'"),
     ],
 )
 def test_malformed_value_warns_once_and_keeps_default(

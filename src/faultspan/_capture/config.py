@@ -120,6 +120,22 @@ def _parse_patterns(text: str) -> tuple[str, ...]:
     return _compiled(items)
 
 
+def _known_rules(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Built-in redaction rule names, checked by the redactor itself; imported only when rules are named (the
+    redaction module takes ~0.15 s to import, which ``faultspan config`` need not pay otherwise)."""
+    if names:
+        from faultspan._capture.redaction import RedactionRules, Redactor
+
+        problems = Redactor(RedactionRules(disabled_rules=names)).problems
+        if problems:
+            raise ConfigError("; ".join(problems))
+    return names
+
+
+def _parse_rules(text: str) -> tuple[str, ...]:
+    return _known_rules(_parse_list(text))
+
+
 def _parse_callable(text: str) -> Callable[..., Any]:
     module_name, sep, attribute = text.strip().partition(":")
     if not sep or not module_name or not attribute:
@@ -173,6 +189,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "secret": _parse_text,
     "list": _parse_list,
     "patterns": _parse_patterns,
+    "rules": _parse_rules,
     "callable": _parse_callable,
     "level": _parse_level,
     "statuses": _parse_statuses,
@@ -207,7 +224,7 @@ class Settings:
         default=(), metadata=_meta("patterns", "extra secret regexes (comma list or JSON array)")
     )
     redact_disable_rules: tuple[str, ...] = field(
-        default=(), metadata=_meta("list", "built-in rules to turn off")
+        default=(), metadata=_meta("rules", "built-in rules to turn off")
     )
     redact_callback: Callable[..., Any] | None = field(
         default=None, metadata=_meta("callable", "module:function called as f(path, text) -> text | None")
@@ -353,9 +370,9 @@ def _convert(option: str, raw: object) -> object:
         if raw is None or callable(raw):
             return raw
         raise ConfigError("expected a callable or 'module:function'")
-    if kind in ("list", "patterns") and isinstance(raw, (list, tuple)):
+    if kind in ("list", "patterns", "rules") and isinstance(raw, (list, tuple)):
         items = tuple(str(item) for item in raw)
-        return _compiled(items) if kind == "patterns" else items
+        return {"patterns": _compiled, "rules": _known_rules}.get(kind, tuple)(items)
     if kind == "statuses" and isinstance(raw, (list, tuple)):
         return _statuses(raw)
     if kind in ("text", "secret") and isinstance(raw, os.PathLike):

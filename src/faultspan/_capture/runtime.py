@@ -24,11 +24,6 @@ class Runtime:
                 callback=settings.redact_callback,
             )
         )
-        for problem in self.redactor.problems:
-            option = "redact_patterns" if "pattern" in problem else "redact_disable_rules"
-            config.warn_once(
-                f"redaction:{problem}", "faultspan: %s: %s; ignored", config.env_name(option), problem
-            )
 
 
 _lock = threading.Lock()
