@@ -306,3 +306,17 @@ def test_warning_reaches_stderr_once_when_only_opentelemetry_handles_logs(
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("app ran, log level 20")
     assert result.stderr.count(warning) == 1, result.stderr
+
+
+def test_otlp_target_reads_each_signals_own_variables_first() -> None:
+    env = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://logs:4318/custom",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2.5",
+    }
+    traces, logs = config.otlp_target(env), config.otlp_target(env, "logs")
+    assert (traces.url, traces.timeout) == ("http://collector:4318/v1/traces", 2.5)
+    assert (logs.url, logs.timeout) == ("http://logs:4318/custom", 10.0)
+    with pytest.raises(config.ConfigError, match=r"^OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: unsupported"):
+        config.otlp_target({"OTEL_EXPORTER_OTLP_LOGS_COMPRESSION": "zstd"}, "logs")

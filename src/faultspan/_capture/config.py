@@ -554,10 +554,11 @@ def instrumentation_disabled(name: str, environ: Mapping[str, str] | None = None
     return name in names or "*" in names
 
 
-# The standard OTLP exporter variables, read as the Python SDK's exporters read them (the ``_TRACES_`` ones
-# win over the general ones; default protocol grpc; timeout in seconds), for ``faultspan push`` and
-# ``faultspan spool --drain``, which must send where the application's own exporter would.
+# The standard OTLP exporter variables, read as the Python SDK's exporters read them (a signal's own, such
+# as ``_TRACES_``, wins over the general one; default protocol grpc; timeout in seconds), for ``faultspan
+# push`` and ``faultspan spool --drain``, which must send where the application's own exporter would.
 OTLP_PROTOCOLS = ("grpc", "http/protobuf", "http/json")
+OTLP_SIGNALS = ("traces",)  # the signals faultspan sends itself, whose variables ``faultspan config`` checks
 
 
 def _otlp_protocol(text: str) -> str:
@@ -600,17 +601,17 @@ class OtlpTarget:
     headers: str  # ``key=value,...`` as given (credentials: parsed by the transport, never shown)
 
 
-def otlp_variable(environ: Mapping[str, str], name: str) -> tuple[str, str | None]:
-    """The variable that sets ``name`` for traces, and its value (None when neither is set)."""
-    for variable in (f"{OTLP_PREFIX}TRACES_{name}", f"{OTLP_PREFIX}{name}"):
+def otlp_variable(environ: Mapping[str, str], name: str, signal: str = "traces") -> tuple[str, str | None]:
+    """The variable that sets ``name`` for ``signal``, and its value (None when neither is set)."""
+    for variable in (f"{OTLP_PREFIX}{signal.upper()}_{name}", f"{OTLP_PREFIX}{name}"):
         value = environ.get(variable, "").strip()
         if value:
             return variable, value
     return f"{OTLP_PREFIX}{name}", None
 
 
-def _otlp_checked(environ: Mapping[str, str], name: str, default: Any) -> Any:
-    variable, text = otlp_variable(environ, name)
+def _otlp_checked(environ: Mapping[str, str], name: str, signal: str, default: Any) -> Any:
+    variable, text = otlp_variable(environ, name, signal)
     if text is None:
         return default
     try:
@@ -619,54 +620,56 @@ def _otlp_checked(environ: Mapping[str, str], name: str, default: Any) -> Any:
         raise ConfigError(f"{variable}: {err}") from None
 
 
-def _otlp_url(protocol: str, variable: str, given: str | None) -> str:
+def _otlp_url(protocol: str, signal: str, environ: Mapping[str, str]) -> str:
+    variable, given = otlp_variable(environ, "ENDPOINT", signal)
     if protocol == "grpc":
         url = given or "http://localhost:4317"
-    elif given and variable == f"{OTLP_PREFIX}TRACES_ENDPOINT":  # the signal's URL is used as it is
+    elif given and variable != f"{OTLP_PREFIX}ENDPOINT":  # the signal's URL is used as it is
         url = given
     else:  # the general endpoint is a base URL
-        url = f"{(given or 'http://localhost:4318').removesuffix('/')}/v1/traces"
+        url = f"{(given or 'http://localhost:4318').removesuffix('/')}/v1/{signal}"
     if protocol != "grpc" and urlsplit(url).scheme not in ("http", "https"):
         raise ConfigError(f"{variable}: {url!r} is not an http:// or https:// URL")
     return url
 
 
-def otlp_target(environ: Mapping[str, str] | None = None) -> OtlpTarget:
-    """Where traces go; raises ``ConfigError`` naming the malformed variable (push makes it a usage error)."""
+def otlp_target(environ: Mapping[str, str] | None = None, signal: str = "traces") -> OtlpTarget:
+    """Where ``signal`` goes; raises ``ConfigError`` naming the malformed variable (push: a usage error)."""
     env = os.environ if environ is None else environ
-    protocol = _otlp_checked(env, "PROTOCOL", "grpc")
-    url = _otlp_url(protocol, *otlp_variable(env, "ENDPOINT"))
-    timeout = _otlp_checked(env, "TIMEOUT", 10.0)
-    compression = _otlp_checked(env, "COMPRESSION", "none")
+    protocol = _otlp_checked(env, "PROTOCOL", signal, "grpc")
+    url = _otlp_url(protocol, signal, env)
+    timeout = _otlp_checked(env, "TIMEOUT", signal, 10.0)
+    compression = _otlp_checked(env, "COMPRESSION", signal, "none")
     scheme = urlsplit(url).scheme
-    insecure = otlp_variable(env, "INSECURE")[1]
+    insecure = otlp_variable(env, "INSECURE", signal)[1]
     return OtlpTarget(
         protocol=protocol,
         url=url,
         timeout=timeout,
         gzip=compression == "gzip",
         insecure=scheme != "https" and (insecure.lower() == "true" if insecure else scheme == "http"),
-        certificate=otlp_variable(env, "CERTIFICATE")[1],
-        headers=otlp_variable(env, "HEADERS")[1] or "",
+        certificate=otlp_variable(env, "CERTIFICATE", signal)[1],
+        headers=otlp_variable(env, "HEADERS", signal)[1] or "",
     )
 
 
 def otlp_problems(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Every set OTLP trace variable faultspan would refuse, with the reason (for ``faultspan config``)."""
+    """Every set OTLP variable of ``OTLP_SIGNALS`` faultspan would refuse, with the reason (for ``faultspan
+    config``)."""
     env = os.environ if environ is None else environ
     problems: dict[str, str] = {}
-    for name, check in _OTLP_CHECKS.items():
-        for variable in (f"{OTLP_PREFIX}TRACES_{name}", f"{OTLP_PREFIX}{name}"):
-            text = env.get(variable, "").strip()
-            try:
-                if text:
-                    check(text)
-            except ConfigError as err:
-                problems[variable] = str(err)
-    try:
-        protocol = _otlp_checked(env, "PROTOCOL", "grpc")
-        _otlp_url(protocol, *otlp_variable(env, "ENDPOINT"))
-    except ConfigError as err:
-        variable, _, reason = str(err).partition(": ")
-        problems.setdefault(variable, reason)
+    for signal in OTLP_SIGNALS:
+        for name, check in _OTLP_CHECKS.items():
+            for variable in (f"{OTLP_PREFIX}{signal.upper()}_{name}", f"{OTLP_PREFIX}{name}"):
+                text = env.get(variable, "").strip()
+                try:
+                    if text:
+                        check(text)
+                except ConfigError as err:
+                    problems[variable] = str(err)
+        try:
+            _otlp_url(_otlp_checked(env, "PROTOCOL", signal, "grpc"), signal, env)
+        except ConfigError as err:
+            variable, _, reason = str(err).partition(": ")
+            problems.setdefault(variable, reason)
     return problems
