@@ -4,6 +4,7 @@ by name)."""
 from __future__ import annotations
 
 import _signal
+import functools
 import signal
 import subprocess
 import sys
@@ -118,3 +119,13 @@ def test_uninstrument_drops_the_exit_flush(step: str, flushed: bool) -> None:
         [sys.executable, "-c", EXIT_PROBE, step], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout == f"exit flush ran: {flushed}\n"
+
+
+def test_a_decorated_application_handler_reads_back_whole(sigterm_restored: None) -> None:
+    @functools.wraps(_app_handler)
+    def logged(signum: int, frame: FrameType | None) -> None:
+        _app_handler(signum, frame)
+
+    LifecycleInstrumentor().instrument()
+    signal.signal(signal.SIGTERM, logged)
+    assert signal.getsignal(signal.SIGTERM) is logged  # not the function it wraps
