@@ -4,6 +4,7 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,8 +114,6 @@ def test_cli_usage_error_exits_2() -> None:
 
 
 def test_readme_documents_every_variable() -> None:
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [
         config.env_name(option) for option in config.option_names() if config.env_name(option) not in readme
@@ -320,3 +319,18 @@ def test_otlp_target_reads_each_signals_own_variables_first() -> None:
     assert (logs.url, logs.timeout) == ("http://logs:4318/custom", 10.0)
     with pytest.raises(config.ConfigError, match=r"^OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: unsupported"):
         config.otlp_target({"OTEL_EXPORTER_OTLP_LOGS_COMPRESSION": "zstd"}, "logs")
+
+
+def test_strict_mode_makes_a_rejected_setting_a_one_line_usage_error_of_a_verb(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "faultspan", "list"],
+        env={"OTEL_PYTHON_FAULTSPAN_STRICT": "true", "OTEL_PYTHON_FAULTSPAN_MAX_DEPTH": "deep", "PATH": ""},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (
+        2,
+        "faultspan: OTEL_PYTHON_FAULTSPAN_MAX_DEPTH: expected a whole number\n",
+    )

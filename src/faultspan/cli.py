@@ -87,4 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faultspan: interrupted", file=sys.stderr)
         return 130
+    except config.ConfigError as err:  # strict mode: a rejected setting stops the verb, in one line
+        print(f"faultspan: {err}", file=sys.stderr)
+        return 2
     return status
