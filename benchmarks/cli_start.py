@@ -44,10 +44,7 @@ def _modules(command: list[str]) -> tuple[int, bool]:
     return len(names), any(name.startswith("opentelemetry.sdk") for name in names)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=21, help="runs per command (default 21)")
-    runs = parser.parse_args().runs
+def print_rows(runs: int) -> None:
     script = str(_script())
     with tempfile.TemporaryDirectory() as empty:
         commands = {
@@ -72,6 +69,12 @@ def main() -> None:
             print(
                 f"{name:<30} {median:>10.3f} s {median / bare:>6.2f}x {count:>8}  {sdk_text:<12}  {verdict}"
             )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21, help="runs per command (default 21)")
+    print_rows(parser.parse_args().runs)
 
 
 if __name__ == "__main__":

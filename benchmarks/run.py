@@ -17,6 +17,7 @@ Prints, for each case, the bare SDK figure, faultspan's, and the ratio (bare = 1
   exporter next to the (discarding) span exporter;
 - durable delivery (benchmarks/delivery.py, also runnable alone): spans/s into rotel for the stock SDK,
   faultspan with the spool off and on, and the share of a 50,000-span burst each delivered or kept.
+- the CLI's start time (benchmarks/cli_start.py, also runnable alone) against a bare interpreter start.
 Runs alternate bare and faultspan rounds and report the median round, so drift hits both sides alike.
 """
 
@@ -36,6 +37,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.trace import SpanContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import cli_start
 import delivery
 from faultspan._capture import runtime
 from faultspan._capture.runtime import current
@@ -302,6 +304,8 @@ def main() -> None:
     _packages(captures // 5, max(rounds // 2, 1))
     print("durable delivery into rotel (stock SDK measured in the same run):")
     delivery.print_rows(args.quick)
+    print("CLI start time (benchmarks/cli_start.py):")
+    cli_start.print_rows(7 if args.quick else 21)
 
 
 if __name__ == "__main__":
