@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.trace import SpanKind
 
+import faultspan
 from conftest import Pipeline
 
 MODES = pytest.mark.parametrize("suppressed", [False, True], ids=["enabled", "suppressed"])
@@ -129,3 +131,15 @@ def test_unhandled_hooks_record_nothing(
     assert [context["message"] for context in handled] == ["callback failed"]  # the app's handler ran
     names = [span.name for span in pipeline.spans()]
     assert names == ([] if suppressed else ["unhandled KeyError"])
+
+
+@MODES
+def test_client_spans_become_no_breadcrumbs(pipeline: Pipeline, suppressed: bool) -> None:
+    """A CLIENT span some instrumentation still ends under suppression: the processor adds no crumb."""
+    with pipeline.tracer.start_as_current_span("job"), _scope(suppressed):
+        with pipeline.tracer.start_as_current_span("GET", kind=SpanKind.CLIENT) as call:
+            call.set_attributes({"http.request.method": "GET", "url.full": "http://stock.local/items/7"})
+        faultspan.capture_exception(ValueError("no stock"))  # the API still records, and copies the trail
+    spans = {span.name: span for span in pipeline.spans()}
+    assert len(_crumbs(spans["job"])) == (0 if suppressed else 1)
+    assert [event.name for event in spans["job"].events][-1] == "exception"

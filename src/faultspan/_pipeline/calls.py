@@ -63,9 +63,12 @@ def _from_span(span: ReadableSpan) -> Call | None:
 
 
 def remember_call(span: ReadableSpan) -> None:
-    """For the span processor: an ended CLIENT span's call joins the current trail (no span event)."""
+    """For the span processor: an ended CLIENT span's call joins the current trail (no span event), unless
+    instrumentation is suppressed there (the helper is loaded with the wiring already)."""
+    from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
     try:
-        made = _from_span(span)
+        made = _from_span(span) if is_instrumentation_enabled() else None
         if made is None:
             return
         category, message, level, data = made
