@@ -1,6 +1,6 @@
 """Planted secrets and look-alikes through the whole pipeline: app -> SDK -> faultspan -> rotel -> receiver.
 
-Runs the project's synthetic corpus always, and the shared sample corpus when it sits beside the checkout.
+Runs the project's synthetic corpus and a copy of the shared sample corpus (tests/data).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from support.collector import OtlpSink, RotelCollector
 from support.instrumented import run_instrumented
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[1] / "shared" / "corpus"
+SAMPLE = HERE / "data"
 
 SYNTHETIC_SECRETS: list[dict[str, Any]] = [
     {"id": "kv-password", "channel": "kv", "key": "userPassword", "value": "Zq8!vLm2#pX9"},
@@ -57,16 +57,12 @@ SYNTHETIC_LOOKALIKES: list[dict[str, Any]] = [
 def corpora() -> list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]]:
     secrets = [{**entry, "needles": SYNTHETIC_NEEDLES[entry["id"]]} for entry in SYNTHETIC_SECRETS]
     lookalikes = [{**entry, "needles": [str(entry["value"])]} for entry in SYNTHETIC_LOOKALIKES]
-    found = [("synthetic", secrets, lookalikes)]
-    if (SHARED / "secrets-sample.json").exists():
-        found.append(
-            (
-                "shared-sample",
-                json.loads((SHARED / "secrets-sample.json").read_text()),
-                json.loads((SHARED / "lookalikes-sample.json").read_text()),
-            )
-        )
-    return found
+    sample = (
+        "shared-sample",
+        json.loads((SAMPLE / "secrets-sample.json").read_text()),
+        json.loads((SAMPLE / "lookalikes-sample.json").read_text()),
+    )
+    return [("synthetic", secrets, lookalikes), sample]
 
 
 @pytest.mark.parametrize(("name", "secrets", "lookalikes"), corpora(), ids=[c[0] for c in corpora()])

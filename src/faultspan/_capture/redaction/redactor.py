@@ -1,23 +1,73 @@
-"""Secret masking for attribute values, nested AnyValue data, JSON text and free text.
-
-Pure: no OpenTelemetry imports. Two kinds of rules, both described in docs/redaction.md:
-
-* key rules decide from a key's *name* (``dbPassword``, ``X-Api-Key``) that its whole value is secret;
-* value rules find secrets *inside* text (``Bearer ...``, ``postgres://app:pw@db``, ``password=...``, cards)
-  and replace only the secret part with ``[REDACTED]``.
+"""The Redactor: key rules and value rules applied to attributes, nested values, JSON text and free text.
 
 Everything returns the very object it was given when nothing had to change: callers compare with ``is``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-REDACTED = "[REDACTED]"
+from faultspan._capture.redaction import keys as key_rules
+from faultspan._capture.redaction import tokens
+from faultspan._capture.redaction.rules import (
+    _ANTHROPIC,
+    _AWS_ACCESS_KEY,
+    _AWS_SECRET_KEY,
+    _AZURE,
+    _BEARER,
+    _CARD,
+    _CARD_GATE,
+    _CONNECTION_STRING,
+    _CURL_USER,
+    _DIGITALOCEAN,
+    _GITHUB,
+    _GITLAB,
+    _GOOGLE,
+    _HUGGINGFACE,
+    _IDENT_CHARS,
+    _JWT,
+    _KEY_VALUE,
+    _LINE_END,
+    _MIN_GATED_LENGTH,
+    _NPM,
+    _OPENAI,
+    _PEM,
+    _PYPI,
+    _QUERY_PARAM,
+    _SCHEMELESS,
+    _SENDGRID,
+    _SEPARATOR_NEXT,
+    _SHOPIFY,
+    _SLACK,
+    _STRIPE,
+    _TWILIO,
+    _URL_CREDENTIALS,
+    _WEBHOOK,
+    REDACTED,
+    SQL_INSERT,
+    SQL_LITERAL,
+    TOKEN,
+    _anchor_patterns,
+    _anchors,
+    _card,
+    _has_digit,
+    _ident_length,
+    _loose_credential,
+    _lower,
+    _mask_spans,
+    _overlap,
+    _pattern_rule,
+    _placeholder,
+    _Rule,
+    _segments,
+    _strict_credential,
+    _token_credential,
+    credential_part,
+    token_verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -30,380 +80,12 @@ class RedactionRules:
     callback: Callable[[str, str], str | None] | None = None
 
 
-# ----------------------------------------------------------------------------------------------------
-# Key rules
-
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-
-# Secret names, as the concatenation of their words. A key is secret when the words of its field name *end*
-# with one of these (``db_password``, ``XApiKey``), possibly followed by words that still hold the same value
-# (``password_confirmation``, ``auth_header``, ``password2``). Any other trailing word turns the name into
-# metadata about the secret (``password_policy``, ``token_count``, ``session_timeout``).
-_SECRET_TERMS = frozenset(
-    {
-        "password", "passwords", "passwd", "pwd", "pass", "passphrase", "passcode",
-        "secret", "secrets", "token", "jwt", "auth", "authorization", "credential", "credentials", "creds",
-        "apikey", "apikeys", "privatekey", "secretkey", "accesskey", "signingkey", "encryptionkey",
-        "masterkey", "sessionkey", "licensekey", "accountkey", "sharedkey", "appkey", "authkey", "adminkey",
-        "rootkey", "deploykey", "hmackey", "writekey", "subscriptionkey", "functionkey", "functionskey",
-        "cookie", "cookies", "session", "sessionid", "sessid", "csrf", "xsrf",
-        "ssn", "socialsecurity", "creditcard", "cardnumber", "ccnumber", "cvv", "cvc", "securitycode", "pin",
-        "otp", "totp",
-        "dsn", "connectionstring", "connstring", "connstr",
-    }
-)  # fmt: skip
-# Terms distinctive enough to be found at the end of a glued lowercase word (``dbpassword``, ``jsessionid``).
-# Short or common endings (pass, auth, session, pin) are not: bypass, oauth, possession, spin.
-_SUFFIX_TERMS = frozenset(
-    {
-        "password", "passwords", "passwd", "pwd", "passphrase", "passcode", "secret", "secrets", "token",
-        "jwt", "authorization", "credential", "credentials", "creds", "apikey", "apikeys", "privatekey",
-        "secretkey", "accesskey", "signingkey", "encryptionkey", "masterkey", "sessionkey", "sessionid",
-        "sessid", "cookie", "cookies", "creditcard", "cardnumber", "connectionstring", "dsn",
-    }
-)  # fmt: skip
-_SAME_VALUE_WORDS = frozenset(
-    {
-        "value", "values", "val", "str", "string", "text", "raw", "plain", "plaintext", "clear", "cleartext",
-        "confirm", "confirmation", "again", "repeat", "new", "old", "current", "prev", "previous", "orig",
-        "original", "encoded", "enc", "encrypted", "b64", "base64", "hex", "bytes", "hash", "hashed",
-        "digest", "code", "header", "headers", "input", "env", "var", "data", "json", "pem", "number", "num",
-        "no", "nr",
-    }
-)  # fmt: skip
-# Secrets that are short digit strings: ``pin 1234`` is worth masking, ``session 1234`` is not.
-_NUMERIC_TERMS = frozenset(
-    {"pin", "otp", "totp", "cvv", "cvc", "ssn", "cardnumber", "creditcard", "ccnumber", "passcode"}
-)
-# Header-like keys whose unquoted value runs to the end of the line (``Cookie: a=1; b=2``).
-_LINE_TERMS = frozenset({"cookie", "cookies", "authorization"})
-# Query parameters that carry a credential although the name alone would not make a secret key.
-_QUERY_TERMS = frozenset({"sig", "signature", "key", "xamzsignature", "xamzcredential", "xgoogsignature"})
-# Substrings that every secret key name contains, used to find candidate keys in free text quickly.
-_KEY_HINTS = (
-    "pass", "pwd", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf", "ssn",
-    "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number",
-)  # fmt: skip
-
-
-def _words(key: str) -> list[str]:
-    return [word.lower() for word in _WORD.findall(key)]
-
-
-def _canonical(key: str) -> str:
-    return "".join(_words(key))
-
-
-def _last_word(key: str) -> str:
-    """The last alphabetic word of a key, which the key contains however it is spelled."""
-    words = [word for word in _words(key) if word.isalpha()]
-    return words[-1] if words else ""
-
-
-def _field(key: str) -> str:
-    """The segment of a dotted key that names the field: ``http.request.header.x-api-key`` -> x-api-key."""
-    for segment in reversed(key.split(".")):
-        if any(char.isalpha() for char in segment):
-            return segment
-    return key
-
-
-def _match_tail(words: list[str], terms: frozenset[str], suffixes: frozenset[str]) -> str:
-    end = len(words)
-    while end:
-        joined = "".join(words[:end])
-        for term in suffixes:
-            if joined.endswith(term):
-                return term
-        tail = ""
-        for word in reversed(words[:end]):
-            tail = word + tail
-            if tail in terms:
-                return tail
-        last = words[end - 1]
-        if not (last.isdigit() or last in _SAME_VALUE_WORDS):
-            return ""
-        end -= 1
-    return ""
-
-
-# ----------------------------------------------------------------------------------------------------
-# Value rules: helpers
-
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_SPECIALS = frozenset("!@#$%^&*+=/~?|:;<>()[]{}")
-_PLACEHOLDERS = frozenset(
-    {"none", "null", "nil", "undefined", "true", "false", "redacted", "<redacted>", "hidden", "masked"}
-)
-
-
-def _placeholder(value: str) -> bool:
-    return not value.strip("*xX.-_ ") or value.lower() in _PLACEHOLDERS
-
-
-def _digit_group(value: str) -> bool:
-    return sum(char.isdigit() for char in value) >= 3 and all(
-        char.isdigit() or char in "- " for char in value
-    )
-
-
-def _loose_credential(value: str, numeric: bool) -> bool:
-    """A value after ``key:`` or in quotes after ``key ``: long, or with a digit or symbol."""
-    if _placeholder(value):
-        return False
-    if len(value) >= 20:
-        return True
-    if len(value) >= 8 and any(char.isdigit() or char in _SPECIALS for char in value):
-        return True
-    return numeric and _digit_group(value)
-
-
-def _strict_credential(value: str, numeric: bool) -> bool:
-    """A bare word after ``key `` in prose: shaped like a password or a random token, not a word or UUID."""
-    if numeric and _digit_group(value):
-        return True
-    if len(value) < 6 or _placeholder(value) or _UUID.fullmatch(value):
-        return False
-    if not _has_digit(value) or not any(char.isalpha() for char in value):
-        return False
-    if len(value) < 8:
-        return True  # short, but letters and digits together, as in "password hunter2"
-    mixed_case = value.lower() != value and value.upper() != value
-    return len(value) >= 16 or mixed_case or any(char in _SPECIALS for char in value)
-
-
-def _card(candidate: str) -> bool:
-    groups = re.split(r"[ -]", candidate)
-    if len(groups) > 1 and (len(groups[0]) != 4 or not all(3 <= len(group) <= 6 for group in groups[1:-1])):
-        return False
-    digits = "".join(groups)
-    if digits[0] == "2" and not "2221" <= digits[:4] <= "2720":  # Mastercard's 2-series; 20xx is a date
-        return False
-    return _luhn(digits)
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if index % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
-
-def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
-    """``text`` with each (start, end) span, in increasing non-overlapping order, replaced by REDACTED."""
-    parts: list[str] = []
-    last = 0
-    for start, end in spans:
-        parts.append(text[last:start])
-        parts.append(REDACTED)
-        last = end
-    if not parts:
-        return text
-    parts.append(text[last:])
-    return "".join(parts)
-
-
-def _pattern_rule(
-    pattern: re.Pattern[str], accept: Callable[[str], bool] | None = None
-) -> Callable[[str], str]:
-    """Mask each match of ``pattern``: its first matched group named ``secret*``, or the whole match."""
-    groups = [name for name in pattern.groupindex if name.startswith("secret")]
-
-    def spans(text: str) -> Iterable[tuple[int, int]]:
-        for match in pattern.finditer(text):
-            start, end = next((match.span(g) for g in groups if match.start(g) >= 0), match.span())
-            if end > start and (accept is None or accept(text[start:end])):
-                yield start, end
-
-    return lambda text: _mask_spans(text, spans(text))
-
-
-def _has_digit(value: str) -> bool:
-    return any(char.isdigit() for char in value)
-
-
-def _token_credential(value: str) -> bool:
-    return (len(value) >= 8 and any(char.isdigit() or char in "+/=" for char in value)) or len(value) >= 24
-
-
-# ----------------------------------------------------------------------------------------------------
-# Value rules: patterns. Each starts with a literal or a small character set so that ``re`` skips quickly
-# to candidate positions; the lookbehind right after that first character keeps a token from starting in
-# the middle of a longer word.
-
-_PEM = re.compile(
-    r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:.*?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*)",  # a truncated block is masked to the end
-    re.DOTALL,
-)
-_JWT = re.compile(r"e(?<![\w-]e)yJ[\w-]{10,}\.[\w-]{10,}(?:\.[\w+/=-]*){1,3}", re.ASCII)
-_URL_CREDENTIALS = re.compile(
-    r":(?<=[\w+.-]:)//"
-    r"(?:[^\s:/?#@'\"<>]*:(?P<secret>[^\s/?'\"<>]+)|(?P<secret_token>(?=[\w.~%-]*[0-9])[\w.~%-]{16,}))"
-    r"@(?=[\w\[])",
-    re.ASCII,
-)
-_AWS_ACCESS_KEY = re.compile(r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Z0-9])")
-_AWS_SECRET_KEY = re.compile(
-    r"[Aa][Ww][Ss][\w. -]{0,40}?(?i:secret|key)[\w.-]{0,40}['\"]?[ \t]*(?:[:=]|=>)?[ \t]*['\"]?"
-    r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
-    re.ASCII,
-)
-_GITHUB = re.compile(r"g(?<![A-Za-z0-9_]g)(?:h[pousr]_[A-Za-z0-9]{20,}|ithub_pat_\w{20,})", re.ASCII)
-_GITLAB = re.compile(r"g(?<![\w-]g)l(?:pat|dt|rt|ptt|ft|soat|cbt|imt|oas|agent)-[\w-]{20,}", re.ASCII)
-_STRIPE = re.compile(
-    r"s(?<![A-Za-z0-9_]s)k_(?:live|test)_[A-Za-z0-9]{10,}"
-    r"|r(?<![A-Za-z0-9_]r)k_(?:live|test)_[A-Za-z0-9]{10,}"
-    r"|w(?<![A-Za-z0-9_]w)hsec_[A-Za-z0-9+/=]{16,}"
-)
-_SLACK = re.compile(
-    r"x(?<![\w-]x)(?:ox[abposre]-|oxe\.xox[bp]-|app-[0-9]-)[A-Za-z0-9-]{10,}"
-    r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]+)",
-    re.ASCII,
-)
-_WEBHOOK = re.compile(
-    r"(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2|api\.telegram\.org/bot)"
-    r"/(?P<secret>[\w:/@.-]{16,})",
-    re.ASCII,
-)
-_GOOGLE = re.compile(
-    r"A(?<![\w-]A)Iza[\w-]{30,}|y(?<![\w-]y)a29\.[\w-]{20,}|G(?<![\w-]G)OCSPX-[\w-]{20,}", re.ASCII
-)
-_ANTHROPIC = re.compile(r"s(?<![\w-]s)k-ant-[\w-]{20,}", re.ASCII)
-_OPENAI = re.compile(r"s(?<![\w-]s)k-(?!ant-)[\w-]{20,}", re.ASCII)
-_NPM = re.compile(r"n(?<![A-Za-z0-9_]n)pm_[A-Za-z0-9]{30,}")
-_PYPI = re.compile(r"pypi-AgE[\w-]{20,}", re.ASCII)
-_SENDGRID = re.compile(r"S(?<![\w-]S)G\.[\w-]{16,}\.[\w-]{16,}", re.ASCII)
-_TWILIO = re.compile(r"(?:A(?<![A-Za-z0-9]A)C|S(?<![A-Za-z0-9]S)K)[0-9a-f]{32}(?![0-9a-f])")
-_HUGGINGFACE = re.compile(r"h(?<![A-Za-z0-9_]h)f_[A-Za-z0-9]{30,}")
-_SHOPIFY = re.compile(r"s(?<![A-Za-z0-9_]s)hp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}")
-_DIGITALOCEAN = re.compile(r"d(?<![A-Za-z0-9_]d)o[opr]_v1_[A-Za-z0-9]{32,}")
-_AZURE = re.compile(  # one literal first letter per branch keeps the search fast, the rest ignores case
-    r"(?:A(?i:ccountkey)|a(?i:ccountkey)"
-    r"|S(?i:haredaccess(?:key|signature))|s(?i:haredaccess(?:key|signature)))"
-    r"[ \t]*=[ \t]*(?P<secret>[^;\s'\"]+)"
-)
-_BEARER = re.compile(
-    r"(?:b(?<![A-Za-z0-9_]b)(?:earer|asic)|B(?<![A-Za-z0-9_]B)(?:earer|asic|EARER|ASIC)"
-    r"|T(?<![A-Za-z0-9_]T)(?:oken|OKEN))"
-    r"[ \t]+(?P<secret>[\w.~+/-]+=*)(?![^\s,;'\")\]}>])",
-    re.ASCII,
-)
-_CONNECTION_STRING = re.compile(
-    r"[Pp](?<![A-Za-z0-9_][Pp])(?i:assword|wd|asswd)[ \t]*=[ \t]*"
-    r"(?:(?P<secret>\{[^}\r\n]{0,256}\})|(?P<secret_plain>[^;\r\n'\"{ \t][^;\r\n'\"]{0,256}?))[ \t]*;"
-)
-_CARD_GATE = re.compile(r"[2-6][0-9]{3}[ -]?[0-9]{4}")
-_MIN_GATED_LENGTH = 13  # the shortest card number
-_QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&#\s'\"<>]+)", re.ASCII)
-_CARD = re.compile(
-    r"[2-6](?<![\w.+-][2-6])(?<![0-9][ -][2-6])[0-9]{3}(?:[ -]?[0-9]){9,15}(?![\w]|[ .-][0-9])", re.ASCII
-)
-
-# Free-text ``key<separator>value``: found from a key hint, then this is matched right after the key.
-_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-_IDENT_REST = re.compile(r"[\w.-]+", re.ASCII)
-_KEY_VALUE = re.compile(
-    r"""\\?["']?                                         # closing quote of a quoted key
-    (?:[ \t]*(?P<sep>=>|[:=])[ \t]*|[ \t]+)
-    (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN|Digest|Negotiate|NTLM|AWS4-HMAC-SHA256)[ \t]+)?
-    (?:
-        (?:[bru]{1,2}(?=["']))?(?P<quote>\\?["'])(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
-      | (?P<bare>[^\s'"\\,;&)\]}>{\[(<][^\s'"\\,;&)\]}>]*)
-    )""",
-    re.VERBOSE,
-)
-_SEPARATOR_NEXT = re.compile(r"[ \t]*[:=]")
-_LINE_END = re.compile(r"[\r\n\\]")  # a newline, or the backslash of an escaped one
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def _lower(text: str) -> str:
-    """Lowercase with the same length, so that positions found in it are positions in ``text``."""
-    low = text.lower()
-    return low if len(low) == len(text) else text.translate(_ASCII_LOWER)
-
-
-def _ident_length(text: str, start: int) -> int:
-    match = _IDENT_REST.match(text, start)
-    return len(match[0]) if match else 0
-
-
-# Anchors are what a rule's matches must contain, searched in lowercased text: a literal and an optional
-# regex tail. All anchors are compiled into one alternation that is entered at each anchor's least frequent
-# character (``k`` in ``token``, checking ``tok`` behind it): ``re`` then stops at few positions of ordinary
-# text, which is what makes clean values cheap.
-_Anchor = tuple[str, str]
-_FREQUENT = "/._-: 0123456789=etaoindsrhlcumfpgwybvkxjqz"  # most frequent first in attribute values
-
-
-def _anchors(*literals: str) -> tuple[_Anchor, ...]:
-    return tuple((literal, "") for literal in literals)
-
-
-@functools.cache
-def _entry(literal: str) -> int:
-    return max(range(len(literal)), key=lambda i: _FREQUENT.find(literal[i]) % (len(_FREQUENT) + 1))
-
-
-def _anchor_patterns(anchors: Sequence[_Anchor]) -> tuple[re.Pattern[str], dict[str, re.Pattern[str]]]:
-    """Any of the anchors, as one alternation grouped by entry character (plain groups keep ``re`` fast), and
-    for each entry character the same alternatives where group ``a<i>`` tells that ``anchors[i]`` matched."""
-    plain: dict[str, list[str]] = {}
-    named: dict[str, list[str]] = {}
-    for index, (literal, tail) in enumerate(anchors):
-        entry = _entry(literal)
-        behind = f"(?<={re.escape(literal[: entry + 1])})" if entry else ""
-        rest = behind + re.escape(literal[entry + 1 :]) + tail
-        plain.setdefault(literal[entry], []).append(rest)
-        named.setdefault(literal[entry], []).append(f"(?P<a{index}>{rest})")
-    pattern = re.compile(
-        "|".join(re.escape(c) + "(?:" + "|".join(rests) + ")" for c, rests in sorted(plain.items()))
-    )
-    return pattern, {
-        c: re.compile(re.escape(c) + "(?:" + "|".join(rests) + ")") for c, rests in named.items()
-    }
-
-
-def _overlap(first: str, second: str) -> bool:
-    """Whether both literals can match entered at the same position: same entry character, and they agree
-    wherever they overlap once aligned on it."""
-    offset = _entry(first) - _entry(second)
-    return first[_entry(first)] == second[_entry(second)] and all(
-        first[offset + i] == char for i, char in enumerate(second) if 0 <= offset + i < len(first)
-    )
-
-
-@dataclass(frozen=True)
-class _Rule:
-    name: str
-    anchors: tuple[_Anchor, ...]
-    apply: Callable[[str], str]
-    # Searched in the text itself: a card number starts with any of five digits, too common for an anchor.
-    gate: re.Pattern[str] | None = None
-
-
-def _segments(apply: Callable[[str], str], text: str) -> str:
-    """Apply a rule between existing masks only, so ``[REDACTED]`` never triggers or changes anything."""
-    if REDACTED not in text:
-        return apply(text)
-    parts = text.split(REDACTED)
-    scrubbed = [apply(part) for part in parts]
-    if all(new is old for new, old in zip(scrubbed, parts, strict=True)):
-        return text
-    return REDACTED.join(scrubbed)
-
-
 # How JSON text that json.loads accepts starts: an object or an array, then its first key or value. The reprs
 # of dicts and lists in captured locals (``{'id': 9}``, ``[('sku', 2)]``) fail here without a failed parse.
 _JSON_START = re.compile(r"\s*(?:\{\s*[\"}]|\[\s*[-\"0-9\[{tfnNI\]])")
 _CACHE_LIMIT = 4096
 _SCALARS = frozenset({bool, int, float})
 _CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
-_MAX_KEY_WORDS = 12
 _MAX_PASSES = 4
 _MAX_SHORTCUT_DEPTH = 64
 
@@ -417,9 +99,13 @@ class Redactor:
         problems: list[str] = []
         self._enabled = self.rules.enabled
         self._callback = self.rules.callback
-        self._allow = frozenset(_canonical(key) for key in self.rules.allow_keys)
-        self._extra_terms = frozenset(filter(None, (_canonical(key) for key in self.rules.extra_keys)))
-        hints = sorted(set(_KEY_HINTS) | set(filter(None, map(_last_word, self.rules.extra_keys))))
+        self._allow = frozenset(key_rules.canonical(key) for key in self.rules.allow_keys)
+        self._extra_terms = frozenset(
+            filter(None, (key_rules.canonical(key) for key in self.rules.extra_keys))
+        )
+        hints = sorted(
+            set(key_rules.KEY_HINTS) | set(filter(None, map(key_rules.last_word, self.rules.extra_keys)))
+        )
         self._key_hint = _anchor_patterns(_anchors(*hints))[0]
         self._kinds: dict[str, str] = {}
         self._keys: dict[str, tuple[str, str | None]] = {}
@@ -488,7 +174,11 @@ class Redactor:
             _Rule("connection_string", anchors("pass", "pwd"), pattern(_CONNECTION_STRING, _not_placeholder)),
             _Rule("query_param", anchors(*key_hints, "sig"), self._query_params),
             _Rule("key_value", anchors(*key_hints), self._key_values),
-            _Rule("card", (), pattern(_CARD, _card), _CARD_GATE),
+            _Rule("credential_pair", anchors("-u", "--user", "@"), self._credential_pairs),
+            _Rule("sql_insert", anchors("insert"), self._sql_inserts),
+            _Rule("card", (), pattern(_CARD, _card), _CARD_GATE.search),
+            _Rule("password_value", (), _password_value, _WHOLE_VALUE.fullmatch),
+            _Rule("token", (), _tokens, _TOKEN_GATE.search),
         ]
 
     # ---- key rules ---------------------------------------------------------------------------------
@@ -517,18 +207,49 @@ class Redactor:
         return info
 
     def _classify(self, key: str) -> str:
-        field = _field(key)
-        words = _words(field)
-        if not words or _canonical(key) in self._allow or "".join(words) in self._allow:
-            return ""
-        # Only the last words can name the field: this bounds the work on an absurdly long identifier.
-        kind = _match_tail(words[-_MAX_KEY_WORDS:], _SECRET_TERMS, _SUFFIX_TERMS)
-        if not kind and self._extra_terms:
-            kind = _match_tail(_words(key)[-_MAX_KEY_WORDS:], self._extra_terms, frozenset())
-        return kind
+        return key_rules.classify(key, self._allow, self._extra_terms)
 
     def is_secret_key(self, key: str) -> bool:
-        return self._enabled and bool(self._kind(key))
+        """Whether the key's name alone makes its whole value secret (weak terms do not)."""
+        kind = self._kind(key)
+        return self._enabled and bool(kind) and kind not in key_rules.WEAK_TERMS
+
+    def _by_key(self, kind: str, value: object, path: str, masked: list[str]) -> object:
+        """``value`` under a key of this kind: masked whole by a secret term, by a weak one if it looks like
+        a credential, or scrubbed by the value rules."""
+        if kind in key_rules.WEAK_TERMS and not (isinstance(value, str) and _weak_secret(value)):
+            return self._scrub_any(value, path, masked)
+        return _mask_whole(value, path, masked)
+
+    # ---- generic structured forms -------------------------------------------------------------------
+
+    def _credential_pairs(self, text: str) -> str:
+        def spans() -> Iterable[tuple[int, int]]:
+            for pattern in (_CURL_USER, _SCHEMELESS):
+                for match in pattern.finditer(text):
+                    if credential_part(match["secret"]):
+                        yield match.span("secret")
+
+        return _mask_spans(text, sorted(set(spans())))
+
+    def _sql_inserts(self, text: str) -> str:
+        def spans() -> Iterable[tuple[int, int]]:
+            for match in SQL_INSERT.finditer(text):
+                columns = [name.strip(' \t\n"`[]') for name in match["columns"].split(",")]
+                at = match.start("values")
+                for column in columns:
+                    literal = SQL_LITERAL.match(text, at, match.end("values"))
+                    if literal is None:
+                        break
+                    at = literal.end()
+                    group = "quoted" if literal["quoted"] is not None else "bare"
+                    value = literal[group].strip()
+                    kind = self._kind(column)
+                    if value and kind and (kind not in key_rules.WEAK_TERMS or _weak_secret(value)):
+                        start = literal.start(group)
+                        yield start, start + len(literal[group].rstrip())
+
+        return _mask_spans(text, spans())
 
     # ---- value rules -------------------------------------------------------------------------------
 
@@ -571,7 +292,7 @@ class Redactor:
         triggered: set[int] = set()
         if len(text) >= _MIN_GATED_LENGTH:
             for number, gate in self._gates:
-                if gate.search(text):
+                if gate(text):
                     triggered.add(number)
         if self._anchor is not None:
             low = _lower(text)
@@ -588,7 +309,9 @@ class Redactor:
         def spans() -> Iterable[tuple[int, int]]:
             for match in _QUERY_PARAM.finditer(text):
                 name, value = match["name"], match["value"]
-                if (self._kind(name) or _canonical(name) in _QUERY_TERMS) and not _placeholder(value):
+                if (
+                    self._kind(name) or key_rules.canonical(name) in key_rules.QUERY_TERMS
+                ) and not _placeholder(value):
                     yield match.span("value")
 
         return _mask_spans(text, spans())
@@ -610,12 +333,14 @@ class Redactor:
             done = end
             key = text[start:end].lstrip(".-")
             kind = self._kind(key)
-            if not kind and start > 1 and text[start - 1] == " ":  # "api key", "secret key" in prose
+            weak = kind in key_rules.WEAK_TERMS
+            if (not kind or weak) and start > 1 and text[start - 1] == " ":  # "api key", "cache key" in prose
                 before = start - 1
                 while before > 0 and text[before - 1] in _IDENT_CHARS:
                     before -= 1
-                kind = self._kind(text[before:start] + key)
-                start = before
+                compound = self._kind(text[before:start] + key)
+                if compound or weak:
+                    kind, start = compound, before
             if not kind:
                 continue
             match = _KEY_VALUE.match(text, end)
@@ -629,9 +354,13 @@ class Redactor:
 
     def _value_span(self, text: str, match: re.Match[str], kind: str, quote: str) -> tuple[int, int] | None:
         """The span of the value to mask; ``quote`` is the one that opened the key, if any."""
-        numeric = kind in _NUMERIC_TERMS
+        numeric = kind in key_rules.NUMERIC_TERMS
         separator = match["sep"]
         quoted = match["quoted"]
+        if separator == ",":  # ('X-Api-Key', 'value'): a (name, value) pair in a repr
+            return match.span("quoted") if quote and quoted and not _placeholder(quoted) else None
+        if quoted is not None and kind in key_rules.WEAK_TERMS:
+            return match.span("quoted") if _weak_secret(quoted) else None
         if quoted is not None:
             accepted = not _placeholder(quoted) if separator else _loose_credential(quoted, numeric)
             return match.span("quoted") if quoted and accepted else None
@@ -640,12 +369,16 @@ class Redactor:
         followed = _SEPARATOR_NEXT.match(text, match.end("bare")) is not None
         if (name != bare or followed) and ":" not in name and self._kind(name):
             return None  # "password= X-Api-Key: ..." or "token: secret = ...": the next key, not a value
+        if kind in key_rules.WEAK_TERMS:
+            return match.span("bare") if _weak_secret(name) else None
         if separator in ("=", "=>"):
             return None if _placeholder(bare) else match.span("bare")
         bare = name
         if separator is None:
             return (start, start + len(bare)) if _strict_credential(bare, numeric) else None
-        if kind in _LINE_TERMS and (match["scheme"] or "=" in bare or _loose_credential(bare, numeric)):
+        if kind in key_rules.LINE_TERMS and (
+            match["scheme"] or "=" in bare or _loose_credential(bare, numeric)
+        ):
             line_end = _LINE_END.search(text, start)
             end = line_end.start() if line_end else len(text)
             if quote and quote in text[start:end]:  # "Cookie: a=1; b=2" quoted as a whole ends at its quote
@@ -658,8 +391,9 @@ class Redactor:
     def scrub_value(self, key: str, value: object, path: str, masked: list[str]) -> object:
         if not self._enabled:
             return value
-        if key and self._kind(key):
-            return _mask_whole(value, path, masked)
+        kind = self._kind(key) if key else ""
+        if kind:
+            return self._by_key(kind, value, path, masked)
         return self._scrub_any(value, path, masked)
 
     def scrub_attributes(
@@ -682,7 +416,9 @@ class Redactor:
                 new: object = value  # the fast path of almost every attribute
             else:
                 path = prefix + name
-                new = _mask_whole(value, path, masked) if kind else self._scrub_any(value, path, masked)
+                new = (
+                    self._by_key(kind, value, path, masked) if kind else self._scrub_any(value, path, masked)
+                )
                 if renamed is not None and new is value:
                     masked.append(path)
             if result is None and (new is not value or renamed is not None):
@@ -717,7 +453,11 @@ class Redactor:
                 kind, renamed = self._key(key)
                 name = key if renamed is None else renamed
                 child = f"{path}.{name}"
-                new = _mask_whole(value, child, masked) if kind else self._scrub_any(value, child, masked)
+                new = (
+                    self._by_key(kind, value, child, masked)
+                    if kind
+                    else self._scrub_any(value, child, masked)
+                )
                 if renamed is not None and new is value:
                     masked.append(child)
             else:
@@ -729,6 +469,10 @@ class Redactor:
         return mapping if result is None else result
 
     def _scrub_sequence(self, items: Sequence[object], path: str, masked: list[str]) -> object:
+        if len(items) == 2 and isinstance(items[0], str) and isinstance(items[1], str):
+            kind = self._kind(items[0])  # a (name, value) pair: headers as a list of tuples
+            if kind and self._by_key(kind, items[1], f"{path}[1]", masked) is not items[1]:
+                return (items[0], REDACTED) if isinstance(items, tuple) else [items[0], REDACTED]
         scrubbed = [self._scrub_any(item, f"{path}[{index}]", masked) for index, item in enumerate(items)]
         if all(new is old for new, old in zip(scrubbed, items, strict=True)):
             return items
@@ -829,3 +573,42 @@ def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], p
         redactor.callback_errors += 1
         return text
     return replacement if isinstance(replacement, str) and replacement != text else text
+
+
+_TOKEN_GATE = re.compile(r"[A-Za-z0-9+/_.~-]{8}")
+_WHOLE_VALUE = re.compile(r"\S{8,130}")
+
+
+def _weak_secret(value: str) -> bool:
+    """A value under a weak key (``HEROKU_KEY``, ``login``) that reads as a credential."""
+    value = value.strip().strip("'\"")
+    return tokens.looks_random(value, tokens.SECRET) or tokens.password_like(value)
+
+
+def _tokens(text: str) -> str:
+    def spans() -> Iterable[tuple[int, int]]:
+        for match in TOKEN.finditer(text):
+            token = match[0].rstrip(".")
+            if token_verdict(token, text, match.start()):
+                yield match.start(), match.start() + len(token)
+
+    return _mask_spans(text, spans())
+
+
+def _password_value(text: str) -> str:
+    """A whole value shaped like a password (``M0Xvq!ZjxTW3#57``), or the password of ``user:password``."""
+    inner = text[1:-1] if len(text) > 2 and text[0] == text[-1] and text[0] in "'\"" else text
+    if "://" in inner:
+        return text
+    if tokens.password_like(inner):
+        return text.replace(inner, REDACTED, 1)
+    user, colon, secret = inner.partition(":")
+    if not (colon and user and secret) or ":" in secret or user.lower() in tokens.HASH_NAMES:
+        return text
+    shaped = tokens.password_like(secret) or (
+        TOKEN.fullmatch(secret) is not None and tokens.looks_random(secret, tokens.SECRET)
+    )
+    if not shaped or not credential_part(secret) or all(char in tokens.HEX for char in secret):
+        return text
+    at = text.index(inner) + len(user) + 1
+    return text[:at] + REDACTED + text[at + len(secret) :]

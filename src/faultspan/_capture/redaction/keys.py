@@ -1,0 +1,145 @@
+"""Key rules: whether a key's *name* says that its value is secret, through one word model.
+
+A key is split into lowercase words (``dbPassword`` -> db password, ``X-Api-Key`` -> x api key,
+``password_b64`` -> password b64) and is secret when its words *end* with a secret term, possibly followed by
+words that still hold the same value (``password_confirmation``, ``token_sha256``, ``password2``). Any other
+trailing word makes
+it metadata about a secret (``password_policy``, ``token_count``). Weak terms (``key``, ``login``, ``aws``)
+make a key secret only for values that look like credentials.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+# Letters glued to digits that form one word rather than a word and a counter (``base64``, ``sha256``).
+_GLUED_STEMS = frozenset(
+    {"b", "base", "sha", "md", "crc", "hmac", "aes", "rsa", "ed", "x", "s", "k", "oauth"}
+)
+
+# Secret names, as the concatenation of their words.
+SECRET_TERMS = frozenset(
+    {
+        "password", "passwords", "passwd", "pwd", "pw", "pswd", "pass", "passphrase", "passcode",
+        "secret", "secrets", "token", "jwt", "auth", "authorization", "credential", "credentials",
+        "creds", "apikey", "apikeys", "privatekey", "secretkey", "accesskey", "signingkey", "encryptionkey",
+        "masterkey", "sessionkey", "licensekey", "accountkey", "sharedkey", "appkey", "authkey", "adminkey",
+        "rootkey", "deploykey", "hmackey", "writekey", "subscriptionkey", "functionkey", "functionskey",
+        "clientkey", "serverkey", "userkey", "cookie", "cookies", "session", "sessionid", "sessid", "csrf",
+        "xsrf", "ssn", "socialsecurity", "creditcard", "cardnumber", "ccnumber", "cvv", "cvc", "securitycode",
+        "pin", "otp", "totp", "dsn", "connectionstring", "connstring", "connstr",
+    }
+)  # fmt: skip
+# Names that often, not always, hold a credential: their value is masked when it looks like one.
+WEAK_TERMS = frozenset({"key", "keys", "aws", "login", "accessid", "accesskeyid", "keyid"})
+# Words before a weak term that make the key an identifier of something public (``cache_key``).
+_PUBLIC_QUALIFIERS = frozenset(
+    {
+        "cache", "primary", "foreign", "message", "object", "partition", "sort", "routing", "idempotency",
+        "dedup", "dedupe", "public", "pub", "row", "lookup", "map", "sequence", "seq", "schema", "bucket",
+        "group", "index", "unique", "shard", "kafka", "redis", "translation", "storage", "file", "config",
+        "setting", "settings", "dict", "hash", "composite", "natural", "surrogate", "hotkey", "shortcut",
+        "keyboard", "press", "down", "up", "entry", "kms", "issuer", "ssh", "gpg", "pgp", "region", "name",
+    }
+)  # fmt: skip
+# Terms distinctive enough to be found at the end of a glued lowercase word (``dbpassword``, ``jsessionid``).
+_SUFFIX_TERMS = frozenset(
+    {
+        "password", "passwords", "passwd", "pwd", "passphrase", "passcode", "secret", "secrets", "token",
+        "jwt", "authorization", "credential", "credentials", "creds", "apikey", "apikeys", "privatekey",
+        "secretkey", "accesskey", "signingkey", "encryptionkey", "masterkey", "sessionkey", "sessionid",
+        "sessid", "cookie", "cookies", "creditcard", "cardnumber", "connectionstring", "dsn",
+    }
+)  # fmt: skip
+_SAME_VALUE_WORDS = frozenset(
+    {
+        "value", "values", "val", "str", "string", "text", "raw", "plain", "plaintext", "clear", "cleartext",
+        "confirm", "confirmation", "again", "repeat", "new", "old", "current", "prev", "previous", "orig",
+        "original", "encoded", "enc", "encrypted", "b64", "base64", "base32", "b32", "hex", "bytes", "hash",
+        "hashed", "digest", "sha1", "sha256", "sha512", "md5", "hmac", "code", "header", "headers", "input",
+        "env", "var", "data", "json", "pem", "number", "num", "no", "nr",
+    }
+)  # fmt: skip
+# Secrets that are short digit strings: ``pin 1234`` is worth masking, ``session 1234`` is not.
+NUMERIC_TERMS = frozenset(
+    {"pin", "otp", "totp", "cvv", "cvc", "ssn", "cardnumber", "creditcard", "ccnumber", "passcode"}
+)
+# Header-like keys whose unquoted value runs to the end of the line (``Cookie: a=1; b=2``).
+LINE_TERMS = frozenset({"cookie", "cookies", "authorization"})
+# Query parameters that carry a credential although the name alone would not make a secret key.
+QUERY_TERMS = frozenset({"sig", "signature", "key", "xamzsignature", "xamzcredential", "xgoogsignature"})
+# Substrings that every secret key name contains, used to find candidate keys in free text quickly.
+KEY_HINTS = (
+    "pass", "pwd", "pw", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf",
+    "ssn", "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number", "login", "aws",
+)  # fmt: skip
+MAX_KEY_WORDS = 12
+
+
+def words(key: str) -> list[str]:
+    """The lowercase words of a key; ``base64``, ``sha256`` and their kin stay one word."""
+    found: list[str] = []
+    end = -1
+    for match in _WORD.finditer(key):
+        word = match[0].lower()
+        if found and match.start() == end and word.isdigit() and found[-1] in _GLUED_STEMS:
+            found[-1] += word
+        else:
+            found.append(word)
+        end = match.end()
+    return found
+
+
+def canonical(key: str) -> str:
+    return "".join(words(key))
+
+
+def last_word(key: str) -> str:
+    """The last alphabetic word of a key, which the key contains however it is spelled."""
+    alphabetic = [word for word in words(key) if word.isalpha()]
+    return alphabetic[-1] if alphabetic else ""
+
+
+def field(key: str) -> str:
+    """The segment of a dotted key that names the field: ``http.request.header.x-api-key`` -> x-api-key."""
+    for segment in reversed(key.split(".")):
+        if any(char.isalpha() for char in segment):
+            return segment
+    return key
+
+
+def match_tail(words_: list[str], terms: frozenset[str], suffixes: frozenset[str]) -> str:
+    """The longest term the words end with (before same-value words), or ""."""
+    end = len(words_)
+    while end:
+        joined = "".join(words_[:end])
+        for term in suffixes:
+            if joined.endswith(term):
+                return term
+        tail = found = ""
+        for word in reversed(words_[:end]):
+            tail = word + tail
+            if tail in terms:
+                found = tail
+        if found:
+            return found
+        last = words_[end - 1]
+        if not (last.isdigit() or last in _SAME_VALUE_WORDS):
+            return ""
+        end -= 1
+    return ""
+
+
+def classify(key: str, allow: frozenset[str], extra_terms: frozenset[str]) -> str:
+    """The secret term a key ends with ("" when none); a weak term only without a public qualifier."""
+    field_words = words(field(key))
+    if not field_words or canonical(key) in allow or "".join(field_words) in allow:
+        return ""
+    tail = field_words[-MAX_KEY_WORDS:]
+    kind = match_tail(tail, SECRET_TERMS | WEAK_TERMS, _SUFFIX_TERMS)
+    if kind in WEAK_TERMS and _PUBLIC_QUALIFIERS.intersection(words(key)):
+        kind = ""
+    if not kind and extra_terms:
+        kind = match_tail(words(key)[-MAX_KEY_WORDS:], extra_terms, frozenset())
+    return kind

@@ -1,0 +1,367 @@
+"""Value rules: the patterns that find secrets inside text and replace only the secret part.
+
+Each rule has a name (to switch it off), anchors (literals its matches contain, searched in lowercased text
+so that only the rules whose anchors occur run) and a function from text to masked text. The generic rules
+(random tokens, prefixed tokens, credential pairs) sit beside a few formats that no shape test can see.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from faultspan._capture.redaction import keys, tokens
+
+REDACTED = "[REDACTED]"
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SPECIALS = frozenset("!@#$%^&*+=/~?|:;<>()[]{}")
+_PLACEHOLDERS = frozenset(
+    {"none", "null", "nil", "undefined", "true", "false", "redacted", "<redacted>", "hidden", "masked"}
+)
+
+
+def _placeholder(value: str) -> bool:
+    return not value.strip("*xX.-_ ") or value.lower() in _PLACEHOLDERS
+
+
+def _digit_group(value: str) -> bool:
+    return sum(char.isdigit() for char in value) >= 3 and all(
+        char.isdigit() or char in "- " for char in value
+    )
+
+
+def _loose_credential(value: str, numeric: bool) -> bool:
+    """A value after ``key:`` or in quotes after ``key ``: long, or with a digit or symbol."""
+    if _placeholder(value):
+        return False
+    if len(value) >= 20:
+        return True
+    if len(value) >= 8 and any(char.isdigit() or char in _SPECIALS for char in value):
+        return True
+    return numeric and _digit_group(value)
+
+
+def _strict_credential(value: str, numeric: bool) -> bool:
+    """A bare word after ``key `` in prose: shaped like a password or a random token, not a word or UUID."""
+    if numeric and _digit_group(value):
+        return True
+    if len(value) < 6 or _placeholder(value) or _UUID.fullmatch(value):
+        return False
+    if not _has_digit(value) or not any(char.isalpha() for char in value):
+        return False
+    if len(value) < 8:
+        return True  # short, but letters and digits together, as in "password hunter2"
+    mixed_case = value.lower() != value and value.upper() != value
+    return len(value) >= 16 or mixed_case or any(char in _SPECIALS for char in value)
+
+
+def _card(candidate: str) -> bool:
+    groups = re.split(r"[ -]", candidate)
+    if len(groups) > 1 and (len(groups[0]) != 4 or not all(3 <= len(group) <= 6 for group in groups[1:-1])):
+        return False
+    digits = "".join(groups)
+    if digits[0] == "2" and not "2221" <= digits[:4] <= "2720":  # Mastercard's 2-series; 20xx is a date
+        return False
+    return _luhn(digits)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        digit = ord(char) - 48
+        if index % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def _mask_spans(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """``text`` with each (start, end) span, in increasing non-overlapping order, replaced by REDACTED."""
+    parts: list[str] = []
+    last = 0
+    for start, end in spans:
+        parts.append(text[last:start])
+        parts.append(REDACTED)
+        last = end
+    if not parts:
+        return text
+    parts.append(text[last:])
+    return "".join(parts)
+
+
+def _pattern_rule(
+    pattern: re.Pattern[str], accept: Callable[[str], bool] | None = None
+) -> Callable[[str], str]:
+    """Mask each match of ``pattern``: its first matched group named ``secret*``, or the whole match."""
+    groups = [name for name in pattern.groupindex if name.startswith("secret")]
+
+    def spans(text: str) -> Iterable[tuple[int, int]]:
+        for match in pattern.finditer(text):
+            start, end = next((match.span(g) for g in groups if match.start(g) >= 0), match.span())
+            if end > start and (accept is None or accept(text[start:end])):
+                yield start, end
+
+    return lambda text: _mask_spans(text, spans(text))
+
+
+def _has_digit(value: str) -> bool:
+    return any(char.isdigit() for char in value)
+
+
+def _token_credential(value: str) -> bool:
+    return (len(value) >= 8 and any(char.isdigit() or char in "+/=" for char in value)) or len(value) >= 24
+
+
+# ----------------------------------------------------------------------------------------------------
+# Value rules: patterns. Each starts with a literal or a small character set so that ``re`` skips quickly
+# to candidate positions; the lookbehind right after that first character keeps a token from starting in
+# the middle of a longer word.
+
+_PEM = re.compile(
+    r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:.*?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*)",  # a truncated block is masked to the end
+    re.DOTALL,
+)
+_JWT = re.compile(r"e(?<![\w-]e)yJ[\w-]{10,}\.[\w-]{10,}(?:\.[\w+/=-]*){1,3}", re.ASCII)
+_URL_CREDENTIALS = re.compile(
+    r":(?<=[\w+.-]:)//"
+    r"(?:[^\s:/?#@'\"<>]*:(?P<secret>[^\s/?'\"<>]+)|(?P<secret_token>(?=[\w.~%-]*[0-9])[\w.~%-]{16,}))"
+    r"@(?=[\w\[])",
+    re.ASCII,
+)
+_AWS_ACCESS_KEY = re.compile(r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Z0-9])")
+_AWS_SECRET_KEY = re.compile(
+    r"[Aa][Ww][Ss][\w. -]{0,40}?(?i:secret|key)[\w.-]{0,40}['\"]?[ \t]*(?:[:=]|=>)?[ \t]*['\"]?"
+    r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+    re.ASCII,
+)
+_GITHUB = re.compile(r"g(?<![A-Za-z0-9_]g)(?:h[pousr]_[A-Za-z0-9]{20,}|ithub_pat_\w{20,})", re.ASCII)
+_GITLAB = re.compile(r"g(?<![\w-]g)l(?:pat|dt|rt|ptt|ft|soat|cbt|imt|oas|agent)-[\w-]{20,}", re.ASCII)
+_STRIPE = re.compile(
+    r"s(?<![A-Za-z0-9_]s)k_(?:live|test)_[A-Za-z0-9]{10,}"
+    r"|r(?<![A-Za-z0-9_]r)k_(?:live|test)_[A-Za-z0-9]{10,}"
+    r"|w(?<![A-Za-z0-9_]w)hsec_[A-Za-z0-9+/=]{16,}"
+)
+_SLACK = re.compile(
+    r"x(?<![\w-]x)(?:ox[abposre]-|oxe\.xox[bp]-|app-[0-9]-)[A-Za-z0-9-]{10,}"
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]+)",
+    re.ASCII,
+)
+_WEBHOOK = re.compile(
+    r"(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2|api\.telegram\.org/bot)"
+    r"/(?P<secret>[\w:/@.-]{16,})",
+    re.ASCII,
+)
+_GOOGLE = re.compile(
+    r"A(?<![\w-]A)Iza[\w-]{30,}|y(?<![\w-]y)a29\.[\w-]{20,}|G(?<![\w-]G)OCSPX-[\w-]{20,}", re.ASCII
+)
+_ANTHROPIC = re.compile(r"s(?<![\w-]s)k-ant-[\w-]{20,}", re.ASCII)
+_OPENAI = re.compile(r"s(?<![\w-]s)k-(?!ant-)[\w-]{20,}", re.ASCII)
+_NPM = re.compile(r"n(?<![A-Za-z0-9_]n)pm_[A-Za-z0-9]{30,}")
+_PYPI = re.compile(r"pypi-AgE[\w-]{20,}", re.ASCII)
+_SENDGRID = re.compile(r"S(?<![\w-]S)G\.[\w-]{16,}\.[\w-]{16,}", re.ASCII)
+_TWILIO = re.compile(r"(?:A(?<![A-Za-z0-9]A)C|S(?<![A-Za-z0-9]S)K)[0-9a-f]{32}(?![0-9a-f])")
+_HUGGINGFACE = re.compile(r"h(?<![A-Za-z0-9_]h)f_[A-Za-z0-9]{30,}")
+_SHOPIFY = re.compile(r"s(?<![A-Za-z0-9_]s)hp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}")
+_DIGITALOCEAN = re.compile(r"d(?<![A-Za-z0-9_]d)o[opr]_v1_[A-Za-z0-9]{32,}")
+_AZURE = re.compile(  # one literal first letter per branch keeps the search fast, the rest ignores case
+    r"(?:A(?i:ccountkey)|a(?i:ccountkey)"
+    r"|S(?i:haredaccess(?:key|signature))|s(?i:haredaccess(?:key|signature)))"
+    r"[ \t]*=[ \t]*(?P<secret>[^;\s'\"]+)"
+)
+_BEARER = re.compile(
+    r"(?:b(?<![A-Za-z0-9_]b)(?:earer|asic)|B(?<![A-Za-z0-9_]B)(?:earer|asic|EARER|ASIC)"
+    r"|T(?<![A-Za-z0-9_]T)(?:oken|OKEN)|F(?<![A-Za-z0-9_]F)lyV1)"
+    r"[ \t]+(?P<secret>[\w.~+/-]+=*(?:,[\w.~+/-]+=*)*)(?![^\s,;'\")\]}>])",
+    re.ASCII,
+)
+_CONNECTION_STRING = re.compile(
+    r"[Pp](?<![A-Za-z0-9_][Pp])(?i:assword|wd|asswd)[ \t]*=[ \t]*"
+    r"(?:(?P<secret>\{[^}\r\n]{0,256}\})|(?P<secret_plain>[^;\r\n'\"{ \t][^;\r\n'\"]{0,256}?))[ \t]*;"
+)
+_CARD_GATE = re.compile(r"[2-6][0-9]{3}[ -]?[0-9]{4}")
+_MIN_GATED_LENGTH = 13  # the shortest card number
+_QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&#\s'\"<>]+)", re.ASCII)
+_CARD = re.compile(
+    r"[2-6](?<![\w.+-][2-6])(?<![0-9][ -][2-6])[0-9]{3}(?:[ -]?[0-9]){9,15}(?![\w]|[ .-][0-9])", re.ASCII
+)
+
+# Free-text ``key<separator>value``: found from a key hint, then this is matched right after the key.
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_IDENT_REST = re.compile(r"[\w.-]+", re.ASCII)
+_KEY_VALUE = re.compile(
+    r"""\\?["']?                                         # closing quote of a quoted key
+    (?:[ \t]*(?P<sep>=>|[:=,])[ \t]*|[ \t]+)
+    (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN|Digest|Negotiate|NTLM|AWS4-HMAC-SHA256|FlyV1)
+        [ \t]+)?
+    (?:
+        (?:[bru]{1,2}(?=["']))?(?P<quote>\\?["'])(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
+      | (?P<bare>[^\s'"\\,;&)\]}>{\[(<][^\s'"\\,;&)\]}>]*)
+    )""",
+    re.VERBOSE,
+)
+_SEPARATOR_NEXT = re.compile(r"[ \t]*[:=]")
+_LINE_END = re.compile(r"[\r\n\\]")  # a newline, or the backslash of an escaped one
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _lower(text: str) -> str:
+    """Lowercase with the same length, so that positions found in it are positions in ``text``."""
+    low = text.lower()
+    return low if len(low) == len(text) else text.translate(_ASCII_LOWER)
+
+
+def _ident_length(text: str, start: int) -> int:
+    match = _IDENT_REST.match(text, start)
+    return len(match[0]) if match else 0
+
+
+# Anchors are what a rule's matches must contain, searched in lowercased text: a literal and an optional
+# regex tail. All anchors are compiled into one alternation that is entered at each anchor's least frequent
+# character (``k`` in ``token``, checking ``tok`` behind it): ``re`` then stops at few positions of ordinary
+# text, which is what makes clean values cheap.
+_Anchor = tuple[str, str]
+_FREQUENT = "/._-: 0123456789=etaoindsrhlcumfpgwybvkxjqz"  # most frequent first in attribute values
+
+
+def _anchors(*literals: str) -> tuple[_Anchor, ...]:
+    return tuple((literal, "") for literal in literals)
+
+
+@functools.cache
+def _entry(literal: str) -> int:
+    return max(range(len(literal)), key=lambda i: _FREQUENT.find(literal[i]) % (len(_FREQUENT) + 1))
+
+
+def _anchor_patterns(anchors: Sequence[_Anchor]) -> tuple[re.Pattern[str], dict[str, re.Pattern[str]]]:
+    """Any of the anchors, as one alternation grouped by entry character (plain groups keep ``re`` fast), and
+    for each entry character the same alternatives where group ``a<i>`` tells that ``anchors[i]`` matched."""
+    plain: dict[str, list[str]] = {}
+    named: dict[str, list[str]] = {}
+    for index, (literal, tail) in enumerate(anchors):
+        entry = _entry(literal)
+        behind = f"(?<={re.escape(literal[: entry + 1])})" if entry else ""
+        rest = behind + re.escape(literal[entry + 1 :]) + tail
+        plain.setdefault(literal[entry], []).append(rest)
+        named.setdefault(literal[entry], []).append(f"(?P<a{index}>{rest})")
+    pattern = re.compile(
+        "|".join(re.escape(c) + "(?:" + "|".join(rests) + ")" for c, rests in sorted(plain.items()))
+    )
+    return pattern, {
+        c: re.compile(re.escape(c) + "(?:" + "|".join(rests) + ")") for c, rests in named.items()
+    }
+
+
+def _overlap(first: str, second: str) -> bool:
+    """Whether both literals can match entered at the same position: same entry character, and they agree
+    wherever they overlap once aligned on it."""
+    offset = _entry(first) - _entry(second)
+    return first[_entry(first)] == second[_entry(second)] and all(
+        first[offset + i] == char for i, char in enumerate(second) if 0 <= offset + i < len(first)
+    )
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    anchors: tuple[_Anchor, ...]
+    apply: Callable[[str], str]
+    # Tried on the text itself where no literal can say that the rule may apply (cards, random tokens).
+    gate: Callable[[str], object] | None = None
+
+
+def _segments(apply: Callable[[str], str], text: str) -> str:
+    """Apply a rule between existing masks only, so ``[REDACTED]`` never triggers or changes anything."""
+    if REDACTED not in text:
+        return apply(text)
+    parts = text.split(REDACTED)
+    scrubbed = [apply(part) for part in parts]
+    if all(new is old for new, old in zip(scrubbed, parts, strict=True)):
+        return text
+    return REDACTED.join(scrubbed)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Generic rules: random tokens (with the context words before them), credential pairs, SQL literals
+
+TOKEN = re.compile(r"(?<![A-Za-z0-9+/_.~-])[A-Za-z0-9+/_.~-]{8,}=*")
+_SECRET_CONTEXT = re.compile(
+    r"key|token|secret|passw|pwd|credential|bearer|signature|(?<![a-z])(?:auth|login|private|pat|sk|"
+    r"github|gitlab|slack|stripe|aws|azure|gcp|google|openai|anthropic|twilio|sendgrid|mailgun|heroku|npm|"
+    r"pypi|docker|vault|okta|datadog|sentry|jira|atlassian|notion|huggingface|shopify|cloudflare|"
+    r"digitalocean|linear|doppler|grafana|discord|telegram|dropbox|firebase)"
+)
+_PUBLIC_CONTEXT = re.compile(
+    r"(?<![a-z])(?:ids?|sha\d*|hash|digest|commit|revision|rev|checksum|trace|span|uuid|guid|etag|version|"
+    r"build|request|order|nonce|md5|image|tag|ref|object|file|path|row|record|invoice|customer|user)(?![a-z])"
+)
+_CONTEXT_WINDOW = 40
+
+
+def context_before(text: str, start: int) -> int:
+    """What the words just before ``start`` say about the token there: secret, public or nothing."""
+    window = _lower(text[max(0, start - _CONTEXT_WINDOW) : start])
+    secret = public = -1
+    for match in _SECRET_CONTEXT.finditer(window):
+        if not _compound_non_secret(window, match.start(), match.end()):
+            secret = match.end()
+    for match in _PUBLIC_CONTEXT.finditer(window):
+        public = match.end()
+    if secret < 0 and public < 0:
+        return tokens.NEUTRAL
+    return tokens.SECRET if secret > public else tokens.PUBLIC
+
+
+def _compound_non_secret(window: str, start: int, end: int) -> bool:
+    """Whether the context word is part of a longer name the key rules call not secret (``cache_key``)."""
+    while start and (window[start - 1].isalnum() or window[start - 1] in "_-"):
+        start -= 1
+    while end < len(window) and (window[end].isalnum() or window[end] in "_-"):
+        end += 1
+    if start > 1 and window[start - 1] == " " and window[start - 2].isalnum():  # "cache key" in prose
+        start -= 1
+        while start and window[start - 1].isalnum():
+            start -= 1
+    name = window[start:end]
+    return name not in _SECRET_WORDS and not keys.classify(name, frozenset(), frozenset())
+
+
+_SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credential", "bearer", "signature"})
+
+
+def token_verdict(token: str, text: str, start: int) -> bool:
+    if tokens.prefixed_random(token) or tokens.looks_random(token):
+        return True
+    context = context_before(text, start)
+    return context != tokens.NEUTRAL and tokens.looks_random(token, context)
+
+
+# ``curl -u user:password`` and ``--user user:password``
+_CURL_USER = re.compile(r"-(?<![\w-]-)(?:u|-user)[ =]+['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)")
+# ``user:password@host`` without a scheme (a Host header, stdlib frame locals)
+_SCHEMELESS = re.compile(
+    r"(?<![\w:/@.%+\\-])[A-Za-z0-9_.+-]{1,64}:(?P<secret>[^\s:/@'\"<>]{3,128})@(?=[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:[/\s'\",;)]|$))"
+)
+_PLACEHOLDER_WORDS = frozenset(
+    {"password", "pass", "passwd", "pwd", "token", "secret", "test", "key", "changeme"}
+)
+
+
+def credential_part(value: str) -> bool:
+    """The password half of a ``user:password`` pair: not empty, not ``$VAR``/``{{ x }}``, not a word."""
+    if _placeholder(value) or tokens.placeholder(value) or value.lower() in _PLACEHOLDER_WORDS:
+        return False
+    if value.isalpha() and value.islower():
+        return False  # a word: ``mailto:someone@example.com``
+    return value[0] not in "$%{<[(`"
+
+
+# ``INSERT INTO users (name, password) VALUES ('bob', 'S3cret!')``
+SQL_INSERT = re.compile(
+    r"(?i:insert)\s+(?i:into)\s+[\w.\"`\[\]]+\s*\((?P<columns>[^()]{1,2000})\)\s*(?i:values)\s*"
+    r"\((?P<values>(?:'(?:[^']|'')*'|[^()'])*)\)"
+)
+SQL_LITERAL = re.compile(r"\s*(?:'(?P<quoted>(?:[^']|'')*)'|(?P<bare>[^,]*))\s*(?:,|$)")

@@ -1,0 +1,222 @@
+"""Whether a token is a random credential: the shape test behind the generic token and prefix rules.
+
+A token is a run of the characters credentials are written with (letters, digits, ``+/=_.~-``). It is judged
+by what random strings have and written text lacks: length, several character classes, frequent changes of
+class, many distinct characters; and by what it is *not*: a word or an identifier (camelCase, snake_case),
+a path, a version, a placeholder (``xxxx``, ``1234...``), base64 of readable text, and, unless the context
+says "secret", plain hex (git SHAs, digests, trace ids), a UUID or a number.
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+import re
+from collections import Counter
+
+# How much the surroundings say about a token: nothing, a public id (``sha``, ``trace id``), a vendor-style
+# prefix before it, a secret word (or a secret key) before it.
+NEUTRAL, PUBLIC, SECRET, PREFIXED = 0, -1, 2, 1
+
+HEX = frozenset("0123456789abcdefABCDEF")
+_B64_TEXT = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}|[A-Za-z0-9_-]{12,}={0,2}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_SEPARATORS = re.compile(r"[-_.~]+")
+_VOWELS = frozenset("aeiouy")
+_IDENTIFIER_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
+_FILE_SUFFIX = re.compile(
+    r"\.(?:png|jpe?g|gif|svg|webp|ico|css|js|mjs|map|html?|json|ya?ml|xml|txt|md|pdf|zip|gz|tgz|tar|whl|"
+    r"py|pyc|so|dll|exe|bin|log|csv|bfu|img|iso|jar|war|lock|toml|cfg|ini|pem|crt|cer|der|p12|key|keytab)$",
+    re.IGNORECASE,
+)
+_PLACEHOLDER_WORDS = ("xxxx", "XXXX", "****", "####", "....", "your", "YOUR", "HERE")
+_SEQUENCES = ("0123456789", "abcdefghij", "ABCDEFGHIJ", "qwerty", "QWERTY", "1234567890")
+
+
+def _classes(token: str) -> tuple[int, int, int, int, int]:
+    """(lowercase, uppercase, digits, other characters, changes of class between neighbours)."""
+    lower = upper = digit = other = changes = 0
+    previous = -1
+    for char in token:
+        if "a" <= char <= "z":
+            lower += 1
+            current = 0
+        elif "A" <= char <= "Z":
+            upper += 1
+            current = 1
+        elif "0" <= char <= "9":
+            digit += 1
+            current = 2
+        else:
+            other += 1
+            current = 3
+        if current != previous:
+            changes += 1
+            previous = current
+    return lower, upper, digit, other, changes - 1
+
+
+def entropy(token: str) -> float:
+    """Shannon entropy in bits per character."""
+    length = len(token)
+    return -sum(count / length * math.log2(count / length) for count in Counter(token).values())
+
+
+def placeholder(token: str) -> bool:
+    """``xxxx``, ``<token>``, ``${VAR}``, ``1234567890``, a character repeated: not a credential."""
+    if len(set(token)) <= 3 or token[:1] in "<$%{[" or token.endswith((">", "}", "%")):
+        return True
+    return any(word in token for word in _PLACEHOLDER_WORDS) or any(seq in token for seq in _SEQUENCES)
+
+
+def _word_like(word: str) -> bool:
+    """Pronounceable: vowels in proportion and no long consonant run, as words are and random letters not."""
+    low = word.lower()
+    vowels = sum(char in _VOWELS for char in low)
+    if not 0.2 <= vowels / len(low) <= 0.7:
+        return False
+    run = longest = 0
+    for char in low:
+        run = 0 if char in _VOWELS else run + 1
+        longest = max(longest, run)
+    return longest <= 4
+
+
+def _identifier(segment: str) -> bool:
+    """A word, or words joined in camelCase/PascalCase with a number at most: ``TestSourcePassword``."""
+    parts = _IDENTIFIER_WORDS.findall(segment)
+    if sum(part.isdigit() for part in parts) > 1:
+        return False
+    letters = sum(len(part) for part in parts if part.isalpha())
+    wordy = sum(len(part) for part in parts if part.isalpha() and (len(part) < 5 or _word_like(part)))
+    return letters >= len(segment) * 0.75 and wordy >= letters * 0.9
+
+
+def _text_in_base64(token: str) -> bool:
+    """Base64 of readable text (``c3VwZXIgc2VjcmV0IHZhbHVl`` is "super secret value"): a quoted string."""
+    if not _B64_TEXT.fullmatch(token):
+        return False
+    body = token.rstrip("=")
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        raw = binascii.a2b_base64(padded.replace("-", "+").replace("_", "/"))
+    except (binascii.Error, ValueError):
+        return False
+    if len(raw) < 8:
+        return False
+    printable = sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in raw)
+    return printable >= len(raw) * 0.95 and sum(chr(byte).isalpha() for byte in raw) >= len(raw) * 0.3
+
+
+def looks_random(token: str, context: int = NEUTRAL) -> bool:
+    """Whether ``token`` reads as a random credential, given what its surroundings say about it.
+
+    Without context, a token needs a random-looking part of 16+ characters with letters and digits (or both
+    cases) that changes class often, and is neither hex, a UUID, a number nor base64 of text. With secret
+    context (a key word before it, a vendor-style prefix) 8 characters suffice, and hex, UUIDs and long
+    numbers count; a public-id context (``sha``, ``trace``, ``commit``) asks for more.
+    """
+    length = len(token)
+    if length < 8 or placeholder(token) or _FILE_SUFFIX.search(token):
+        return False
+    if _UUID.fullmatch(token):
+        return context == SECRET
+    if _k8s_name([part for part in _SEPARATORS.split(token) if part]):
+        return False
+    if all(char in HEX for char in token):
+        if token.isdigit():
+            return context == SECRET and length >= 12 and len(set(token)) >= 5
+        mixed_case = token.lower() != token and token.upper() != token
+        return (context == SECRET and length >= 12) or (context == NEUTRAL and mixed_case and length >= 24)
+    # The longest run between separators carries the randomness: ``ORD-2024-000183`` and ``v1.2.3`` have none.
+    parts = [part for part in _SEPARATORS.split(token) if part]
+    if "/" in token:
+        pieces = token.split("/")
+        if len(pieces) >= 3 and length / len(pieces) < 12:
+            return False  # a path
+    parts = [part for part in parts if not part.isdigit()] or parts
+    body = max(parts, key=len) if parts else ""
+    need = {SECRET: 8, PREFIXED: 10, NEUTRAL: 16, PUBLIC: 24}[context]
+    total = sum(len(part) for part in parts)
+    if len(body) < need and not (total >= need + 4 and len(body) >= need * 0.6):
+        return False
+    lower, upper, digit, _, changes = _classes(token)
+    letters = lower + upper
+    kinds = (lower > 0) + (upper > 0) + (digit > 0)
+    if letters == 0 or (kinds < 2 and context < PREFIXED):
+        return False
+    if lower == 0 and context == NEUTRAL and length < 24:
+        return False  # serials, tracking numbers, order codes: ``1Z999AA10123456784``
+    if all(_identifier(part) for part in parts) or (context < PREFIXED and _text_in_base64(token)):
+        return False
+    if changes < length * (0.12 if context >= PREFIXED else 0.2):
+        return False
+    bits = entropy(token)
+    return bits >= (2.8 if context >= PREFIXED else 3.3) and len(set(token)) >= min(10, length // 2)
+
+
+def password_like(value: str) -> bool:
+    """A whole value that reads as a password: 8-64 characters without spaces mixing three or four of
+    lowercase, uppercase, digits and symbols (``M0Xvq!ZjxTW3#57``, ``P@ssw0rd$1``)."""
+    length = len(value)
+    if not 8 <= length <= 64 or placeholder(value) or _HOST_OR_PATH.search(value) or len(set(value)) < 6:
+        return False
+    if max(Counter(value).values()) > length * 0.3:
+        return False
+    symbols = sum(char in "!#$%^&*@~" for char in value)
+    lower, upper, digit, _, changes = _classes(value)
+    kinds = (lower > 0) + (upper > 0) + (digit > 0) + (symbols > 0)
+    return kinds >= 3 and symbols > 0 and changes >= 4 and lower + upper >= 3
+
+
+# Prefixes of ids that are public by design (Stripe-style object ids, publishable keys), of hashes, and of
+# names built from a hash (images, builds, caches): a random body after them is not a secret.
+_PUBLIC_PREFIXES = frozenset(
+    {
+        "evt", "pi", "pm", "cus", "ch", "py", "re", "in", "ii", "sub", "si", "price", "prod", "plan", "txn",
+        "acct", "ba", "card", "src", "req", "po", "tr", "cs", "seti", "pk", "pub", "usr", "user", "org",
+        "team", "proj", "project", "job", "run", "task", "msg", "file", "img", "ord", "order", "inv",
+        "invoice", "item", "sku", "cart", "trace", "span", "id", "uid", "ref", "tx", "sha", "sha1", "sha256",
+        "sha512", "md5", "git", "commit", "rev", "hash", "digest", "checksum", "etag", "cache", "build",
+        "release", "image", "tag", "v", "node", "pod", "host", "vm", "i", "ami", "vpc", "subnet", "sg", "vol",
+        "snap", "eni", "arn", "urn", "uuid", "guid", "x",
+    }
+)  # fmt: skip
+HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "crc32", "xxh64"})
+_HOST_OR_PATH = re.compile(r"@[A-Za-z0-9-]+\\.[A-Za-z]|^[@/]|://")
+_K8S_PART = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{8,10}")
+
+
+def _k8s_name(parts: list[str]) -> bool:
+    """Kubernetes generated names end in a 5-character suffix and maybe an 8-10 character template hash, both
+    from an alphabet without vowels and confusable digits (``web-7d4b9c8f6d-x2k9p``)."""
+    return bool(parts) and all(_K8S_PART.fullmatch(part) for part in parts[-2:]) and len(parts[-1]) == 5
+
+
+def split_prefix(token: str) -> tuple[str, str]:
+    """(vendor-style prefix, body) of ``sk-proj-<body>``, ``pscale_tkn_<body>``, ``hvs.<body>``; prefix ""
+    when the token does not start with one or two short words and a separator."""
+    match = _PREFIX.match(token)
+    if match is None:
+        return "", token
+    return match["prefix"], token[match.end() :]
+
+
+_PREFIX = re.compile(
+    r"(?P<prefix>[A-Za-z][A-Za-z0-9]{0,11}(?:[_.~-][A-Za-z][A-Za-z0-9]{0,9}){0,3}?)[_.~-](?=.{8})"
+)
+
+
+def prefixed_random(token: str) -> bool:
+    """A vendor-style prefix and a random body (``ntn_...``, ``glc_...``, ``PMAK-...``), not a public id."""
+    prefix, body = split_prefix(token)
+    if not prefix:
+        return False
+    first = _SEPARATORS.split(prefix, 1)[0].lower()
+    if first in _PUBLIC_PREFIXES or _k8s_name([p for p in _SEPARATORS.split(body) if p]):
+        return False
+    if _UUID.search(body) or body.replace("-", "").replace("_", "").isdigit():
+        return False
+    if all(char in HEX or char in "-_." for char in body):
+        return len(body) >= 20 and not placeholder(body)
+    return looks_random(body, PREFIXED)
