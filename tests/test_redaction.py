@@ -679,7 +679,7 @@ def test_invalid_configuration_is_reported_not_raised() -> None:
         ("bearer", "Bearer abcdef1234567890"),
         ("query_param", "https://x.example/y?X-Amz-Signature=abc123def"),
         ("key_value", "password=hunter2"),
-        ("aws_access_key", "AKIAABCDEFGHIJ123456"),
+        ("aws_access_key,token", "AKIAZ7QW3RT5YU2IOP4L"),
         ("github", "ghp_" + "a1" * 18),
         ("pem_private_key,token", pem(random.Random(2))),
         ("token", "ntn_4564761517vWBETTAc421EJdkefwPvw8dfNt2o"),

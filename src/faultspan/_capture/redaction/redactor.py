@@ -66,6 +66,7 @@ from faultspan._capture.redaction.rules import (
     _strict_credential,
     _token_credential,
     credential_part,
+    not_placeholder,
     token_verdict,
 )
 
@@ -141,7 +142,13 @@ class Redactor:
 
     def _builtin_rules(self, key_hints: Sequence[str]) -> list[_Rule]:
         """The value rules in the order they run: whole blocks and specific token formats before pairs."""
-        pattern, anchors = _pattern_rule, _anchors
+        anchors = _anchors
+
+        def pattern(
+            compiled: re.Pattern[str], accept: Callable[[str], bool] = not_placeholder
+        ) -> Callable[[str], str]:
+            return _pattern_rule(compiled, accept)
+
         return [
             _Rule("pem_private_key", anchors("private key"), pattern(_PEM)),
             _Rule("jwt", anchors("eyj"), pattern(_JWT)),
@@ -177,7 +184,7 @@ class Redactor:
             _Rule("credential_pair", anchors("-u", "--user", "@"), self._credential_pairs),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
             _Rule("card", (), pattern(_CARD, _card), _CARD_GATE.search),
-            _Rule("password_value", (), _password_value, _WHOLE_VALUE.fullmatch),
+            _Rule("password_value", (), _passwords, _PASSWORD_GATE.search),
             _Rule("token", (), _tokens, _TOKEN_GATE.search),
         ]
 
@@ -576,13 +583,16 @@ def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], p
 
 
 _TOKEN_GATE = re.compile(r"[A-Za-z0-9+/_.~-]{8}")
-_WHOLE_VALUE = re.compile(r"\S{8,130}")
+_WORD_RUN = re.compile(r"\S{8,130}")
+_PASSWORD_GATE = re.compile(r"[!#$%^&*@~:]")
 
 
 def _weak_secret(value: str) -> bool:
     """A value under a weak key (``HEROKU_KEY``, ``login``) that reads as a credential."""
     value = value.strip().strip("'\"")
-    return tokens.looks_random(value, tokens.SECRET) or tokens.password_like(value)
+    if tokens.password_like(value):
+        return True
+    return TOKEN.fullmatch(value) is not None and tokens.looks_random(value, tokens.SECRET)
 
 
 def _tokens(text: str) -> str:
@@ -595,20 +605,26 @@ def _tokens(text: str) -> str:
     return _mask_spans(text, spans())
 
 
-def _password_value(text: str) -> str:
-    """A whole value shaped like a password (``M0Xvq!ZjxTW3#57``), or the password of ``user:password``."""
-    inner = text[1:-1] if len(text) > 2 and text[0] == text[-1] and text[0] in "'\"" else text
-    if "://" in inner:
-        return text
-    if tokens.password_like(inner):
-        return text.replace(inner, REDACTED, 1)
-    user, colon, secret = inner.partition(":")
-    if not (colon and user and secret) or ":" in secret or user.lower() in tokens.HASH_NAMES:
-        return text
-    shaped = tokens.password_like(secret) or (
-        TOKEN.fullmatch(secret) is not None and tokens.looks_random(secret, tokens.SECRET)
-    )
-    if not shaped or not credential_part(secret) or all(char in tokens.HEX for char in secret):
-        return text
-    at = text.index(inner) + len(user) + 1
-    return text[:at] + REDACTED + text[at + len(secret) :]
+def _passwords(text: str) -> str:
+    """Words shaped like a password (``M0Xvq!ZjxTW3#57``), or the password of a ``user:password`` word."""
+
+    def spans() -> Iterable[tuple[int, int]]:
+        for match in _WORD_RUN.finditer(text):
+            word = match[0].rpartition("=")[2].strip("'\"()[]{}<>,;")
+            word = word[:-1] if word.endswith(".") and not word.endswith("..") else word
+            if len(word) < 8 or "://" in word:
+                continue
+            at = match.start() + match[0].rindex(word)
+            if tokens.password_like(word):
+                yield at, at + len(word)
+                continue
+            user, colon, secret = word.partition(":")
+            if not (colon and user and secret) or ":" in secret or user.lower() in tokens.HASH_NAMES:
+                continue
+            shaped = tokens.password_like(secret) or (
+                TOKEN.fullmatch(secret) is not None and tokens.looks_random(secret)
+            )
+            if shaped and credential_part(secret) and not all(char in tokens.HEX for char in secret):
+                yield at + len(user) + 1, at + len(word)
+
+    return _mask_spans(text, spans())

@@ -107,6 +107,10 @@ def _pattern_rule(
     return lambda text: _mask_spans(text, spans(text))
 
 
+def not_placeholder(value: str) -> bool:
+    return not tokens.placeholder(value)
+
+
 def _has_digit(value: str) -> bool:
     return any(char.isdigit() for char in value)
 
@@ -333,6 +337,8 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 
 
 def token_verdict(token: str, text: str, start: int) -> bool:
+    if tokens.public_prefix(token):
+        return False
     if tokens.prefixed_random(token) or tokens.looks_random(token):
         return True
     context = context_before(text, start)

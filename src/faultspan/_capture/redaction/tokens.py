@@ -89,7 +89,8 @@ def _identifier(segment: str) -> bool:
         return False
     letters = sum(len(part) for part in parts if part.isalpha())
     wordy = sum(len(part) for part in parts if part.isalpha() and (len(part) < 5 or _word_like(part)))
-    return letters >= len(segment) * 0.75 and wordy >= letters * 0.9
+    average = letters / max(1, sum(part.isalpha() for part in parts))
+    return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and average >= 3.5
 
 
 def _text_in_base64(token: str) -> bool:
@@ -123,9 +124,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         return context == SECRET
     if _k8s_name([part for part in _SEPARATORS.split(token) if part]):
         return False
-    if all(char in HEX for char in token):
+    if all(char in HEX or char in "-_." for char in token.rstrip("=")):
         if token.isdigit():
-            return context == SECRET and length >= 12 and len(set(token)) >= 5
+            return context == SECRET and length >= 16 and len(set(token)) >= 5
         mixed_case = token.lower() != token and token.upper() != token
         return (context == SECRET and length >= 12) or (context == NEUTRAL and mixed_case and length >= 24)
     # The longest run between separators carries the randomness: ``ORD-2024-000183`` and ``v1.2.3`` have none.
@@ -147,7 +148,8 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         return False
     if lower == 0 and context == NEUTRAL and length < 24:
         return False  # serials, tracking numbers, order codes: ``1Z999AA10123456784``
-    if all(_identifier(part) for part in parts) or (context < PREFIXED and _text_in_base64(token)):
+    long_parts = [part for part in parts if len(part) >= 5]
+    if (long_parts and all(map(_identifier, long_parts))) or (context < PREFIXED and _text_in_base64(token)):
         return False
     if changes < length * (0.12 if context >= PREFIXED else 0.2):
         return False
@@ -190,7 +192,7 @@ _K8S_PART = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2
 def _k8s_name(parts: list[str]) -> bool:
     """Kubernetes generated names end in a 5-character suffix and maybe an 8-10 character template hash, both
     from an alphabet without vowels and confusable digits (``web-7d4b9c8f6d-x2k9p``)."""
-    return bool(parts) and all(_K8S_PART.fullmatch(part) for part in parts[-2:]) and len(parts[-1]) == 5
+    return len(parts) >= 2 and _K8S_PART.fullmatch(parts[-1]) is not None
 
 
 def split_prefix(token: str) -> tuple[str, str]:
@@ -207,13 +209,18 @@ _PREFIX = re.compile(
 )
 
 
+def public_prefix(token: str) -> bool:
+    """Whether the token starts like a public id (``evt_``, ``pk_live_``, ``sha256-``) or is hex throughout."""
+    prefix, _ = split_prefix(token)
+    return bool(prefix) and (
+        _SEPARATORS.split(prefix, 1)[0].lower() in _PUBLIC_PREFIXES or all(char in HEX for char in prefix)
+    )
+
+
 def prefixed_random(token: str) -> bool:
     """A vendor-style prefix and a random body (``ntn_...``, ``glc_...``, ``PMAK-...``), not a public id."""
     prefix, body = split_prefix(token)
-    if not prefix:
-        return False
-    first = _SEPARATORS.split(prefix, 1)[0].lower()
-    if first in _PUBLIC_PREFIXES or _k8s_name([p for p in _SEPARATORS.split(body) if p]):
+    if not prefix or public_prefix(token) or _k8s_name([p for p in _SEPARATORS.split(token) if p]):
         return False
     if _UUID.search(body) or body.replace("-", "").replace("_", "").isdigit():
         return False

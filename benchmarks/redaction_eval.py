@@ -1,0 +1,273 @@
+"""Leaks and false positives of the redactor, per corpus and per channel (an evaluation, not a timed test).
+
+    python benchmarks/redaction_eval.py [--misses]
+
+Corpora:
+- ``sample``: the copy of the shared sample (tests/data): planted secrets and look-alikes;
+- ``scanners``: the copy of the shared scanner corpus (benchmarks/data): secrets from gitleaks and
+  detect-secrets test data, and those scanners' own false-positive examples (reported apart: many are
+  random values under key names that a redactor should mask, so they are not look-alikes);
+- ``formats``: synthetic secrets of credential formats that vendors and scanners document, one generator per
+  format (random characters in the published shape, never a real secret), and hand-made look-alikes: git
+  SHAs, trace and span ids, UUIDs, digests, base64 of text, ARNs, pod names, build ids, file paths, URLs
+  without credentials, versions, identifiers.
+
+Channels: ``attribute`` (the value under a neutral key), ``message`` (inside an exception message),
+``prose`` (``KEY=value`` in a log line, with the key the scanner found it under, or a neutral one),
+``json`` (inside a JSON attribute under a neutral key). A secret survives when it appears verbatim in the
+output; a look-alike is altered when the output differs from the input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import random
+import string
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from faultspan._capture.redaction import Redactor
+
+ROOT = Path(__file__).resolve().parents[1]
+ALNUM = string.ascii_letters + string.digits
+LOWER_ALNUM = string.ascii_lowercase + string.digits
+HEX = "0123456789abcdef"
+B64 = ALNUM + "+/"
+B64URL = ALNUM + "-_"
+K8S = "bcdfghjklmnpqrstvwxz2456789"
+BECH32 = "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"
+
+Channel = Callable[[Redactor, str, str], str]
+
+
+def attribute(redactor: Redactor, key: str, value: str) -> str:
+    masked: list[str] = []
+    result = redactor.scrub_attributes({"note": value}, "", masked)
+    return str((result or {"note": value})["note"])
+
+
+def message(redactor: Redactor, key: str, value: str) -> str:
+    return redactor.scrub_text(f"upstream call failed with {value} (retry 2 of 3)")
+
+
+def prose(redactor: Redactor, key: str, value: str) -> str:
+    return redactor.scrub_text(f"loaded {key or 'SETTING'}={value} from the environment")
+
+
+def json_attribute(redactor: Redactor, key: str, value: str) -> str:
+    masked: list[str] = []
+    text = json.dumps({"id": 7, "detail": {"note": value}})
+    return str(redactor.scrub_value("payload", text, "payload", masked))
+
+
+CHANNELS: dict[str, Channel] = {
+    "attribute": attribute,
+    "message": message,
+    "prose": prose,
+    "json": json_attribute,
+}
+
+
+def rand(rng: random.Random, alphabet: str, length: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def _formats(rng: random.Random) -> list[tuple[str, str, str]]:
+    """(format, key a config would hold it under, a synthetic value in the documented shape)."""
+    r = lambda alphabet, n: rand(rng, alphabet, n)  # noqa: E731 -- a table of one-liners
+    jwt_body = base64.urlsafe_b64encode(json.dumps({"sub": r(ALNUM, 8), "iat": 1700000000}).encode())
+    return [
+        ("github-pat", "GITHUB_TOKEN", "ghp_" + r(ALNUM, 36)),
+        ("github-fine-grained", "GH_TOKEN", "github_pat_" + r(ALNUM, 22) + "_" + r(ALNUM, 59)),
+        ("gitlab-pat", "GITLAB_TOKEN", "glpat-" + r(B64URL, 20)),
+        ("gitlab-runner", "RUNNER_TOKEN", "glrt-" + r(ALNUM, 20)),
+        ("slack-bot", "SLACK_BOT_TOKEN", f"xoxb-{r(string.digits, 12)}-{r(string.digits, 13)}-{r(ALNUM, 24)}"),
+        ("slack-webhook", "SLACK_URL", f"https://hooks.slack.com/services/T{r(ALNUM, 8)}/B{r(ALNUM, 8)}/{r(ALNUM, 24)}"),
+        ("stripe-secret", "STRIPE_KEY", "sk_live_" + r(ALNUM, 24)),
+        ("stripe-restricted", "STRIPE_KEY", "rk_prod_" + r(ALNUM, 40)),
+        ("aws-access-key-id", "AWS_ACCESS_KEY_ID", "AKIA" + r(string.ascii_uppercase + string.digits, 16)),
+        ("aws-secret-key", "aws", r(B64, 40)),
+        ("google-api-key", "MAPS_KEY", "AIza" + r(B64URL, 35)),
+        ("openai", "OPENAI_API_KEY", "sk-proj-" + r(B64URL, 74) + "T3BlbkFJ" + r(B64URL, 74)),
+        ("anthropic", "ANTHROPIC_API_KEY", "sk-ant-api03-" + r(B64URL, 93) + "AA"),
+        ("huggingface", "HF_TOKEN", "hf_" + r(string.ascii_letters, 34)),
+        ("huggingface-org", "HF_ORG", "api_org_" + r(string.ascii_letters, 34)),
+        ("npm", "NPM_TOKEN", "npm_" + r(ALNUM, 36)),
+        ("pypi", "PYPI_TOKEN", "pypi-AgEIcHlwaS5vcmc" + r(B64URL, 70)),
+        ("sendgrid", "SENDGRID_API_KEY", f"SG.{r(B64URL, 22)}.{r(B64URL, 43)}"),
+        ("twilio-api-key", "TWILIO_KEY", "SK" + r(HEX, 32)),
+        ("mailgun", "MAILGUN_API_KEY", "key-" + r(HEX, 32)),
+        ("mailchimp", "MAILCHIMP_KEY", r(HEX, 32) + "-us" + str(rng.randint(1, 20))),
+        ("shopify", "SHOPIFY_TOKEN", "shpat_" + r(HEX, 32)),
+        ("digitalocean", "DO_TOKEN", "dop_v1_" + r(HEX, 64)),
+        ("notion", "NOTION_TOKEN", "ntn_" + r(string.digits, 11) + r(ALNUM, 35)),
+        ("grafana-cloud", "GRAFANA_TOKEN", "glc_" + r(B64, 60) + "=="),
+        ("grafana-sa", "GRAFANA_TOKEN", "glsa_" + r(ALNUM, 32) + "_" + r(HEX, 8)),
+        ("vault-service", "VAULT_TOKEN", "hvs." + r(B64URL, 90)),
+        ("vault-batch", "VAULT_TOKEN", "hvb." + r(B64URL, 138)),
+        ("planetscale", "PSCALE_TOKEN", "pscale_tkn_" + r(B64URL, 43)),
+        ("postman", "POSTMAN_API_KEY", f"PMAK-{r(HEX, 24)}-{r(HEX, 34)}"),
+        ("new-relic", "NEW_RELIC_KEY", "NRAK-" + r(string.ascii_uppercase + string.digits, 27)),
+        ("groq", "GROQ_API_KEY", "gsk_" + r(ALNUM, 52)),
+        ("xai", "XAI_API_KEY", "xai-" + r(ALNUM, 80)),
+        ("age", "AGE_KEY", "AGE-SECRET-KEY-1" + r(BECH32, 58)),
+        ("doppler", "DOPPLER_TOKEN", "dp.pt." + r(ALNUM, 43)),
+        ("databricks", "DATABRICKS_TOKEN", "dapi" + r(HEX, 32)),
+        ("linear", "LINEAR_API_KEY", "lin_api_" + r(ALNUM, 40)),
+        ("atlassian", "JIRA_TOKEN", "ATATT3xFfGF0" + r(B64URL, 180) + "=" + r(HEX, 8).upper()),
+        ("pulumi", "PULUMI_ACCESS_TOKEN", "pul-" + r(HEX, 40)),
+        ("rubygems", "GEM_HOST_API_KEY", "rubygems_" + r(HEX, 48)),
+        ("dynatrace", "DT_TOKEN", f"dt0c01.{r(string.ascii_uppercase + string.digits, 24)}.{r(string.ascii_uppercase + string.digits, 64)}"),
+        ("flyio", "FLY_API_TOKEN", "fo1_" + r(B64URL, 43)),
+        ("flyio-macaroon", "FLY_API_TOKEN", "FlyV1 fm2_" + r(B64, 120) + ",fm2_" + r(B64, 80)),
+        ("azure-ad-secret", "AZURE_CLIENT_SECRET", r(ALNUM, 3) + "8Q~" + r(ALNUM + "._~-", 34)),
+        ("jwt", "ID_TOKEN", "eyJhbGciOiJIUzI1NiJ9." + jwt_body.decode().rstrip("=") + "." + r(B64URL, 43)),
+        ("discord-bot", "DISCORD_TOKEN", f"{r(B64URL, 24)}.{r(B64URL, 6)}.{r(B64URL, 27)}"),
+        ("telegram-bot", "TELEGRAM_TOKEN", f"{rng.randint(10**8, 10**10)}:AA{r(B64URL, 33)}"),
+        ("square", "SQUARE_TOKEN", "EAAA" + r(B64URL, 60)),
+        ("square-oauth", "SQUARE_SECRET", "sq0csp-" + r(B64URL, 43)),
+        ("shippo", "SHIPPO_TOKEN", "shippo_live_" + r(HEX, 40)),
+        ("sentry-user", "SENTRY_AUTH_TOKEN", "sntryu_" + r(HEX, 64)),
+        ("cloudflare", "CF_API_TOKEN", r(B64URL, 40)),
+        ("random-base62-32", "CLIENT_SECRET", r(ALNUM, 32)),
+        ("random-base64-44", "SIGNING_SECRET", r(B64, 43) + "="),
+        ("random-lower-alnum-32", "API_TOKEN", r(LOWER_ALNUM, 32)),
+        ("password", "DB_PASSWORD", r(ALNUM, 5) + rng.choice("!#$%") + r(ALNUM, 6) + rng.choice("!#$%") + r(string.digits, 2)),
+        ("basic-pair", "CURL_USER", f"deploy:{r(ALNUM, 6)}{rng.choice('!#$%')}{r(ALNUM, 8)}"),
+        ("url-credentials", "DATABASE_URL", f"postgres://app:{r(ALNUM, 18)}@db.internal:5432/orders"),
+        ("schemeless-basic", "HOST", f"svc:{r(ALNUM, 8)}{r(string.digits, 4)}@cache.internal:6379"),
+    ]  # fmt: skip
+
+
+def _needle(fmt: str, value: str) -> str:
+    """What must not survive: the secret part of the value."""
+    if fmt in ("url-credentials", "schemeless-basic", "basic-pair"):
+        return value.split(":", 2)[-1].split("@")[0] if fmt == "url-credentials" else value.split(":")[1].split("@")[0]
+    if fmt == "slack-webhook":
+        return value.rsplit("/", 1)[1]
+    if fmt == "flyio-macaroon":
+        return value.split(" ", 1)[1]
+    return value
+
+
+def _lookalikes(rng: random.Random) -> list[tuple[str, str, str]]:
+    r = lambda alphabet, n: rand(rng, alphabet, n)  # noqa: E731
+    words = ["the", "order", "was", "shipped", "to", "warehouse", "after", "payment", "cleared", "today"]
+    text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 8)))
+    pod = f"{rng.choice(['checkout', 'web', 'api-gateway', 'worker'])}-{r(K8S, 10)}-{r(K8S, 5)}"
+    return [
+        ("git-sha", "commit", r(HEX, 40)),
+        ("git-short-sha", "rev", r(HEX, 7)),
+        ("trace-id", "trace_id", r(HEX, 32)),
+        ("span-id", "span_id", r(HEX, 16)),
+        ("traceparent", "traceparent", f"00-{r(HEX, 32)}-{r(HEX, 16)}-01"),
+        ("uuid", "request_id", str(uuid.UUID(int=rng.getrandbits(128)))),
+        ("uuid-upper", "correlation", str(uuid.UUID(int=rng.getrandbits(128))).upper()),
+        ("sha256-digest", "digest", "sha256:" + r(HEX, 64)),
+        ("md5", "checksum", r(HEX, 32)),
+        ("image-ref", "image", f"registry.example.com/team/app@sha256:{r(HEX, 64)}"),
+        ("base64-of-text", "body", base64.b64encode(text.encode()).decode()),
+        ("arn", "role", f"arn:aws:iam::{r(string.digits, 12)}:role/service-role/{rng.choice(['Deploy', 'Reader'])}Role"),
+        ("arn-s3", "bucket", f"arn:aws:s3:::logs-{r(string.digits, 6)}/2024/{r(string.digits, 2)}/app.log"),
+        ("pod-name", "k8s.pod.name", pod),
+        ("replicaset", "k8s.replicaset.name", pod.rsplit("-", 1)[0]),
+        ("build-id", "build", f"build-{r(string.digits, 8)}.{rng.randint(1, 99)}"),
+        ("ci-run", "ci.run", f"{rng.randint(10**9, 10**10)}-{rng.randint(1, 9)}"),
+        ("file-path", "code.filepath", f"/srv/app/.venv/lib/python3.11/site-packages/{rng.choice(['requests', 'urllib3'])}/adapters.py"),
+        ("windows-path", "path", f"C:\\Users\\build\\AppData\\Local\\Temp\\tmp{r(LOWER_ALNUM, 8)}\\report.txt"),
+        ("url", "url.full", f"https://api.example.com/v2/orders/{rng.randint(1, 10**6)}/items?page={rng.randint(1, 9)}&sort=desc"),
+        ("url-uuid", "url.path", f"/v1/customers/{uuid.UUID(int=rng.getrandbits(128))}/invoices"),
+        ("email", "user.email", f"{rng.choice(['ana', 'li', 'sam'])}.{r(string.ascii_lowercase, 5)}@example.org"),
+        ("version", "service.version", f"{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}-rc.{rng.randint(1, 5)}+build.{r(HEX, 7)}"),
+        ("user-agent", "user_agent.original", f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/{rng.randint(100, 130)}.0.{rng.randint(1000, 9999)}.{rng.randint(10, 99)} Safari/537.36"),
+        ("identifier", "code.function", rng.choice(["getPagesInConfluenceSpace", "requiredCharacteristicTypesForDisplay", "handle_checkout_request_v2", "XMLHttpRequestEventTarget"])),
+        ("timestamp", "ts", f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:17.{r(string.digits, 6)}Z"),
+        ("order-id", "order", f"ORD-{rng.randint(2019, 2026)}-{r(string.digits, 6)}"),
+        ("stripe-public-id", "event", rng.choice(["evt_", "pi_", "cus_", "ch_"]) + r(ALNUM, 24)),
+        ("stripe-publishable", "publishable", "pk_live_" + r(ALNUM, 24)),
+        ("placeholder", "example", rng.choice(["ghp_" + "x" * 36, "xoxb-xxxxxxxxx-xxxxxxxxxx-xxxxxxxxxxxx", "sk_live_XXXXXXXXXXXXXXXXXXXXXXXX", "<your-api-key>", "${API_TOKEN}"])),
+        ("prose", "log", text),
+        ("sql", "db.statement", f"SELECT id, total FROM orders WHERE customer_id = {rng.randint(1, 10**6)} AND status = 'paid'"),
+        ("ip-port", "server", f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}:{rng.randint(1024, 65535)}"),
+        ("mac", "hw", ":".join(r(HEX, 2) for _ in range(6))),
+        ("semver-range", "dependency", f"urllib3>=1.{rng.randint(20, 26)},<3"),
+        ("etag", "http.response.header.etag", f'W/"{r(HEX, 8)}-{r(HEX, 27)}"'),
+        ("blob-name", "object", f"uploads/{rng.randint(2020, 2026)}/{r(string.digits, 2)}/invoice-{r(string.digits, 6)}.pdf"),
+    ]  # fmt: skip
+
+
+def _run(
+    redactor: Redactor, entries: list[tuple[str, str, str, str]], secret: bool, misses: list[str]
+) -> dict[str, tuple[int, int]]:
+    """Per channel: (count, survived secrets or altered look-alikes)."""
+    counts: dict[str, tuple[int, int]] = {}
+    for name, channel in CHANNELS.items():
+        total = bad = 0
+        for ident, key, value, needle in entries:
+            out = channel(redactor, key, value)
+            failed = (needle in out) if secret else (out != _wrapped(channel, redactor, key, value))
+            total += 1
+            if failed:
+                bad += 1
+                misses.append(f"{'leak' if secret else 'altered'} {name:9} {ident}: {out[:110]!r}")
+        counts[name] = (total, bad)
+    return counts
+
+
+def _wrapped(channel: Channel, redactor: Redactor, key: str, value: str) -> str:
+    """The output a look-alike should give: the same channel with redaction turned off."""
+    return channel(_OFF, key, value)
+
+
+_OFF = Redactor.__new__(Redactor)
+
+
+def _print(corpus: str, kind: str, counts: dict[str, tuple[int, int]]) -> None:
+    cells = "  ".join(f"{name} {bad:3d}/{total:<4d} {100 * bad / max(total, 1):5.1f}%" for name, (total, bad) in counts.items())
+    print(f"{corpus:10} {kind:12} {cells}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--misses", action="store_true", help="list every leak and altered look-alike")
+    args = parser.parse_args()
+    from faultspan._capture.redaction import RedactionRules
+
+    global _OFF
+    _OFF = Redactor(RedactionRules(enabled=False))
+    redactor = Redactor()
+    misses: list[str] = []
+
+    sample = json.loads((ROOT / "tests" / "data" / "secrets-sample.json").read_text())
+    secrets = [
+        (e["id"], e.get("key", ""), e["value"], needle)
+        for e in sample
+        if isinstance(e["value"], str)
+        for needle in e["needles"][:1]
+    ]
+    looks = json.loads((ROOT / "tests" / "data" / "lookalikes-sample.json").read_text())
+    lookalikes = [(e["id"], e.get("key", ""), str(e["value"]), "") for e in looks if isinstance(e["value"], (str, int))]
+    _print("sample", "secrets", _run(redactor, secrets, True, misses))
+    _print("sample", "look-alikes", _run(redactor, lookalikes, False, misses))
+
+    scanners = json.loads((ROOT / "benchmarks" / "data" / "scanners-public.json").read_text())
+    found = [(e["id"], e["key_name"], e["secret"], e["secret"]) for e in scanners["secrets"]]
+    _print("scanners", "secrets", _run(redactor, found, True, misses))
+    fps = [(e["id"], "", e["lookalike"], "") for e in scanners["scanner_false_positives"]]
+    _print("scanners", "scanner-FPs", _run(redactor, fps, False, misses))
+
+    rng = random.Random(2026)
+    formats = [(f"{name}#{i}", key, value, _needle(name, value)) for i in range(5) for name, key, value in _formats(rng)]
+    _print("formats", "secrets", _run(redactor, formats, True, misses))
+    made = [(f"{name}#{i}", key, value, "") for i in range(5) for name, key, value in _lookalikes(rng)]
+    _print("formats", "look-alikes", _run(redactor, made, False, misses))
+    if args.misses:
+        print("\n".join(misses))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
