@@ -146,7 +146,11 @@ def _formats(rng: random.Random) -> list[tuple[str, str, str]]:
 def _needle(fmt: str, value: str) -> str:
     """What must not survive: the secret part of the value."""
     if fmt in ("url-credentials", "schemeless-basic", "basic-pair"):
-        return value.split(":", 2)[-1].split("@")[0] if fmt == "url-credentials" else value.split(":")[1].split("@")[0]
+        return (
+            value.split(":", 2)[-1].split("@")[0]
+            if fmt == "url-credentials"
+            else value.split(":")[1].split("@")[0]
+        )
     if fmt == "slack-webhook":
         return value.rsplit("/", 1)[1]
     if fmt == "flyio-macaroon":
@@ -227,7 +231,10 @@ _OFF = Redactor.__new__(Redactor)
 
 
 def _print(corpus: str, kind: str, counts: dict[str, tuple[int, int]]) -> None:
-    cells = "  ".join(f"{name} {bad:3d}/{total:<4d} {100 * bad / max(total, 1):5.1f}%" for name, (total, bad) in counts.items())
+    cells = "  ".join(
+        f"{name} {bad:3d}/{total:<4d} {100 * bad / max(total, 1):5.1f}%"
+        for name, (total, bad) in counts.items()
+    )
     print(f"{corpus:10} {kind:12} {cells}")
 
 
@@ -250,7 +257,9 @@ def main() -> None:
         for needle in e["needles"][:1]
     ]
     looks = json.loads((ROOT / "tests" / "data" / "lookalikes-sample.json").read_text())
-    lookalikes = [(e["id"], e.get("key", ""), str(e["value"]), "") for e in looks if isinstance(e["value"], (str, int))]
+    lookalikes = [
+        (e["id"], e.get("key", ""), str(e["value"]), "") for e in looks if isinstance(e["value"], (str, int))
+    ]
     _print("sample", "secrets", _run(redactor, secrets, True, misses))
     _print("sample", "look-alikes", _run(redactor, lookalikes, False, misses))
 
@@ -261,7 +270,11 @@ def main() -> None:
     _print("scanners", "scanner-FPs", _run(redactor, fps, False, misses))
 
     rng = random.Random(2026)
-    formats = [(f"{name}#{i}", key, value, _needle(name, value)) for i in range(5) for name, key, value in _formats(rng)]
+    formats = [
+        (f"{name}#{i}", key, value, _needle(name, value))
+        for i in range(5)
+        for name, key, value in _formats(rng)
+    ]
     _print("formats", "secrets", _run(redactor, formats, True, misses))
     made = [(f"{name}#{i}", key, value, "") for i in range(5) for name, key, value in _lookalikes(rng)]
     _print("formats", "look-alikes", _run(redactor, made, False, misses))

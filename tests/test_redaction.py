@@ -724,8 +724,15 @@ def test_callback_replaces_or_keeps_and_survives_errors() -> None:
 
 PRINTABLE = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
 SEPARATORS = st.sampled_from([" ", "\n", "\t", ", ", "; ", " (", ") ", " | ", ": ", "\r\n", " -> "])
-# No password symbols (``#$%!``...): a value mixing them with letters and digits is masked as a password.
-SAFE_TEXT = st.text(st.sampled_from("adefhlmnoqruyADEFHLMNOQRUY0178 .,:;?()=-_/\n"), max_size=80)
+# Short runs between separators and no password symbols (``#$%!``): a random 16-character run or a value
+# mixing symbols with letters and digits is masked as a token or a password.
+SAFE_TEXT = st.lists(
+    st.tuples(
+        st.text(st.sampled_from("adefhlmnoqruyADEFHLMNOQRUY0178"), max_size=7),
+        st.sampled_from(" .,:;?()=-_/\n"),
+    ),
+    max_size=12,
+).map(lambda runs: "".join(run + separator for run, separator in runs))
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -58,7 +58,7 @@ _SAME_VALUE_WORDS = frozenset(
         "confirm", "confirmation", "again", "repeat", "new", "old", "current", "prev", "previous", "orig",
         "original", "encoded", "enc", "encrypted", "b64", "base64", "base32", "b32", "hex", "bytes", "hash",
         "hashed", "digest", "sha1", "sha256", "sha512", "md5", "hmac", "code", "header", "headers", "input",
-        "env", "var", "data", "json", "pem", "number", "num", "no", "nr",
+        "env", "var", "data", "json", "yaml", "yml", "pem", "number", "num", "no", "nr",
     }
 )  # fmt: skip
 # Secrets that are short digit strings: ``pin 1234`` is worth masking, ``session 1234`` is not.

@@ -598,9 +598,18 @@ def _weak_secret(value: str) -> bool:
 def _tokens(text: str) -> str:
     def spans() -> Iterable[tuple[int, int]]:
         for match in TOKEN.finditer(text):
+            start = match.start()
+            if start and text[start - 1] in "$%{":  # $VAR, %VAR%, ${VAR}: a placeholder
+                continue
             token = match[0].rstrip(".")
-            if token_verdict(token, text, match.start()):
-                yield match.start(), match.start() + len(token)
+            if token.startswith("//") and text[start - 1 : start] == ":":  # a URL: its segments are ids
+                at = start
+                for segment in token.split("/"):
+                    if tokens.looks_random(segment, tokens.PUBLIC):
+                        yield at, at + len(segment)
+                    at += len(segment) + 1
+            elif token_verdict(token, text, start):
+                yield start, start + len(token)
 
     return _mask_spans(text, spans())
 

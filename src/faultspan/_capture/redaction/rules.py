@@ -108,7 +108,8 @@ def _pattern_rule(
 
 
 def not_placeholder(value: str) -> bool:
-    return not tokens.placeholder(value)
+    """What a vendor pattern found is a credential: not ``ghp_xxxx``, not ``hf_requiredCharacteristic...``."""
+    return not tokens.placeholder(value) and not tokens.identifier_body(value)
 
 
 def _has_digit(value: str) -> bool:

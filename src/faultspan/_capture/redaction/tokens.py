@@ -22,6 +22,7 @@ HEX = frozenset("0123456789abcdefABCDEF")
 _B64_TEXT = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}|[A-Za-z0-9_-]{12,}={0,2}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SEPARATORS = re.compile(r"[-_.~]+")
+_PARTS = re.compile(r"[-_.~/+]+")
 _VOWELS = frozenset("aeiouy")
 _IDENTIFIER_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _FILE_SUFFIX = re.compile(
@@ -73,7 +74,7 @@ def _word_like(word: str) -> bool:
     """Pronounceable: vowels in proportion and no long consonant run, as words are and random letters not."""
     low = word.lower()
     vowels = sum(char in _VOWELS for char in low)
-    if not 0.2 <= vowels / len(low) <= 0.7:
+    if not 0.1 <= vowels / len(low) <= 0.75:
         return False
     run = longest = 0
     for char in low:
@@ -124,13 +125,15 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         return context == SECRET
     if _k8s_name([part for part in _SEPARATORS.split(token) if part]):
         return False
-    if all(char in HEX or char in "-_." for char in token.rstrip("=")):
+    if context != SECRET and _UUID.search(token.replace("_", "-")):
+        return False
+    if all(char in HEX or char in "-_.~" for char in token.rstrip("=")):
         if token.isdigit():
             return context == SECRET and length >= 16 and len(set(token)) >= 5
         mixed_case = token.lower() != token and token.upper() != token
         return (context == SECRET and length >= 12) or (context == NEUTRAL and mixed_case and length >= 24)
     # The longest run between separators carries the randomness: ``ORD-2024-000183`` and ``v1.2.3`` have none.
-    parts = [part for part in _SEPARATORS.split(token) if part]
+    parts = [part for part in _PARTS.split(token) if part]
     if "/" in token:
         pieces = token.split("/")
         if len(pieces) >= 3 and length / len(pieces) < 12:
@@ -138,8 +141,12 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
     need = {SECRET: 8, PREFIXED: 10, NEUTRAL: 16, PUBLIC: 24}[context]
-    total = sum(len(part) for part in parts)
-    if len(body) < need and not (total >= need + 4 and len(body) >= need * 0.6):
+    random_parts = [
+        part
+        for part in parts
+        if len(part) >= max(8, need * 0.6) and len(set(part)) >= len(part) * 0.5 and not _identifier(part)
+    ]
+    if len(body) < need and not (len(random_parts) >= 2 and sum(map(len, random_parts)) >= need + 4):
         return False
     lower, upper, digit, _, changes = _classes(token)
     letters = lower + upper
@@ -149,7 +156,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     if lower == 0 and context == NEUTRAL and length < 24:
         return False  # serials, tracking numbers, order codes: ``1Z999AA10123456784``
     long_parts = [part for part in parts if len(part) >= 5]
-    if (long_parts and all(map(_identifier, long_parts))) or (context < PREFIXED and _text_in_base64(token)):
+    if _identifier(body) or (long_parts and all(map(_identifier, long_parts))):
+        return False
+    if context < PREFIXED and _text_in_base64(token):
         return False
     if changes < length * (0.12 if context >= PREFIXED else 0.2):
         return False
@@ -161,7 +170,7 @@ def password_like(value: str) -> bool:
     """A whole value that reads as a password: 8-64 characters without spaces mixing three or four of
     lowercase, uppercase, digits and symbols (``M0Xvq!ZjxTW3#57``, ``P@ssw0rd$1``)."""
     length = len(value)
-    if not 8 <= length <= 64 or placeholder(value) or _HOST_OR_PATH.search(value) or len(set(value)) < 6:
+    if not 8 <= length <= 64 or placeholder(value) or _NOT_PASSWORD.search(value) or len(set(value)) < 6:
         return False
     if max(Counter(value).values()) > length * 0.3:
         return False
@@ -185,7 +194,7 @@ _PUBLIC_PREFIXES = frozenset(
     }
 )  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "crc32", "xxh64"})
-_HOST_OR_PATH = re.compile(r"@[A-Za-z0-9-]+\\.[A-Za-z]|^[@/]|://")
+_NOT_PASSWORD = re.compile(r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{]|://|[()\[\]{}<>\"':]")
 _K8S_PART = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{8,10}")
 
 
@@ -205,7 +214,7 @@ def split_prefix(token: str) -> tuple[str, str]:
 
 
 _PREFIX = re.compile(
-    r"(?P<prefix>[A-Za-z][A-Za-z0-9]{0,11}(?:[_.~-][A-Za-z][A-Za-z0-9]{0,9}){0,3}?)[_.~-](?=.{8})"
+    r"(?P<prefix>[A-Za-z][A-Za-z0-9]{1,11}(?:[_.~-][A-Za-z][A-Za-z0-9]{0,9}){0,3}?)[_.~-](?=.{8})"
 )
 
 
@@ -215,6 +224,12 @@ def public_prefix(token: str) -> bool:
     return bool(prefix) and (
         _SEPARATORS.split(prefix, 1)[0].lower() in _PUBLIC_PREFIXES or all(char in HEX for char in prefix)
     )
+
+
+def identifier_body(token: str) -> bool:
+    """Whether what follows a token's prefix is a code identifier (``hf_requiredCharacteristicTypes``)."""
+    prefix, body = split_prefix(token)
+    return bool(prefix) and _identifier(body)
 
 
 def prefixed_random(token: str) -> bool:
