@@ -517,7 +517,7 @@ def test_clean_values_are_returned_as_the_same_objects() -> None:
 def test_mappings_and_sequences_are_walked_with_paths() -> None:
     value: dict[str, Any] = {
         "user": {"email": "a@example.com", "password": "pw"},
-        "tokens": ["SELECT", "ghp_" + "a1" * 18],
+        "tokens": ["SELECT", "ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2],
     }
     masked: list[str] = []
     result = redactor.scrub_value("payload", value, "event[1].payload", masked)
@@ -527,7 +527,7 @@ def test_mappings_and_sequences_are_walked_with_paths() -> None:
     }
     assert masked == ["event[1].payload.user.password", "event[1].payload.tokens[1]"]
     assert value["user"]["password"] == "pw"  # the input is never modified
-    assert isinstance(redactor.scrub_value("t", ("ghp_" + "b2" * 18,), "t", []), tuple)
+    assert isinstance(redactor.scrub_value("t", ("ghp_" + "b2C3d4E5f6G7h8I9j0K1" * 2,), "t", []), tuple)
 
 
 def test_attributes_keep_their_order_and_unchanged_objects() -> None:
@@ -640,7 +640,7 @@ def test_allow_keys_exempt_key_rules_but_not_value_rules() -> None:
     assert relaxed.is_secret_key("session_id")
     masked: list[str] = []
     assert relaxed.scrub_value("session", "abc", "session", masked) == "abc"
-    token = "ghp_" + "Q1" * 18
+    token = "ghp_" + "Q1w2E3r4T5y6U7i8O9p0" * 2
     assert relaxed.scrub_value("session", token, "session", masked) == REDACTED
     assert masked == ["session"]
 
@@ -680,7 +680,7 @@ def test_invalid_configuration_is_reported_not_raised() -> None:
         ("query_param", "https://x.example/y?X-Amz-Signature=abc123def"),
         ("key_value", "password=hunter2"),
         ("aws_access_key,token", "AKIAZ7QW3RT5YU2IOP4L"),
-        ("github", "ghp_" + "a1" * 18),
+        ("github,token", "ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2),
         ("pem_private_key,token", pem(random.Random(2))),
         ("token", "ntn_4564761517vWBETTAc421EJdkefwPvw8dfNt2o"),
     ],

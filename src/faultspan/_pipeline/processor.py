@@ -32,7 +32,7 @@ from faultspan._capture.exceptions import (
     MAX_STATUS,
     head_and_tail,
 )
-from faultspan._capture.redaction import Redactor
+from faultspan._capture.redaction import Redactor, TaintScope
 from faultspan._capture.runtime import current
 from faultspan._otlp.sdk_private import bounded, has_events, has_links, plain_attributes, span_attributes
 from faultspan._pipeline import scope
@@ -111,9 +111,17 @@ def _with_dropped(items: list[Any], dropped: int) -> BoundedList[Any]:
 
 
 def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
-    """The exportable form of ``span``: the same object when nothing needs changing, else a copy."""
-    masked: list[str] = []
-    name = redactor.scrub_text(span.name)
+    """The exportable form of ``span``: the same object when nothing needs changing, else a copy.
+
+    A secret masked anywhere in the span is masked everywhere in it; one found after the strings that also
+    hold it (a local in the frames JSON after the message) is caught by a second pass over the copy."""
+    scope = TaintScope()
+    redacted = _redact(span, redactor, scope)
+    return _redact(redacted, redactor, scope) if scope.secrets else redacted
+
+
+def _redact(span: ReadableSpan, redactor: Redactor, masked: TaintScope) -> ReadableSpan:
+    name = redactor.scrub_text(span.name, masked)
     if name is not span.name:
         masked.append("name")
     original_attributes = span_attributes(span)
@@ -126,7 +134,7 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     if description:
         # The SDK's own use_span / Span.__exit__ put the whole str(exc) here.
         description = head_and_tail(description, MAX_STATUS)
-        scrubbed = redactor.scrub_text(description)
+        scrubbed = redactor.scrub_text(description, masked)
         if scrubbed is not description:
             masked.append("status.description")
             description = scrubbed
@@ -157,8 +165,8 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
         parent=span.parent,
         resource=span.resource,
         attributes=bounded({**(attributes or original_attributes), **extra}, span.dropped_attributes),
-        events=span.events if events is None else _with_dropped(events, span.dropped_events),
-        links=span.links if links is None else _with_dropped(links, span.dropped_links),
+        events=_with_dropped(list(span.events) if events is None else events, span.dropped_events),
+        links=_with_dropped(list(span.links) if links is None else links, span.dropped_links),
         kind=span.kind,
         status=Status(code, description if code is StatusCode.ERROR else None),
         start_time=span.start_time,

@@ -4,7 +4,7 @@ Pure: no OpenTelemetry imports. ``keys`` decides from a key's name, ``tokens`` w
 ``rules`` finds secrets inside text, ``redactor`` walks structures and holds the caches.
 """
 
-from faultspan._capture.redaction.redactor import RedactionRules, Redactor
+from faultspan._capture.redaction.redactor import RedactionRules, Redactor, TaintScope
 from faultspan._capture.redaction.rules import REDACTED
 
-__all__ = ["REDACTED", "RedactionRules", "Redactor"]
+__all__ = ["REDACTED", "RedactionRules", "Redactor", "TaintScope"]

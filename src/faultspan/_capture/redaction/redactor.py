@@ -260,7 +260,12 @@ class Redactor:
 
     # ---- value rules -------------------------------------------------------------------------------
 
-    def scrub_text(self, text: str) -> str:
+    def scrub_text(self, text: str, scope: TaintScope | None = None) -> str:
+        """``text`` with the value rules applied; within a ``scope``, also with its known secrets masked."""
+        result = self._scrub_text(text)
+        return result if scope is None else scope.absorb(text, result)
+
+    def _scrub_text(self, text: str) -> str:
         if not self._enabled or text in self._clean:
             return text
         triggered = self._triggered(text)
@@ -379,7 +384,7 @@ class Redactor:
         if kind in key_rules.WEAK_TERMS:
             return match.span("bare") if _weak_secret(name) else None
         if separator in ("=", "=>"):
-            return None if _placeholder(bare) else match.span("bare")
+            return None if _placeholder(bare) or "(" in bare else match.span("bare")  # not "= load()"
         bare = name
         if separator is None:
             return (start, start + len(bare)) if _strict_credential(bare, numeric) else None
@@ -408,7 +413,8 @@ class Redactor:
     ) -> dict[str, object] | None:
         if not self._enabled:
             return None
-        keys, clean, plain = self._keys, self._clean, self._callback is None
+        keys, clean = self._keys, self._clean
+        plain = self._callback is None and not (type(masked) is TaintScope and masked.secrets)
         result: dict[str, object] | None = None
         for index, (key, value) in enumerate(attributes.items()):
             kind, renamed = keys.get(key) or self._key(key)
@@ -486,19 +492,29 @@ class Redactor:
         return tuple(scrubbed) if isinstance(items, tuple) else scrubbed
 
     def _scrub_str(self, text: str, path: str, masked: list[str]) -> str:
-        if text == REDACTED or (self._callback is None and text in self._clean):
+        scope = masked if type(masked) is TaintScope else None
+        if text == REDACTED or (
+            self._callback is None and text in self._clean and not (scope and scope.secrets)
+        ):
             return text
         maybe_json = _maybe_json(text)
         if maybe_json:
             encoded = self._scrub_json(text, path, masked)
             if encoded is not None:
                 cacheable = self._callback is None and len(text) <= _CACHED_LENGTH
-                if encoded is text and cacheable and self.scrub_text(text) is text:
+                if encoded is text and cacheable and self._scrub_text(text) is text:
                     self._remember(text)
+                if scope is not None and scope.secrets:
+                    tainted = scope.absorb(encoded, encoded)
+                    if tainted is not encoded:
+                        masked.append(path)
+                    return tainted
                 return encoded
-        result = self.scrub_text(text)
+        result = self._scrub_text(text)
         if self._callback is not None:
             result = _call_back(self, self._callback, path, result)
+        if scope is not None:
+            result = scope.absorb(text, result)
         if result is not text:
             masked.append(path)
         elif maybe_json and self._callback is None:
@@ -507,7 +523,7 @@ class Redactor:
 
     def _scrub_json(self, text: str, path: str, masked: list[str]) -> str | None:
         """Scrubbed JSON text (the same object when clean), or None when ``text`` is not JSON."""
-        found: list[str] = []
+        found: list[str] = masked.child() if type(masked) is TaintScope else []
         try:
             data = json.loads(text)
             if self._callback is None and self._unchanged(data):
@@ -570,7 +586,66 @@ def _mask_whole(value: object, path: str, masked: list[str]) -> object:
     if value is None or (isinstance(value, str) and value in ("", REDACTED)):
         return value
     masked.append(path)
+    if type(masked) is TaintScope and isinstance(value, str):
+        masked.taint(value)
     return REDACTED
+
+
+_MIN_TAINT = 6  # shorter secrets are not searched elsewhere: "1234" would mask every line number
+
+
+class TaintScope(list[str]):
+    """The masked paths of one capture (a span, its events and links) and the secrets masked in it.
+
+    A value recognised as secret anywhere in the capture (a local, an attribute, a header) is masked wherever
+    else it appears in the same capture: the source lines, the stack trace text, the message, breadcrumbs.
+    Pass it as ``masked`` to the scrub methods (and as ``scope`` to ``scrub_text``); a string scrubbed before
+    a secret was found is caught by scrubbing the redacted copy once more with the same scope.
+    """
+
+    def __init__(self, secrets: set[str] | None = None) -> None:
+        super().__init__()
+        self.secrets: set[str] = set() if secrets is None else secrets
+
+    def child(self) -> TaintScope:
+        """A scope with its own paths and the same secrets (for the leaves of JSON text)."""
+        return TaintScope(self.secrets)
+
+    def taint(self, secret: str) -> None:
+        secret = secret.strip().strip("'\"")
+        if len(secret) >= _MIN_TAINT and REDACTED not in secret:
+            self.secrets.add(secret)
+            escaped = json.dumps(secret, ensure_ascii=False)[1:-1]  # as it reads inside JSON text
+            if escaped != secret:
+                self.secrets.add(escaped)
+
+    def absorb(self, original: str, scrubbed: str) -> str:
+        """Learn the secrets masked between ``original`` and ``scrubbed``; mask the known ones in it."""
+        if scrubbed is not original and REDACTED not in original:
+            for part in _masked_parts(original, scrubbed):
+                self.taint(part)
+        result = scrubbed
+        for secret in self.secrets:
+            if secret in result:
+                result = result.replace(secret, REDACTED)
+        return result
+
+
+def _masked_parts(original: str, scrubbed: str) -> list[str]:
+    """The substrings of ``original`` that became ``[REDACTED]`` in ``scrubbed``."""
+    pieces = scrubbed.split(REDACTED)
+    if len(pieces) < 2 or not original.startswith(pieces[0]) or not original.endswith(pieces[-1]):
+        return []
+    parts: list[str] = []
+    at = len(pieces[0])
+    for piece in pieces[1:-1]:
+        end = original.find(piece, at + 1) if piece else -1
+        if end < 0:
+            return parts
+        parts.append(original[at:end])
+        at = end + len(piece)
+    parts.append(original[at : len(original) - len(pieces[-1])])
+    return parts
 
 
 def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], path: str, text: str) -> str:

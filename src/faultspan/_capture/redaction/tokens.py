@@ -67,6 +67,9 @@ def placeholder(token: str) -> bool:
     """``xxxx``, ``<token>``, ``${VAR}``, ``1234567890``, a character repeated: not a credential."""
     if len(set(token)) <= 3 or token[:1] in "<$%{[" or token.endswith((">", "}", "%")):
         return True
+    longest = max(_PARTS.split(token), key=len)
+    if len(set(longest)) <= 2:
+        return True  # ghp_0000..., xoxb-xxxx-xxxx
     return any(word in token for word in _PLACEHOLDER_WORDS) or any(seq in token for seq in _SEQUENCES)
 
 
@@ -182,7 +185,7 @@ def password_like(value: str) -> bool:
 
 # Prefixes of ids that are public by design (Stripe-style object ids, publishable keys), of hashes, and of
 # names built from a hash (images, builds, caches): a random body after them is not a secret.
-_PUBLIC_PREFIXES = frozenset(
+PUBLIC_PREFIXES = frozenset(
     {
         "evt", "pi", "pm", "cus", "ch", "py", "re", "in", "ii", "sub", "si", "price", "prod", "plan", "txn",
         "acct", "ba", "card", "src", "req", "po", "tr", "cs", "seti", "pk", "pub", "usr", "user", "org",
@@ -222,7 +225,8 @@ def public_prefix(token: str) -> bool:
     """Whether the token starts like a public id (``evt_``, ``pk_live_``, ``sha256-``) or is hex throughout."""
     prefix, _ = split_prefix(token)
     return bool(prefix) and (
-        _SEPARATORS.split(prefix, 1)[0].lower() in _PUBLIC_PREFIXES or all(char in HEX for char in prefix)
+        _SEPARATORS.split(prefix, 1)[0].lower() in PUBLIC_PREFIXES
+        or (all(char in HEX for char in prefix) and any(char.isdigit() for char in prefix))
     )
 
 

@@ -1,0 +1,203 @@
+"""The generic redaction rules on generated inputs: random tokens, vendor-style prefixes, context words, the key
+word model, structured credential forms, look-alikes that must survive, and taint across one span."""
+
+from __future__ import annotations
+
+import json
+import string
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from faultspan._capture.redaction import REDACTED, Redactor, TaintScope, tokens
+from faultspan._pipeline.processor import redact_span
+
+ALNUM = string.ascii_letters + string.digits
+HEX = "0123456789abcdef"
+K8S = "bcdfghjklmnpqrstvwxz2456789"
+WORDS = ["order", "payment", "customer", "display", "metadata", "request", "handler", "types", "service"]
+FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+redactor = Redactor()
+
+
+def random_body(min_size: int = 24, max_size: int = 48) -> st.SearchStrategy[str]:
+    """Base62 that is random in the way credentials are: all three classes, few repeats."""
+    return st.text(st.sampled_from(ALNUM), min_size=min_size, max_size=max_size).filter(
+        lambda s: (
+            any(c.islower() for c in s)
+            and any(c.isupper() for c in s)
+            and sum(c.isdigit() for c in s) >= 2
+            and len(set(s)) >= len(s) // 2
+        )
+    )
+
+
+def attribute(value: str) -> object:
+    return (redactor.scrub_attributes({"note": value}, "", []) or {"note": value})["note"]
+
+
+@FAST
+@given(random_body())
+def test_a_random_token_is_masked_under_a_neutral_key_in_prose_and_json(token: str) -> None:
+    assert attribute(token) == REDACTED
+    assert token not in redactor.scrub_text(f"upstream said {token}, giving up")
+    assert token not in str(redactor.scrub_value("doc", json.dumps({"note": token}), "doc", []))
+
+
+@FAST
+@given(
+    st.text(st.sampled_from(string.ascii_lowercase), min_size=3, max_size=6).filter(
+        lambda prefix: prefix not in tokens.PUBLIC_PREFIXES
+    ),
+    st.sampled_from("_-."),
+)
+def test_a_vendor_style_prefix_and_a_random_body_is_masked(prefix: str, separator: str) -> None:
+    token = f"{prefix}{separator}8fK2mQ9xLr4TzW7vN3bY1cHd"
+    assert redactor.scrub_text(f"using {token} now") == f"using {REDACTED} now"
+
+
+@FAST
+@given(
+    st.sampled_from(["ghp_", "xoxb-", "sk_live_", "hf_", "glpat-", "ntn_"]),
+    st.sampled_from("xX*0#"),
+    st.integers(8, 40),
+)
+def test_placeholders_are_kept(prefix: str, filler: str, length: int) -> None:
+    text = f"set {prefix}{filler * length} in the config"
+    assert redactor.scrub_text(text) is text
+
+
+@FAST
+@given(st.lists(st.sampled_from(WORDS), min_size=2, max_size=6), st.sampled_from(["hf_", "api_org_", ""]))
+def test_code_identifiers_are_kept_even_behind_a_token_prefix(words: list[str], prefix: str) -> None:
+    identifier = prefix + words[0] + "".join(word.capitalize() for word in words[1:])
+    text = f"- (id){identifier};"
+    assert redactor.scrub_text(text) is text
+
+
+@FAST
+@given(st.text(st.sampled_from(HEX), min_size=32, max_size=64).filter(lambda s: len(set(s)) >= 8), st.uuids())
+def test_hex_and_uuids_need_secret_context(digest: str, ident: object) -> None:
+    for value in (digest, str(ident)):
+        text = f"commit {value} deployed"
+        assert redactor.scrub_text(text) is text
+        assert attribute(value) == value
+    assert digest not in redactor.scrub_text(f"the api token {digest} expired")
+
+
+@FAST
+@given(
+    st.sampled_from(["password", "secret", "token", "pw", "api_key"]),
+    st.sampled_from(["base64", "b64", "sha256", "hex", "hash", "2", "confirmation"]),
+    st.sampled_from(["count", "policy", "length", "expires_at", "type"]),
+)
+def test_one_word_model_for_keys_and_their_qualifiers(term: str, same: str, meta: str) -> None:
+    assert redactor.is_secret_key(f"{term}_{same}")
+    assert redactor.is_secret_key(f"{term}{same.capitalize()}") or same.isdigit()
+    assert not redactor.is_secret_key(f"{term}_{meta}")
+
+
+@FAST
+@given(st.sampled_from(["HEROKU_KEY", "bitfinexKey", "Key", "aws", "SONAR_LOGIN"]), random_body(20, 40))
+def test_weak_key_terms_mask_values_that_look_like_credentials(key: str, token: str) -> None:
+    assert redactor.scrub_value(key, token, key, []) == REDACTED
+    assert redactor.scrub_value(key, "users/42/profile", key, []) == "users/42/profile"
+    assert redactor.scrub_value("cache_key", "8d0f3c2a-4b1e-4f6a-9c7d-2e5b8a1f0c3d", "k", []) != REDACTED
+
+
+@FAST
+@given(
+    st.text(st.sampled_from(string.ascii_lowercase), min_size=3, max_size=10),
+    st.text(st.sampled_from(ALNUM), min_size=6, max_size=12).map(lambda s: s + "#7Qz"),
+)
+def test_credential_pairs_are_masked_whole(user: str, password: str) -> None:
+    forms = [
+        f"curl -u {user}:{password} https://api.example.com",
+        f"Host: {user}:{password}@cache.internal:6379",
+        f"INSERT INTO users (name, password) VALUES ('{user}', '{password}')",
+        f"[('Authorization', 'Basic {password}'), ('X-Api-Key', '{password}')]",
+    ]
+    for text in forms:
+        out = redactor.scrub_text(text)
+        assert password not in out, text
+        assert user in out or "Authorization" in text
+
+
+def test_flyv1_macaroons_are_masked_whole() -> None:
+    header = "FlyV1 fm2_lJPECAAAAAAAAAAA+xMQ7bBW1ebvlO0S0Alh,fm2_lJPETZhbGw2vWfJt8aRwHqd/pP2=="
+    assert redactor.scrub_text(f"Authorization: {header}") == f"Authorization: FlyV1 {REDACTED}"
+
+
+@FAST
+@given(
+    st.sampled_from(["web", "checkout", "api-gateway"]),
+    st.text(st.sampled_from(K8S), min_size=10, max_size=10),
+    st.text(st.sampled_from(K8S), min_size=5, max_size=5),
+    st.integers(0, 10**12),
+)
+def test_lookalikes_survive(name: str, template: str, suffix: str, number: int) -> None:
+    values = [
+        f"{name}-{template}-{suffix}",
+        f"{name}-{template}",
+        f"arn:aws:iam::{number:012d}:role/service-role/DeployRole",
+        f"/srv/app/.venv/lib/python3.11/site-packages/{name}/adapters.py",
+        f"https://api.example.com/v2/orders/{number}/items?page=2",
+        f"sha256:{(HEX * 4)[number % 16 :][:64]}",
+        f"evt_1NG8Du2eZvKYlo2CUI7mDs8V{suffix}",
+        f"pk_live_{template}{suffix}Xy7",
+        f"{number % 9}.{number % 30}.{number % 99}-rc.1+build.{template[:7]}",
+    ]
+    for value in values:
+        assert attribute(value) == value, value
+        text = f"failed at {value}"
+        assert redactor.scrub_text(text) is text, value
+
+
+def finished_span(secret: str) -> object:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    frames = [
+        {
+            "function": "connect",
+            "context_line": f"    login(user, {secret!r})",
+            "locals": {"pw": repr(secret)},
+        }
+    ]
+    with provider.get_tracer("t").start_as_current_span(f"connect {secret}") as span:
+        span.add_event("breadcrumb", {"breadcrumb.message": f"retrying with {secret}"})
+        span.add_event(
+            "exception",
+            {
+                "exception.type": "ConnectionError",
+                "exception.message": f"login refused for {secret}",
+                "exception.stacktrace": f'  File "app.py", line 3, in connect\n    login(user, "{secret}")\n',
+                "faultspan.frames": json.dumps(frames),
+            },
+        )
+        span.set_status(StatusCode.ERROR, f"refused {secret}")
+    (raw,) = exporter.get_finished_spans()
+    return raw
+
+
+@FAST
+@given(st.text(st.sampled_from(string.ascii_lowercase + "-"), min_size=5, max_size=20))
+def test_a_secret_found_once_is_masked_everywhere_in_the_span(word: str) -> None:
+    """The secret is a plain word that only its key (the local ``pw``) identifies."""
+    secret = f"zq{word}"
+    out = redact_span(finished_span(secret), redactor)  # type: ignore[arg-type]
+    texts = [out.name, str(out.status.description)]
+    texts += [str(value) for event in out.events for value in event.attributes.values()]
+    assert all(secret not in text for text in texts)
+    assert REDACTED in out.name and "event[1].exception.message" in out.attributes["redaction.masked.keys"]
+
+
+def test_a_taint_scope_learns_what_was_masked_in_text() -> None:
+    scope = TaintScope()
+    assert redactor.scrub_text("password=Zq8vLm2pX9 ok", scope) == f"password={REDACTED} ok"
+    assert redactor.scrub_text("echo Zq8vLm2pX9", scope) == f"echo {REDACTED}"
+    assert redactor.scrub_text("echo Zq8vLm2pX9") == "echo Zq8vLm2pX9"
