@@ -18,6 +18,8 @@ Channels: ``attribute`` (the value under a neutral key), ``message`` (inside an 
 output; a look-alike is altered when the output differs from the input.
 """
 
+# ruff: noqa: E501 -- the tables of formats and look-alikes read best one entry a line
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +32,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from faultspan._capture.redaction import Redactor
+from faultspan._capture.redaction import RedactionRules, Redactor
 
 ROOT = Path(__file__).resolve().parents[1]
 ALNUM = string.ascii_letters + string.digits
@@ -147,9 +149,9 @@ def _needle(fmt: str, value: str) -> str:
     """What must not survive: the secret part of the value."""
     if fmt in ("url-credentials", "schemeless-basic", "basic-pair"):
         return (
-            value.split(":", 2)[-1].split("@")[0]
+            value.split(":", 2)[-1].split("@", maxsplit=1)[0]
             if fmt == "url-credentials"
-            else value.split(":")[1].split("@")[0]
+            else value.split(":")[1].split("@", maxsplit=1)[0]
         )
     if fmt == "slack-webhook":
         return value.rsplit("/", 1)[1]
@@ -227,7 +229,7 @@ def _wrapped(channel: Channel, redactor: Redactor, key: str, value: str) -> str:
     return channel(_OFF, key, value)
 
 
-_OFF = Redactor.__new__(Redactor)
+_OFF = Redactor(RedactionRules(enabled=False))
 
 
 def _print(corpus: str, kind: str, counts: dict[str, tuple[int, int]]) -> None:
@@ -242,10 +244,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--misses", action="store_true", help="list every leak and altered look-alike")
     args = parser.parse_args()
-    from faultspan._capture.redaction import RedactionRules
-
-    global _OFF
-    _OFF = Redactor(RedactionRules(enabled=False))
     redactor = Redactor()
     misses: list[str] = []
 

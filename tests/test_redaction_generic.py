@@ -1,5 +1,5 @@
-"""The generic redaction rules on generated inputs: random tokens, vendor-style prefixes, context words, the key
-word model, structured credential forms, look-alikes that must survive, and taint across one span."""
+"""The generic redaction rules on generated inputs: random tokens, vendor-style prefixes, context words, the
+key word model, structured credential forms, look-alikes that must survive, and taint across one span."""
 
 from __future__ import annotations
 

@@ -482,14 +482,19 @@ class Redactor:
         return mapping if result is None else result
 
     def _scrub_sequence(self, items: Sequence[object], path: str, masked: list[str]) -> object:
-        if len(items) == 2 and isinstance(items[0], str) and isinstance(items[1], str):
-            kind = self._kind(items[0])  # a (name, value) pair: headers as a list of tuples
-            if kind and self._by_key(kind, items[1], f"{path}[1]", masked) is not items[1]:
-                return (items[0], REDACTED) if isinstance(items, tuple) else [items[0], REDACTED]
+        kind = self._pair_kind(items)  # a (name, value) pair: headers as a list of tuples
+        if kind and self._by_key(kind, items[1], f"{path}[1]", masked) is not items[1]:
+            return (items[0], REDACTED) if isinstance(items, tuple) else [items[0], REDACTED]
         scrubbed = [self._scrub_any(item, f"{path}[{index}]", masked) for index, item in enumerate(items)]
         if all(new is old for new, old in zip(scrubbed, items, strict=True)):
             return items
         return tuple(scrubbed) if isinstance(items, tuple) else scrubbed
+
+    def _pair_kind(self, items: Sequence[object]) -> str:
+        """The key kind of a (name, value) pair such as ``("X-Api-Key", "...")``, or ""."""
+        if len(items) != 2 or not isinstance(items[1], str) or not isinstance(items[0], str):
+            return ""
+        return self._kind(items[0]) if _KEY_NAME.fullmatch(items[0]) else ""
 
     def _scrub_str(self, text: str, path: str, masked: list[str]) -> str:
         scope = masked if type(masked) is TaintScope else None
@@ -547,6 +552,8 @@ class Redactor:
         if depth > _MAX_SHORTCUT_DEPTH:
             return False
         items: Iterable[object] = data
+        if type(data) is list and self._pair_kind(data):
+            return False
         if type(data) is dict:
             keys = self._keys
             for key in data:
@@ -657,6 +664,7 @@ def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], p
     return replacement if isinstance(replacement, str) and replacement != text else text
 
 
+_KEY_NAME = re.compile(r"[A-Za-z][\w.-]{0,63}")
 _TOKEN_GATE = re.compile(r"[A-Za-z0-9+/_.~-]{8}")
 _WORD_RUN = re.compile(r"\S{8,130}")
 _PASSWORD_GATE = re.compile(r"[!#$%^&*@~:]")

@@ -222,7 +222,7 @@ _PREFIX = re.compile(
 
 
 def public_prefix(token: str) -> bool:
-    """Whether the token starts like a public id (``evt_``, ``pk_live_``, ``sha256-``) or is hex throughout."""
+    """Whether the token starts like a public id (``evt_``, ``pk_live_``, ``sha256-``) or a hex id."""
     prefix, _ = split_prefix(token)
     return bool(prefix) and (
         _SEPARATORS.split(prefix, 1)[0].lower() in PUBLIC_PREFIXES
