@@ -46,10 +46,12 @@ from faultspan._capture.redaction.rules import (
     _TWILIO,
     _URL_CREDENTIALS,
     _WEBHOOK,
+    PASSWORD_GATE,
     REDACTED,
     SQL_INSERT,
     SQL_LITERAL,
     TOKEN,
+    TOKEN_GATE,
     _anchor_patterns,
     _anchors,
     _card,
@@ -181,11 +183,11 @@ class Redactor:
             _Rule("connection_string", anchors("pass", "pwd"), pattern(_CONNECTION_STRING, _not_placeholder)),
             _Rule("query_param", anchors(*key_hints, "sig"), self._query_params),
             _Rule("key_value", anchors(*key_hints), self._key_values),
-            _Rule("credential_pair", anchors("-u", "--user", "@"), self._credential_pairs),
+            _Rule("credential_pair", anchors("curl", "--user", "@"), self._credential_pairs),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
-            _Rule("card", (), pattern(_CARD, _card), _CARD_GATE.search),
-            _Rule("password_value", (), _passwords, _PASSWORD_GATE.search),
-            _Rule("token", (), _tokens, _TOKEN_GATE.search),
+            _Rule("card", (), pattern(_CARD, _card), _CARD_GATE),
+            _Rule("password_value", (), _passwords, PASSWORD_GATE),
+            _Rule("token", (), _tokens, TOKEN_GATE),
         ]
 
     # ---- key rules ---------------------------------------------------------------------------------
@@ -304,7 +306,7 @@ class Redactor:
         triggered: set[int] = set()
         if len(text) >= _MIN_GATED_LENGTH:
             for number, gate in self._gates:
-                if gate(text):
+                if gate.search(text):
                     triggered.add(number)
         if self._anchor is not None:
             low = _lower(text)
@@ -665,9 +667,7 @@ def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], p
 
 
 _KEY_NAME = re.compile(r"[A-Za-z][\w.-]{0,63}")
-_TOKEN_GATE = re.compile(r"[A-Za-z0-9+/_.~-]{8}")
 _WORD_RUN = re.compile(r"\S{8,130}")
-_PASSWORD_GATE = re.compile(r"[!#$%^&*@~:]")
 
 
 def _weak_secret(value: str) -> bool:

@@ -188,7 +188,12 @@ _CONNECTION_STRING = re.compile(
     r"(?:(?P<secret>\{[^}\r\n]{0,256}\})|(?P<secret_plain>[^;\r\n'\"{ \t][^;\r\n'\"]{0,256}?))[ \t]*;"
 )
 _CARD_GATE = re.compile(r"[2-6][0-9]{3}[ -]?[0-9]{4}")
-_MIN_GATED_LENGTH = 13  # the shortest card number
+# Gates start with a character class that ordinary text rarely has, so that ``re`` skips most positions.
+# A password has one of these symbols (``user:<random token>`` is left to the token rule);
+PASSWORD_GATE = re.compile(r"[!#$%^&*@~]")
+# a random token has a run of 8 letters and digits that starts with a digit or a capital somewhere.
+TOKEN_GATE = re.compile(r"[0-9A-Z][A-Za-z0-9]{7}")
+_MIN_GATED_LENGTH = 8  # the shortest password worth masking
 _QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&#\s'\"<>]+)", re.ASCII)
 _CARD = re.compile(
     r"[2-6](?<![\w.+-][2-6])(?<![0-9][ -][2-6])[0-9]{3}(?:[ -]?[0-9]){9,15}(?![\w]|[ .-][0-9])", re.ASCII
@@ -274,8 +279,8 @@ class _Rule:
     name: str
     anchors: tuple[_Anchor, ...]
     apply: Callable[[str], str]
-    # Tried on the text itself where no literal can say that the rule may apply (cards, random tokens).
-    gate: Callable[[str], object] | None = None
+    # Searched in the text itself where no literal can say that the rule may apply (cards, random tokens).
+    gate: re.Pattern[str] | None = None
 
 
 def _segments(apply: Callable[[str], str], text: str) -> str:
@@ -338,7 +343,7 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 
 
 def token_verdict(token: str, text: str, start: int) -> bool:
-    if tokens.public_prefix(token):
+    if not tokens.candidate(token) or tokens.public_prefix(token):
         return False
     if tokens.prefixed_random(token) or tokens.looks_random(token):
         return True

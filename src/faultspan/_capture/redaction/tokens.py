@@ -10,6 +10,7 @@ says "secret", plain hex (git SHAs, digests, trace ids), a UUID or a number.
 from __future__ import annotations
 
 import binascii
+import functools
 import math
 import re
 from collections import Counter
@@ -122,10 +123,12 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     numbers count; a public-id context (``sha``, ``trace``, ``commit``) asks for more.
     """
     length = len(token)
-    if length < 8 or placeholder(token) or _FILE_SUFFIX.search(token):
+    if length < 8:
         return False
     if _UUID.fullmatch(token):
         return context == SECRET
+    if placeholder(token) or _FILE_SUFFIX.search(token):
+        return False
     if _k8s_name([part for part in _SEPARATORS.split(token) if part]):
         return False
     if context != SECRET and _UUID.search(token.replace("_", "-")):
@@ -207,6 +210,7 @@ def _k8s_name(parts: list[str]) -> bool:
     return len(parts) >= 2 and _K8S_PART.fullmatch(parts[-1]) is not None
 
 
+@functools.lru_cache(maxsize=4096)
 def split_prefix(token: str) -> tuple[str, str]:
     """(vendor-style prefix, body) of ``sk-proj-<body>``, ``pscale_tkn_<body>``, ``hvs.<body>``; prefix ""
     when the token does not start with one or two short words and a separator."""
@@ -228,6 +232,15 @@ def public_prefix(token: str) -> bool:
         _SEPARATORS.split(prefix, 1)[0].lower() in PUBLIC_PREFIXES
         or (all(char in HEX for char in prefix) and any(char.isdigit() for char in prefix))
     )
+
+
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]{8,}")
+
+
+def candidate(token: str) -> bool:
+    """A cheap first look: only a token with 8+ letters and digits in a row, not all digits and not all
+    lowercase letters, can pass ``looks_random`` or ``prefixed_random``."""
+    return any(not (run.isdigit() or (run.isalpha() and run.islower())) for run in _ALNUM_RUN.findall(token))
 
 
 def identifier_body(token: str) -> bool:
