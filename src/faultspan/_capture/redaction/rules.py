@@ -191,8 +191,11 @@ _CARD_GATE = re.compile(r"[2-6][0-9]{3}[ -]?[0-9]{4}")
 # Gates start with a character class that ordinary text rarely has, so that ``re`` skips most positions.
 # A password has one of these symbols (``user:<random token>`` is left to the token rule);
 PASSWORD_GATE = re.compile(r"[!#$%^&*@~]")
-# a random token has a run of 8 letters and digits that starts with a digit or a capital somewhere.
-TOKEN_GATE = re.compile(r"[0-9A-Z][A-Za-z0-9]{7}")
+# a random token has a run of 8 letters and digits where digits meet letters or a capital follows a capital
+# or a digit (not a number, not a word, not a capitalised word), or 16 digits.
+TOKEN_GATE = re.compile(
+    r"[0-9](?=[A-Za-z0-9]{7})[0-9]*[A-Za-z]|[A-Z](?=[A-Za-z0-9]{7})[a-z]*[A-Z0-9]|[0-9]{16}"
+)
 _MIN_GATED_LENGTH = 8  # the shortest password worth masking
 _QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&#\s'\"<>]+)", re.ASCII)
 _CARD = re.compile(
@@ -314,6 +317,8 @@ _CONTEXT_WINDOW = 40
 def context_before(text: str, start: int) -> int:
     """What the words just before ``start`` say about the token there: secret, public or nothing."""
     window = _lower(text[max(0, start - _CONTEXT_WINDOW) : start])
+    if not window:
+        return tokens.NEUTRAL
     secret = public = -1
     for match in _SECRET_CONTEXT.finditer(window):
         if not _compound_non_secret(window, match.start(), match.end()):
@@ -343,7 +348,11 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 
 
 def token_verdict(token: str, text: str, start: int) -> bool:
-    if not tokens.candidate(token) or tokens.public_prefix(token):
+    if not tokens.candidate(token):
+        return False
+    if tokens.hex_like(token):  # UUIDs, digests, trace ids: only the words before them can tell
+        return context_before(text, start) == tokens.SECRET and tokens.looks_random(token, tokens.SECRET)
+    if tokens.public_prefix(token):
         return False
     if tokens.prefixed_random(token) or tokens.looks_random(token):
         return True

@@ -133,7 +133,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         return False
     if context != SECRET and _UUID.search(token.replace("_", "-")):
         return False
-    if all(char in HEX or char in "-_.~" for char in token.rstrip("=")):
+    if hex_like(token):
         if token.isdigit():
             return context == SECRET and length >= 16 and len(set(token)) >= 5
         mixed_case = token.lower() != token and token.upper() != token
@@ -238,9 +238,20 @@ _ALNUM_RUN = re.compile(r"[A-Za-z0-9]{8,}")
 
 
 def candidate(token: str) -> bool:
-    """A cheap first look: only a token with 8+ letters and digits in a row, not all digits and not all
-    lowercase letters, can pass ``looks_random`` or ``prefixed_random``."""
-    return any(not (run.isdigit() or (run.isalpha() and run.islower())) for run in _ALNUM_RUN.findall(token))
+    """A cheap first look: only a token with 8+ letters and digits in a row that is not a number nor a word
+    (lowercase or capitalised) can pass ``looks_random`` or ``prefixed_random``."""
+    return any(
+        not (run.isdigit() and len(run) < 16) and not (run.isalpha() and run[1:].islower())
+        for run in _ALNUM_RUN.findall(token)
+    )
+
+
+def hex_like(token: str) -> bool:
+    """Hex throughout, separators aside: a UUID, a digest, a trace id (``=`` padding aside)."""
+    return _HEX_LIKE.fullmatch(token) is not None
+
+
+_HEX_LIKE = re.compile(r"[0-9a-fA-F._~-]+=*")
 
 
 def identifier_body(token: str) -> bool:
