@@ -92,10 +92,11 @@ def _identifier(segment: str) -> bool:
     parts = _IDENTIFIER_WORDS.findall(segment)
     if sum(part.isdigit() for part in parts) > 1:
         return False
-    letters = sum(len(part) for part in parts if part.isalpha())
-    wordy = sum(len(part) for part in parts if part.isalpha() and (len(part) < 5 or _word_like(part)))
-    average = letters / max(1, sum(part.isalpha() for part in parts))
-    return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and average >= 3.5
+    words = [part for part in parts if part.isalpha()]
+    letters = sum(map(len, words))
+    wordy = sum(len(word) for word in words if len(word) < 5 or _word_like(word))
+    short = sum(len(word) < 4 for word in words)  # random case changes leave many short pieces
+    return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and short <= max(1, len(words) // 2)
 
 
 def _text_in_base64(token: str) -> bool:
