@@ -35,6 +35,20 @@ SYNTHETIC_SECRETS: list[dict[str, Any]] = [
         "channel": "breadcrumb",
         "value": "retry with X-Api-Key: 9f8e7d6c5b4a39281706f5e4d3c2b1a0",
     },
+    {"id": "taint", "channel": "local-echo", "key": "pw", "value": "correct-horse-battery"},
+    {
+        "id": "sql",
+        "channel": "breadcrumb",
+        "value": "INSERT INTO users (name, password) VALUES ('bob', 'Tr0ub4dor&3x')",
+    },
+    {"id": "basic", "channel": "message", "value": "redis: svc:Qw7rTy9uIo2p@cache.internal:6379 refused"},
+    {"id": "aws-key", "channel": "kv", "key": "aws", "value": "k7Rq2ZxW9pL4mN8vB3cT6yH1jF5dS0aG2eU4iO7w"},
+    {
+        "id": "prefixed",
+        "channel": "value",
+        "key": "note",
+        "value": "ntn_4564761517vWBETTAc421EJdkefwPvw8dfNt",
+    },
 ]
 SYNTHETIC_NEEDLES = {
     "kv-password": ["Zq8!vLm2#pX9"],
@@ -45,12 +59,20 @@ SYNTHETIC_NEEDLES = {
     "msg-url": ["Pw-77-secret"],
     "local-dict": ["Mail!Pw-2024x"],
     "crumb": ["9f8e7d6c5b4a39281706f5e4d3c2b1a0"],
+    "taint": ["correct-horse-battery"],
+    "sql": ["Tr0ub4dor&3x"],
+    "basic": ["Qw7rTy9uIo2p"],
+    "aws-key": ["k7Rq2ZxW9pL4mN8vB3cT6yH1jF5dS0aG2eU4iO7w"],
+    "prefixed": ["ntn_4564761517vWBETTAc421EJdkefwPvw8dfNt"],
 }
 SYNTHETIC_LOOKALIKES: list[dict[str, Any]] = [
     {"id": "max_tokens", "channel": "kv", "key": "max_tokens", "value": 4096},
     {"id": "author", "channel": "local", "key": "author", "value": "Octavia E. Butler"},
     {"id": "trace", "channel": "value", "key": "parent", "value": "0af7651916cd43dd8448eb211c80319c"},
     {"id": "prose", "channel": "breadcrumb", "value": "user changed password policy to 14 characters"},
+    {"id": "pod", "channel": "value", "key": "k8s.pod.name", "value": "checkout-7d4b9c8f6d-x2k9p"},
+    {"id": "public-id", "channel": "value", "key": "event", "value": "evt_1NG8Du2eZvKYlo2CUI7mDs8V"},
+    {"id": "identifier", "channel": "message", "value": "no attribute hf_requiredCharacteristicTypes"},
 ]
 
 

@@ -16,14 +16,16 @@ import faultspan
 tracer = trace.get_tracer("planted")
 
 
-def failing_function(name: str) -> Any:
+def failing_function(name: str, echo: bool = False) -> Any:
     """A function whose one parameter is called ``name`` (the planted value becomes a real local) and
-    which records its own failure, so the traceback holds that frame only, not this harness."""
+    which records its own failure, so the traceback holds that frame only, not this harness; with ``echo``
+    the exception message repeats the local's value."""
     namespace: dict[str, Any] = {"trace": trace}
+    message = f"'login refused for ' + str({name})" if echo else "'failure with a planted local'"
     source = (
         f"def failing({name}):\n"
         "    try:\n"
-        "        raise RuntimeError('failure with a planted local')\n"
+        f"        raise RuntimeError({message})\n"
         "    except RuntimeError as exc:\n"
         "        trace.get_current_span().record_exception(exc)\n"
     )
@@ -42,6 +44,8 @@ def plant(entry: dict[str, Any]) -> None:
             faultspan.breadcrumb("log", value)
         elif channel == "message":
             span.record_exception(ValueError(value))
+        elif channel == "local-echo":  # the value is secret by its key only, and also in the message
+            failing_function(key, echo=True)(value)
         elif channel == "local":
             if key.isidentifier():
                 failing_function(key)(value)
