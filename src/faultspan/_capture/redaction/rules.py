@@ -194,8 +194,9 @@ PASSWORD_GATE = re.compile(r"[!#$%^&*@~]")
 # a random token has a run of 8 letters and digits where digits meet letters or a capital follows a capital
 # or a digit (not a number, not a word, not a capitalised word), or 16 digits.
 TOKEN_GATE = re.compile(
-    r"[0-9](?=[A-Za-z0-9]{7})[0-9]*[A-Za-z]|[0-9](?<=[A-Za-z][0-9])(?<=[A-Za-z0-9]{8})"
-    r"|[A-Z](?=[A-Za-z0-9]{7})[a-z]*[A-Z0-9]|[0-9]{16}"
+    r"[0-9](?<![0-9][0-9])"  # tried once per run of digits, at its first digit
+    r"(?:(?<=[A-Za-z0-9]{7}[A-Za-z][0-9])|[0-9]*[A-Za-z](?:(?<=[A-Za-z0-9]{8})|(?=[A-Za-z0-9]{6}))|[0-9]{15})"
+    r"|[A-Z](?=[A-Za-z0-9]{7})[a-z]*[A-Z0-9]"
 )
 _MIN_GATED_LENGTH = 8  # the shortest password worth masking
 _QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&#\s'\"<>]+)", re.ASCII)
