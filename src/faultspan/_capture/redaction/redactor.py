@@ -31,7 +31,6 @@ from faultspan._capture.redaction.rules import (
     _JWT,
     _KEY_VALUE,
     _LINE_END,
-    _MIN_GATED_LENGTH,
     _NPM,
     _OPENAI,
     _PEM,
@@ -137,7 +136,11 @@ class Redactor:
             )
             for index, (literal, _) in enumerate(anchors)
         }
-        self._gates = [(number, rule.gate) for number, rule in enumerate(active) if rule.gate is not None]
+        self._gates = [
+            (number, rule.gate, rule.gate_length)
+            for number, rule in enumerate(active)
+            if rule.gate is not None
+        ]
         self._extra = [_pattern_rule(p) for p in _compile_patterns(self.rules.extra_patterns, problems)]
         # Unknown rule names and invalid patterns are ignored, not raised: the caller reports them once.
         self.problems: tuple[str, ...] = tuple(problems)
@@ -185,9 +188,10 @@ class Redactor:
             _Rule("key_value", anchors(*key_hints), self._key_values),
             _Rule("credential_pair", anchors("curl", "--user", "@"), self._credential_pairs),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
-            _Rule("card", (), pattern(_CARD, _card), _CARD_GATE),
-            _Rule("password_value", (), _passwords, PASSWORD_GATE),
-            _Rule("token", (), _tokens, TOKEN_GATE),
+            _Rule("card", (), pattern(_CARD, _card), _CARD_GATE, 13),
+            _Rule("password_value", (), _passwords, PASSWORD_GATE, 8),
+            # 16 characters for a random token alone, 13 for a prefixed one; 8 after a context word
+            _Rule("token", (), _tokens, TOKEN_GATE, 13),
         ]
 
     # ---- key rules ---------------------------------------------------------------------------------
@@ -302,12 +306,8 @@ class Redactor:
         return result
 
     def _triggered(self, text: str) -> set[int]:
-        """The numbers of the rules whose anchors occur in ``text``: the only ones worth running."""
+        """The numbers of the rules whose anchors or gates occur in ``text``: the only ones worth running."""
         triggered: set[int] = set()
-        if len(text) >= _MIN_GATED_LENGTH:
-            for number, gate in self._gates:
-                if gate.search(text):
-                    triggered.add(number)
         if self._anchor is not None:
             low = _lower(text)
             match = self._anchor.search(low)
@@ -317,6 +317,11 @@ class Redactor:
                 if which is not None and which.lastgroup is not None:
                     triggered |= self._anchor_rules[which.lastgroup]
                 match = self._anchor.search(low, at + 1)
+        length = len(text)
+        if length >= _MIN_GATED_LENGTH:
+            for number, gate, gate_length in self._gates:
+                if (length >= gate_length or triggered) and gate.search(text):
+                    triggered.add(number)
         return triggered
 
     def _query_params(self, text: str) -> str:
@@ -666,6 +671,7 @@ def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], p
     return replacement if isinstance(replacement, str) and replacement != text else text
 
 
+_MIN_GATED_LENGTH = 8  # the shortest password worth masking
 _KEY_NAME = re.compile(r"[A-Za-z][\w.-]{0,63}")
 _WORD_RUN = re.compile(r"\S{8,130}")
 

@@ -198,7 +198,6 @@ TOKEN_GATE = re.compile(
     r"(?:(?<=[A-Za-z0-9]{7}[A-Za-z][0-9])|[0-9]*[A-Za-z](?:(?<=[A-Za-z0-9]{8})|(?=[A-Za-z0-9]{6}))|[0-9]{15})"
     r"|[A-Z](?=[A-Za-z0-9]{7})[a-z]*[A-Z0-9]"
 )
-_MIN_GATED_LENGTH = 8  # the shortest password worth masking
 _QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&#\s'\"<>]+)", re.ASCII)
 _CARD = re.compile(
     r"[2-6](?<![\w.+-][2-6])(?<![0-9][ -][2-6])[0-9]{3}(?:[ -]?[0-9]){9,15}(?![\w]|[ .-][0-9])", re.ASCII
@@ -286,6 +285,8 @@ class _Rule:
     apply: Callable[[str], str]
     # Searched in the text itself where no literal can say that the rule may apply (cards, random tokens).
     gate: re.Pattern[str] | None = None
+    # The gate is not searched in shorter strings unless an anchor of another rule occurred (a context word).
+    gate_length: int = 8
 
 
 def _segments(apply: Callable[[str], str], text: str) -> str:
