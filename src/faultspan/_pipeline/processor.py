@@ -112,6 +112,15 @@ def _with_dropped(items: list[Any], dropped: int) -> BoundedList[Any]:
 
 def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     """The exportable form of ``span``: the same object when nothing needs changing, else a copy."""
+    status = span.status
+    if not status.description and not has_events(span) and not has_links(span):
+        # Most spans: no events, links or status text, and nothing to mask in the name and attributes.
+        unused: list[str] = []
+        if (
+            redactor.scrub_text(span.name) is span.name
+            and redactor.scrub_attributes(span_attributes(span), "", unused) is None
+        ):
+            return span
     masked: list[str] = []
     name = redactor.scrub_text(span.name)
     if name is not span.name:
@@ -121,7 +130,6 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     # Most spans carry no events or links: skip the SDK's tuple copies of empty sequences.
     events, last_fingerprint = _events(span, redactor, masked) if has_events(span) else (None, None)
     links = _links(span, redactor, masked) if has_links(span) else None
-    status = span.status
     description = status.description
     if description:
         # The SDK's own use_span / Span.__exit__ put the whole str(exc) here.
