@@ -176,6 +176,32 @@ def test_unredactable_span_is_dropped_not_leaked(monkeypatch: object) -> None:
     provider.shutdown()
 
 
+def test_unredactable_span_is_dropped_by_every_attached_exporter_and_counted_once(
+    monkeypatch: object,
+) -> None:
+    import faultspan._pipeline.processor as module
+
+    def broken(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
+        raise RuntimeError("redactor bug")
+
+    first, second = Recorder(), Recorder()
+    original = module.redact_span
+    setattr(module, "redact_span", broken)  # noqa: B010
+    try:
+        processor = FaultspanSpanProcessor()
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        provider.add_span_processor(processor.attach(first))
+        provider.add_span_processor(processor.attach(second))
+        provider.get_tracer("t").start_span("leaky").end()
+        assert provider.force_flush()
+    finally:
+        setattr(module, "redact_span", original)  # noqa: B010
+    assert first.spans == second.spans == []
+    assert processor.dropped == 1
+    provider.shutdown()
+
+
 class Blocking(SimpleSpanProcessor):
     """A downstream that holds the worker inside its first span until released."""
 
