@@ -184,7 +184,8 @@ def test_a_long_outage_is_reported_once_with_what_waits_in_the_spool(
         exporter = GrpcExporter(endpoint=sink.endpoint, insecure=True)
         transport = transport_for(exporter)
         assert transport is not None
-        durable = DurableSpanProcessor(exporter, transport, Spool(tmp_path, 1 << 20), max_queue_size=512)
+        spool = Spool(tmp_path, 1 << 20)
+        durable = DurableSpanProcessor(exporter, transport, spool, RedactOnce(), max_queue_size=512)
         provider = TracerProvider(shutdown_on_exit=False)
         provider.add_span_processor(durable)
         try:
