@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from faultspan._capture.runtime import current
 from faultspan._pipeline.durable import DurableSpanProcessor, transport_for
-from faultspan._pipeline.processor import FaultspanSpanProcessor
+from faultspan._pipeline.processor import FaultspanSpanProcessor, RedactOnce
 from faultspan._pipeline.spool import Spool
 from support.collector import RotelCollector
 
@@ -58,7 +58,7 @@ def _durable(endpoint: str, directory: Path, max_queue_size: int) -> DurableSpan
     spool = Spool(directory, current().settings.spool_max_bytes)
     transport = transport_for(exporter)
     assert transport is not None
-    return DurableSpanProcessor(exporter, transport, spool, max_queue_size=max_queue_size)
+    return DurableSpanProcessor(exporter, transport, spool, RedactOnce(), max_queue_size=max_queue_size)
 
 
 def _run(provider: TracerProvider, count: int) -> float:

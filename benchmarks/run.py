@@ -15,6 +15,9 @@ Prints, for each case, the bare SDK figure, faultspan's, and the ratio (bare = 1
   package and packages per second through the exporter's queue and writer thread, the package's size, and
   the application thread's CPU and wall time per failure without and with the ``faultspan`` package
   exporter next to the (discarding) span exporter;
+- the span path (benchmarks/span_path.py, also runnable alone): 15 string attributes per span, the same
+  values on every span and fresh ``url.path`` / ``client.address`` values, against the bare SDK and the
+  do-nothing floor, medians of per-round ratios;
 - durable delivery (benchmarks/delivery.py, also runnable alone): spans/s into rotel for the stock SDK,
   faultspan with the spool off and on, and the share of a 50,000-span burst each delivered or kept.
 - the CLI's start time (benchmarks/cli_start.py, also runnable alone) against a bare interpreter start.
@@ -39,6 +42,7 @@ from opentelemetry.trace import SpanContext
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import cli_start
 import delivery
+import span_path
 from faultspan._capture import runtime
 from faultspan._capture.runtime import current
 from faultspan._pipeline import recording
@@ -302,6 +306,7 @@ def main() -> None:
         )
         _row(label, bare, ours)
     _packages(captures // 5, max(rounds // 2, 1))
+    span_path.print_rows(args.quick)
     print("durable delivery into rotel (stock SDK measured in the same run):")
     delivery.print_rows(args.quick)
     print("CLI start time (benchmarks/cli_start.py):")

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
@@ -10,7 +12,7 @@ from opentelemetry.trace import Link, StatusCode
 
 from faultspan._capture.redaction import Redactor
 from faultspan._pipeline import recording
-from faultspan._pipeline.processor import FaultspanSpanProcessor, redact_span
+from faultspan._pipeline.processor import FaultspanSpanProcessor, RedactOnce, redact_span
 
 REDACTOR = Redactor()
 
@@ -174,6 +176,54 @@ def test_unredactable_span_is_dropped_not_leaked(monkeypatch: object) -> None:
     assert recorder.spans == []
     assert processor.dropped == 1
     provider.shutdown()
+
+
+def test_unredactable_span_is_dropped_by_every_attached_exporter_and_counted_once(
+    monkeypatch: object,
+) -> None:
+    import faultspan._pipeline.processor as module
+
+    def broken(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
+        raise RuntimeError("redactor bug")
+
+    first, second = Recorder(), Recorder()
+    original = module.redact_span
+    setattr(module, "redact_span", broken)  # noqa: B010
+    try:
+        processor = FaultspanSpanProcessor()
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        provider.add_span_processor(processor.attach(first))
+        provider.add_span_processor(processor.attach(second))
+        provider.get_tracer("t").start_span("leaky").end()
+        assert provider.force_flush()
+    finally:
+        setattr(module, "redact_span", original)  # noqa: B010
+    assert first.spans == second.spans == []
+    assert processor.dropped == 1
+    provider.shutdown()
+
+
+def test_copies_shared_between_exporters_go_with_the_raw_spans() -> None:
+    """Two exporters: the second gets the first one's copy; once no queue holds the raw span, neither is
+    kept (the memory of RedactOnce is bounded by the exporters' queues)."""
+    redact = RedactOnce()
+    redact.sinks = 2
+    provider = TracerProvider()
+    recorder = Recorder()
+    provider.add_span_processor(SimpleSpanProcessor(recorder))
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        span.set_attribute("password", "hunter2hunter2")
+    (raw,) = recorder.spans
+    (first,) = redact.batch([raw])
+    (second,) = redact.batch([raw])
+    assert first is second is not raw
+    assert first.attributes["password"] == "[REDACTED]"
+    copy = weakref.ref(first)
+    del raw, first, second, span
+    recorder.spans.clear()
+    gc.collect()
+    assert copy() is None
 
 
 class Blocking(SimpleSpanProcessor):

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 import test_packages
 from faultspan._otlp.transport import TRACES, Outcome, grpc_outcome, http_outcome, split
 from faultspan._pipeline.durable import DurableSpanProcessor, transport_for
+from faultspan._pipeline.processor import RedactOnce
 from faultspan._pipeline.spool import Spool
 from faultspan.cli import main
 from faultspan.packages.format import read_package
@@ -76,7 +77,9 @@ def live_outcome(exporter: SpanExporter, spool_dir: Path) -> Outcome:
     REJECTED when it was given up."""
     transport = transport_for(exporter)
     assert transport is not None
-    durable = DurableSpanProcessor(exporter, transport, Spool(spool_dir, 1 << 20), max_queue_size=512)
+    durable = DurableSpanProcessor(
+        exporter, transport, Spool(spool_dir, 1 << 20), RedactOnce(), max_queue_size=512
+    )
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(durable)
     tracer = provider.get_tracer("retry-table")
@@ -181,7 +184,8 @@ def test_a_long_outage_is_reported_once_with_what_waits_in_the_spool(
         exporter = GrpcExporter(endpoint=sink.endpoint, insecure=True)
         transport = transport_for(exporter)
         assert transport is not None
-        durable = DurableSpanProcessor(exporter, transport, Spool(tmp_path, 1 << 20), max_queue_size=512)
+        spool = Spool(tmp_path, 1 << 20)
+        durable = DurableSpanProcessor(exporter, transport, spool, RedactOnce(), max_queue_size=512)
         provider = TracerProvider(shutdown_on_exit=False)
         provider.add_span_processor(durable)
         try:

@@ -18,6 +18,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link
 
 from faultspan._otlp import sdk_private
 
@@ -78,6 +79,14 @@ def test_span_attributes_events_and_links_without_copies() -> None:
         assert type(sdk_private.span_attributes(span)) is dict
         assert sdk_private.has_events(span)
         assert not sdk_private.has_links(span)
+        provider = TracerProvider()
+        with provider.get_tracer("t").start_as_current_span("plain") as live:
+            assert not sdk_private.has_events(live)  # type: ignore[arg-type]
+            live.add_event("now")
+            assert sdk_private.has_events(live)  # type: ignore[arg-type]
+    linked = ReadableSpan("linked", links=(Link(span.context),), events=())
+    assert sdk_private.has_links(linked)
+    assert not sdk_private.has_events(linked)
 
 
 def test_the_attribute_length_limit_of_a_live_span() -> None:
@@ -201,14 +210,14 @@ def test_the_official_instrumentations_markers() -> None:
     flask_app, fastapi_app = flask.Flask("marker"), FastAPI()
     assert not sdk_private.instrumented_by_opentelemetry(flask_app)
     assert not sdk_private.instrumented_by_opentelemetry(fastapi_app)
-    FlaskInstrumentor.instrument_app(flask_app)
+    FlaskInstrumentor.instrument_app(flask_app)  # type: ignore[no-untyped-call]
     FastAPIInstrumentor.instrument_app(fastapi_app)
     try:
         with sdk_check(f"{CONTRIB}: the apps' _is_instrumented_by_opentelemetry"):
             assert sdk_private.instrumented_by_opentelemetry(flask_app)
             assert sdk_private.instrumented_by_opentelemetry(fastapi_app)
     finally:
-        FlaskInstrumentor.uninstrument_app(flask_app)
+        FlaskInstrumentor.uninstrument_app(flask_app)  # type: ignore[no-untyped-call]
         FastAPIInstrumentor.uninstrument_app(fastapi_app)
     module, _, name = sdk_private.DJANGO_MIDDLEWARE.rpartition(".")
     with sdk_check(f"{CONTRIB}: the Django middleware's dotted path"):

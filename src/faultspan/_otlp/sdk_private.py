@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import (
     TracerProvider,
 )
 from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.util import BoundedList
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._configuration import _OTelSDKConfigurator
@@ -41,13 +42,18 @@ def span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
     return plain_attributes(span._attributes)
 
 
+def _non_empty(items: object) -> bool:
+    """A BoundedList's length is a Python-level ``__len__``; its deque's is not (read on every span)."""
+    return bool(items._dq) if type(items) is BoundedList else bool(items)  # type: ignore[attr-defined]
+
+
 def has_events(span: ReadableSpan) -> bool:
     """Without the tuple copy ``span.events`` makes (most spans carry none)."""
-    return bool(span._events)
+    return _non_empty(span._events)
 
 
 def has_links(span: ReadableSpan) -> bool:
-    return bool(span._links)
+    return _non_empty(span._links)
 
 
 def bounded(attributes: dict[str, Any], dropped: int) -> Mapping[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from faultspan._otlp.sdk_private import ExporterTarget, exporter_target, has_eve
 from faultspan._otlp.transport import Endpoint, EndpointError, Outcome, Transport, resolve
 from faultspan._pipeline import lifecycle
 from faultspan._pipeline import spool as spooling
-from faultspan._pipeline.processor import batch_wiring, redact_span
+from faultspan._pipeline.processor import RedactOnce, batch_wiring
 from faultspan._pipeline.spool import Ref, Spool
 from faultspan._pipeline.worker import BATCH, Worker
 
@@ -43,7 +42,6 @@ _IDLE_SCAN_SECONDS = 5.0
 # Delivery failing this long is reported (with what waits in the spool), then at most this often.
 OUTAGE_WARNING_SECONDS = 30.0
 OUTAGE_REPEAT_SECONDS = 600.0
-_REMEMBERED = 1024
 # Of a flush's time budget, the share spent on the network; the rest is for writing what is left to disk.
 _NETWORK_SHARE = 0.8
 
@@ -93,24 +91,22 @@ class DurableSpanProcessor(SpanProcessor):
         exporter: SpanExporter,
         transport: Transport,
         spool: Spool,
+        redact: RedactOnce,
         *,
         max_queue_size: int,
         attempt_seconds: float = ATTEMPT_SECONDS,
     ) -> None:
         self._exporter = exporter
         self._transport = transport
+        self._redact = redact
         self.spool = spool
         self._attempt_seconds = attempt_seconds
         self._closed = False
         self._network_until: float | None = None
-        self._journal_lock = threading.Lock()
-        self._journaled_early: dict[int, Ref | None] = {}
-        self._journaled_late: dict[int, None] = {}
         self._down = threading.Event()
         self._backoff = _RETRY_MIN_SECONDS
         self._down_since: float | None = None
         self._warned_at: float | None = None
-        self.failures_at_once = FailuresAtOnce(self)
         self.sent = 0
         self.spooled = 0
         self._batches: Worker[Queued] = Worker(
@@ -134,50 +130,28 @@ class DurableSpanProcessor(SpanProcessor):
     # -- the span path -------------------------------------------------------------------------------
 
     def on_end(self, span: ReadableSpan) -> None:
+        """On the thread that ends ``span``: a span carrying an exception is redacted and journaled before
+        that thread goes on (a SIGKILL right after a captured failure keeps it); the rest is queued raw."""
         if self._batches.stopping or not span.context.trace_flags.sampled:
             return
-        ref = self._journaled(span) if _has_exception(span) else None
+        ref = self._journal(span) if _has_exception(span) else None
         self._batches.put((span, ref))
 
     def _where(self) -> str:
         return f"{self.spool.directory} ({env_name('spool_dir')})"
 
+    def _payload(self, spans: Sequence[ReadableSpan]) -> bytes | None:
+        """The redacted spans as one request; None when none of them could be redacted."""
+        redacted = self._redact.batch(spans)
+        return _payload(redacted) if redacted else None
+
     def _journal(self, span: ReadableSpan) -> Ref | None:
         try:
-            return self.spool.journal(_payload([span]))
+            redacted = self._redact.one(span)
+            return None if redacted is None else self.spool.journal(_payload([redacted]))
         except Exception as err:  # a full disk: the span still goes out with its batch
             internal_error("durable-journal", f"cannot journal failing spans in {self._where()}", err)
             return None
-
-    def journal_at_once(self, span: ReadableSpan) -> None:
-        """On the thread that ended ``span`` (see ``FailuresAtOnce``): redacted and on disk before this
-        returns, unless the batch path got to it first. Failures only, so holding the lock is cheap."""
-        key = span.context.span_id
-        with self._journal_lock:
-            if key in self._journaled_late:
-                del self._journaled_late[key]
-                return
-            try:
-                redacted = redact_span(span, current().redactor)
-            except Exception as err:  # fail closed: never an unredacted span on disk
-                internal_error("durable-journal", "could not redact a failing span for the journal", err)
-                return
-            self._journaled_early[key] = self._journal(redacted)
-            if len(self._journaled_early) > _REMEMBERED:  # dropped before the batch path: stays on disk
-                del self._journaled_early[next(iter(self._journaled_early))]
-
-    def _journaled(self, span: ReadableSpan) -> Ref | None:
-        """The journal entry of a failing span reaching the batch path: the one made at once, or a new one.
-        The spans journaled here first are remembered for a while (a span is ended on its own thread long
-        before the redaction worker hands it here), not forever: ``FailuresAtOnce`` may not be registered."""
-        key = span.context.span_id
-        with self._journal_lock:
-            if key in self._journaled_early:
-                return self._journaled_early.pop(key)
-            self._journaled_late[key] = None
-            if len(self._journaled_late) > _REMEMBERED:
-                del self._journaled_late[next(iter(self._journaled_late))]
-        return self._journal(span)
 
     def _export_round(self, batch: list[Queued], final: bool) -> None:
         if not batch:
@@ -194,8 +168,11 @@ class DurableSpanProcessor(SpanProcessor):
         return min(self._attempt_seconds, self._network_until - time.monotonic())
 
     def _export(self, batch: list[Queued]) -> None:
-        payload = _payload([span for span, _ in batch])
         refs = [ref for _, ref in batch if ref is not None]
+        payload = self._payload([span for span, _ in batch])
+        if payload is None:
+            self.spool.settle(refs)
+            return
         timeout = self._attempt_timeout()
         outcome = Outcome.RETRY
         if not self._down.is_set() and timeout > 0:
@@ -215,7 +192,8 @@ class DurableSpanProcessor(SpanProcessor):
 
     def _spill(self, batch: list[Queued]) -> None:
         try:
-            kept = self.spool.append(_payload([span for span, _ in batch]))
+            payload = self._payload([span for span, _ in batch])
+            kept = payload is None or self.spool.append(payload)
         except Exception as err:
             internal_error("durable-spill", "could not spool a batch beyond the queue; dropped", err)
             return
@@ -318,21 +296,9 @@ class DurableSpanProcessor(SpanProcessor):
         self._exporter.shutdown()
 
 
-class FailuresAtOnce(SpanProcessor):
-    """Registered with the TracerProvider next to faultspan's processor, so it runs on the thread that ends
-    each span: a span carrying an exception is journaled before that thread goes on, instead of after the
-    redaction worker's next round (up to 100 ms during which a SIGKILL would lose it)."""
-
-    def __init__(self, durable: DurableSpanProcessor) -> None:
-        self._durable = weakref.ref(durable)
-
-    def on_end(self, span: ReadableSpan) -> None:
-        durable = self._durable()
-        if durable is not None and span.context.trace_flags.sampled and _has_exception(span):
-            durable.journal_at_once(span)
-
-
-def durable_processor(exporter: SpanExporter, **kwargs: Any) -> DurableSpanProcessor | None:
+def durable_processor(
+    exporter: SpanExporter, redact: RedactOnce, **kwargs: Any
+) -> DurableSpanProcessor | None:
     """``exporter`` wrapped for durable delivery, or None when it is not OTLP or the spool is off (``none``).
 
     The spool's directory is created with its first file; an unwritable one is reported then (once), and
@@ -354,13 +320,11 @@ def durable_processor(exporter: SpanExporter, **kwargs: Any) -> DurableSpanProce
         },
     )
     queue = kwargs.get("max_queue_size") or settings.queue_size
-    return DurableSpanProcessor(exporter, transport, spool, max_queue_size=int(queue))
+    return DurableSpanProcessor(exporter, transport, spool, redact, max_queue_size=int(queue))
 
 
-def wiring(exporter: SpanExporter, **kwargs: Any) -> tuple[SpanProcessor, SpanProcessor]:
-    """The pipeline's ``Wiring`` with the spool on: durable delivery for an OTLP exporter (journaling
-    failing spans on the thread that ends them), the default batch processor for any other."""
-    durable = durable_processor(exporter, **kwargs)
-    if durable is None:
-        return batch_wiring(exporter, **kwargs)
-    return durable, durable.failures_at_once
+def wiring(exporter: SpanExporter, redact: RedactOnce, **kwargs: Any) -> SpanProcessor:
+    """The pipeline's ``Wiring`` with the spool on: durable delivery for an OTLP exporter, the default
+    batch processor for any other."""
+    durable = durable_processor(exporter, redact, **kwargs)
+    return batch_wiring(exporter, redact, **kwargs) if durable is None else durable

@@ -10,13 +10,15 @@ Which processor an exporter gets is the wiring's choice (``Wiring``), made where
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
@@ -115,12 +117,22 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
 
     A secret masked anywhere in the span is masked everywhere in it; one found after the strings that also
     hold it (a local in the frames JSON after the message) is caught by a second pass over the copy."""
+    status = span.status
+    if not status.description and not has_events(span) and not has_links(span):
+        # Most spans: no events, links or status text, and nothing to mask in the name and attributes.
+        unused: list[str] = []
+        if (
+            redactor.scrub_text(span.name) is span.name
+            and redactor.scrub_attributes(span_attributes(span), "", unused) is None
+        ):
+            return span
     scope = TaintScope()
     redacted = _redact(span, redactor, scope)
     return _redact(redacted, redactor, scope) if scope.secrets else redacted
 
 
 def _redact(span: ReadableSpan, redactor: Redactor, masked: TaintScope) -> ReadableSpan:
+    status = span.status
     name = redactor.scrub_text(span.name, masked)
     if name is not span.name:
         masked.append("name")
@@ -129,7 +141,6 @@ def _redact(span: ReadableSpan, redactor: Redactor, masked: TaintScope) -> Reada
     # Most spans carry no events or links: skip the SDK's tuple copies of empty sequences.
     events, last_fingerprint = _events(span, redactor, masked) if has_events(span) else (None, None)
     links = _links(span, redactor, masked) if has_links(span) else None
-    status = span.status
     description = status.description
     if description:
         # The SDK's own use_span / Span.__exit__ put the whole str(exc) here.
@@ -175,12 +186,74 @@ def _redact(span: ReadableSpan, redactor: Redactor, masked: TaintScope) -> Reada
     )
 
 
-ATTACHED = SpanProcessor()
-"""What the wiring registers next to faultspan's processor when nothing must run on the ending thread."""
+_UNCHANGED = object()
 
-Wiring = Callable[..., tuple[SpanProcessor, SpanProcessor]]
-"""``wiring(exporter, **batch_processor_options)``: the processor that exports for ``exporter`` behind the
-redactor, and the one for the SDK to register next to faultspan's (``ATTACHED`` when there is none)."""
+
+class RedactOnce:
+    """Redaction on the export threads. Each span is redacted once however many exporters' threads ask: the
+    first one redacts, the others get the same copy, kept while the raw span lives (while some exporter's
+    queue still holds it). A span whose redaction fails is dropped for every exporter and counted once."""
+
+    def __init__(self) -> None:
+        self.sinks = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+        # The copy, _UNCHANGED (never the span itself: it would keep its own key alive), or None (dropped).
+        self._copies: weakref.WeakKeyDictionary[ReadableSpan, object] = weakref.WeakKeyDictionary()
+
+    def batch(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+        redactor = current().redactor
+        if self.sinks < 2:
+            return [copy for copy in (self._redacted(span, redactor) for span in spans) if copy is not None]
+        kept: list[ReadableSpan] = []
+        with self._lock:
+            for span in spans:
+                known = self._copies.get(span)
+                if known is None and span not in self._copies:
+                    copy = self._redacted(span, redactor)
+                    known = self._copies[span] = _UNCHANGED if copy is span else copy
+                if known is _UNCHANGED:
+                    kept.append(span)
+                elif isinstance(known, ReadableSpan):
+                    kept.append(known)
+        return kept
+
+    def one(self, span: ReadableSpan) -> ReadableSpan | None:
+        """``span`` redacted now, for the thread that ends it (no waiting on the export threads)."""
+        return self._redacted(span, current().redactor)
+
+    def _redacted(self, span: ReadableSpan, redactor: Redactor) -> ReadableSpan | None:
+        try:
+            return redact_span(span, redactor)
+        except Exception:
+            # Fail closed: a span we could not redact is not exported.
+            self.dropped += 1
+            _logger.exception("faultspan: could not redact span %r; dropped", span.name)
+            return None
+
+
+class Redacting(SpanExporter):
+    """``exporter`` behind redaction: what its batch processor's thread exports was redacted there."""
+
+    def __init__(self, exporter: SpanExporter, redact: RedactOnce) -> None:
+        self._exporter = exporter
+        self._redact = redact
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        redacted = self._redact.batch(spans)
+        return self._exporter.export(redacted) if redacted else SpanExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+
+Wiring = Callable[..., SpanProcessor]
+"""``wiring(exporter, redact, **batch_processor_options)``: the processor exporting for ``exporter``, for
+the SDK to register after faultspan's. It receives raw spans on the thread that ends them and must pass
+every one through ``redact`` (a ``RedactOnce``) before anything leaves the process or reaches the disk."""
 
 
 class _FlushingBatchSpanProcessor(BatchSpanProcessor):
@@ -199,9 +272,10 @@ class _FlushingBatchSpanProcessor(BatchSpanProcessor):
         return self._flushed_exporter.force_flush(remaining) and ok
 
 
-def batch_wiring(exporter: SpanExporter, **kwargs: Any) -> tuple[SpanProcessor, SpanProcessor]:
-    """The default ``Wiring``: a batch processor that also flushes its exporter."""
-    return _FlushingBatchSpanProcessor(exporter, **kwargs), ATTACHED
+def batch_wiring(exporter: SpanExporter, redact: RedactOnce, **kwargs: Any) -> SpanProcessor:
+    """The default ``Wiring``: the SDK's batch processor, redacting each batch on its thread, that also
+    flushes its exporter."""
+    return _FlushingBatchSpanProcessor(Redacting(exporter, redact), **kwargs)
 
 
 class FaultspanSpanProcessor(SpanProcessor):
@@ -214,27 +288,36 @@ class FaultspanSpanProcessor(SpanProcessor):
     ) -> None:
         self._downstream: list[SpanProcessor] = list(downstream)
         self._wiring = wiring
+        self._redact = RedactOnce()
+        self._redact.sinks = 1 if self._downstream else 0  # the processors behind this one count as one
         self._max_queue = max_queue_size or current().settings.queue_size
         self._shutdown = False
-        self.dropped = 0
+        self._dropped = 0
         self._worker: Worker[ReadableSpan] = Worker(
             "faultspan-redactor", self._export, capacity=self._max_queue
         )
+
+    @property
+    def dropped(self) -> int:
+        """Spans not exported: the queue was full, or their redaction failed."""
+        return self._dropped + self._redact.dropped
 
     @property
     def downstream(self) -> tuple[SpanProcessor, ...]:
         return tuple(self._downstream)
 
     def add_downstream(self, processor: SpanProcessor) -> None:
+        if not self._downstream:
+            self._redact.sinks += 1
         self._downstream.append(processor)
 
     def attach(self, exporter: SpanExporter, **kwargs: Any) -> SpanProcessor:
         """For the SDK configurator's ``export_span_processor``: ``exporter``'s processor (the wiring's
-        choice) goes behind the redactor. The configurator registers what this returns next to us: the
-        base class's no-op processor, or what the wiring needs on the thread that ends each span."""
-        downstream, registered = self._wiring(exporter, **kwargs)
-        self._downstream.append(downstream)
-        return registered
+        choice), for the SDK to register after this one. It redacts on its own export thread, once per span
+        however many exporters there are; this processor's queue and thread serve only the processors
+        placed behind it (``downstream``: another configurator's, re-parented)."""
+        self._redact.sinks += 1
+        return self._wiring(exporter, self._redact, **kwargs)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         stamped = scope.current()
@@ -247,24 +330,16 @@ class FaultspanSpanProcessor(SpanProcessor):
         if span.kind is SpanKind.CLIENT:
             # An outgoing call joins the trail of the context that made it (this thread, this request).
             remember_call(span)
-        if self._shutdown or not span.context.trace_flags.sampled:
+        if self._shutdown or not self._downstream or not span.context.trace_flags.sampled:
             return
         if not self._worker.put(span):
-            self.dropped += 1
+            self._dropped += 1
             warn_once("queue-full", "faultspan: span queue full (%d); dropping spans", self._max_queue)
 
     def _export(self, spans: list[ReadableSpan], final: bool) -> None:
         if not spans:
             return
-        redactor = current().redactor
-        for span in spans:
-            try:
-                exportable = redact_span(span, redactor)
-            except Exception:
-                # Fail closed: a span we could not redact is not exported.
-                self.dropped += 1
-                _logger.exception("faultspan: could not redact span %r; dropped", span.name)
-                continue
+        for exportable in self._redact.batch(spans):
             for processor in self._downstream:
                 try:
                     processor.on_end(exportable)
