@@ -23,13 +23,14 @@ from faultspan._capture.reprs import safe_repr
 FRAMES = "faultspan.frames"
 CHAIN = "faultspan.chain"
 FINGERPRINT = "faultspan.fingerprint"
+FINGERPRINT_PATH = "faultspan.fingerprint.path"
+GROUPING = "faultspan.grouping"
 OPERATION = "faultspan.operation"
 EXCEPTION_TYPE = "exception.type"
 EXCEPTION_MESSAGE = "exception.message"
 EXCEPTION_STACKTRACE = "exception.stacktrace"
 EXCEPTION_ESCAPED = "exception.escaped"
 
-_OWN_MODULES = ("faultspan", "faultspan_instrumentation")
 _CONTEXT_LINES = 2
 _REPEAT_LIMIT = 3
 _TRACEBACK = "Traceback (most recent call last):\n"
@@ -149,7 +150,7 @@ def _extract(tb: TracebackType | None, max_frames: int) -> tuple[list[_Frame], i
 
 def _is_own(frame: FrameType) -> bool:
     module = frame.f_globals.get("__name__")
-    return type(module) is str and module.split(".", 1)[0] in _OWN_MODULES
+    return type(module) is str and module.split(".", 1)[0] in fp.OWN_MODULES
 
 
 class _ChainBuilder:
@@ -342,7 +343,40 @@ def _key(node: _Node, redactor: Redactor | None) -> fp.ExceptionKey:
         message=message,
         frames=tuple(frame.key() for frame in node.frames),
         children=tuple(_key(child, redactor) for child in node.children()),
+        template=fp.exception_template(node.exc, message),
     )
+
+
+# Exceptions cannot be weakly referenced: the keys of an exception live on the exception itself, so every
+# span, hook and log record that records it again (with a longer or shorter traceback) gets the same keys.
+_GROUPING_MARK = "__faultspan_grouping__"
+
+
+@dataclass(frozen=True)
+class Grouping:
+    keys: fp.Fingerprints
+    info: dict[str, Any]  # fp.grouping_info
+
+
+def _grouping(root: _Node, redactor: Redactor | None) -> Grouping:
+    state = vars(root.exc)
+    remembered = state.get(_GROUPING_MARK)
+    if type(remembered) is Grouping:
+        return remembered
+    key = _key(root, redactor)
+    grouping = Grouping(fp.fingerprints(key), fp.grouping_info(key))
+    state[_GROUPING_MARK] = grouping
+    return grouping
+
+
+def fit_grouping(info: dict[str, Any], limit: int | None) -> str:
+    """JSON of the grouping info within ``limit`` characters: the path and the children go first."""
+    text = json.dumps(info, ensure_ascii=False)
+    for drop in (("path",), ("path", "children")):
+        if limit is None or len(text) <= limit:
+            return text
+        text = json.dumps({k: v for k, v in info.items() if k not in drop}, ensure_ascii=False)
+    return text if limit is None or len(text) <= limit else "{}"
 
 
 def head_and_tail(text: str, limit: int) -> str:
@@ -394,6 +428,7 @@ def _fit_chain(chain: dict[str, Any], limit: int) -> str:
 class Capture:
     attributes: dict[str, str]
     fingerprint: str
+    path: str
 
 
 FingerprintOverride = str | Sequence[str] | None
@@ -414,8 +449,16 @@ def capture(
     budget = [settings.max_locals_bytes]
     frames = _frame_dicts(root, settings, budget)
     chain = _chain_dict(root, settings, budget, True)
-    default = fp.fingerprint(_key(root, redactor))
-    key = _resolve_fingerprint(exc, default, fingerprint, settings.fingerprint_callback)
+    grouping = _grouping(root, redactor)
+    override = _override(exc, grouping.keys.root, fingerprint, settings.fingerprint_callback)
+    key, path = (
+        (grouping.keys.root, grouping.keys.path)
+        if override is None
+        else (
+            fp.custom_fingerprint(override, grouping.keys.root),
+            fp.custom_fingerprint(override, grouping.keys.path),
+        )
+    )
     stacktrace = _stacktrace(root)
     structure_limit = MAX_STRUCTURE if max_length is None else min(max_length, MAX_STRUCTURE)
     attributes = {
@@ -425,21 +468,24 @@ def capture(
     }
     if operation:
         attributes[OPERATION] = operation
+    attributes[GROUPING] = fit_grouping(grouping.info, max_length)
+    attributes[FINGERPRINT_PATH] = path
     attributes[FINGERPRINT] = key
     attributes[EXCEPTION_STACKTRACE] = head_and_tail(
         stacktrace, MAX_STACKTRACE if max_length is None else min(max_length, MAX_STACKTRACE)
     )
     attributes[EXCEPTION_MESSAGE] = root.message
     attributes[EXCEPTION_TYPE] = root.type
-    return Capture(attributes, key)
+    return Capture(attributes, key, path)
 
 
-def _resolve_fingerprint(
+def _override(
     exc: BaseException,
     default: str,
     override: FingerprintOverride,
     callback: Callable[..., Any] | None,
-) -> str:
+) -> FingerprintOverride:
+    """The user's override (argument, else callback), applied to both keys; None keeps the defaults."""
     if override is None and callback is not None:
         try:
             override = callback(exc, default)
@@ -447,6 +493,4 @@ def _resolve_fingerprint(
             warn_once(
                 "fingerprint-callback", "faultspan: fingerprint callback raised %r; using the default", err
             )
-    if override is None:
-        return default
-    return fp.custom_fingerprint(override, default)
+    return override

@@ -11,23 +11,34 @@ import hashlib
 import json
 import os
 import re
+import sys
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 __all__ = [
     "ExceptionKey",
+    "Fingerprints",
     "FrameKey",
     "custom_fingerprint",
+    "exception_template",
     "fingerprint",
+    "fingerprints",
+    "grouping_info",
     "is_in_app",
     "normalize_message",
     "parse_stacktrace",
+    "text_fingerprints",
 ]
 
-_VERSION = "fs1"
+_VERSION = "fs2"
+_PATH_VERSION = "fs2-path"
+# Custom keys do not depend on the default algorithm, so they keep their version (docs/fingerprints.md).
 _CUSTOM_VERSION = "fs1-custom"
+# faultspan's own frames never count: they are not where the application failed.
+OWN_MODULES = ("faultspan", "faultspan_instrumentation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +55,14 @@ class ExceptionKey:
     message: str
     frames: tuple[FrameKey, ...]
     children: tuple[ExceptionKey, ...] = ()
+    # The message template when the live exception gave it from its attributes (``exception_template``).
+    template: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprints:
+    root: str  # type, template, crash site, children: faultspan.fingerprint
+    path: str  # type, template, every in-app frame, children: faultspan.fingerprint.path
 
 
 # --- message normalization -------------------------------------------------------------------------------
@@ -66,11 +85,78 @@ _CODE_ENTITY_TYPES = frozenset(
 _CODE_MESSAGE = re.compile(r"'\w+' object (?:has no attribute|is not)")
 
 _GROUP_COUNT = re.compile(r" \(\d+ sub-exceptions?\)$")
-_QUOTED = re.compile(r"""(?:'(?<!\w')([^'\n]*)'|"(?<!\w")([^"\n]*)")(?!\w)""")
+# Straight quotes must not follow a letter or digit (can't, users'); typographic quotes and backticks pair up.
+_OPENING = "\u201c\u00ab\u2018`"  # typographic double, guillemet, typographic single, backtick
+_CLOSING = "\u201d\u00bb\u2019`"
+_QUOTED = re.compile(
+    r"""(?:'(?<!\w')([^'\n]*)'|"(?<!\w")([^"\n]*)")(?!\w)"""
+    rf"|[{_OPENING}]([^{_OPENING}{_CLOSING}\n]*)[{_CLOSING}]"
+)
+_QUOTES = "'\"" + _OPENING
 _CONSTANT = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{2,}")
 _IDENTIFIER = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
+_DOTTED = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)+")
 _PROSE_WORDS = 3
-
+_TYPE_REPRS = ("<class ", "<enum ")
+# Last labels that make a dotted word a host name (data), not a dotted code name.
+_HOST_SUFFIXES = frozenset(
+    {
+        "com",
+        "net",
+        "org",
+        "io",
+        "dev",
+        "app",
+        "ai",
+        "cloud",
+        "internal",
+        "lan",
+        "svc",
+        "cluster",
+        "corp",
+        "example",
+        "localdomain",
+        "localhost",
+        "de",
+        "uk",
+        "eu",
+        "fr",
+        "nl",
+        "us",
+        "ca",
+        "au",
+        "jp",
+        "in",
+        "br",
+    }
+)
+_HOST = re.compile(
+    r"(?<![\w.@/:-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,12})(?![\w.-]|\()"
+)
+# Input echoed without quotes: what follows a parse verb, or the value part of the usual "...: value" phrases.
+_ECHO = re.compile(
+    r"(?i)\b(?:(?:cannot|can't|could not|couldn't|unable to|failed to|fails to) (?:parse|decode|interpret)"
+    r"|unconverted data remains:|unknown string format:|invalid (?:input|value|token|isoformat string):"
+    r"|string does not contain a date:) +(?=[^\s'<])([^\n,;()'\"]+?)(?=[.,;(]?\s*$|[,;(\n])"
+)
+_NAME_NOUNS = r"user|username|customer|account|tenant|host|hostname|login|owner|member|recipient|sender"
+_NAME = re.compile(
+    rf"(?i)\b({_NAME_NOUNS}) (?!(?:not|is|has|was|the|an?|for|with|id|name|account|record|profile|session)\b)"
+    r"([^\s'\"<>,;:()]+)"
+    r"(?= (?:not|is|has|was|does|doesn't|did|cannot|can't|already|must|could|lacks|exceeded)\b|[.,;:!]?\s*$)"
+)
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*\]")
+# Letters and digits mixed in one token are data (PN-0042-C, tenant7, ch_3MqLiJ2eZvKYlo2C1Xy); a number with
+# a unit suffix is left to the duration and number rules; a part of a dotted name (sqlite3.Error) and an API
+# version (v2) are code.
+_UNITS = r"[nuµμm]s|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|weeks?|st|nd|rd|th|[kKMGT]i?B|x"
+_MIXED = re.compile(
+    rf"(?<![\w.-])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)(?!\d+(?:\.\d+)?(?:{_UNITS})(?![\w-])|v\d+(?![\w-])"
+    r"|\d{4}-\d\d-\d\d[T ])"
+    r"[\w-]+(?![\w-]|\.[^\W\d])"
+)
+_CODE_IDENTIFIER = re.compile(r"[^\W\d][^\W-]*")
+_ERRNO_BEFORE = re.compile(r"\[(?:Errno|WinError) -?$")
 _URL = re.compile(r"://[^\s'\"<>]+")
 _URL_TRAILER = ".,;:!?)]}"
 _QUERY_VALUE = re.compile(r"=[^&;]*")
@@ -98,7 +184,6 @@ _NAMED_DATE = re.compile(
 )
 # Long hex runs and long alphanumeric tokens, with a digit; "_" and "-" separate tokens (txn_9f8e7d6c5b).
 _ID = re.compile(r"(?<![A-Za-z0-9])(?=[A-Za-z]*\d)(?:[0-9A-Fa-f]{8,}|[A-Za-z0-9]{16,})(?![A-Za-z0-9])")
-_LETTER_DIGIT = re.compile(r"\d(?:(?<=[A-Za-z]\d)|[A-Za-z])")
 # Everything else that starts with a digit, in one pass. Patterns here start with a plain character class so
 # that the regex engine skips ahead fast; the character before it is checked by a lookbehind placed after it.
 _ZONE = r"(?:\s?(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)(?![\w:]))?"
@@ -113,6 +198,7 @@ _DIGIT_TOKEN = re.compile(
 )
 _PLACEHOLDERS = {"ip": "<ip>", "ts": "<ts>", "duration": "<duration>"}
 _DIGIT = re.compile(r"\d")
+_NEGATIVE = re.compile(r"(?<![\w>-])-<n>")
 _DIGITS = re.compile(r"\d+")
 
 # Reason phrases by status, lower case, including older names so the table does not depend on the runtime.
@@ -196,15 +282,24 @@ _HTTP_AFTER = re.compile(
 _HTTP_SEPARATORS = " :,'\"-"
 
 
-def normalize_message(exc_type: str, message: str) -> str:
-    """The message with its variable parts replaced by placeholders; see docs/fingerprints.md."""
+def normalize_message(exc_type: str, message: str, status: int | None = None) -> str:
+    """The message with its variable parts replaced by placeholders; see docs/fingerprints.md.
+
+    ``status`` is an HTTP status the exception carries as an attribute: that number is kept wherever it
+    appears, as a status in an HTTP context would be.
+    """
     text = message[:_MAX_MESSAGE]
     if "sub-exception" in text:
         text = _GROUP_COUNT.sub("", text)
+    structured = _structured_text(exc_type.rpartition(".")[2], text)
+    if structured is not None:
+        return structured
     code = exc_type.rpartition(".")[2] in _CODE_ENTITY_TYPES or (
         "object" in text and _CODE_MESSAGE.search(text) is not None
     )
-    if "'" in text or '"' in text:
+    if "[parameters: " in text:
+        text = _SQL_PARAMETERS.sub("[parameters: <params>]", text)
+    if any(quote in text for quote in _QUOTES):
         text = _normalize_quotes(text, code)
     if "://" in text:
         text = _URL.sub(_url, text)
@@ -216,31 +311,169 @@ def normalize_message(exc_type: str, message: str) -> str:
         text = _HEX_ADDRESS.sub("<addr>", text)
     if "::" in text or text.count(":") >= 7:
         text = _IPV6.sub("<ip>", text)
+    text = _ECHO.sub(_echo, text)
+    text = _NAME.sub(r"\1 <name>", text)
+    if "." in text:
+        text = _HOST.sub(_host, text)
     if _DIGIT.search(text) is not None:
         if _MONTH_NAME.search(text) is not None:
             text = _NAMED_DATE.sub("<ts>", text)
-        if _LETTER_DIGIT.search(text) is not None:
-            text = _ID.sub("<n>", text)
-        text = _DIGIT_TOKEN.sub(_digit_token, text)
+        text = _MIXED.sub(_mixed_code if code else "<n>", text)
+        text = _DIGIT_TOKEN.sub(lambda match: _digit_token(match, status), text)
+        if "-<n>" in text:
+            text = _NEGATIVE.sub("<n>", text)
     return " ".join(text.split())
+
+
+def _echo(match: re.Match[str]) -> str:
+    return match[0][: match.start(1) - match.start(0)] + "<input>"
+
+
+def _host(match: re.Match[str]) -> str:
+    return "<host>" if match[1].lower() in _HOST_SUFFIXES else match[0]
+
+
+def _mixed_code(match: re.Match[str]) -> str:
+    """In code-entity messages an identifier with digits is a name (``f2``, ``v2_client``): digits only."""
+    token = match[0]
+    return _DIGITS.sub("<n>", token) if _CODE_IDENTIFIER.fullmatch(token) else "<n>"
 
 
 def _normalize_quotes(text: str, code: bool) -> str:
     def quoted(match: re.Match[str]) -> str:
-        content = match[1] if match[1] is not None else match[2]
+        content = next(group for group in match.groups() if group is not None)
         if (
             not content
             or "://" in content
             or (content[3:4] == " " and content[4:].lower().startswith(_HTTP_REASONS.get(content[:3], ())))
-            or _CONSTANT.fullmatch(content)
-            or (code and _IDENTIFIER.fullmatch(content))
         ):
             return f"'{content}'"
-        if len(content.split()) >= _PROSE_WORDS:
+        start = match.start()
+        if (
+            _CONSTANT.fullmatch(content)
+            or (code and _IDENTIFIER.fullmatch(content))
+            or (text.endswith(_TYPE_REPRS, 0, start) and _DOTTED.fullmatch(content))
+        ):
+            return f"'{_DIGITS.sub('<n>', content)}'"
+        wrapped = start >= 2 and text[start - 1] == "(" and text[start - 2].isalnum()
+        if (wrapped or ": " in content) and len(content.split()) >= _PROSE_WORDS:
             return f"'{_normalize_quotes(content, code)}'"
         return "'<str>'"
 
     return _QUOTED.sub(quoted, text)
+
+
+# Messages whose shape Python fixes: the live exception's attributes and the text give the same template.
+_OS_ERROR = re.compile(r"\[(Errno|WinError) (-?\d+)\] ([^\n]*?)(?:: (.*?)(?: -> .*)?)?$", re.DOTALL)
+_CODEC = re.compile(
+    r"'([^'\n]{1,40})' codec can't (en|de)code (?:bytes?|characters?) .*? in position \d+(?:-\d+)?: ",
+    re.DOTALL,
+)
+_JSON_POSITION = re.compile(r"(.*?): line \d+ column \d+ \(char \d+\)$", re.DOTALL)
+_OS_ERROR_TYPES = frozenset(
+    {
+        "OSError",
+        "FileNotFoundError",
+        "FileExistsError",
+        "PermissionError",
+        "IsADirectoryError",
+        "NotADirectoryError",
+        "ConnectionError",
+        "ConnectionRefusedError",
+        "ConnectionResetError",
+        "ConnectionAbortedError",
+        "BrokenPipeError",
+        "TimeoutError",
+        "BlockingIOError",
+        "InterruptedError",
+        "ProcessLookupError",
+        "ChildProcessError",
+    }
+)
+
+
+def _structured_text(name: str, text: str) -> str | None:
+    if name in _OS_ERROR_TYPES and text.startswith("["):
+        match = _OS_ERROR.match(text)
+        if match is not None:
+            return _os_template(match[1], match[2], match[3], match[4] is not None, " -> " in text)
+    elif name in ("UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError") and " codec can't " in text:
+        match = _CODEC.match(text)
+        if match is not None:
+            return _codec_template(match[1], f"{match[2]}code")
+    elif name == "JSONDecodeError" and text.endswith(")"):
+        match = _JSON_POSITION.match(text)
+        if match is not None:
+            return _json_template(match[1])
+    return None
+
+
+def _os_template(kind: str, errno: object, strerror: object, filename: bool, filename2: bool) -> str:
+    """errno and strerror say what went wrong (kept); the file names are data."""
+    text = f"[{kind} {errno}] {' '.join(str(strerror).split())}"
+    if filename:
+        text += ": <path>" + (" -> <path>" if filename2 else "")
+    return text
+
+
+def _codec_template(encoding: object, operation: str) -> str:
+    """The reason (invalid start byte, unexpected end of data) depends on the bytes: data, like them."""
+    return f"'{encoding}' codec can't {operation} <data> in position <n>: <reason>"
+
+
+def _json_template(message: str) -> str:
+    return f"{' '.join(message.split())}: line <n> column <n> (char <n>)"
+
+
+def exception_template(exc: BaseException, message: str) -> str | None:
+    """The template from the live exception's attributes, where Python gives them, else None.
+
+    The same exception fingerprinted later from its text gets the same template: these shapes are fixed by
+    Python, and ``normalize_message`` reads them back (``_structured_text``).
+    """
+    name = type(exc).__name__
+    if (
+        isinstance(exc, OSError)
+        and exc.errno is not None
+        and exc.strerror is not None
+        and message.startswith("[")
+    ):
+        kind = "WinError" if message.startswith("[WinError") else "Errno"
+        code = getattr(exc, "winerror", None) if kind == "WinError" else exc.errno
+        return _os_template(kind, code, exc.strerror, exc.filename is not None, exc.filename2 is not None)
+    if isinstance(exc, (UnicodeDecodeError, UnicodeEncodeError)) and " codec can't " in message:
+        operation = "decode" if isinstance(exc, UnicodeDecodeError) else "encode"
+        return _codec_template(exc.encoding, operation)
+    if name == "JSONDecodeError" and isinstance(getattr(exc, "pos", None), int):
+        raw = getattr(exc, "msg", None)
+        return _json_template(raw) if isinstance(raw, str) else None
+    status = http_status(exc)
+    if status is not None:
+        return normalize_message(_type_name(exc), message, status)
+    return None
+
+
+def _type_name(exc: BaseException) -> str:
+    kind = type(exc)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+_STATUS_ATTRIBUTES = ("status_code", "status")
+
+
+def http_status(exc: BaseException) -> int | None:
+    """An HTTP status the exception carries: ``status_code``/``status``, or its ``response``'s."""
+    for holder in (exc, getattr(exc, "response", None)):
+        if holder is None:
+            continue
+        for name in _STATUS_ATTRIBUTES:
+            try:
+                value = getattr(holder, name, None)
+            except Exception:
+                continue
+            if type(value) is int and 100 <= value <= 599:
+                return value
+    return None
 
 
 def _url(match: re.Match[str]) -> str:
@@ -260,18 +493,25 @@ def _url(match: re.Match[str]) -> str:
         host, _, port = host.partition(":")
         host = "<ip>" if _IPV4.fullmatch(host) else _DIGITS.sub("<n>", _ID.sub("<n>", host.lower()))
     path, _, query = path.partition("#")[0].partition("?")
-    path = _DIGITS.sub("<n>", _ID.sub("<n>", _UUID.sub("<uuid>", path)))
+    path = _DIGITS.sub("<n>", _MIXED.sub("<n>", _UUID.sub("<uuid>", path)))
     query = _QUERY_VALUE.sub("=<v>", query)
     return f"://{host}{':<n>' if port else ''}{path}{'?' + query if query else ''}{trailer}"
 
 
-def _digit_token(match: re.Match[str]) -> str:
+def _digit_token(match: re.Match[str], status: int | None) -> str:
     kind = match.lastgroup
     if kind != "number":
         return _PLACEHOLDERS[kind or ""]
     digits = match[0]
+    text, start = match.string, match.start()
+    if _ERRNO_BEFORE.search(text, max(0, start - 12), start):
+        return digits
     in_range = len(digits) == 3 and "100" <= digits <= "599" and digits.isdigit()
-    return digits if in_range and _is_http_status(match.string, match.start(), match.end()) else "<n>"
+    if not in_range:
+        return "<n>"
+    if status is not None and digits == str(status):
+        return digits
+    return digits if _is_http_status(text, start, match.end()) else "<n>"
 
 
 def _is_http_status(text: str, start: int, end: int) -> bool:
@@ -292,12 +532,17 @@ _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>"})
 
 
 def fingerprint(key: ExceptionKey) -> str:
-    """32 lowercase hex characters of sha256 over the canonical text of ``key`` (docs/fingerprints.md).
+    """``faultspan.fingerprint``: the root-cause key of ``key`` (docs/fingerprints.md)."""
+    return fingerprints(key).root
 
-    Each node is hashed with the sorted, distinct digests of its children, so a group of five identical
-    failures, or the same failures in another completion order, groups with a group of two.
+
+def fingerprints(key: ExceptionKey) -> Fingerprints:
+    """Both keys, 32 lowercase hex each, sha256 over their canonical texts (docs/fingerprints.md).
+
+    Each node is hashed with the sorted, distinct keys of its children (a Merkle tree), so a group of five
+    identical failures, or the same failures in another completion order, groups with a group of two.
     """
-    digests: list[str] = []
+    digests: list[tuple[str, str]] = []
     stack = [(key, False)]
     while stack:
         node, ready = stack.pop()
@@ -306,29 +551,85 @@ def fingerprint(key: ExceptionKey) -> str:
             stack.extend((child, False) for child in node.children)
             continue
         split = len(digests) - len(node.children)
-        children = sorted(set(digests[split:]))
+        children = digests[split:]
         del digests[split:]
-        lines = [
-            _VERSION,
-            f"E\t{node.type}\t{normalize_message(node.type, node.message)}",
-            *_frame_lines(node.frames),
-            *(f"C\t{child}" for child in children),
-        ]
-        digests.append(_digest("\n".join(lines)))
-    return digests[0]
+        head = f"E\t{node.type}\t{template_of(node)}"
+        root = [_VERSION, head, *_site_lines(node.frames)]
+        path = [_PATH_VERSION, head, *_frame_lines(node.frames)]
+        root.extend(f"C\t{child}" for child in sorted({child for child, _ in children}))
+        path.extend(f"C\t{child}" for child in sorted({child for _, child in children}))
+        digests.append((_digest("\n".join(root)), _digest("\n".join(path))))
+    return Fingerprints(*digests[0])
+
+
+def template_of(key: ExceptionKey) -> str:
+    return key.template if key.template is not None else normalize_message(key.type, key.message)
+
+
+def _counted(frames: tuple[FrameKey, ...]) -> list[FrameKey]:
+    return [frame for frame in frames if frame.function not in _COMPREHENSIONS]
+
+
+def crash_site(frames: tuple[FrameKey, ...]) -> FrameKey | None:
+    """The innermost in-app frame: the raise, or the application's call into the library that raised.
+
+    Without in-app frames, the innermost frame (its module and function count, not its line).
+    """
+    counted = _counted(frames)
+    for frame in reversed(counted):
+        if frame.in_app:
+            return frame
+    return counted[-1] if counted else None
+
+
+def _frame_line(frame: FrameKey) -> str:
+    if frame.in_app:
+        return (
+            f"F\t{frame.module}\t{frame.function}\t{(frame.context_line or '').strip()[:_MAX_CONTEXT_LINE]}"
+        )
+    return f"F\t{frame.module}\t{frame.function}"
+
+
+def _site_lines(frames: tuple[FrameKey, ...]) -> list[str]:
+    site = crash_site(frames)
+    return [] if site is None else [f"S{_frame_line(site)[1:]}"]
 
 
 def _frame_lines(frames: tuple[FrameKey, ...]) -> dict[str, None]:
     """Frame signatures in order, each kept once: recursion of any depth or period collapses to one pass."""
-    if any(frame.in_app for frame in frames):
-        return dict.fromkeys(
-            f"F\t{frame.module}\t{frame.function}\t{(frame.context_line or '').strip()[:_MAX_CONTEXT_LINE]}"
-            for frame in frames
-            if frame.in_app and frame.function not in _COMPREHENSIONS
-        )
-    return dict.fromkeys(
-        f"F\t{frame.module}\t{frame.function}" for frame in frames if frame.function not in _COMPREHENSIONS
-    )
+    counted = _counted(frames)
+    if any(frame.in_app for frame in counted):
+        counted = [frame for frame in counted if frame.in_app]
+    return dict.fromkeys(_frame_line(frame) for frame in counted)
+
+
+_MAX_INFO_FRAMES = 12
+_MAX_INFO_CHILDREN = 8
+_MAX_INFO_DEPTH = 4
+
+
+def grouping_info(key: ExceptionKey, depth: int = 0) -> dict[str, Any]:
+    """What formed the keys, as ``faultspan show`` prints it: bounded (frames, children, depth), and made of
+    the template and source lines only, never the raw message."""
+    site = crash_site(key.frames)
+    path = [frame for frame in _counted(key.frames) if frame.in_app] or _counted(key.frames)
+    info: dict[str, Any] = {"type": key.type, "template": template_of(key)}
+    if site is not None:
+        info["crash_site"] = _frame_info(site)
+    if path:
+        info["path"] = [_frame_info(frame) for frame in path[-_MAX_INFO_FRAMES:]]
+    if key.children and depth < _MAX_INFO_DEPTH:
+        info["children"] = [grouping_info(child, depth + 1) for child in key.children[:_MAX_INFO_CHILDREN]]
+    if depth == 0:
+        info = {"version": _VERSION, **info}
+    return info
+
+
+def _frame_info(frame: FrameKey) -> list[str]:
+    fields = [frame.module, frame.function]
+    if frame.in_app and frame.context_line:
+        fields.append(frame.context_line.strip()[:_MAX_CONTEXT_LINE])
+    return fields
 
 
 def _digest(text: str) -> str:
@@ -415,13 +716,20 @@ class _Block:
     members: list[ExceptionKey]
 
 
-def parse_stacktrace(exc_type: str, message: str, stacktrace: str) -> ExceptionKey:
+ModuleResolver = Callable[[str], "str | None"]
+
+
+def parse_stacktrace(
+    exc_type: str, message: str, stacktrace: str, modules: ModuleResolver | None = None
+) -> ExceptionKey:
     """The key of the last exception in Python traceback text; earlier chained blocks become its children.
 
-    ``exc_type`` and ``message`` replace what the text says about the outer exception. Never raises on
-    malformed or truncated text: lines that do not parse are skipped.
+    ``exc_type`` and ``message`` replace what the text says about the outer exception. ``modules`` maps a
+    file name to the module that was loaded from it (``loaded_module``, in the process that raised), so frame
+    modules and the dropping of faultspan's own frames match the live path; other files get a module name
+    from the file name. Never raises on malformed or truncated text: lines that do not parse are skipped.
     """
-    outer = _parse_level(_tokenize(stacktrace), 0, _MAX_GROUP_DEPTH)
+    outer = _parse_level(_tokenize(stacktrace), 0, _MAX_GROUP_DEPTH, modules)
     if outer is None:
         return ExceptionKey(exc_type, message, ())
     return replace(outer, type=exc_type, message=message)
@@ -460,7 +768,9 @@ def _tokenize(text: str) -> list[_Item]:
     return items
 
 
-def _parse_level(items: list[_Item], level: int, budget: int) -> ExceptionKey | None:
+def _parse_level(
+    items: list[_Item], level: int, budget: int, modules: ModuleResolver | None
+) -> ExceptionKey | None:
     blocks = [_Block([], [])]
     index, count = 0, len(items)
     while index < count:
@@ -480,13 +790,13 @@ def _parse_level(items: list[_Item], level: int, budget: int) -> ExceptionKey | 
             end += 1
         members = blocks[-1].members
         if kind == _MEMBER and budget > 0 and len(members) < _MAX_GROUP_WIDTH:
-            member = _parse_level(items[index:end], level + 1, budget - 1)
+            member = _parse_level(items[index:end], level + 1, budget - 1, modules)
             if member is not None:
                 members.append(member)
         index = end
     key = None
     for block in blocks[-_MAX_CHAIN:]:
-        parsed = _parse_block(block.lines)
+        parsed = _parse_block(block.lines, modules)
         if parsed is None and not block.members:
             continue
         exc_type, message, frames = parsed or ("", "", ())
@@ -494,7 +804,9 @@ def _parse_level(items: list[_Item], level: int, budget: int) -> ExceptionKey | 
     return key
 
 
-def _parse_block(lines: list[str]) -> tuple[str, str, tuple[FrameKey, ...]] | None:
+def _parse_block(
+    lines: list[str], modules: ModuleResolver | None
+) -> tuple[str, str, tuple[FrameKey, ...]] | None:
     frames: list[FrameKey] = []
     pending: tuple[str, str] | None = None
     source: str | None = None
@@ -503,7 +815,7 @@ def _parse_block(lines: list[str]) -> tuple[str, str, tuple[FrameKey, ...]] | No
         location = _frame_location(line)
         if location is not None:
             if pending is not None:
-                frames.append(_parsed_frame(*pending, source))
+                _add_frame(frames, *pending, source, modules)
             pending, source = location, None
         elif line[:1].isspace():
             if pending and source is None and line.startswith("    ") and not _CARETS.fullmatch(line):
@@ -513,7 +825,7 @@ def _parse_block(lines: list[str]) -> tuple[str, str, tuple[FrameKey, ...]] | No
             exception = (match[1], rest.strip())
             break
     if pending is not None:
-        frames.append(_parsed_frame(*pending, source))
+        _add_frame(frames, *pending, source, modules)
     if exception is None and not frames:
         return None
     exc_type, message = exception or ("", "")
@@ -532,8 +844,52 @@ def _frame_location(line: str) -> tuple[str, str] | None:
     return filename, function.strip()
 
 
-def _parsed_frame(filename: str, function: str, source: str | None) -> FrameKey:
-    return FrameKey(_module_from_filename(filename), function, source, is_in_app(filename))
+def _add_frame(
+    frames: list[FrameKey], filename: str, function: str, source: str | None, modules: ModuleResolver | None
+) -> None:
+    module = (modules(filename) if modules is not None else None) or _module_from_filename(filename)
+    if module.split(".", 1)[0] not in OWN_MODULES:
+        frames.append(FrameKey(module, function, source, is_in_app(filename)))
+
+
+class _LoadedModules:
+    """File name -> module name over ``sys.modules``, rebuilt only when a lookup misses and modules were
+    imported since the last build; bounded by the number of loaded modules."""
+
+    def __init__(self) -> None:
+        self._by_file: dict[str, str] = {}
+        self._built_for = -1
+
+    def __call__(self, filename: str) -> str | None:
+        name = self._by_file.get(filename)
+        if name is None and len(sys.modules) != self._built_for:
+            self._build()
+            name = self._by_file.get(filename)
+        return name
+
+    def _build(self) -> None:
+        modules = list(sys.modules.items())
+        by_file: dict[str, str] = {}
+        for key, module in modules:
+            path = getattr(module, "__file__", None)
+            name = getattr(module, "__name__", key)
+            if type(path) is not str or type(name) is not str:
+                continue
+            for candidate in {path, os.path.realpath(path)}:
+                # A script is ``__main__`` in its frames even when it is also imported under its own name.
+                if candidate not in by_file or name == "__main__":
+                    by_file[candidate] = name
+        self._by_file = by_file
+        self._built_for = len(modules)
+
+
+loaded_module: ModuleResolver = _LoadedModules()
+
+
+def text_fingerprints(exc_type: str, message: str, stacktrace: str) -> tuple[Fingerprints, dict[str, Any]]:
+    """The keys and grouping info of an event recorded without faultspan, in the process that raised it."""
+    key = parse_stacktrace(exc_type, message, stacktrace, loaded_module)
+    return fingerprints(key), grouping_info(key)
 
 
 def _module_from_filename(filename: str) -> str:

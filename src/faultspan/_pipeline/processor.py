@@ -29,9 +29,12 @@ from faultspan._capture.exceptions import (
     EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE,
     FINGERPRINT,
+    FINGERPRINT_PATH,
+    GROUPING,
     MAX_MESSAGE,
     MAX_STACKTRACE,
     MAX_STATUS,
+    fit_grouping,
     head_and_tail,
 )
 from faultspan._capture.redaction import Redactor, TaintScope
@@ -46,13 +49,14 @@ MASKED_KEYS = "redaction.masked.keys"
 _logger = logging.getLogger("faultspan")
 
 
-def _exception_fingerprint(attributes: Mapping[str, Any]) -> str:
-    key = fp.parse_stacktrace(
+def _text_fingerprints(attributes: Mapping[str, Any]) -> dict[str, str]:
+    """The keys of an event recorded without faultspan, from its text, as the live path would give them."""
+    keys, info = fp.text_fingerprints(
         str(attributes.get(EXCEPTION_TYPE, "")),
         str(attributes.get(EXCEPTION_MESSAGE, "")),
         str(attributes.get(EXCEPTION_STACKTRACE, "")),
     )
-    return fp.fingerprint(key)
+    return {GROUPING: fit_grouping(info, None), FINGERPRINT_PATH: keys.path, FINGERPRINT: keys.root}
 
 
 def _bounded_exception_text(attributes: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,20 +72,20 @@ def _bounded_exception_text(attributes: Mapping[str, Any]) -> dict[str, Any]:
 
 def _events(
     span: ReadableSpan, redactor: Redactor, masked: list[str]
-) -> tuple[list[Event] | None, str | None]:
-    """Redacted events (None when unchanged) and the fingerprint of the last exception event."""
+) -> tuple[list[Event] | None, tuple[str, str | None] | None]:
+    """Redacted events (None when unchanged) and the keys (fingerprint, path) of the last exception event."""
     changed: list[Event] | None = None
-    last: str | None = None
+    last: tuple[str, str | None] | None = None
     for index, event in enumerate(span.events):
         original = plain_attributes(event.attributes)
         attributes = redactor.scrub_attributes(original, f"event[{index}].", masked)
         if event.name == "exception":
-            current_key = (attributes or original).get(FINGERPRINT)
-            if not isinstance(current_key, str):
-                recorded = _bounded_exception_text(attributes or original)
-                current_key = _exception_fingerprint(recorded)
-                attributes = {**recorded, FINGERPRINT: current_key}
-            last = current_key
+            current = attributes or original
+            if not isinstance(current.get(FINGERPRINT), str):
+                recorded = _bounded_exception_text(current)
+                attributes = current = {**recorded, **_text_fingerprints(recorded)}
+            path = current.get(FINGERPRINT_PATH)
+            last = (str(current[FINGERPRINT]), path if isinstance(path, str) else None)
         if attributes is not None:
             if changed is None:
                 changed = list(span.events[:index])
@@ -139,7 +143,8 @@ def _redact(span: ReadableSpan, redactor: Redactor, masked: TaintScope) -> Reada
     original_attributes = span_attributes(span)
     attributes = redactor.scrub_attributes(original_attributes, "", masked)
     # Most spans carry no events or links: skip the SDK's tuple copies of empty sequences.
-    events, last_fingerprint = _events(span, redactor, masked) if has_events(span) else (None, None)
+    events, last_keys = _events(span, redactor, masked) if has_events(span) else (None, None)
+    last_fingerprint = last_keys[0] if last_keys else None
     links = _links(span, redactor, masked) if has_links(span) else None
     description = status.description
     if description:
@@ -155,8 +160,10 @@ def _redact(span: ReadableSpan, redactor: Redactor, masked: TaintScope) -> Reada
         else status.status_code
     )
     extra: dict[str, Any] = {}
-    if last_fingerprint and original_attributes.get(FINGERPRINT) != last_fingerprint:
-        extra[FINGERPRINT] = last_fingerprint
+    if last_keys:
+        for name, value in zip((FINGERPRINT, FINGERPRINT_PATH), last_keys, strict=True):
+            if value and original_attributes.get(name) != value:
+                extra[name] = value
     if masked:
         paths = list(dict.fromkeys(masked))
         extra[MASKED_COUNT] = len(paths)

@@ -119,6 +119,7 @@ def _record(
         span.set_attributes(stamped)
     span.add_event("exception", event, timestamp=timestamp)
     span.set_attribute(exceptions.FINGERPRINT, captured.fingerprint)
+    span.set_attribute(exceptions.FINGERPRINT_PATH, captured.path)
     status = getattr(span, "status", None)
     if status is None or status.status_code is StatusCode.UNSET:
         message = event[exceptions.EXCEPTION_MESSAGE]

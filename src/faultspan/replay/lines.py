@@ -15,7 +15,7 @@ from typing import Any
 
 from faultspan._capture import fingerprint
 from faultspan._capture.config import Settings
-from faultspan._capture.exceptions import _OWN_MODULES
+from faultspan._capture.fingerprint import OWN_MODULES
 from faultspan._capture.redaction import REDACTED, Redactor
 from faultspan._capture.reprs import safe_repr
 
@@ -85,7 +85,7 @@ class LineRecorder:
         wanted = self._in_app.get(code)
         if wanted is None:
             module = frame.f_globals.get("__name__")
-            own = type(module) is str and module.split(".", 1)[0] in _OWN_MODULES
+            own = type(module) is str and module.split(".", 1)[0] in OWN_MODULES
             wanted = self._in_app[code] = not own and fingerprint.is_in_app(code.co_filename)
         return wanted
 
