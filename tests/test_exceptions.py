@@ -181,19 +181,20 @@ def test_nested_groups_are_bounded_in_total() -> None:
     assert chain["truncated"] is True
 
 
-def test_fingerprint_is_stable_and_distinguishes_call_paths() -> None:
+def test_fingerprint_is_the_root_cause_and_the_path_key_distinguishes_call_paths() -> None:
     def path_a() -> None:
         inner(1)
 
     def path_b() -> None:
         inner(2)
 
-    first = exceptions.capture(raised(path_a), SETTINGS).fingerprint
-    again = exceptions.capture(raised(path_a), SETTINGS).fingerprint
-    other = exceptions.capture(raised(path_b), SETTINGS).fingerprint
-    assert first == again
-    assert first != other
-    assert len(first) == 32 and int(first, 16) >= 0
+    first = exceptions.capture(raised(path_a), SETTINGS)
+    again = exceptions.capture(raised(path_a), SETTINGS)
+    other = exceptions.capture(raised(path_b), SETTINGS)
+    assert first.fingerprint == again.fingerprint == other.fingerprint
+    assert first.path == again.path != other.path
+    assert first.attributes[exceptions.FINGERPRINT_PATH] == first.path
+    assert len(first.fingerprint) == 32 and int(first.fingerprint, 16) >= 0
 
 
 def test_fingerprint_override_and_callback() -> None:
