@@ -1,10 +1,11 @@
-"""A grouping corpus: the failures of a small order service, each bug reached from three entry points (an API
-handler, a background worker, a nightly batch) with varying data, plus look-alike bugs that must stay apart.
+"""A grouping corpus: the failures of a small order service, each bug reached from three entry points (an
+API handler, a background worker, a nightly batch) with varying data, plus look-alike bugs that must stay
+apart.
 
-The messages are the real ones: the stdlib (json, datetime, decimal, sqlite3, codecs, files) and requests/httpx
-raise them here; SQLAlchemy's and Django's are built the way those libraries build them (neither is needed to run
-this). ``failures()`` raises every case and returns it with the bug it belongs to; ``pair_scores`` is the
-pairwise precision and recall of a key over them.
+The messages are the real ones: the stdlib (json, datetime, decimal, sqlite3, codecs, files) and
+requests/httpx raise them here; SQLAlchemy's and Django's are built the way those libraries build them
+(neither is needed to run this). ``failures()`` raises every case and returns it with the bug it belongs to;
+``pair_scores`` is the pairwise precision and recall of a key over them.
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ CALLERS: dict[str, Callable[..., object]] = {
 
 # bug -> (raising function, argument tuples: one per data value)
 BUGS: dict[str, tuple[Raiser, list[tuple[Any, ...]]]] = {
-    "json-empty-or-html": (parse_body, [("",), ("<html>",), ("not json",)]),
+    "json-empty-or-html": (parse_body, [("",), ("  <html>",), ("\n\nnot json",)]),
     "json-truncated-event": (parse_event, [('{"a": 1',), ('{"order": 8812',), ('{"sku": "PN-1"',)]),
     "strptime-format": (parse_ship_date, [("2024/01/05",), ("tomorrow noon",), ("05.01.2024",)]),
     "isoformat": (parse_birthday, [("2024/01/05",), ("01.02.1990",), ("yesterday",)]),

@@ -161,9 +161,11 @@ def _redact(span: ReadableSpan, redactor: Redactor, masked: TaintScope) -> Reada
     )
     extra: dict[str, Any] = {}
     if last_keys:
-        for key, value in zip((FINGERPRINT, FINGERPRINT_PATH), last_keys, strict=True):
-            if value and original_attributes.get(key) != value:
-                extra[key] = value
+        extra.update(
+            (key, value)
+            for key, value in zip((FINGERPRINT, FINGERPRINT_PATH), last_keys, strict=True)
+            if value and original_attributes.get(key) != value
+        )
     if masked:
         paths = list(dict.fromkeys(masked))
         extra[MASKED_COUNT] = len(paths)

@@ -1,0 +1,196 @@
+"""Grouping by root cause: the corpus scores, one key per exception object, the text path equal to the live
+path (in process, and in real subprocesses under opentelemetry-instrument with a real collector)."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import grouping_corpus as corpus
+from faultspan._capture import exceptions
+from faultspan._capture import fingerprint as fp
+from faultspan._capture.config import Settings
+from support.collector import OtlpSink, ReceivedSpan, RotelCollector
+from support.instrumented import run_instrumented
+
+SETTINGS = Settings()
+APP = Path(__file__).parent / "apps" / "grouping_app.py"
+UNRELATED = "faultspan_flask,faultspan_django,faultspan_fastapi,flask,django,fastapi"
+# A status the exception carries only as an attribute (UpstreamError.status_code) is not in its text.
+ATTRIBUTE_ONLY = {"card-502", "card-504"}
+
+
+@pytest.fixture(scope="module")
+def failures() -> list[corpus.Failure]:
+    return corpus.failures()
+
+
+def live(failure: corpus.Failure) -> exceptions.Capture:
+    return exceptions.capture(failure.exc, SETTINGS)
+
+
+def text(exc: BaseException) -> fp.Fingerprints:
+    """What the processor computes for an event the SDK recorded: type, str() and the formatted traceback."""
+    stacktrace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return fp.text_fingerprints(exceptions.type_name(exc), str(exc), stacktrace)[0]
+
+
+def test_the_corpus_is_big_enough(failures: list[corpus.Failure]) -> None:
+    assert len(failures) >= 60
+    assert len({failure.bug for failure in failures}) >= 20
+    for bug in corpus.BUGS:
+        reached = [failure for failure in failures if failure.bug == bug]
+        assert {failure.caller for failure in reached} == set(corpus.CALLERS), bug
+        assert len(set(map(repr, corpus.BUGS[bug][1]))) > 1 or bug in (
+            "setting-database-url",
+            "setting-redis-url",
+            "label-no-customer",
+        ), f"{bug}: its data does not vary"
+
+
+def test_root_cause_precision_and_recall(failures: list[corpus.Failure]) -> None:
+    bugs = [failure.bug for failure in failures]
+    scores = corpus.pair_scores(bugs, [live(failure).fingerprint for failure in failures])
+    assert scores.precision >= 0.98, scores
+    assert scores.recall >= 0.95, scores
+
+
+def test_look_alikes_stay_apart(failures: list[corpus.Failure]) -> None:
+    keys: dict[str, set[str]] = defaultdict(set)
+    for failure in failures:
+        keys[failure.bug].add(live(failure).fingerprint)
+    for first, second in corpus.LOOK_ALIKES:
+        assert not keys[first] & keys[second], (first, second)
+
+
+def test_the_path_key_splits_by_caller_only(failures: list[corpus.Failure]) -> None:
+    by_bug_and_caller: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for failure in failures:
+        by_bug_and_caller[failure.bug, failure.caller].add(live(failure).path)
+    assert all(len(paths) == 1 for paths in by_bug_and_caller.values())
+    for bug in corpus.BUGS:
+        assert len({next(iter(by_bug_and_caller[bug, caller])) for caller in corpus.CALLERS}) == 3, bug
+
+
+def test_the_text_path_gives_the_live_keys(failures: list[corpus.Failure]) -> None:
+    for failure in failures:
+        captured = live(failure)
+        from_text = text(failure.exc)
+        if failure.bug in ATTRIBUTE_ONLY:
+            assert from_text.root != captured.fingerprint
+            continue
+        assert (from_text.root, from_text.path) == (captured.fingerprint, captured.path), failure
+
+
+def inner() -> None:
+    raise LookupError("part PN-0042-C not found")
+
+
+def recorded_on_the_way(captures: list[exceptions.Capture]) -> None:
+    try:
+        inner()
+    except LookupError as exc:
+        captures.append(exceptions.capture(exc, SETTINGS))
+        raise
+
+
+def test_one_exception_object_keeps_its_keys_wherever_it_is_recorded() -> None:
+    captures: list[exceptions.Capture] = []
+    try:
+        recorded_on_the_way(captures)
+    except LookupError as exc:
+        captures.append(exceptions.capture(exc, SETTINGS))
+        vars(exc).pop(exceptions._GROUPING_MARK)
+        fresh = exceptions.capture(exc, SETTINGS)
+    first, again = captures
+    short, long = (json.loads(c.attributes[exceptions.FRAMES]) for c in captures)
+    assert len(long) == len(short) + 1, "the second recording sees a longer traceback"
+    assert fresh.path != first.path, "computed afresh, the longer traceback has another path key"
+    assert fresh.fingerprint == first.fingerprint, "the root cause does not depend on the traceback's length"
+    assert (again.fingerprint, again.path) == (first.fingerprint, first.path)
+
+
+def test_grouping_info_names_the_parts() -> None:
+    try:
+        corpus.api_handler(corpus.fetch_stock, "PN-0042-C", 502)
+    except Exception as exc:
+        captured = exceptions.capture(exc, SETTINGS)
+    info = json.loads(captured.attributes[exceptions.GROUPING])
+    assert info["version"] == "fs2"
+    assert info["type"] == "requests.exceptions.HTTPError"
+    assert info["template"] == (
+        "502 Server Error: Bad Gateway for url: https://inventory.example.com/v<n>/items/<n>"
+    )
+    assert info["crash_site"] == ["grouping_corpus", "fetch_stock", "response.raise_for_status()"]
+    assert [frame[1] for frame in info["path"]] == [
+        "test_grouping_info_names_the_parts",
+        "api_handler",
+        "_api_dispatch",
+        "fetch_stock",
+    ]
+    assert "PN-0042-C" not in info["template"]
+
+
+def test_grouping_info_is_bounded() -> None:
+    info = {"version": "fs2", "type": "E", "template": "t", "path": [["m", "f", "x" * 500]] * 12}
+    assert json.loads(exceptions.fit_grouping(info, 200)) == {"version": "fs2", "type": "E", "template": "t"}
+    assert exceptions.fit_grouping(info, 10) == "{}"
+
+
+def exception_events(spans: list[ReceivedSpan]) -> list[tuple[str, dict[str, object]]]:
+    return [(span.name, event.attributes) for span in spans for event in span.events_named("exception")]
+
+
+def recorded(
+    collector: RotelCollector, otlp_sink: OtlpSink, otel_env: dict[str, str], tmp_path: Path, disabled: str
+) -> list[tuple[str, dict[str, object]]]:
+    def all_failed(spans: list[ReceivedSpan]) -> bool:
+        return len(exception_events(spans)) == 6
+
+    run_instrumented(
+        APP,
+        env=otel_env,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_PYTHON_FAULTSPAN_SPOOL_DIR=str(tmp_path),
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=disabled,
+        **collector.exporter_env("grpc"),
+    )
+    return exception_events(otlp_sink.wait_for(all_failed))
+
+
+def test_nested_spans_and_the_text_path_agree_under_opentelemetry_instrument(
+    collector: RotelCollector, otlp_sink: OtlpSink, otel_env: dict[str, str], tmp_path: Path
+) -> None:
+    live_events = recorded(collector, otlp_sink, otel_env, tmp_path / "live", UNRELATED)
+    assert all("faultspan.frames" in attributes for _, attributes in live_events)
+    otlp_sink.clear()
+    text_events = recorded(
+        collector, otlp_sink, otel_env, tmp_path / "text", f"{UNRELATED},faultspan_exceptions"
+    )
+    assert not any("faultspan.frames" in attributes for _, attributes in text_events), "the SDK's own events"
+
+    def keys(events: list[tuple[str, dict[str, object]]], name: str) -> dict[str, set[object]]:
+        by_span: dict[str, set[object]] = defaultdict(set)
+        for span, attributes in events:
+            by_span[span].add(attributes[name])
+        return by_span
+
+    live_roots = keys(live_events, "faultspan.fingerprint")
+    # Both declined cards (two entry points, two orders) are one bug; the missing part is another.
+    card = live_roots["request checkout"] | live_roots["request renew_subscription"]
+    assert len(card) == 1
+    assert live_roots["request restock"].isdisjoint(card)
+    assert live_roots["charge"] == card | live_roots["request restock"], "the inner span gets the same keys"
+    live_paths = keys(live_events, "faultspan.fingerprint.path")
+    assert live_paths["request checkout"].isdisjoint(live_paths["request renew_subscription"])
+    assert live_paths["charge"] == set().union(
+        *(live_paths[f"request {entry}"] for entry in ("checkout", "renew_subscription", "restock"))
+    )
+    assert keys(text_events, "faultspan.fingerprint") == live_roots, "the text path gives the live keys"
+    for _, attributes in text_events:
+        info = json.loads(str(attributes["faultspan.grouping"]))
+        assert info["crash_site"][1] in ("charge", "reserve")
