@@ -415,7 +415,14 @@ def test_all_variables_in_one_message(
         ("RuntimeError", "server said 503", "server said <n>"),
         ("RuntimeError", "got 150 rows", "got <n> rows"),
         ("KeyError", "'alice'", "'alice'"),
-        ("ValueError", "missing setting 'database_url'", "missing setting '<str>'"),
+        ("ValueError", "missing setting 'database_url'", "missing setting 'database_url'"),
+        ("ValueError", "user 'john_doe' not found", "user '<str>' not found"),
+        ("ValueError", "Unknown currency code: XYZ", "Unknown currency code: <input>"),
+        (
+            "RuntimeError",
+            "payment gateway error 429 for order 8812",
+            "payment gateway error 429 for order <n>",
+        ),
         ("ValueError", "  spaced\n\tout   message ", "spaced out message"),
     ],
 )

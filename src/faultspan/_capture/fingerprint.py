@@ -136,14 +136,23 @@ _HOST = re.compile(
 # Input echoed without quotes: what follows a parse verb, or the value part of the usual "...: value" phrases.
 _ECHO = re.compile(
     r"(?i)\b(?:(?:cannot|can't|could not|couldn't|unable to|failed to|fails to) (?:parse|decode|interpret)"
-    r"|unconverted data remains:|unknown string format:|invalid (?:input|value|token|isoformat string):"
-    r"|string does not contain a date:) +(?=[^\s'<])([^\n,;()'\"]+?)(?=[.,;(]?\s*$|[,;(\n])"
+    r"|unconverted data remains:|string does not contain a date:|not found:"
+    r"|(?:unknown|invalid|unsupported|unexpected|unrecogni[sz]ed|malformed|illegal) [\w ]{0,30}?:)"
+    r" +(?=[^\s'<])(?![^\s]*://)([^\n,;()'\"]+?)(?=[.,;(]?\s*$|[,;(\n])"
 )
 _NAME_NOUNS = r"user|username|customer|account|tenant|host|hostname|login|owner|member|recipient|sender"
+_NAME_FOLLOWERS = (
+    r"not|is|has|was|does|doesn't|did|cannot|can't|already|must|could|lacks|exceeded|unreachable|unknown"
+    r"|unavailable|locked|disabled|suspended|expired|denied|failed|refused|deleted|blocked|inactive|missing"
+)
 _NAME = re.compile(
     rf"(?i)\b({_NAME_NOUNS}) (?!(?:not|is|has|was|the|an?|for|with|id|name|account|record|profile|session)\b)"
-    r"([^\s'\"<>,;:()]+)"
-    r"(?= (?:not|is|has|was|does|doesn't|did|cannot|can't|already|must|could|lacks|exceeded)\b|[.,;:!]?\s*$)"
+    rf"([^\s'\"<>,;:()]+)(?= (?:{_NAME_FOLLOWERS})\b|[.,;:!]?\s*$)|\b(named|called) ([^\s'\"<>,;:()]+)"
+)
+# Words after which a quoted identifier names code (a column, a constraint), not data.
+_CODE_NOUNS = re.compile(
+    r"(?i)\b(?:column|constraint|relation|table|index|field|key|attribute|parameter|argument|module|function"
+    r"|method|setting|option|header|variable|property|schema|database|queue|topic|bucket|model) $"
 )
 _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*\]")
 # Letters and digits mixed in one token are data (PN-0042-C, tenant7, ch_3MqLiJ2eZvKYlo2C1Xy); a number with
@@ -269,7 +278,7 @@ _HTTP_REASONS: dict[str, tuple[str, ...]] = {
 _HTTP_CONTEXT = 32
 _HTTP_BEFORE = re.compile(
     r"(?:\bhttps?(?:/\d(?:\.\d)?)?(?: error)?|(?<![a-z])status(?:[ _-]?code)?|\bresponse(?:[ _-]?code)?"
-    r"|\berror occurred \()[\s:=#(\[]*$",
+    r"|\berror occurred \(|\b(?:error|upstream|gateway)(?: code)?|\bcode)[\s:=#(\[]*$",
     re.IGNORECASE,
 )
 _HTTP_BEFORE_VERB = re.compile(r"\b(?:got|returned|received|responded with)\s+$", re.IGNORECASE)
@@ -312,7 +321,7 @@ def normalize_message(exc_type: str, message: str, status: int | None = None) ->
     if "::" in text or text.count(":") >= 7:
         text = _IPV6.sub("<ip>", text)
     text = _ECHO.sub(_echo, text)
-    text = _NAME.sub(r"\1 <name>", text)
+    text = _NAME.sub(_name, text)
     if "." in text:
         text = _HOST.sub(_host, text)
     if _DIGIT.search(text) is not None:
@@ -327,6 +336,10 @@ def normalize_message(exc_type: str, message: str, status: int | None = None) ->
 
 def _echo(match: re.Match[str]) -> str:
     return match[0][: match.start(1) - match.start(0)] + "<input>"
+
+
+def _name(match: re.Match[str]) -> str:
+    return f"{match[1] or match[3]} <name>"
 
 
 def _host(match: re.Match[str]) -> str:
@@ -351,12 +364,16 @@ def _normalize_quotes(text: str, code: bool) -> str:
         start = match.start()
         if (
             _CONSTANT.fullmatch(content)
-            or (code and _IDENTIFIER.fullmatch(content))
+            or (
+                (code or _CODE_NOUNS.search(text, max(0, start - 16), start))
+                and _IDENTIFIER.fullmatch(content)
+            )
             or (text.endswith(_TYPE_REPRS, 0, start) and _DOTTED.fullmatch(content))
         ):
             return f"'{_DIGITS.sub('<n>', content)}'"
         wrapped = start >= 2 and text[start - 1] == "(" and text[start - 2].isalnum()
-        if (wrapped or ": " in content) and len(content.split()) >= _PROSE_WORDS:
+        prose = wrapped or ": " in content or content.endswith((".", "!")) or text.endswith("[", 0, start)
+        if prose and len(content.split()) >= _PROSE_WORDS:
             return f"'{_normalize_quotes(content, code)}'"
         return "'<str>'"
 
