@@ -3,17 +3,30 @@ path (in process, and in real subprocesses under opentelemetry-instrument with a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import traceback
 from collections import defaultdict
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Tracer
 
 import grouping_corpus as corpus
 from faultspan._capture import exceptions
 from faultspan._capture import fingerprint as fp
 from faultspan._capture.config import Settings
+from faultspan._pipeline.distro import install
+from faultspan.cli import main
+from faultspan.packages import atomic
+from faultspan.packages import format as fspkg
+from faultspan.packages.exporter import describe_failure
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector
 from support.instrumented import run_instrumented
 
@@ -194,3 +207,69 @@ def test_nested_spans_and_the_text_path_agree_under_opentelemetry_instrument(
     for _, attributes in text_events:
         info = json.loads(str(attributes["faultspan.grouping"]))
         assert info["crash_site"][1] in ("charge", "reserve")
+
+
+# --- the CLI: show explains the key, groups by either key ---------------------------------------------
+
+
+class CardDeclined(Exception):
+    pass
+
+
+def charge(order_id: int) -> None:
+    raise CardDeclined(f"card declined for order {order_id}")
+
+
+def checkout(tracer: Tracer, order_id: int) -> None:
+    with tracer.start_as_current_span("checkout"):
+        charge(order_id)
+
+
+def renew(tracer: Tracer, order_id: int) -> None:
+    with tracer.start_as_current_span("renew"):
+        charge(order_id)
+
+
+def restock(tracer: Tracer, order_id: int) -> None:
+    with tracer.start_as_current_span("restock"):
+        raise LookupError(f"part PN-{order_id}-C not found")
+
+
+def test_show_explains_the_key_and_groups_use_either_key(
+    pipeline: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop"}))
+    install(provider).add_downstream(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("tests")
+    packages = []
+    for age, (entry, order_id) in enumerate(((checkout, 8812), (renew, 17), (checkout, 5), (restock, 42))):
+        with contextlib.suppress(Exception):
+            entry(tracer, order_id)
+        provider.force_flush()
+        (span,) = exporter.get_finished_spans()
+        exporter.clear()
+        failure = describe_failure(span)
+        created = datetime(2026, 12, 1, tzinfo=timezone.utc) - timedelta(minutes=age)
+        data = fspkg.build(failure, [span], created)
+        packages.append(atomic.write_atomic(tmp_path, fspkg.file_name(failure, created), data))
+    provider.shutdown()
+
+    def cli(*argv: str) -> str:
+        assert main(list(argv)) == 0
+        return capsys.readouterr().out
+
+    by_fingerprint = json.loads(cli("groups", "--json", str(tmp_path)))
+    assert sorted(row["count"] for row in by_fingerprint) == [1, 3], "both entry points: one bug"
+    by_path = json.loads(cli("groups", "--by", "path", "--json", str(tmp_path)))
+    assert sorted(row["count"] for row in by_path) == [1, 1, 2]
+    assert {row["fingerprint"] for row in by_path} == {row["fingerprint"] for row in by_fingerprint}
+    assert "PATH" in cli("groups", "--by", "path", str(tmp_path)).splitlines()[0]
+    shown = cli("show", str(packages[0]))
+    grouping = shown[shown.index("Grouping") : shown.index("Breadcrumbs")]
+    assert "type      test_grouping.CardDeclined" in grouping
+    assert "template  card declined for order <n>" in grouping
+    assert "crash at  test_grouping : charge : raise CardDeclined(" in grouping
+    assert "8812" not in grouping
+    document = json.loads(cli("show", "--json", str(packages[3])))
+    assert document["exception"]["grouping"]["template"] == "part <n> not found"

@@ -12,7 +12,9 @@ never counted as an occurrence of the failure.
 ``replay`` (bool) and ``file`` (the path). ``groups --json`` is an array, the most recently seen first, of
 ``fingerprint``, ``count`` (occurrences summed, replays left out), ``replays``, ``packages`` (files),
 ``first_seen``, ``last_seen``, ``services`` (sorted), ``exception`` (of the newest package) and ``example``
-(the newest package's path). Times are RFC 3339 UTC with milliseconds.
+(the newest package's path); ``groups --by path`` groups by ``faultspan.fingerprint.path`` instead (the
+root-cause key split by call path) and adds it as ``path``, with ``fingerprint`` the newest package's.
+Times are RFC 3339 UTC with milliseconds.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Entry:
     last_seen: datetime
     occurrences: int
     replay: bool
+    path_key: str  # faultspan.fingerprint.path of the failing span; its fingerprint in older packages
 
     @classmethod
     def of(cls, path: Path, package: Package) -> Entry:
@@ -109,11 +112,31 @@ class Entry:
         if count > 1 and isinstance(last, str):
             with contextlib.suppress(ValueError):
                 last_seen = max(failed, _moment(last))
-        return cls(path, manifest, failed, last_seen, count, is_replay(package))
+        key = _path_key(package) or manifest["fingerprint"]
+        return cls(path, manifest, failed, last_seen, count, is_replay(package), key)
 
     def order(self) -> tuple[datetime, str]:
         """Oldest failure first; the file name breaks ties."""
         return self.failed, self.path.name
+
+
+_PATH_KEY = "faultspan.fingerprint.path"
+
+
+def _path_key(package: Package) -> str | None:
+    """The failing span's path key: from its last exception event, else its own attribute."""
+    failing = package.manifest.get("span_id")
+    for resource_spans in package.request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                if span.span_id.hex() != failing:
+                    continue
+                events = [event for event in span.events if event.name == "exception"]
+                for attributes in (*(event.attributes for event in events[-1:]), span.attributes):
+                    for item in attributes:
+                        if item.key == _PATH_KEY and item.value.WhichOneof("value") == "string_value":
+                            return str(item.value.string_value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -165,23 +188,24 @@ def listing(entries: Iterable[Entry]) -> list[dict[str, Any]]:
     ]
 
 
-def groups(entries: Iterable[Entry]) -> list[dict[str, Any]]:
-    """``groups --json``: one object per fingerprint, the most recently seen first.
+def groups(entries: Iterable[Entry], by: str = "fingerprint") -> list[dict[str, Any]]:
+    """``groups --json``: one object per fingerprint (or path key), the most recently seen first.
 
     ``exception`` and ``example`` come from the newest package of the group; the times and the count from
     the captured ones (a group of replays alone takes its times from them).
     """
-    by_fingerprint: dict[str, list[Entry]] = {}
+    by_key: dict[str, list[Entry]] = {}
     for entry in entries:
-        by_fingerprint.setdefault(entry.manifest["fingerprint"], []).append(entry)
+        by_key.setdefault(entry.path_key if by == "path" else entry.manifest["fingerprint"], []).append(entry)
     rows = []
-    for fingerprint, members in by_fingerprint.items():
+    for key, members in by_key.items():
         captured = [entry for entry in members if not entry.replay]
         seen = captured or members
         example = max(members, key=Entry.order)
         rows.append(
             {
-                "fingerprint": fingerprint,
+                **({"path": key} if by == "path" else {}),
+                "fingerprint": example.manifest["fingerprint"],
                 "count": sum(entry.occurrences for entry in captured),
                 "replays": len(members) - len(captured),
                 "packages": len(members),
@@ -192,5 +216,5 @@ def groups(entries: Iterable[Entry]) -> list[dict[str, Any]]:
                 "example": str(example.path),
             }
         )
-    rows.sort(key=lambda row: (row["last_seen"], row["fingerprint"]), reverse=True)
+    rows.sort(key=lambda row: (row["last_seen"], row.get("path", row["fingerprint"])), reverse=True)
     return rows

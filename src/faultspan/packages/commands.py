@@ -152,7 +152,7 @@ def _catalog_verb(args: argparse.Namespace) -> int:
         print(f"{directory}: not a directory", file=sys.stderr)
         return 1
     entries, clean = _entries(directory, filters)
-    rows = catalog.listing(entries) if args.verb == "list" else catalog.groups(entries)
+    rows = catalog.listing(entries) if args.verb == "list" else catalog.groups(entries, args.by)
     if args.json:
         _emit_json(rows)
     else:
@@ -218,6 +218,12 @@ def add_parsers(verbs: argparse._SubParsersAction[Any]) -> None:
     listing.set_defaults(run=_catalog_verb)
     groups = verbs.add_parser(
         "groups", parents=[selection], help="one row per fingerprint, the most recently seen first"
+    )
+    groups.add_argument(
+        "--by",
+        choices=("fingerprint", "path"),
+        default="fingerprint",
+        help="the key: fingerprint (the root cause, default) or path (also split by the in-app call path)",
     )
     groups.set_defaults(run=_catalog_verb)
 

@@ -16,7 +16,8 @@ end, so the gap sits after ``len(frames) // 4`` frames: the marker is shown ther
   ``truncated`` (bool): the manifest's optional fields with their defaults
 - ``exception``: ``type``, ``message``, ``fingerprint``, ``span`` (the failing span's name), ``frames``
   (``faultspan.frames``: oldest first, with ``pre_context``/``post_context``/``locals`` when captured),
-  ``chain`` (``faultspan.chain``: ``cause``, ``context``, ``notes``, ``exceptions``), ``stacktrace``
+  ``chain`` (``faultspan.chain``: ``cause``, ``context``, ``notes``, ``exceptions``), ``stacktrace``,
+  ``grouping`` (``faultspan.grouping``: what formed the fingerprint, see docs/fingerprints.md; null if absent)
 - ``failure_time``: when the failing span recorded the exception (RFC 3339)
 - ``request``: the HTTP request of the failure, or null: from the nearest server span around the failing span
   with an HTTP method, read from the stable semantic-convention attributes or their older names:
@@ -310,6 +311,7 @@ def document(package: Package) -> dict[str, Any]:
             "frames": _json_attribute(attributes, "faultspan.frames"),
             "chain": _json_attribute(attributes, "faultspan.chain"),
             "stacktrace": attributes.get("exception.stacktrace"),
+            "grouping": _json_attribute(attributes, "faultspan.grouping"),
         },
         "failure_time": rfc3339(failure_time(package)),
         "request": _request(spans, failing["span_id"] if failing else None),
@@ -528,6 +530,31 @@ def fitted(line: str, width: int | None) -> list[str]:
     ]
 
 
+def _grouping_lines(info: Any, indent: str, depth: int = 0) -> list[str]:
+    """Sentry-style grouping info: the parts each key was made of (type, template, crash site, path)."""
+    if not isinstance(info, dict):
+        return [f"{indent}(not recorded)"] if depth == 0 else []
+    lines = []
+    if depth == 0:
+        lines.append(f"{indent}version {_field(info, 'version')}: fingerprint = type + template + crash site")
+        lines.append(f"{indent}  + causes; the path key adds every in-app frame")
+    lines.append(f"{indent}type      {_field(info, 'type')}")
+    lines.append(f"{indent}template  {_field(info, 'template')}")
+    site = info.get("crash_site")
+    if isinstance(site, list):
+        lines.append(f"{indent}crash at  {' : '.join(_strings(site))}")
+    path = info.get("path")
+    if isinstance(path, list):
+        lines.append(f"{indent}path")
+        lines.extend(f"{indent}  {' : '.join(_strings(frame))}" for frame in path if isinstance(frame, list))
+    children = info.get("children")
+    if isinstance(children, list) and depth < MAX_INDENT // 2:
+        for child in children:
+            lines.append(f"{indent}caused by")
+            lines.extend(_grouping_lines(child, indent + "  ", depth + 1))
+    return lines
+
+
 def render(
     view: dict[str, Any], *, width: int | None = None, colour: bool = False, all_frames: bool = False
 ) -> list[str]:
@@ -553,6 +580,9 @@ def render(
         "",
         style("Exception", BOLD, colour),
         *fit(_chain_lines(chain, exception["frames"], "  ", all_frames)),
+        "",
+        style("Grouping", BOLD, colour),
+        *fit(_grouping_lines(exception["grouping"], "  ")),
         "",
         style("Breadcrumbs", BOLD, colour),
         *(fit(crumbs) or ["  (none)"]),
@@ -646,9 +676,11 @@ def groups_table(rows: Sequence[dict[str, Any]], *, width: int | None, colour: b
             ",".join(row["services"]),
             row["exception"]["type"],
             row["exception"]["message"],
-            row["fingerprint"][:12],
+            row.get("path", row["fingerprint"])[:12],
             os.path.basename(row["example"]),
         )
         for row in rows
     ]
+    if rows and "path" in rows[0]:
+        header = (*header[:6], "PATH", header[7])
     return table(header, cells, flexible=(3, 4, 5), keep_end=(4,), width=width, colour=colour)
