@@ -92,7 +92,7 @@ _QUOTED = re.compile(
     r"""(?:'(?<!\w')([^'\n]*)'|"(?<!\w")([^"\n]*)")(?!\w)"""
     rf"|[{_OPENING}]([^{_OPENING}{_CLOSING}\n]*)[{_CLOSING}]"
 )
-_QUOTES = "'\"" + _OPENING
+_QUOTE_HINT = re.compile(f"['\"{_OPENING}]")
 _CONSTANT = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{2,}")
 _IDENTIFIER = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
 _DOTTED = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)+")
@@ -133,6 +133,17 @@ _HOST_SUFFIXES = frozenset(
 _HOST = re.compile(
     r"(?<![\w.@/:-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,12})(?![\w.-]|\()"
 )
+_HOST_HINT = re.compile(rf"\.(?:{'|'.join(sorted(_HOST_SUFFIXES))})(?![\w.-])", re.IGNORECASE)
+# Cheap tests that skip the slower patterns below for most messages.
+_ECHO_HINT = re.compile(
+    r"parse|decode|interpret|unconverted|not found:|not contain a date|unknown|invalid|unsupported|unexpected"
+    r"|unrecogni|malformed|illegal",
+    re.IGNORECASE,
+)
+_NAME_HINT = re.compile(
+    r"user|customer|account|tenant|host|login|owner|member|recipient|sender|named|called", re.IGNORECASE
+)
+_MIXED_HINT = re.compile(r"[A-Za-z_-]\d|\d[A-Za-z_-]")
 # Input echoed without quotes: what follows a parse verb, or the value part of the usual "...: value" phrases.
 _ECHO = re.compile(
     r"(?i)\b(?:(?:cannot|can't|could not|couldn't|unable to|failed to|fails to) (?:parse|decode|interpret)"
@@ -308,7 +319,7 @@ def normalize_message(exc_type: str, message: str, status: int | None = None) ->
     )
     if "[parameters: " in text:
         text = _SQL_PARAMETERS.sub("[parameters: <params>]", text)
-    if any(quote in text for quote in _QUOTES):
+    if _QUOTE_HINT.search(text) is not None:
         text = _normalize_quotes(text, code)
     if "://" in text:
         text = _URL.sub(_url, text)
@@ -320,14 +331,17 @@ def normalize_message(exc_type: str, message: str, status: int | None = None) ->
         text = _HEX_ADDRESS.sub("<addr>", text)
     if "::" in text or text.count(":") >= 7:
         text = _IPV6.sub("<ip>", text)
-    text = _ECHO.sub(_echo, text)
-    text = _NAME.sub(_name, text)
-    if "." in text:
+    if _ECHO_HINT.search(text) is not None:
+        text = _ECHO.sub(_echo, text)
+    if _NAME_HINT.search(text) is not None:
+        text = _NAME.sub(_name, text)
+    if "." in text and _HOST_HINT.search(text) is not None:
         text = _HOST.sub(_host, text)
     if _DIGIT.search(text) is not None:
         if _MONTH_NAME.search(text) is not None:
             text = _NAMED_DATE.sub("<ts>", text)
-        text = _MIXED.sub(_mixed_code if code else "<n>", text)
+        if _MIXED_HINT.search(text) is not None:
+            text = _MIXED.sub(_mixed_code if code else "<n>", text)
         text = _DIGIT_TOKEN.sub(lambda match: _digit_token(match, status), text)
         if "-<n>" in text:
             text = _NEGATIVE.sub("<n>", text)
