@@ -135,15 +135,24 @@ _HOST = re.compile(
 )
 _HOST_HINT = re.compile(rf"\.(?:{'|'.join(sorted(_HOST_SUFFIXES))})(?![\w.-])", re.IGNORECASE)
 # Cheap tests that skip the slower patterns below for most messages.
-_ECHO_HINT = re.compile(
-    r"parse|decode|interpret|unconverted|not found:|not contain a date|unknown|invalid|unsupported|unexpected"
-    r"|unrecogni|malformed|illegal",
-    re.IGNORECASE,
+_ECHO_WORDS = (
+    "parse",
+    "decode",
+    "interpret",
+    "unconverted",
+    "not found:",
+    "not contain a date",
+    "unknown",
+    "invalid",
+    "unsupported",
+    "unexpected",
+    "unrecogni",
+    "malformed",
+    "illegal",
 )
-_NAME_HINT = re.compile(
-    r"user|customer|account|tenant|host|login|owner|member|recipient|sender|named|called", re.IGNORECASE
-)
-_MIXED_HINT = re.compile(r"[A-Za-z_-]\d|\d[A-Za-z_-]")
+_NAME_WORDS = ("user", "customer", "account", "tenant", "host", "login", "owner", "member", "recipient")
+_NAME_WORDS += ("sender", "named", "called")
+_MIXED_HINT = re.compile(r"\d(?:(?<=[A-Za-z_-]\d)|[A-Za-z_-])")
 # Input echoed without quotes: what follows a parse verb, or the value part of the usual "...: value" phrases.
 _ECHO = re.compile(
     r"(?i)\b(?:(?:cannot|can't|could not|couldn't|unable to|failed to|fails to) (?:parse|decode|interpret)"
@@ -331,9 +340,10 @@ def normalize_message(exc_type: str, message: str, status: int | None = None) ->
         text = _HEX_ADDRESS.sub("<addr>", text)
     if "::" in text or text.count(":") >= 7:
         text = _IPV6.sub("<ip>", text)
-    if _ECHO_HINT.search(text) is not None:
+    lower = text.lower()
+    if any(word in lower for word in _ECHO_WORDS):
         text = _ECHO.sub(_echo, text)
-    if _NAME_HINT.search(text) is not None:
+    if any(word in lower for word in _NAME_WORDS):
         text = _NAME.sub(_name, text)
     if "." in text and _HOST_HINT.search(text) is not None:
         text = _HOST.sub(_host, text)
