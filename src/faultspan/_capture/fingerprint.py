@@ -154,19 +154,26 @@ _NAME_WORDS = ("user", "customer", "account", "tenant", "host", "login", "owner"
 _NAME_WORDS += ("sender", "named", "called")
 _MIXED_HINT = re.compile(r"\d(?:(?<=[A-Za-z_-]\d)|[A-Za-z_-])")
 # Input echoed without quotes: what follows a parse verb, or the value part of the usual "...: value" phrases.
+# After a parse verb (or strptime's remainder) the rest is input, words and all; after "unknown ...:" and the
+# like, one token is (several words there are an explanation: "invalid value: must be positive").
 _ECHO = re.compile(
-    r"(?i)\b(?:(?:cannot|can't|could not|couldn't|unable to|failed to|fails to) (?:parse|decode|interpret)"
-    r"|unconverted data remains:|string does not contain a date:|not found:"
-    r"|(?:unknown|invalid|unsupported|unexpected|unrecogni[sz]ed|malformed|illegal) [\w ]{0,30}?:)"
-    r" +(?=[^\s'<])(?![^\s]*://)([^\n,;()'\"]+?)(?=[.,;(]?\s*$|[,;(\n])"
+    r"(?i)\b(?:(?:(?:cannot|can't|could not|couldn't|unable to|failed to|fails to) (?:parse|decode|interpret)"
+    r"|unconverted data remains:|string does not contain a date:) +(?=[^\s'<])(?![^\s]*://)([^\n,;()'\"]+?)"
+    r"|(?:not found|(?:unknown|invalid|unsupported|unexpected|unrecogni[sz]ed|malformed|illegal)"
+    r" [\w ]{0,30}?):"
+    r" +(?=[^\s'<])(?![^\s]*://)([^\s,;()'\"]+?))(?=[.,;(]?\s*$|[,;(\n])"
 )
 _NAME_NOUNS = r"user|username|customer|account|tenant|host|hostname|login|owner|member|recipient|sender"
 _NAME_FOLLOWERS = (
     r"not|is|has|was|does|doesn't|did|cannot|can't|already|must|could|lacks|exceeded|unreachable|unknown"
     r"|unavailable|locked|disabled|suspended|expired|denied|failed|refused|deleted|blocked|inactive|missing"
 )
+_NOT_NAMES = (
+    "(?:not|is|has|was|the|an?|for|with|id|name|account|record|profile|session|token|balance|header|password"
+    "|email|role|group|limit|quota|settings|permissions|key|data|input|type|agent)"
+)
 _NAME = re.compile(
-    rf"(?i)\b({_NAME_NOUNS}) (?!(?:not|is|has|was|the|an?|for|with|id|name|account|record|profile|session)\b)"
+    rf"(?i)\b({_NAME_NOUNS}) (?!{_NOT_NAMES}\b)"
     rf"([^\s'\"<>,;:()]+)(?= (?:{_NAME_FOLLOWERS})\b|[.,;:!]?\s*$)|\b(named|called) ([^\s'\"<>,;:()]+)"
 )
 # Words after which a quoted identifier names code (a column, a constraint), not data.
@@ -359,7 +366,8 @@ def normalize_message(exc_type: str, message: str, status: int | None = None) ->
 
 
 def _echo(match: re.Match[str]) -> str:
-    return match[0][: match.start(1) - match.start(0)] + "<input>"
+    group = 1 if match[1] is not None else 2
+    return match[0][: match.start(group) - match.start(0)] + "<input>"
 
 
 def _name(match: re.Match[str]) -> str:
