@@ -150,8 +150,8 @@ _ECHO_WORDS = (
     "malformed",
     "illegal",
 )
-_NAME_WORDS = ("user", "customer", "account", "tenant", "host", "login", "owner", "member", "recipient")
-_NAME_WORDS += ("sender", "named", "called")
+_NAME_WORDS: tuple[str, ...] = ("user", "customer", "account", "tenant", "host", "login", "owner", "member")
+_NAME_WORDS += ("recipient", "sender", "named", "called")
 _MIXED_HINT = re.compile(r"\d(?:(?<=[A-Za-z_-]\d)|[A-Za-z_-])")
 # Input echoed without quotes: what follows a parse verb, or the value part of the usual "...: value" phrases.
 # After a parse verb (or strptime's remainder) the rest is input, words and all; after "unknown ...:" and the
