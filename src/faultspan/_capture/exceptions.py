@@ -468,7 +468,7 @@ def capture(
     }
     if operation:
         attributes[OPERATION] = operation
-    attributes[GROUPING] = fit_grouping(grouping.info, max_length)
+    attributes[GROUPING] = fit_grouping(grouping.info, structure_limit)
     attributes[FINGERPRINT_PATH] = path
     attributes[FINGERPRINT] = key
     attributes[EXCEPTION_STACKTRACE] = head_and_tail(

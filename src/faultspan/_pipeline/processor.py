@@ -34,6 +34,7 @@ from faultspan._capture.exceptions import (
     MAX_MESSAGE,
     MAX_STACKTRACE,
     MAX_STATUS,
+    MAX_STRUCTURE,
     fit_grouping,
     head_and_tail,
 )
@@ -56,7 +57,7 @@ def _text_fingerprints(attributes: Mapping[str, Any]) -> dict[str, str]:
         str(attributes.get(EXCEPTION_MESSAGE, "")),
         str(attributes.get(EXCEPTION_STACKTRACE, "")),
     )
-    return {GROUPING: fit_grouping(info, None), FINGERPRINT_PATH: keys.path, FINGERPRINT: keys.root}
+    return {GROUPING: fit_grouping(info, MAX_STRUCTURE), FINGERPRINT_PATH: keys.path, FINGERPRINT: keys.root}
 
 
 def _bounded_exception_text(attributes: Mapping[str, Any]) -> dict[str, Any]:
