@@ -1,4 +1,4 @@
-"""Pairwise precision and recall of the grouping keys on the corpus in tests/grouping_corpus.py.
+"""Pairwise precision and recall of the grouping keys on tests/grouping_corpus.py, two releases of it.
 
 ``python benchmarks/grouping.py``: one row per key, live (what faultspan's capture writes) and from the text
 (what the processor computes for an event the SDK recorded without faultspan). For comparison, a key built the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import linecache
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,13 @@ def text_keys(exc: BaseException) -> fp.Fingerprints:
 
 
 def main() -> None:
-    failures = corpus.failures()
+    with tempfile.TemporaryDirectory() as directory:
+        release = corpus.next_release(Path(directory) / "srv" / "app")
+        report(corpus.failures() + release.failures())
+
+
+def report(failures: list[corpus.Failure]) -> None:
+    """Keys computed while both releases' sources are on disk, as a running service has them."""
     bugs = [failure.bug for failure in failures]
     captured = [exceptions.capture(failure.exc, SETTINGS) for failure in failures]
     from_text = [text_keys(failure.exc) for failure in failures]
@@ -57,7 +64,10 @@ def main() -> None:
         "faultspan.fingerprint.path (live)": lambda index: captured[index].path,
         "Logfire-style (type + all frames)": lambda index: logfire_style(failures[index].exc),
     }
-    print(f"{len(failures)} failures of {len(set(bugs))} bugs, {len(corpus.CALLERS)} entry points each")
+    print(
+        f"{len(failures)} failures of {len(set(bugs))} bugs, {len(corpus.CALLERS)} entry points each, "
+        "two releases (lines moved)"
+    )
     print(f"{'key':<36} {'precision':>9} {'recall':>7} {'keys':>5}")
     for name, key in keys.items():
         scores = corpus.pair_scores(bugs, [key(index) for index in range(len(failures))])

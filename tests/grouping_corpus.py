@@ -10,6 +10,7 @@ requests/httpx raise them here; SQLAlchemy's and Django's are built the way thos
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import sqlite3
@@ -19,6 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from http import HTTPStatus
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -292,6 +294,19 @@ def failures() -> list[Failure]:
             args = next(cycle)
             out.append(Failure(bug, caller, _raised(CALLERS[caller], raiser, *args)))
     return out
+
+
+def next_release(directory: Path) -> ModuleType:
+    """This service as its next release, deployed elsewhere: the same code with every line moved down and
+    another path on disk; its failures must group with this release's."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "grouping_corpus.py"
+    path.write_text("# release 2\n\n\n" + Path(__file__).read_text(encoding="utf-8"), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(__name__, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _raised(caller: Callable[..., object], *args: Any) -> BaseException:

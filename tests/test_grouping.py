@@ -38,8 +38,10 @@ ATTRIBUTE_ONLY = {"card-502", "card-504"}
 
 
 @pytest.fixture(scope="module")
-def failures() -> list[corpus.Failure]:
-    return corpus.failures()
+def failures(tmp_path_factory: pytest.TempPathFactory) -> list[corpus.Failure]:
+    """Both releases of the service: the same bugs at moved lines, from another directory."""
+    release = corpus.next_release(tmp_path_factory.mktemp("release-2") / "srv" / "app")
+    return corpus.failures() + release.failures()
 
 
 def live(failure: corpus.Failure) -> exceptions.Capture:
@@ -53,7 +55,15 @@ def text(exc: BaseException) -> fp.Fingerprints:
 
 
 def test_the_corpus_is_big_enough(failures: list[corpus.Failure]) -> None:
-    assert len(failures) >= 60
+    assert len(failures) >= 120
+    first, second = (
+        next(failure for failure in half if failure.bug == "card-502")
+        for half in (failures[: len(failures) // 2], failures[len(failures) // 2 :])
+    )
+    assert (
+        traceback.extract_tb(first.exc.__traceback__)[-1].lineno
+        != traceback.extract_tb(second.exc.__traceback__)[-1].lineno
+    ), "the second release moved the lines"
     assert len({failure.bug for failure in failures}) >= 20
     for bug in corpus.BUGS:
         reached = [failure for failure in failures if failure.bug == bug]
