@@ -198,6 +198,64 @@ def account_for(email: str) -> None:
     raise KeyError(f"no account for {email}")
 
 
+class DisallowedHost(Exception):
+    pass
+
+
+class UniqueViolation(Exception):
+    pass
+
+
+class ClientError(Exception):
+    pass
+
+
+class ParserError(ValueError):
+    pass
+
+
+class PydanticValidationError(ValueError):
+    pass
+
+
+def order_id_field(value: str) -> None:
+    raise ValueError(f"Field 'id' expected a number but got {value!r}.")
+
+
+def check_host(host: str) -> None:
+    name = host.split(":", maxsplit=1)[0]
+    raise DisallowedHost(
+        f"Invalid HTTP_HOST header: {host!r}. You may need to add {name!r} to ALLOWED_HOSTS."
+    )
+
+
+def insert_customer(email: str) -> None:
+    raise UniqueViolation(
+        'duplicate key value violates unique constraint "users_email_key"\n'
+        f"DETAIL:  Key (email)=({email}) already exists."
+    )
+
+
+def cache_get(host: str) -> None:
+    raise ConnectionError(f"Error 111 connecting to {host}:6379. Connection refused.")
+
+
+def download(code: str, key: str) -> None:
+    messages = {"NoSuchKey": "The specified key does not exist.", "AccessDenied": "Access Denied"}
+    raise ClientError(f"An error occurred ({code}) when calling the GetObject operation: {messages[code]}")
+
+
+def parse_free_date(text: str) -> None:
+    raise ParserError(f"Unknown string format: {text}")
+
+
+def validate_quantity(value: str) -> None:
+    raise PydanticValidationError(
+        "1 validation error for Order\nquantity\n  Input should be a valid integer, unable to parse string"
+        f" as an integer [type=int_parsing, input_value={value!r}, input_type=str]"
+    )
+
+
 # --- entry points: the same bug reached through different in-app call paths --------------------------------
 
 Raiser = Callable[..., object]
@@ -271,6 +329,14 @@ BUGS: dict[str, tuple[Raiser, list[tuple[Any, ...]]]] = {
     "upload-not-utf8": (decode_upload, [(b"\xff\xfe",), (b"abc\xe9",), (b"\x80",)]),
     "when-unparsed": (parse_when, [("tomorrow noon",), ("next friday",), ("in 3 days",)]),
     "account-by-email": (account_for, [("alice@example.com",), ("bob.smith@corp.example.org",)]),
+    "django-id-not-a-number": (order_id_field, [("abc",), ("1.5x",), ("none",)]),
+    "django-disallowed-host": (check_host, [("evil.example:8000",), ("10.0.0.9",), ("scanner.bad",)]),
+    "pg-unique-email": (insert_customer, [("a@b.com",), ("carol@example.org",)]),
+    "redis-refused": (cache_get, [("redis-1.internal",), ("10.0.3.4",), ("cache",)]),
+    "s3-no-such-key": (download, [("NoSuchKey", "invoices/2024/1.pdf"), ("NoSuchKey", "a/b")]),
+    "s3-access-denied": (download, [("AccessDenied", "invoices/2024/1.pdf"), ("AccessDenied", "x")]),
+    "dateutil-free-text": (parse_free_date, [("next tues",), ("asdf",), ("31/31/2024",)]),
+    "pydantic-quantity": (validate_quantity, [("abc",), ("1.5",), ("ten",)]),
 }
 
 # Bugs that share a crash site and type with another and are told apart by their message alone.
@@ -282,6 +348,7 @@ LOOK_ALIKES = (
     ("unique-email", "unique-username"),
     ("unit-price-bad-amount", "unit-price-zero-qty"),
     ("unit-price-zero-qty", "unit-price-missing-qty"),
+    ("s3-no-such-key", "s3-access-denied"),
 )
 
 

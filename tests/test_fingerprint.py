@@ -297,7 +297,7 @@ def test_all_variables_in_one_message(
         f"after {duration}; see <Order object at 0x7f{order:x}> and 'note {order}'"
     )
     expected = (
-        "order <n> of customer <uuid> (<email>) from <ip> failed at <ts> after <duration>; "
+        "order <n> of customer <uuid> (<email>) from <host> failed at <ts> after <duration>; "
         "see <Order object at <addr>> and '<str>'"
     )
     assert normalize_message("ValueError", message) == expected
@@ -354,8 +354,8 @@ def test_all_variables_in_one_message(
             "took 1.5s, then 200ms, then 3 minutes",
             "took <duration>, then <duration>, then <duration>",
         ),
-        ("ValueError", "alice@example.com from 10.0.0.1:5432", "<email> from <ip>:<n>"),
-        ("ValueError", "peer [2001:db8::1]:443 reset", "peer [<ip>]:<n> reset"),
+        ("ValueError", "alice@example.com from 10.0.0.1:5432", "<email> from <host>:<n>"),
+        ("ValueError", "peer [2001:db8::1]:443 reset", "peer [<host>]:<n> reset"),
         (
             "ValueError",
             "GET https://user:pw@api.example.com:8443/v1/orders/42?page=3#top failed",
@@ -399,7 +399,7 @@ def test_all_variables_in_one_message(
         ("ExceptionGroup", "batch 12 failed (3 sub-exceptions)", "batch <n> failed"),
         ("ValueError", "Jan 5th, 2024 and Tue, 15 Nov 1994", "<ts> and <ts>"),
         ("ValueError", "3:04 PM, 08:12:31 GMT", "<ts>, <ts>"),
-        ("ValueError", "::ffff:1.2.3.4 and fe80::1%eth0", "<ip> and <ip>"),
+        ("ValueError", "::ffff:1.2.3.4 and fe80::1%eth0", "<host> and <host>"),
         ("ValueError", "order 8812, worker-3, user8812, 1,234.5", "order <n>, <n>, <n>, <n>"),
         (
             "httpx.HTTPStatusError",
@@ -409,7 +409,7 @@ def test_all_variables_in_one_message(
         (
             "aiohttp.ClientResponseError",
             "503, message='Service Unavailable', url='http://10.0.0.7/o/1'",
-            "503, message='<str>', url='http://<ip>/o/<n>'",
+            "503, message='<str>', url='http://<host>/o/<n>'",
         ),
         ("RuntimeError", "upstream returned 502", "upstream returned 502"),
         ("RuntimeError", "server said 503", "server said <n>"),
@@ -418,6 +418,11 @@ def test_all_variables_in_one_message(
         ("ValueError", "missing setting 'database_url'", "missing setting 'database_url'"),
         ("ValueError", "user 'john_doe' not found", "user '<str>' not found"),
         ("ValueError", "Unknown currency code: XYZ", "Unknown currency code: <input>"),
+        ("ValueError", "Invalid value: must be positive", "Invalid value: must be positive"),
+        ("ValueError", "unable to parse string as an integer", "unable to parse string as an integer"),
+        ("ParserError", "Unknown string format: next tues", "Unknown string format: <input>"),
+        ("ConnectionError", "Error 111 connecting to cache:6379.", "Error 111 connecting to <host>:<n>."),
+        ("ConnectionError", "Error 111 connecting to 10.0.3.4:6379.", "Error 111 connecting to <host>:<n>."),
         (
             "RuntimeError",
             "payment gateway error 429 for order 8812",

@@ -134,6 +134,8 @@ _HOST = re.compile(
     r"(?<![\w.@/:-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+([A-Za-z]{2,12})(?![\w.-]|\()"
 )
 _HOST_HINT = re.compile(rf"\.(?:{'|'.join(sorted(_HOST_SUFFIXES))})(?![\w.-])", re.IGNORECASE)
+# A name before a port is a host: db:5432, redis-1:6379.
+_HOST_PORT = re.compile(r"(?<![\w.@/:<>-])[A-Za-z][\w-]*(?:\.[\w-]+)*(?=:\d{2,5}(?!\d|\.\d|:))")
 # Cheap tests that skip the slower patterns below for most messages.
 _ECHO_WORDS = (
     "parse",
@@ -158,7 +160,9 @@ _MIXED_HINT = re.compile(r"\d(?:(?<=[A-Za-z_-]\d)|[A-Za-z_-])")
 # like, one token is (several words there are an explanation: "invalid value: must be positive").
 _ECHO = re.compile(
     r"(?i)\b(?:(?:(?:cannot|can't|could not|couldn't|unable to|failed to|fails to) (?:parse|decode|interpret)"
-    r"|unconverted data remains:|string does not contain a date:) +(?=[^\s'<])(?![^\s]*://)([^\n,;()'\"]+?)"
+    r"|unconverted data remains:|string does not contain a date:|unknown string format:)"
+    r" +(?=[^\s'<])(?![^\s]*://)(?!(?:string|value|input|data|date|number|integer|json|body|as|the|an?)\b)"
+    r"([^\n,;()'\"]+?)"
     r"|(?:not found|(?:unknown|invalid|unsupported|unexpected|unrecogni[sz]ed|malformed|illegal)"
     r" [\w ]{0,30}?):"
     r" +(?=[^\s'<])(?![^\s]*://)([^\s,;()'\"]+?))(?=[.,;(]?\s*$|[,;(\n])"
@@ -232,7 +236,8 @@ _DIGIT_TOKEN = re.compile(
     r"(?:[nuµμm]s|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|days?|weeks?)(?!\w))"
     r"|(?P<number>\d*(?:[.,]\d+)*))"
 )
-_PLACEHOLDERS = {"ip": "<ip>", "ts": "<ts>", "duration": "<duration>"}
+# An address is an address: an IP and a host name configured for the same thing group together.
+_PLACEHOLDERS = {"ip": "<host>", "ts": "<ts>", "duration": "<duration>"}
 _DIGIT = re.compile(r"\d")
 _NEGATIVE = re.compile(r"(?<![\w>-])-<n>")
 _DIGITS = re.compile(r"\d+")
@@ -346,7 +351,7 @@ def normalize_message(exc_type: str, message: str, status: int | None = None) ->
     if "0x" in text or "0X" in text:
         text = _HEX_ADDRESS.sub("<addr>", text)
     if "::" in text or text.count(":") >= 7:
-        text = _IPV6.sub("<ip>", text)
+        text = _IPV6.sub("<host>", text)
     lower = text.lower()
     if any(word in lower for word in _ECHO_WORDS):
         text = _ECHO.sub(_echo, text)
@@ -354,6 +359,8 @@ def normalize_message(exc_type: str, message: str, status: int | None = None) ->
         text = _NAME.sub(_name, text)
     if "." in text and _HOST_HINT.search(text) is not None:
         text = _HOST.sub(_host, text)
+    if ":" in text:
+        text = _HOST_PORT.sub("<host>", text)
     if _DIGIT.search(text) is not None:
         if _MONTH_NAME.search(text) is not None:
             text = _NAMED_DATE.sub("<ts>", text)
@@ -536,11 +543,11 @@ def _url(match: re.Match[str]) -> str:
     host = authority.rpartition("@")[2]
     if host.startswith("["):
         host, _, port = host.partition("]")
-        host = "<ip>"
+        host = "<host>"
         port = port.removeprefix(":")
     else:
         host, _, port = host.partition(":")
-        host = "<ip>" if _IPV4.fullmatch(host) else _DIGITS.sub("<n>", _ID.sub("<n>", host.lower()))
+        host = "<host>" if _IPV4.fullmatch(host) else _DIGITS.sub("<n>", _ID.sub("<n>", host.lower()))
     path, _, query = path.partition("#")[0].partition("?")
     path = _DIGITS.sub("<n>", _MIXED.sub("<n>", _UUID.sub("<uuid>", path)))
     query = _QUERY_VALUE.sub("=<v>", query)
