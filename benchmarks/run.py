@@ -110,11 +110,12 @@ def _capture(count: int, enrich: bool, redact: bool) -> float:
     provider = TracerProvider()
     tracer = provider.get_tracer("bench")
     spans = [tracer.start_span("s") for _ in range(count)]
-    exc = _exception()
+    # A fresh exception per span: faultspan keeps the keys of an exception object it has seen.
+    raised = [_exception() for _ in range(count)]
     redactor = current().redactor
     record = recording.record if enrich else recording.sdk_record_exception
     start = time.perf_counter()
-    for span in spans:
+    for span, exc in zip(spans, raised, strict=True):
         record(span, exc)
         if redact:
             span.end()
@@ -129,10 +130,10 @@ def _failures(
     """Per failure, on the application thread: CPU seconds and wall seconds of a request span whose child
     records the benchmark exception (flushing, with the packages on disk, is not timed)."""
     tracer = provider.get_tracer("bench")
-    exc = _exception()
+    raised = [_exception() for _ in range(count)]
     thread = time.thread_time()
     start = time.perf_counter()
-    for _ in range(count):
+    for exc in raised:
         with tracer.start_as_current_span("POST /orders"), tracer.start_as_current_span("charge") as span:
             recording.record(span, exc)
     wall = time.perf_counter() - start
