@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import ssl
 import traceback
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -283,3 +286,39 @@ def test_show_explains_the_key_and_groups_use_either_key(
     assert "8812" not in grouping
     document = json.loads(cli("show", "--json", str(packages[3])))
     assert document["exception"]["grouping"]["template"] == "part <n> not found"
+
+
+def raised_by(action: Callable[[], object]) -> BaseException:
+    try:
+        action()
+    except Exception as exc:
+        return exc
+    raise AssertionError("did not raise")
+
+
+class WordedOSError(OSError):
+    def __str__(self) -> str:
+        return f"[Errno {self.errno}] worded its own way: {self.filename!r}, really"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        raised_by(lambda: Path("/nonexistent/dir/inv 17.pdf").read_bytes()),
+        raised_by(lambda: Path("/").read_text()),
+        raised_by(lambda: b"\xff".decode("utf-8")),
+        raised_by(lambda: "é".encode("ascii")),
+        raised_by(lambda: json.loads('{"a": 1')),
+        socket.gaierror(-2, "Name or service not known"),
+        ssl.SSLCertVerificationError(
+            1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed (_ssl.c:1006)"
+        ),
+        WordedOSError(13, "Permission denied", "/srv/x"),
+        OSError(5, "Input/output error: device gone"),
+    ],
+    ids=repr,
+)
+def test_templates_from_attributes_equal_the_templates_from_text(exc: BaseException) -> None:
+    message = str(exc)
+    from_text = fp.normalize_message(exceptions.type_name(exc), message)
+    assert (fp.exception_template(exc, message) or from_text) == from_text

@@ -420,40 +420,24 @@ def _normalize_quotes(text: str, code: bool) -> str:
 
 
 # Messages whose shape Python fixes: the live exception's attributes and the text give the same template.
-_OS_ERROR = re.compile(r"\[(Errno|WinError) (-?\d+)\] ([^\n]*?)(?:: (.*?)(?: -> .*)?)?$", re.DOTALL)
+# OSError.__str__: "[Errno N] strerror", then ": 'file'" (a repr) and " -> 'file2'" when it has them.
+_FILE_REPR = r"""(?:b?'[^'\n]*'|b?"[^"\n]*"|\w+Path\(.*\))"""
+_OS_ERROR = re.compile(rf"\[(Errno|WinError) (-?\d+)\] (.*?)(: {_FILE_REPR}( -> {_FILE_REPR})?)?$", re.DOTALL)
 _CODEC = re.compile(
     r"'([^'\n]{1,40})' codec can't (en|de)code (?:bytes?|characters?) .*? in position \d+(?:-\d+)?: ",
     re.DOTALL,
 )
 _JSON_POSITION = re.compile(r"(.*?): line \d+ column \d+ \(char \d+\)$", re.DOTALL)
-_OS_ERROR_TYPES = frozenset(
-    {
-        "OSError",
-        "FileNotFoundError",
-        "FileExistsError",
-        "PermissionError",
-        "IsADirectoryError",
-        "NotADirectoryError",
-        "ConnectionError",
-        "ConnectionRefusedError",
-        "ConnectionResetError",
-        "ConnectionAbortedError",
-        "BrokenPipeError",
-        "TimeoutError",
-        "BlockingIOError",
-        "InterruptedError",
-        "ProcessLookupError",
-        "ChildProcessError",
-    }
-)
 
 
 def _structured_text(name: str, text: str) -> str | None:
-    if name in _OS_ERROR_TYPES and text.startswith("["):
+    """The fixed shapes by their text: OSError's ``[Errno N] strerror: 'file'`` (any type: subclasses
+    abound), the codecs' errors, and ``JSONDecodeError``'s positions."""
+    if text.startswith("["):
         match = _OS_ERROR.match(text)
         if match is not None:
-            return _os_template(match[1], match[2], match[3], match[4] is not None, " -> " in text)
-    elif name in ("UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError") and " codec can't " in text:
+            return _os_template(match[1], match[2], match[3], match[4] is not None, match[5] is not None)
+    elif " codec can't " in text:
         match = _CODEC.match(text)
         if match is not None:
             return _codec_template(match[1], f"{match[2]}code")
@@ -464,9 +448,10 @@ def _structured_text(name: str, text: str) -> str | None:
     return None
 
 
-def _os_template(kind: str, errno: object, strerror: object, filename: bool, filename2: bool) -> str:
-    """errno and strerror say what went wrong (kept); the file names are data."""
-    text = f"[{kind} {errno}] {' '.join(str(strerror).split())}"
+def _os_template(kind: str, errno: object, strerror: str, filename: bool, filename2: bool) -> str:
+    """errno and strerror say what went wrong (kept, a strerror worded with data is normalized); the file
+    names are data."""
+    text = f"[{kind} {errno}] {normalize_message('OSError', strerror)}"
     if filename:
         text += ": <path>" + (" -> <path>" if filename2 else "")
     return text
@@ -484,29 +469,39 @@ def _json_template(message: str) -> str:
 def exception_template(exc: BaseException, message: str) -> str | None:
     """The template from the live exception's attributes, where Python gives them, else None.
 
-    The same exception fingerprinted later from its text gets the same template: these shapes are fixed by
-    Python, and ``normalize_message`` reads them back (``_structured_text``).
+    Only when the message has the shape Python gives it (a subclass may word its own): then the same
+    exception fingerprinted later from its text gets the same template, as ``_structured_text`` reads the
+    shape back. The attributes are exact where the text is ambiguous (a strerror with ``: `` in it).
     """
-    name = type(exc).__name__
-    if (
-        isinstance(exc, OSError)
-        and exc.errno is not None
-        and exc.strerror is not None
-        and message.startswith("[")
-    ):
-        kind = "WinError" if message.startswith("[WinError") else "Errno"
-        code = getattr(exc, "winerror", None) if kind == "WinError" else exc.errno
-        return _os_template(kind, code, exc.strerror, exc.filename is not None, exc.filename2 is not None)
-    if isinstance(exc, (UnicodeDecodeError, UnicodeEncodeError)) and " codec can't " in message:
+    if isinstance(exc, OSError) and isinstance(exc.strerror, str) and message == _os_rendering(exc):
+        kind, code = (
+            ("WinError", getattr(exc, "winerror", None)) if message[1:4] == "Win" else ("Errno", exc.errno)
+        )
+        files = exc.filename is not None, exc.filename2 is not None
+        return _os_template(kind, code, exc.strerror, *files)
+    if isinstance(exc, (UnicodeDecodeError, UnicodeEncodeError)) and message.startswith(f"'{exc.encoding}' "):
         operation = "decode" if isinstance(exc, UnicodeDecodeError) else "encode"
-        return _codec_template(exc.encoding, operation)
-    if name == "JSONDecodeError" and isinstance(getattr(exc, "pos", None), int):
-        raw = getattr(exc, "msg", None)
-        return _json_template(raw) if isinstance(raw, str) else None
+        return _codec_template(exc.encoding, operation) if _CODEC.match(message) else None
+    raw = getattr(exc, "msg", None)
+    if type(exc).__name__ == "JSONDecodeError" and isinstance(raw, str):
+        rendering = f"{raw}: line {getattr(exc, 'lineno', '')} column {getattr(exc, 'colno', '')} (char "
+        return _json_template(raw) if message == f"{rendering}{getattr(exc, 'pos', '')})" else None
     status = http_status(exc)
     if status is not None:
         return normalize_message(_type_name(exc), message, status)
     return None
+
+
+def _os_rendering(exc: OSError) -> str:
+    """What ``OSError.__str__`` gives from the attributes; a subclass with its own wording differs."""
+    code = getattr(exc, "winerror", None)
+    head = f"[WinError {code}]" if code is not None else f"[Errno {exc.errno}]"
+    text = f"{head} {exc.strerror}"
+    if exc.filename is not None:
+        text += f": {exc.filename!r}"
+        if exc.filename2 is not None:
+            text += f" -> {exc.filename2!r}"
+    return text
 
 
 def _type_name(exc: BaseException) -> str:
