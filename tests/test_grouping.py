@@ -4,10 +4,13 @@ path (in process, and in real subprocesses under opentelemetry-instrument with a
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import json
 import socket
 import ssl
+import sys
 import traceback
+import types
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -322,3 +325,59 @@ def test_templates_from_attributes_equal_the_templates_from_text(exc: BaseExcept
     message = str(exc)
     from_text = fp.normalize_message(exceptions.type_name(exc), message)
     assert (fp.exception_template(exc, message) or from_text) == from_text
+
+
+FLASK_APP = Path(__file__).parent / "apps" / "grouping_flask_app.py"
+NOT_FLASK = "faultspan_django,faultspan_fastapi,django,fastapi"
+
+
+def test_a_flask_view_and_its_inner_span_agree_live_and_from_text(
+    collector: RotelCollector, otlp_sink: OtlpSink, otel_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Two requests fail in the same view; the view's inner span and the server span record the exception.
+    Most events are fingerprinted at exit, after the script's ``__main__`` has lost its ``__file__``."""
+
+    def keys(disabled: str) -> tuple[set[object], set[object], set[str]]:
+        otlp_sink.clear()
+        run_instrumented(
+            FLASK_APP,
+            env=otel_env,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_PYTHON_FAULTSPAN_SPOOL_DIR=str(tmp_path / disabled),
+            OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=disabled,
+            **collector.exporter_env("grpc"),
+        )
+        spans = otlp_sink.wait_for(
+            lambda spans: (
+                {name for name, _ in exception_events(spans)} >= {"charge", "GET /orders/<int:order_id>/pay"}
+                and len([name for name, _ in exception_events(spans) if name == "charge"]) == 2
+            )
+        )
+        events = exception_events(spans)
+        return (
+            {attributes["faultspan.fingerprint"] for _, attributes in events},
+            {attributes["faultspan.fingerprint.path"] for _, attributes in events},
+            {name for name, _ in events},
+        )
+
+    live_roots, live_paths, live_spans = keys(NOT_FLASK)
+    assert live_spans == {"charge", "GET /orders/<int:order_id>/pay"}
+    assert len(live_roots) == 1 and len(live_paths) == 1, "one bug, one call path, on both spans"
+    text_roots, _, _ = keys(f"{NOT_FLASK},faultspan_exceptions")
+    assert text_roots == live_roots
+
+
+def test_a_script_that_returned_is_still_found_by_its_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CPython deletes ``__main__.__file__`` when the script returns; the exit flush still needs the name."""
+    script = tmp_path / "job.py"
+    returned = types.ModuleType("__main__")
+    returned.__loader__ = importlib.machinery.SourceFileLoader("__main__", str(script))
+    monkeypatch.setitem(sys.modules, "grouping_test_returned_main", returned)
+    assert "__file__" not in vars(returned)
+    assert fp.loaded_module(str(script)) == "__main__"
+    lazy = types.ModuleType("grouping_test_lazy")
+    lazy.__getattr__ = lambda name: 1 / 0  # type: ignore[attr-defined]  # a module __getattr__ that fails
+    monkeypatch.setitem(sys.modules, "grouping_test_lazy", lazy)
+    assert fp.loaded_module(str(tmp_path / "elsewhere.py")) is None

@@ -922,8 +922,16 @@ class _LoadedModules:
         modules = list(sys.modules.items())
         by_file: dict[str, str] = {}
         for key, module in modules:
-            path = getattr(module, "__file__", None)
-            name = getattr(module, "__name__", key)
+            # The dict, not getattr: a module-level __getattr__ must not run on the worker thread.
+            namespace = getattr(module, "__dict__", None)
+            if not isinstance(namespace, dict):
+                continue
+            path = namespace.get("__file__")
+            if type(path) is not str:
+                # A script's __main__ loses __file__ when it returns, before the exit flush fingerprints
+                # the last events; its loader keeps the path.
+                path = getattr(namespace.get("__loader__"), "path", None)
+            name = namespace.get("__name__", key)
             if type(path) is not str or type(name) is not str:
                 continue
             for candidate in {path, os.path.realpath(path)}:
