@@ -282,7 +282,7 @@ def test_show_explains_the_key_and_groups_use_either_key(
     assert {row["fingerprint"] for row in by_path} == {row["fingerprint"] for row in by_fingerprint}
     assert "PATH" in cli("groups", "--by", "path", str(tmp_path)).splitlines()[0]
     shown = cli("show", str(packages[0]))
-    grouping = shown[shown.index("Grouping") : shown.index("Breadcrumbs")]
+    grouping = shown[shown.index("\nGrouping\n") : shown.index("\nException\n")]
     assert "type      test_grouping.CardDeclined" in grouping
     assert "template  card declined for order <n>" in grouping
     assert "crash at  test_grouping : charge : raise CardDeclined(" in grouping

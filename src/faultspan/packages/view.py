@@ -536,8 +536,8 @@ def _grouping_lines(info: Any, indent: str, depth: int = 0) -> list[str]:
         return [f"{indent}(not recorded)"] if depth == 0 else []
     lines = []
     if depth == 0:
-        lines.append(f"{indent}version {_field(info, 'version')}: fingerprint = type + template + crash site")
-        lines.append(f"{indent}  + causes; the path key adds every in-app frame")
+        version = _field(info, "version")
+        lines.append(f"{indent}{version}: fingerprint = type + template + crash site + causes")
     lines.append(f"{indent}type      {_field(info, 'type')}")
     lines.append(f"{indent}template  {_field(info, 'template')}")
     site = info.get("crash_site")
@@ -576,13 +576,13 @@ def render(
     return [
         *(style(line, BOLD_RED, colour) for line in fit([f"{exception['type']}: {exception['message']}"])),
         *fit(_summary_lines(view)),
+        "",
+        style("Grouping", BOLD, colour),
+        *fit(_grouping_lines(exception["grouping"], "  ")),
         *(["", style("Request", BOLD, colour), *fit(_request_lines(request))] if request else []),
         "",
         style("Exception", BOLD, colour),
         *fit(_chain_lines(chain, exception["frames"], "  ", all_frames)),
-        "",
-        style("Grouping", BOLD, colour),
-        *fit(_grouping_lines(exception["grouping"], "  ")),
         "",
         style("Breadcrumbs", BOLD, colour),
         *(fit(crumbs) or ["  (none)"]),
