@@ -2,10 +2,12 @@
 
 ``FaultspanMiddleware`` is placed in ``settings.MIDDLEWARE`` right inside the official instrumentation's
 middleware (first when it is absent) when Django loads its middleware, so settings may be configured after
-instrumentation. A view's exception reaches its ``process_exception`` first; other exceptions that become a
-500 come from the ``got_request_exception`` signal (sent inside Django's ``except`` block). The exception
-is remembered on the request and recorded when the response's status is in ``http_failure_statuses``.
-Without the official middleware, ``WSGIHandler`` opens the server span.
+instrumentation. A view's exception reaches its ``process_exception`` (which only remembers it: the
+official middleware's ``process_exception`` runs next and records it, as without faultspan); other
+exceptions that become a 500 come from the ``got_request_exception`` signal (sent inside Django's
+``except`` block). The exception is recorded by faultspan only when the response's status is in
+``http_failure_statuses`` and the official middleware does not record it itself. ``WSGIHandler`` opens the
+server span only where the official instrumentation does not decide (see ``_official``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from faultspan._otlp.sdk_private import DJANGO_MIDDLEWARE
-from faultspan_instrumentation import _http
+from faultspan._pipeline import recording
+from faultspan_instrumentation import _http, _official
 from faultspan_instrumentation._base import Patches
 
 _OFFICIAL = DJANGO_MIDDLEWARE
@@ -48,7 +51,7 @@ def _exchange(request: Any) -> _http.Exchange:
         method=request.method,
         path=request.path,
         query=request.META.get("QUERY_STRING", ""),
-        headers=request.headers.get,
+        headers=request.headers,
         client=request.META.get("REMOTE_ADDR"),
         route=getattr(match, "route", None) or None,
         user=_user_id(request),
@@ -65,24 +68,32 @@ class FaultspanMiddleware:
     def __call__(self, request: Any) -> Any:
         response = self.get_response(request)
         exc = getattr(request, _EXCEPTION, None)
-        _http.finish(trace.get_current_span(), lambda: _exchange(request), response.status_code, exc)
+        _http.finish(
+            trace.get_current_span(),
+            lambda: _exchange(request),
+            response.status_code,
+            exc,
+            recorded_elsewhere=exc is not None and request.META.get(_official.DJANGO_EXCEPTION) is exc,
+        )
         return response
 
-    def process_exception(self, request: Any, exception: Exception) -> Any:
-        """Answer with the response Django itself would make (``response_for_exception``).
-
-        Otherwise the official middleware records every exception a view raises, an ``Http404`` too, and marks
-        the span failed; this way the exception is recorded only when the status is a failure.
-        """
-        from django.core.handlers.exception import response_for_exception  # type: ignore[import-untyped]
-
+    def process_exception(self, request: Any, exception: Exception) -> None:
         setattr(request, _EXCEPTION, exception)
-        return response_for_exception(request, exception)
+        if _official.DJANGO_ACTIVATION in request.META:
+            # Its process_exception, next, keeps it for its process_response, which records it after
+            # Django logged it ("Internal Server Error").
+            recording.leave_to_owner(exception)
 
 
 def _got_request_exception(sender: Any, request: Any = None, **extra: Any) -> None:
     if request is not None:
         setattr(request, _EXCEPTION, sys.exc_info()[1])
+
+
+def _official_decides(handler: Any) -> bool:
+    return _OFFICIAL in _middleware() or _official.in_use(
+        "opentelemetry.instrumentation.django", "DjangoInstrumentor"
+    )
 
 
 def _middleware() -> list[str]:
@@ -114,9 +125,7 @@ class DjangoInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         self._patches = Patches()
         self._patches.wrap(BaseHandler, "load_middleware", insert_ours)
-        self._patches.wrap(
-            WSGIHandler, "__call__", _http.wsgi_call(lambda handler: _OFFICIAL in _middleware(), __name__)
-        )
+        self._patches.wrap(WSGIHandler, "__call__", _http.wsgi_call(_official_decides, __name__))
         got_request_exception.connect(_got_request_exception, weak=False)
 
     def _uninstrument(self, **kwargs: Any) -> None:

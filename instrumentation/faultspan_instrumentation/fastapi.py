@@ -2,10 +2,11 @@
 
 ``build_middleware_stack`` is wrapped so that ``FaultspanMiddleware`` sits right inside the outermost
 ``ServerErrorMiddleware``: the official instrumentation rebuilds its stack from that one's inner app, which
-puts ours inside its server span. There the exception escaping the app is seen with its full traceback, and
-the request is annotated when its response starts (the official middleware may end its span as soon as the
-response is complete). Without a server span (no official instrumentation, whose apps carry
-``_is_instrumented_by_opentelemetry``, and no FastAPI native telemetry), ``Starlette.__call__`` opens one.
+puts ours inside its server span. The request is annotated when its response starts (the official middleware
+may end its span as soon as the response is complete), or when an exception escapes the app: that one
+escapes further and is recorded by the span's owner (the official middleware, or ``use_span`` of faultspan's
+own span), which faultspan's ``record_exception`` enriches. ``Starlette.__call__`` opens a span only where
+no official instrumentation decides (see ``_official``) and no span is current (FastAPI's native telemetry).
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from faultspan._capture.runtime import current
-from faultspan._otlp.sdk_private import instrumented_by_opentelemetry
-from faultspan_instrumentation import _http
+from faultspan_instrumentation import _http, _official
 from faultspan_instrumentation._base import Patches
 
 Scope = MutableMapping[str, Any]
@@ -38,6 +38,22 @@ def _user_id(scope: Scope) -> str | None:
         return str(user.display_name)
 
 
+def _route(scope: Scope) -> str | None:
+    """The matched route's template with the prefix it was reached under (``include_router(prefix=...)``,
+    ``Mount``): the route itself only knows the part after the prefix."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    path_format = getattr(route, "path_format", None)
+    if not isinstance(template, str) or not isinstance(path_format, str):
+        return None
+    try:
+        concrete = path_format.format(**scope.get("path_params", {}))
+    except (KeyError, IndexError, ValueError):
+        return template
+    path = str(scope.get("path", ""))
+    return path[: len(path) - len(concrete)] + template if path.endswith(concrete) else template
+
+
 def _exchange(scope: Scope, body: bytearray | None) -> _http.Exchange:
     headers: dict[str, str] = {}
     for name, value in scope.get("headers", ()):
@@ -45,14 +61,13 @@ def _exchange(scope: Scope, body: bytearray | None) -> _http.Exchange:
         text = value.decode("latin-1")
         headers[key] = f"{headers[key]}, {text}" if key in headers else text
     client = scope.get("client")
-    route = scope.get("route")
     return _http.Exchange(
         method=scope.get("method", "HTTP"),
         path=scope.get("path", ""),
         query=scope.get("query_string", b"").decode("latin-1"),
-        headers=lambda name: headers.get(name.lower()),
+        headers=headers,
         client=client[0] if client else None,
-        route=getattr(route, "path", None),
+        route=_route(scope),
         user=_user_id(scope),
         body=lambda: None if body is None else bytes(body),
     )
@@ -90,7 +105,8 @@ class FaultspanMiddleware:
             await self.app(scope, receiving if body is not None else receive, sending)
         except Exception as exc:
             # Not started: ServerErrorMiddleware answers 500. Started: the status is on the span already.
-            _http.finish(span, lambda: _exchange(scope, body), None if started else 500, exc)
+            status = None if started else 500
+            _http.finish(span, lambda: _exchange(scope, body), status, exc, recorded_elsewhere=True)
             raise
 
 
@@ -132,9 +148,17 @@ def _wrap_build(error_middleware: type) -> Callable[[Callable[[Any], Asgi]], Cal
     return make
 
 
+def _official_decides(app: Any) -> bool:
+    return (
+        _official.app_opted(app) is not None
+        or _official.in_use("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor")
+        or _official.in_use("opentelemetry.instrumentation.starlette", "StarletteInstrumentor")
+    )
+
+
 def _wrap_call(original: Callable[[Any, Scope, Receive, Send], Awaitable[None]]) -> Any:
     async def __call__(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _http.needs_span(instrumented_by_opentelemetry(app)):
+        if scope["type"] == "http" and _http.needs_span(_official_decides(app)):
             with _http.server_span(scope.get("method", "HTTP"), __name__):
                 await original(app, scope, receive, send)
             return

@@ -51,8 +51,9 @@ def _record(exc: BaseException, hook: str, attributes: Mapping[str, str | int]) 
     if span.is_recording():
         recording.record(span, exc, escaped=True, attributes=event)
         return None
+    untraced = not span.get_span_context().is_valid
     started = trace.get_tracer("faultspan").start_span(f"unhandled {type_name(exc)}", attributes=event)
-    recording.record(started, exc, escaped=True, attributes=event)
+    recording.record(started, exc, escaped=True, attributes=event, untraced=untraced)
     return started
 
 

@@ -269,16 +269,12 @@ class Settings:
         metadata=_meta("statuses", "HTTP statuses recorded as failures (codes or ranges, 100-599)"),
     )
     http_capture_headers: tuple[str, ...] = field(
-        default=(
-            "accept",
-            "authorization",
-            "content-type",
-            "cookie",
-            "referer",
-            "user-agent",
-            "x-request-id",
+        default=(),
+        metadata=_meta(
+            "list",
+            "extra request headers recorded on failing requests only (credentials masked); "
+            "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST decides for every request",
         ),
-        metadata=_meta("list", "request headers recorded on server spans (credentials masked)"),
     )
     http_capture_body: bool = field(
         default=False, metadata=_meta("bool", "record request bodies of failing requests")

@@ -59,11 +59,18 @@ def _record(
         return _record_on(
             span, exc, operation=operation, attributes=attributes, fingerprint=fingerprint, replay=replay
         )
+    untraced = not span.get_span_context().is_valid
     with _tracer().start_as_current_span(
         operation or type_name(exc), record_exception=False, set_status_on_exception=False
     ) as new_span:
         return _record_on(
-            new_span, exc, operation=operation, attributes=attributes, fingerprint=fingerprint, replay=replay
+            new_span,
+            exc,
+            operation=operation,
+            attributes=attributes,
+            fingerprint=fingerprint,
+            replay=replay,
+            untraced=untraced,
         )
 
 
@@ -75,8 +82,11 @@ def _record_on(
     attributes: Mapping[str, Any] | None,
     fingerprint: str | Sequence[str] | None,
     replay: dict[str, Any] | None,
+    untraced: bool = False,
 ) -> str | None:
-    key = recording.record(span, exc, attributes=attributes, operation=operation, fingerprint=fingerprint)
+    key = recording.record(
+        span, exc, attributes=attributes, operation=operation, fingerprint=fingerprint, untraced=untraced
+    )
     if replay is not None and key is not None:
         replay["fingerprint"] = key
         ids = span.get_span_context()
@@ -209,17 +219,24 @@ class guard:
 
 
 def breadcrumb(category: str, message: str, *, level: str = "info", **data: Any) -> None:
-    """Add a breadcrumb to this context's trail (and as an event on the current span)."""
+    """Add a breadcrumb to the trail; it becomes an event of the span where a failure is recorded."""
+    _breadcrumb(category, message, level, data)
+
+
+def _breadcrumb(category: str, message: str, level: str, data: Mapping[str, Any]) -> breadcrumbs.Crumb | None:
     try:
-        breadcrumbs.add(category, message, level, data, current().settings.max_breadcrumbs)
+        return breadcrumbs.add(category, message, level, data, current().settings.max_breadcrumbs)
     except Exception as err:
         internal_error("breadcrumb", "breadcrumb failed", err)
+        return None
 
 
 class BreadcrumbHandler(logging.Handler):
     """A ``logging.Handler`` turning records into breadcrumbs (category: the logger name).
 
-    Records at ``capture_level`` or above that carry ``exc_info`` are also captured as exceptions.
+    Records at ``capture_level`` or above that carry ``exc_info`` are also captured as exceptions, unless
+    already recorded or left to the instrumentation that records it (``recording.leave_to_owner``). A
+    record carrying an exception is never a breadcrumb of that exception.
     """
 
     def __init__(self, level: int = logging.INFO, capture_level: int | None = logging.ERROR) -> None:
@@ -233,12 +250,16 @@ class BreadcrumbHandler(logging.Handler):
             message = record.getMessage()
         except Exception:
             message = str(record.msg)
-        breadcrumb(record.name, message, level=record.levelname.lower(), logger=record.name)
+        crumb = _breadcrumb(record.name, message, record.levelname.lower(), {"logger": record.name})
         exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return
+        if crumb is not None:
+            recording.reported_by(exc, crumb)
         if (
-            exc is not None
-            and self.capture_level is not None
+            self.capture_level is not None
             and record.levelno >= self.capture_level
             and not recording.was_recorded(exc)  # ``log.exception`` after the span it escaped from ended
+            and not recording.left_to_owner(exc)
         ):
             capture_exception(exc)

@@ -1,14 +1,22 @@
-"""The breadcrumb trail: per context (threads and asyncio tasks isolated), bounded, immutable snapshots.
+"""The breadcrumb trail: remembered, never written to a span until a failure is recorded on it.
 
-Each breadcrumb is added as a ``breadcrumb`` event to the span current when it happens, and remembered in the
-trail with that span's ids, so a capture can copy onto the failing span whatever part of the trail that span
-does not already carry (crumbs recorded on children that have ended, or on its ancestors).
+A crumb is kept twice, as the same object: in this context's trail (a ``ContextVar`` holding an immutable
+tuple, so threads start empty and asyncio tasks inherit the trail at creation without leaking into their
+parent), and, when a span was current, in the trail of that span's trace, shared by every thread and task
+working for it (a sync view in a thread pool, a task group). A failure recorded on a span of trace T gets the
+crumbs of T, whichever context added them and whether or not their span has ended; a failure with no trace
+(faultspan opened the span because none was current: a crash, a ``log.exception`` outside any request) gets
+this context's trail. Crumbs added with no span current belong to no trace, so they never reach a request's
+failure (a server's start-up banner is not a breadcrumb of every request). Both trails are bounded:
+``max_breadcrumbs`` crumbs each, and the traces of the ``TRACES`` most recently active traces.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -19,6 +27,7 @@ from faultspan._capture.reprs import safe_repr
 
 EVENT = "breadcrumb"
 _PRIMITIVES = (str, bool, int, float)
+TRACES = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,15 +54,16 @@ class Crumb:
 
 
 _trail: ContextVar[tuple[Crumb, ...]] = ContextVar("faultspan_breadcrumbs", default=())
+_traces: OrderedDict[int, deque[Crumb]] = OrderedDict()
+_traces_lock = threading.Lock()
 
 
 def attribute_value(value: object) -> str | bool | int | float:
     return value if type(value) in _PRIMITIVES else safe_repr(value)  # type: ignore[return-value]
 
 
-def add(category: str, message: str, level: str, data: Mapping[str, object], limit: int) -> None:
-    span = trace.get_current_span()
-    ids = span.get_span_context()
+def add(category: str, message: str, level: str, data: Mapping[str, object], limit: int) -> Crumb:
+    ids = trace.get_current_span().get_span_context()
     crumb = Crumb(
         timestamp=time.time_ns(),
         category=str(category),
@@ -65,16 +75,21 @@ def add(category: str, message: str, level: str, data: Mapping[str, object], lim
         trace_id=ids.trace_id,
         span_id=ids.span_id,
     )
-    if limit <= 0:
-        return
     remember(crumb, limit)
-    if span.is_recording():
-        span.add_event(EVENT, crumb.attributes(), timestamp=crumb.timestamp)
+    return crumb
 
 
-def missing_from(trace_id: int, span_id: int) -> list[Crumb]:
-    """The crumbs of this context's trail that belong to the trace (or to no trace) but not to this span."""
-    return [crumb for crumb in _trail.get() if crumb.span_id != span_id and crumb.trace_id in (trace_id, 0)]
+def for_failure(trace_id: int, untraced: bool) -> Sequence[Crumb]:
+    """The crumbs that led to a failure on a span of ``trace_id`` (``untraced``: on a span faultspan opened
+    because none was current), oldest first."""
+    trail = _trail.get()
+    if untraced:
+        return trail
+    with _traces_lock:
+        shared = _traces.get(trace_id)
+        if shared is not None:
+            return tuple(shared)
+    return [crumb for crumb in trail if crumb.trace_id == trace_id]
 
 
 def trail() -> tuple[Crumb, ...]:
@@ -82,9 +97,19 @@ def trail() -> tuple[Crumb, ...]:
 
 
 def remember(crumb: Crumb, limit: int) -> None:
-    """Append ``crumb`` to this context's trail without a span event (an outgoing call whose own span
-    already carries it in the trace); a capture copies it onto the failing span."""
+    """Append ``crumb`` to this context's trail and to its trace's."""
     if limit <= 0:
         return
     trail = _trail.get()
     _trail.set((*trail[len(trail) - limit + 1 :], crumb) if len(trail) >= limit else (*trail, crumb))
+    if not crumb.trace_id:
+        return
+    with _traces_lock:
+        shared = _traces.get(crumb.trace_id)
+        if shared is None or shared.maxlen != limit:
+            shared = _traces[crumb.trace_id] = deque(shared or (), maxlen=limit)
+            if len(_traces) > TRACES:
+                _traces.popitem(last=False)
+        else:
+            _traces.move_to_end(crumb.trace_id)
+        shared.append(crumb)

@@ -28,6 +28,8 @@ _REMEMBERED = 8
 # Exceptions cannot be weakly referenced, and holding them would hold their frames: the mark that an
 # exception became an event lives on the exception itself, for hooks and log records that see it again later.
 _RECORDED_MARK = "__faultspan_recorded__"
+_REPORTS_MARK = "__faultspan_reported_by__"
+_OWNER_MARK = "__faultspan_left_to_owner__"
 
 
 class _SpanMemory:
@@ -61,8 +63,13 @@ def record(
     escaped: bool = False,
     operation: str | None = None,
     fingerprint: str | Sequence[str] | None = None,
+    untraced: bool = False,
 ) -> str | None:
-    """Record ``exc`` on ``span``; return its fingerprint, or None when the span is not recording."""
+    """Record ``exc`` on ``span``; return its fingerprint, or None when the span is not recording.
+
+    ``untraced``: faultspan opened ``span`` for this failure because no span was current, so the trail that
+    led to it is this context's, not a trace's (see breadcrumbs).
+    """
     try:
         return _record(
             span,
@@ -72,6 +79,7 @@ def record(
             escaped=escaped,
             operation=operation,
             fingerprint=fingerprint,
+            untraced=untraced,
         )
     except Exception as err:
         internal_error("record", "could not enrich an exception; recording it plainly", err)
@@ -89,6 +97,7 @@ def _record(
     escaped: bool,
     operation: str | None,
     fingerprint: str | Sequence[str] | None,
+    untraced: bool,
 ) -> str | None:
     if not span.is_recording():
         return None
@@ -106,9 +115,9 @@ def _record(
         max_length=max_attribute_length(span),
         escaped=escaped,
     )
-    ids = span.get_span_context()
-    for crumb in breadcrumbs.missing_from(ids.trace_id, ids.span_id):
-        if crumb not in memory.crumbs:
+    reports = vars(exc).get(_REPORTS_MARK, ())
+    for crumb in breadcrumbs.for_failure(span.get_span_context().trace_id, untraced):
+        if crumb not in memory.crumbs and crumb not in reports:
             memory.crumbs.add(crumb)
             span.add_event(breadcrumbs.EVENT, crumb.attributes(), timestamp=crumb.timestamp)
     event: dict[str, Any] = dict(captured.attributes)
@@ -137,6 +146,23 @@ def _record(
 def was_recorded(exc: BaseException) -> bool:
     """True once ``exc`` is an event on some span (usually the one it escaped from)."""
     return bool(vars(exc).get(_RECORDED_MARK))
+
+
+def reported_by(exc: BaseException, crumb: Crumb) -> None:
+    """``crumb`` reports ``exc`` itself (a log record carrying it): it is no breadcrumb of ``exc``."""
+    reports = vars(exc).setdefault(_REPORTS_MARK, [])
+    if len(reports) < _REMEMBERED:
+        reports.append(crumb)
+
+
+def leave_to_owner(exc: BaseException) -> None:
+    """The instrumentation that owns the current server span records ``exc`` itself, later (the official
+    Django and Flask ones, when the response is done): faultspan's log capture leaves it to that one."""
+    vars(exc)[_OWNER_MARK] = True
+
+
+def left_to_owner(exc: BaseException) -> bool:
+    return bool(vars(exc).get(_OWNER_MARK))
 
 
 def enriched_record_exception(

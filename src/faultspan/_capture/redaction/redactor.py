@@ -599,6 +599,13 @@ def _not_placeholder(value: str) -> bool:
 def _mask_whole(value: object, path: str, masked: list[str]) -> object:
     if value is None or (isinstance(value, str) and value in ("", REDACTED)):
         return value
+    if isinstance(value, (tuple, list)) and all(type(item) is str for item in value):
+        # A string array stays one (semantic conventions type headers so), each item masked.
+        if all(item in ("", REDACTED) for item in value):
+            return value
+        masked.append(path)
+        shaped = [item if item in ("", REDACTED) else REDACTED for item in value]
+        return tuple(shaped) if isinstance(value, tuple) else shaped
     masked.append(path)
     if type(masked) is TaintScope and isinstance(value, str):
         masked.taint(value)
