@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import threading
@@ -134,7 +135,7 @@ def test_guard_sync_and_async(pipeline: Pipeline) -> None:
     assert only(spans, "fine").status.status_code is StatusCode.UNSET
 
 
-def test_breadcrumbs_on_span_and_trail_copied_to_failing_span(pipeline: Pipeline) -> None:
+def test_breadcrumbs_reach_only_the_failing_span_with_the_ended_children_crumbs(pipeline: Pipeline) -> None:
     with pipeline.tracer.start_as_current_span("request") as request:
         faultspan.breadcrumb("http", "GET /basket", status=200)
         with pipeline.tracer.start_as_current_span("db"):
@@ -145,20 +146,86 @@ def test_breadcrumbs_on_span_and_trail_copied_to_failing_span(pipeline: Pipeline
             faultspan.capture_exception()
         request_id = request.get_span_context().span_id
     spans = pipeline.spans()
-    db = only(spans, "db")
-    (crumb,) = events(db, "breadcrumb")
-    assert dict(crumb.attributes) == {
+    assert events(only(spans, "db"), "breadcrumb") == []  # a span that did not fail carries none
+    request_span = only(spans, "request")
+    assert request_span.context.span_id == request_id
+    crumbs = events(request_span, "breadcrumb")
+    assert dict(crumbs[1].attributes) == {
         "breadcrumb.category": "db",
         "breadcrumb.message": "SELECT 1",
         "breadcrumb.level": "debug",
         "breadcrumb.data.rows": 1,
     }
-    request_span = only(spans, "request")
-    assert request_span.context.span_id == request_id
-    trail = [event.attributes["breadcrumb.message"] for event in events(request_span, "breadcrumb")]
-    assert trail == ["GET /basket", "SELECT 1"]
+    assert [event.attributes["breadcrumb.message"] for event in crumbs] == ["GET /basket", "SELECT 1"]
     names = [event.name for event in request_span.events]
     assert names.index("exception") > names.index("breadcrumb")
+
+
+def test_crumbs_of_other_threads_and_tasks_of_the_trace_reach_its_failure(pipeline: Pipeline) -> None:
+    """A sync view in a thread pool, a task group: crumbs added in a copy of the request's context."""
+
+    def step(name: str) -> None:
+        with pipeline.tracer.start_as_current_span(name):
+            faultspan.breadcrumb("step", name)
+
+    async def in_task() -> None:
+        step("task")
+
+    with pipeline.tracer.start_as_current_span("request"):
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(step, "thread"))
+        thread.start()
+        thread.join()
+        asyncio.run(in_task())
+        faultspan.capture_exception(ValueError("late"))
+    crumbs = events(only(pipeline.spans(), "request"), "breadcrumb")
+    assert [event.attributes["breadcrumb.message"] for event in crumbs] == ["thread", "task"]
+
+
+def test_crumbs_without_a_trace_never_reach_a_traced_failure(pipeline: Pipeline) -> None:
+    """Start-up noise (a server's banner, a call made outside any request) is no crumb of a request."""
+    faultspan.breadcrumb("uvicorn.error", "Uvicorn running on http://127.0.0.1:8000")
+    for request in ("first", "second"):
+        with pipeline.tracer.start_as_current_span(request):
+            faultspan.breadcrumb("app", f"handling {request}")
+            faultspan.capture_exception(ValueError(request))
+    spans = pipeline.spans()
+    for request in ("first", "second"):
+        crumbs = events(only(spans, request), "breadcrumb")
+        assert [event.attributes["breadcrumb.message"] for event in crumbs] == [f"handling {request}"]
+
+
+def test_a_crash_after_its_spans_ended_gets_this_context_trail(pipeline: Pipeline) -> None:
+    def job() -> None:  # a thread of its own: it starts with an empty trail
+        faultspan.breadcrumb("boot", "config loaded")
+        with pipeline.tracer.start_as_current_span("step"):
+            faultspan.breadcrumb("step", "disk almost full", level="warning")
+        faultspan.capture_exception(OSError("disk full"))  # no span current: a span of its own, a new trace
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join()
+    (crashed,) = [span for span in pipeline.spans() if span.name == "OSError"]
+    crumbs = events(crashed, "breadcrumb")
+    messages = [event.attributes["breadcrumb.message"] for event in crumbs]
+    assert messages == ["config loaded", "disk almost full"]
+
+
+def test_a_log_record_carrying_the_exception_is_no_breadcrumb_of_it(pipeline: Pipeline) -> None:
+    logger = logging.getLogger("tests.carrying")
+    logger.addHandler(faultspan.BreadcrumbHandler())
+    try:
+        with pipeline.tracer.start_as_current_span("request"):
+            logger.warning("before")
+            try:
+                raise KeyError("k")
+            except KeyError as exc:
+                logger.warning("handled it", exc_info=True)  # below the capture level: a crumb only
+                faultspan.capture_exception(exc)
+    finally:
+        logger.handlers.clear()
+    crumbs = events(only(pipeline.spans(), "request"), "breadcrumb")
+    assert [event.attributes["breadcrumb.message"] for event in crumbs] == ["before"]
 
 
 def test_trail_is_bounded_and_isolated_per_thread_and_task(pipeline: Pipeline) -> None:
@@ -237,7 +304,7 @@ def test_breadcrumb_handler(pipeline: Pipeline) -> None:
         (e.attributes["breadcrumb.level"], e.attributes["breadcrumb.message"])
         for e in events(span, "breadcrumb")
     ]
-    assert crumbs == [("info", "charging order 7"), ("error", "charge failed")]
+    assert crumbs == [("info", "charging order 7")]  # the record carrying the exception reports it
     (exception,) = events(span, "exception")
     assert exception.attributes["exception.type"] == "ConnectionError"
 
@@ -261,7 +328,7 @@ def test_breadcrumb_handler_does_not_capture_an_exception_twice(pipeline: Pipeli
     assert len(events(only(spans, "charge"), "exception")) == 1
     request = only(spans, "request")
     assert events(request, "exception") == []
-    assert [e.attributes["breadcrumb.message"] for e in events(request, "breadcrumb")] == ["charge failed"]
+    assert events(request, "breadcrumb") == []  # the request did not fail
 
 
 def test_secrets_are_masked_before_export(pipeline: Pipeline) -> None:

@@ -16,6 +16,7 @@ import pytest
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.trace import SpanKind
 
+import faultspan
 from apps.outgoing_app import Inventory
 from conftest import Pipeline
 from faultspan._pipeline import breadcrumbs
@@ -162,13 +163,13 @@ def test_query_is_a_crumb_once_whether_or_not_a_client_span_traces_it(pipeline: 
             database.execute("select 3 as shortcut")
             with pipeline.tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT):
                 database.cursor().execute("select 4 as traced")
+            faultspan.capture_exception(ValueError("job failed"))
         database.close()
     finally:
         instrumentor.uninstrument()
     spans = {span.name: span for span in pipeline.spans()}
-    assert [event.attributes["breadcrumb.message"] for event in spans["job"].events] == [
-        "select 3 as shortcut"
-    ]
+    crumbs = [event for event in spans["job"].events if event.name == "breadcrumb"]
+    assert [event.attributes["breadcrumb.message"] for event in crumbs] == ["select 3 as shortcut"]
     assert not spans["SELECT"].events
 
 

@@ -170,6 +170,11 @@ def finish(
         internal_error("http-finish", "could not annotate the server span", err)
 
 
+def owned() -> weakref.WeakSet[Span]:
+    """The server spans faultspan opened itself."""
+    return _owned
+
+
 def needs_span(official_decides: bool) -> bool:
     """Start our own server span only where no official instrumentation decides and no span is open."""
     return (

@@ -23,6 +23,7 @@ FLASK_ACTIVATION = "opentelemetry-flask.activation_key"
 DJANGO_ACTIVATION = "opentelemetry-instrumentor-django.activation_key"
 DJANGO_EXCEPTION = "opentelemetry-instrumentor-django.exception_key"
 INSTRUMENTED = "_is_instrumented_by_opentelemetry"
+SCOPE_PREFIX = "opentelemetry.instrumentation."  # the tracers the official instrumentations name
 
 
 def http_modes() -> tuple[bool, bool]:

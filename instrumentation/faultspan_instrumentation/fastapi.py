@@ -73,6 +73,13 @@ def _exchange(scope: Scope, body: bytearray | None) -> _http.Exchange:
     )
 
 
+def _records(span: trace.Span) -> bool:
+    """Whether the span's owner records an exception escaping the app: the official ASGI middleware and
+    ``use_span`` of faultspan's own span do; FastAPI's native telemetry does not."""
+    scope = getattr(span, "instrumentation_scope", None)
+    return span in _http.owned() or str(getattr(scope, "name", "")).startswith(_official.SCOPE_PREFIX)
+
+
 class FaultspanMiddleware:
     def __init__(self, app: Asgi) -> None:
         self.app = app
@@ -106,7 +113,7 @@ class FaultspanMiddleware:
         except Exception as exc:
             # Not started: ServerErrorMiddleware answers 500. Started: the status is on the span already.
             status = None if started else 500
-            _http.finish(span, lambda: _exchange(scope, body), status, exc, recorded_elsewhere=True)
+            _http.finish(span, lambda: _exchange(scope, body), status, exc, recorded_elsewhere=_records(span))
             raise
 
 

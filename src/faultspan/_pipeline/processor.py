@@ -336,6 +336,12 @@ class FaultspanSpanProcessor(SpanProcessor):
         for processor in self._downstream:
             processor.on_start(span, parent_context=parent_context)
 
+    def _on_ending(self, span: Span) -> None:
+        """The SDK's hook before a span becomes read-only, passed on as it would reach a processor of the
+        provider (an exporter's batch processor does nothing here)."""
+        for processor in self._downstream:
+            processor._on_ending(span)
+
     def on_end(self, span: ReadableSpan) -> None:
         if span.kind is SpanKind.CLIENT:
             # An outgoing call joins the trail of the context that made it (this thread, this request).
