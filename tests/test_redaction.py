@@ -328,10 +328,18 @@ def test_lookalike_key_names(key: str) -> None:
     assert redactor.scrub_text(f"{key}=plainvalue") == f"{key}=plainvalue"
 
 
-@pytest.mark.parametrize("value", [42, 4.2, True, ["a", "b"], ("a",), {"nested": "x"}, b"raw"])
+@pytest.mark.parametrize("value", [42, 4.2, True, [1, 2], {"nested": "x"}, b"raw"])
 def test_secret_key_masks_any_value_type(value: object) -> None:
     masked: list[str] = []
     assert redactor.scrub_value("api_key", value, "attr.api_key", masked) == REDACTED
+    assert masked == ["attr.api_key"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(["a", "b"], [REDACTED, REDACTED]), (("a",), (REDACTED,))])
+def test_secret_key_keeps_a_string_array_an_array(value: object, expected: object) -> None:
+    """Semantic conventions type headers as string arrays: the masked value keeps the type (issue 14)."""
+    masked: list[str] = []
+    assert redactor.scrub_value("api_key", value, "attr.api_key", masked) == expected
     assert masked == ["attr.api_key"]
 
 
