@@ -178,9 +178,7 @@ def owned() -> weakref.WeakSet[Span]:
 def needs_span(official_decides: bool) -> bool:
     """Start our own server span only where no official instrumentation decides and no span is open."""
     return (
-        not official_decides
-        and not trace.get_current_span().is_recording()
-        and is_instrumentation_enabled()
+        not official_decides and not trace.get_current_span().is_recording() and is_instrumentation_enabled()
     )
 
 
