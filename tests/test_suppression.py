@@ -66,8 +66,10 @@ def test_log_records_are_no_breadcrumbs(
     from faultspan_instrumentation.logging import LoggingInstrumentor
 
     instrumented(LoggingInstrumentor())
-    with pipeline.tracer.start_as_current_span("job"), _scope(suppressed):
-        logging.getLogger("suppression.app").warning("stock is low")
+    with pipeline.tracer.start_as_current_span("job"):
+        with _scope(suppressed):
+            logging.getLogger("suppression.app").warning("stock is low")
+        faultspan.capture_exception(ValueError("job failed"))  # crumbs are written to failing spans only
     (job,) = pipeline.spans()
     assert _crumbs(job) == ([] if suppressed else ["stock is low"])
 
@@ -80,8 +82,10 @@ def test_queries_are_no_breadcrumbs(
 
     instrumented(OutgoingInstrumentor())
     database = sqlite3.connect(":memory:")
-    with pipeline.tracer.start_as_current_span("job"), _scope(suppressed):
-        assert database.execute("select 7").fetchone() == (7,)
+    with pipeline.tracer.start_as_current_span("job"):
+        with _scope(suppressed):
+            assert database.execute("select 7").fetchone() == (7,)
+        faultspan.capture_exception(ValueError("job failed"))  # crumbs are written to failing spans only
     database.close()
     (job,) = pipeline.spans()
     assert _crumbs(job) == ([] if suppressed else ["select 7"])
