@@ -256,9 +256,22 @@ _HEX_LIKE = re.compile(r"[0-9a-fA-F._~-]+=*")
 
 
 def identifier_body(token: str) -> bool:
-    """Whether what follows a token's prefix is a code identifier (``hf_requiredCharacteristicTypes``)."""
+    """Whether what follows a token's prefix is a code identifier (``hf_requiredCharacteristicTypes``).
+
+    Stricter than the randomness test's notion of an identifier, because it overrules a vendor pattern:
+    every piece is a pronounceable lowercase or capitalised word of two letters or more, so the runs of
+    capitals and single letters of a random body (``DWywNSZLI8Rfuj``: D, NSZLI) never pass."""
     prefix, body = split_prefix(token)
-    return bool(prefix) and _identifier(body)
+    if not prefix:
+        return False
+    for segment in _PARTS.split(body):
+        pieces = _IDENTIFIER_WORDS.findall(segment)
+        if "".join(pieces) != segment or not pieces:
+            return False
+        for piece in pieces:
+            if not (piece.isalpha() and len(piece) >= 2 and piece[1:].islower() and _word_like(piece)):
+                return False
+    return True
 
 
 def prefixed_random(token: str) -> bool:
