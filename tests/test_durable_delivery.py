@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from faultspan._pipeline import spool
 from support.collector import OtlpSink, ReceivedSpan, RotelCollector, flatten_request
 from support.instrumented import INSTRUMENT
+from test_packages import eventually
 
 APP = Path(__file__).parent / "apps" / "durable_app.py"
 CONFIGURED_APP = Path(__file__).parent / "apps" / "durable_configured.py"
@@ -252,15 +253,21 @@ def test_sigterm_with_the_collector_gone_dies_by_the_signal_with_everything_on_d
     process = rig.start_app("0", "--rate", "1000", "--then", "forever")
     before = len(rig.sink.wait_for_spans(200))
     rig.collector.stop()
+    # The app goes on while the collector is gone: its spans go to the spool, then the signal comes.
+    eventually(lambda: segments(rig.spool_dir), HANG_GUARD_SECONDS)
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=HANG_GUARD_SECONDS)
     exit_seconds = time.monotonic() - signalled
     assert process.returncode == -signal.SIGTERM
 
+    pending = rig.status()["pending_spans"]
+    received = len(rig.sink.spans())
     rig.collector.start()
     drained = rig.spool_verb("--drain")
     assert drained.returncode == 0, drained.stdout + drained.stderr
+    # The collector forwards what it took on its own time: wait for every drained span.
+    rig.sink.wait_for(lambda spans: len(spans) >= received + pending)
     arrived = {span.name for span in rig.sink.spans()}
     count = len(arrived)
     spans = wait_for_names(rig.sink, names("work", count))  # no holes: 0 .. count-1
