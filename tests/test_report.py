@@ -586,6 +586,8 @@ def test_request_section_of_a_real_fastapi_failure_in_chromium(
         **otel_env,
         "OTEL_TRACES_EXPORTER": "faultspan",
         "OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR": str(directory),
+        # faultspan records the request headers it is asked for on failing requests (docs/compatibility.md).
+        "OTEL_PYTHON_FAULTSPAN_HTTP_CAPTURE_HEADERS": "authorization,x-request-id",
     }
     with AppServer(EXAMPLES / "fastapi_app.py", env, tmp_path) as server:
         status, _ = http_get(
@@ -611,7 +613,7 @@ def test_request_section_of_a_real_fastapi_failure_in_chromium(
         "demo-user",
     )
     headers = dict(pairs_in(browser, "#request .headers"))
-    assert headers["x-request-id"] == "req-1"
+    assert headers["x_request_id"] == "req-1"  # semantic-convention key: lowercase, "-" as "_"
     assert "[REDACTED]" in headers["authorization"]
     page = str(browser.find_element(By.ID, "report").get_property("textContent"))
     assert TOKEN not in page and API_KEY not in page

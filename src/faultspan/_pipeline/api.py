@@ -225,7 +225,9 @@ def breadcrumb(category: str, message: str, *, level: str = "info", **data: Any)
 
 def _breadcrumb(category: str, message: str, level: str, data: Mapping[str, Any]) -> breadcrumbs.Crumb | None:
     try:
-        return breadcrumbs.add(category, message, level, data, current().settings.max_breadcrumbs)
+        crumb = breadcrumbs.add(category, message, level, data, current().settings.max_breadcrumbs)
+        recording.after_failure(crumb)
+        return crumb
     except Exception as err:
         internal_error("breadcrumb", "breadcrumb failed", err)
         return None

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry.sdk.trace import Span as SdkSpan
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode, get_current_span
 from opentelemetry.util import types
 
 from faultspan._capture import exceptions
@@ -52,6 +52,16 @@ def _remember(span: Span) -> _SpanMemory:
         if memory is None:
             memory = _memory[span] = _SpanMemory()
         return memory
+
+
+def after_failure(crumb: Crumb) -> None:
+    """A crumb left once the current span has failed (clean-up, a retry) joins that failure's trail too."""
+    span = get_current_span()
+    with _memory_lock:
+        memory = _memory.get(span)
+    if memory is not None and memory.exceptions and crumb not in memory.crumbs:
+        memory.crumbs.add(crumb)
+        span.add_event(breadcrumbs.EVENT, crumb.attributes(), timestamp=crumb.timestamp)
 
 
 def record(
