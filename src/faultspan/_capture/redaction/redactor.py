@@ -19,7 +19,6 @@ from faultspan._capture.redaction.rules import (
     _AZURE,
     _BEARER,
     _CARD,
-    _CARD_GATE,
     _CONNECTION_STRING,
     _CURL_USER,
     _DIGITALOCEAN,
@@ -45,6 +44,7 @@ from faultspan._capture.redaction.rules import (
     _TWILIO,
     _URL_CREDENTIALS,
     _WEBHOOK,
+    CARD_GATE,
     PASSWORD_GATE,
     REDACTED,
     SQL_INSERT,
@@ -66,7 +66,9 @@ from faultspan._capture.redaction.rules import (
     _segments,
     _strict_credential,
     _token_credential,
+    any_gate,
     credential_part,
+    gate_pattern,
     not_placeholder,
     token_verdict,
 )
@@ -136,11 +138,12 @@ class Redactor:
             )
             for index, (literal, _) in enumerate(anchors)
         }
+        gated = [(number, rule) for number, rule in enumerate(active) if rule.gate]
         self._gates = [
-            (number, rule.gate, rule.gate_length)
-            for number, rule in enumerate(active)
-            if rule.gate is not None
+            (f"g{index}", number, gate_pattern(rule.gate), rule.gate_length)
+            for index, (number, rule) in enumerate(gated)
         ]
+        self._any_gate = any_gate([rule.gate for _, rule in gated]) if gated else None
         self._extra = [_pattern_rule(p) for p in _compile_patterns(self.rules.extra_patterns, problems)]
         # Unknown rule names and invalid patterns are ignored, not raised: the caller reports them once.
         self.problems: tuple[str, ...] = tuple(problems)
@@ -188,7 +191,7 @@ class Redactor:
             _Rule("key_value", anchors(*key_hints), self._key_values),
             _Rule("credential_pair", anchors("curl", "--user", "@"), self._credential_pairs),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
-            _Rule("card", (), pattern(_CARD, _card), _CARD_GATE, 13),
+            _Rule("card", (), pattern(_CARD, _card), CARD_GATE, 13),
             _Rule("password_value", (), _passwords, PASSWORD_GATE, 8),
             # 16 characters for a random token alone, 13 for a prefixed one; 8 after a context word
             _Rule("token", (), _tokens, TOKEN_GATE, 13),
@@ -318,9 +321,10 @@ class Redactor:
                     triggered |= self._anchor_rules[which.lastgroup]
                 match = self._anchor.search(low, at + 1)
         length = len(text)
-        if length >= _MIN_GATED_LENGTH:
-            for number, gate, gate_length in self._gates:
-                if (length >= gate_length or triggered) and gate.search(text):
+        found = self._any_gate.search(text) if self._any_gate and length >= _MIN_GATED_LENGTH else None
+        if found is not None:  # the usual answer is None: one search instead of one per gate
+            for group, number, gate, gate_length in self._gates:
+                if (length >= gate_length or triggered) and (group == found.lastgroup or gate.search(text)):
                     triggered.add(number)
         return triggered
 
