@@ -44,7 +44,10 @@ from faultspan._capture.redaction.rules import (
     _TWILIO,
     _URL_CREDENTIALS,
     _WEBHOOK,
+    CARD_DIGITS,
     CARD_GATE,
+    CARD_WINDOW,
+    DIGITS_AS_ZERO,
     PASSWORD_GATE,
     REDACTED,
     SQL_INSERT,
@@ -144,6 +147,12 @@ class Redactor:
             for index, (number, rule) in enumerate(gated)
         ]
         self._any_gate = any_gate([rule.gate for _, rule in gated]) if gated else None
+        self._shapes: dict[bytes, frozenset[int]] = {}
+        self._digit_anchors = [
+            literal.encode().translate(DIGITS_AS_ZERO)
+            for literal, _ in anchors
+            if any(char.isdigit() for char in literal)
+        ]
         self._extra = [_pattern_rule(p) for p in _compile_patterns(self.rules.extra_patterns, problems)]
         # Unknown rule names and invalid patterns are ignored, not raised: the caller reports them once.
         self.problems: tuple[str, ...] = tuple(problems)
@@ -300,7 +309,7 @@ class Redactor:
                 self._clean.clear()
             self._clean.add(text)
 
-    def _scrub_once(self, text: str, triggered: set[int]) -> str:
+    def _scrub_once(self, text: str, triggered: frozenset[int]) -> str:
         result = text
         for number in sorted(triggered):
             result = _segments(self._applies[number], result)
@@ -308,8 +317,32 @@ class Redactor:
             result = _segments(apply, result)
         return result
 
-    def _triggered(self, text: str) -> set[int]:
-        """The numbers of the rules whose anchors or gates occur in ``text``: the only ones worth running."""
+    def _triggered(self, text: str) -> frozenset[int]:
+        """The numbers of the rules whose anchors or gates occur in ``text``: the only ones worth running.
+
+        Remembered by the digit shape of ASCII text (``rules.DIGITS_AS_ZERO``, ``rules.CARD_DIGITS``) when no
+        anchor with a digit occurs in it: every text of that shape has the same triggered rules, so a new
+        order number or address in a known shape costs a translation. Only which rules run is remembered;
+        they then run on the text itself."""
+        if not text.isascii() or len(text) > _CACHED_LENGTH:
+            return self._scan_triggers(text)
+        raw = text.encode()
+        coarse = raw.translate(DIGITS_AS_ZERO)
+        triggered = self._shapes.get(coarse)  # only shapes without a card window are stored coarse
+        if triggered is not None:
+            return triggered
+        shape = raw.translate(CARD_DIGITS) if CARD_WINDOW.search(coarse) else coarse
+        triggered = None if shape is coarse else self._shapes.get(shape)
+        if triggered is None:
+            triggered = self._scan_triggers(text)
+            low = coarse.lower()
+            if not any(literal in low for literal in self._digit_anchors):
+                if len(self._shapes) >= _CACHE_LIMIT:
+                    self._shapes.clear()
+                self._shapes[shape] = triggered
+        return triggered
+
+    def _scan_triggers(self, text: str) -> frozenset[int]:
         triggered: set[int] = set()
         if self._anchor is not None:
             low = _lower(text)
@@ -326,7 +359,7 @@ class Redactor:
             for group, number, gate, gate_length in self._gates:
                 if (length >= gate_length or triggered) and (group == found.lastgroup or gate.search(text)):
                     triggered.add(number)
-        return triggered
+        return frozenset(triggered)
 
     def _query_params(self, text: str) -> str:
         def spans() -> Iterable[tuple[int, int]]:

@@ -1,0 +1,166 @@
+"""The shortcuts of the first scan give the very results of the plain scan: the gates searched at once, and
+the triggered rules remembered by digit shape (a value whose digits changed must never reuse a verdict its
+new digits would change)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+from pathlib import Path
+from re import _constants as c  # type: ignore[attr-defined]  # private: tests only
+from re import _parser  # type: ignore[attr-defined]
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from faultspan._capture.redaction import Redactor, TaintScope
+from faultspan._capture.redaction.rules import CARD_GATE, PASSWORD_GATE, TOKEN_GATE, any_gate, gate_pattern
+
+DATA = Path(__file__).parent / "data"
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+GATES = [CARD_GATE, PASSWORD_GATE, TOKEN_GATE]
+# Pieces that make rules trigger near digits: cards, anchors with digits, context words, prefixes.
+PIECES = [
+    "4111 1111 1111 1111", "5500-0000-0000-0004", "ya29.", "dop_v1_", "password=", "token: ", "key ", "sk-",
+    "ghp_", "AKIA", "https://", "user:", "@db.example.com", "?page=", "&sig=", "Bearer ", "/orders/", " id ",
+    "sha256:", "v1.2.3", "2026-12-02", "10.1.2.3", "INSERT INTO t (pwd) VALUES ('", "')", "eyJ", '{"a": ',
+]  # fmt: skip
+ALNUM = string.ascii_letters + string.digits
+ALPHABET = string.ascii_letters + string.digits * 4 + "-_.:/=@!#%&?; '\""
+
+
+class Unshaped(Redactor):
+    """The redactor without the digit-shape memory: every text scanned for its triggers."""
+
+    def _triggered(self, text: str) -> frozenset[int]:
+        return self._scan_triggers(text)
+
+
+def with_digits(text: str, rng: random.Random, palette: str) -> str:
+    return re.sub("[0-9]", lambda _: rng.choice(palette), text)
+
+
+# Digits that no card starts with first, then those that cards start with: a shape seen clean first.
+PALETTES = ("1", "0", "9", "0178", "23456", string.digits)
+
+
+def assert_same(values: list[str]) -> None:
+    """Each value after its digit variants, through one warm redactor, reads as through a plain one."""
+    shaped, plain = Redactor(), Unshaped()
+    rng = random.Random(5)
+    for value in values:
+        for variant in [with_digits(value, rng, palette) for palette in PALETTES] + [value]:
+            assert shaped.scrub_text(variant) == plain.scrub_text(variant), variant
+            found, expected = TaintScope(), TaintScope()
+            got = shaped.scrub_value("note", variant, "attr", found)
+            assert got == plain.scrub_value("note", variant, "attr", expected), variant
+            assert (found, found.secrets) == (expected, expected.secrets)
+
+
+def test_a_card_or_a_digit_anchor_in_a_shape_seen_clean_is_still_masked() -> None:
+    redactor = Redactor()
+    for clean, secret in [
+        ("card 1111 1111 1111 1111", "card 4111 1111 1111 1111"),
+        ("ya11.Qk3_Zr-Wm8_Tp1-Vn5_Hx2", "ya29.Qk3_Zr-Wm8_Tp1-Vn5_Hx2"),
+    ]:
+        assert redactor.scrub_text(clean) == clean
+        assert redactor.scrub_text(secret) != secret
+
+
+def corpus() -> list[str]:
+    values: list[str] = []
+    for name in ("secrets-sample.json", "lookalikes-sample.json"):
+        for item in json.loads((DATA / name).read_text()):
+            value = str(item["value"])
+            values += [value, f"{item.get('key', 'note')}={value}", f"order 123 {value} at 10.0.0.1"]
+    rng = random.Random(3)
+    for _ in range(400):
+        number = str(rng.randint(1, 10 ** rng.randint(1, 19)))
+        values += [
+            f"/api/v1/orders/{number}/items",
+            f"https://shop.example.com/api/v1/orders/{number}?page={rng.randint(1, 50)}",
+            f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            f"SELECT id FROM orders WHERE customer_id = {number}",
+            f"card {number[:4]} {number[4:8]} {number[8:12]} {number[12:]}",
+            f"ya{rng.randint(0, 99)}.{''.join(rng.choice(ALNUM) for _ in range(30))}",
+            "".join(rng.choice(PIECES) if rng.random() < 0.4 else rng.choice(ALPHABET) for _ in range(12)),
+        ]
+    return values
+
+
+def test_a_warm_redactor_reads_the_corpus_and_its_digit_variants_as_a_plain_one() -> None:
+    assert_same(corpus())
+
+
+@FAST
+@given(st.lists(st.one_of(st.sampled_from(PIECES), st.text(ALPHABET, max_size=12)), max_size=8))
+def test_generated_text_and_its_digit_variants_read_the_same(parts: list[str]) -> None:
+    assert_same(["".join(parts)])
+
+
+@FAST
+@given(st.text(ALPHABET + "$^*~ABCXYZ", max_size=40))
+def test_the_gates_at_once_find_a_match_exactly_when_one_gate_does_and_name_it(text: str) -> None:
+    found = any_gate(GATES).search(text)
+    matching = [f"g{index}" for index, gate in enumerate(GATES) if gate_pattern(gate).search(text)]
+    assert (found is None) == (not matching)
+    assert found is None or found.lastgroup in matching
+
+
+def digit_sets(pattern: re.Pattern[str]) -> set[frozenset[str]]:
+    """The sets of ASCII digits that the compiled pattern's character tests accept (those accepting one)."""
+    found: set[frozenset[str]] = set()
+
+    def accepted(op: object, av: object) -> frozenset[str]:
+        if op is c.LITERAL:
+            return frozenset(d for d in string.digits if ord(d) == av)
+        if op is c.NOT_LITERAL:
+            return frozenset(d for d in string.digits if ord(d) != av)
+        assert op is c.IN, op
+        digits: set[str] = set()
+        negate = False
+        for inner, value in av:  # type: ignore[attr-defined]
+            if inner is c.NEGATE:
+                negate = True
+            elif inner is c.RANGE:
+                digits |= {d for d in string.digits if value[0] <= ord(d) <= value[1]}
+            elif inner is c.LITERAL:
+                digits |= {d for d in string.digits if ord(d) == value}
+            else:
+                pytest.fail(f"untested character test {inner} in {pattern.pattern!r}")
+        return frozenset(set(string.digits) - digits if negate else digits)
+
+    def walk(node: object) -> None:
+        if isinstance(node, _parser.SubPattern):
+            node = node.data
+        if isinstance(node, (list, tuple)):
+            if len(node) == 2 and node[0] in (c.LITERAL, c.NOT_LITERAL, c.IN):
+                digits = accepted(*node)
+                if digits:
+                    found.add(digits)
+                return
+            if len(node) == 2 and node[0] is c.CATEGORY:
+                pytest.fail(f"category {node[1]} in {pattern.pattern!r}")
+            for child in node:
+                walk(child)
+
+    walk(_parser.parse(pattern.pattern, pattern.flags))
+    return found
+
+
+def test_the_trigger_patterns_test_digits_only_as_the_digit_shape_assumes() -> None:
+    """All digits alike, the card gate's [2-6], and the digits of the anchors that have one (which the
+    redactor looks for before it remembers a shape)."""
+    redactor = Redactor()
+    assert sorted(redactor._digit_anchors) == [b"doo_v0_", b"dop_v0_", b"dor_v0_", b"webhookb0", b"ya00."]
+    anchors = [redactor._anchor, *redactor._entries.values()]
+    tested = set().union(*(digit_sets(pattern) for pattern in anchors if pattern is not None))
+    all_digits = frozenset(string.digits)
+    assert tested == {all_digits, *(frozenset(d) for d in "129")}  # the digits of those literals
+    for gate in (PASSWORD_GATE, TOKEN_GATE):
+        assert digit_sets(gate_pattern(gate)) <= {all_digits}
+    assert digit_sets(gate_pattern(CARD_GATE)) == {all_digits, frozenset("23456")}
+    assert digit_sets(any_gate(GATES)) == {all_digits, frozenset("23456")}
