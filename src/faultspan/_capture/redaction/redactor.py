@@ -46,7 +46,7 @@ from faultspan._capture.redaction.rules import (
     _WEBHOOK,
     CARD_DIGITS,
     CARD_GATE,
-    CARD_WINDOW,
+    CARD_START,
     DIGITS_AS_ZERO,
     PASSWORD_GATE,
     REDACTED,
@@ -328,11 +328,17 @@ class Redactor:
             return self._scan_triggers(text)
         raw = text.encode()
         coarse = raw.translate(DIGITS_AS_ZERO)
-        triggered = self._shapes.get(coarse)  # only shapes without a card window are stored coarse
+        triggered = self._shapes.get(coarse)  # only shapes where no card can start are stored coarse
         if triggered is not None:
             return triggered
-        shape = raw.translate(CARD_DIGITS) if CARD_WINDOW.search(coarse) else coarse
-        triggered = None if shape is coarse else self._shapes.get(shape)
+        shape = coarse
+        starts = [match.start() for match in CARD_START.finditer(coarse)]
+        if starts:
+            marked = bytearray(coarse)
+            for at in starts:
+                marked[at] = CARD_DIGITS[raw[at]]
+            shape = bytes(marked)
+            triggered = self._shapes.get(shape)
         if triggered is None:
             triggered = self._scan_triggers(text)
             low = coarse.lower()

@@ -208,11 +208,11 @@ TOKEN_GATE: Gate = (
 
 # Where the anchors' tails and the gates test a digit they test [0-9], all digits alike, except the card
 # gate's first digit, [2-6] (tests/test_redaction_speed.py checks this on the compiled patterns). So unless an
-# anchor with a digit occurs, text has the same triggered rules as its digit shape: every digit written 0, or
-# where the card gate could match (a window of 8 digits), 2 for [2-6] and 1 for the others.
+# anchor with a digit occurs, text has the same triggered rules as its digit shape: every digit written 0,
+# except where the card gate could start (8 digits follow in its form), 2 for [2-6] and 1 for the others.
 DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
 CARD_DIGITS = bytes.maketrans(b"0123456789", b"1122222111")
-CARD_WINDOW = re.compile(rb"0{4}[ -]?0{4}")
+CARD_START = re.compile(rb"0(?=0{3}[ -]?0{4})")
 
 
 def gate_pattern(gate: Gate) -> re.Pattern[str]:
