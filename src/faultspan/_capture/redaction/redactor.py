@@ -332,13 +332,12 @@ class Redactor:
         if triggered is not None:
             return triggered
         shape = coarse
-        starts = [match.start() for match in CARD_START.finditer(coarse)]
-        if starts:
+        if b"0000" in coarse:  # where a card could start, its first digit's class
             marked = bytearray(coarse)
-            for at in starts:
-                marked[at] = CARD_DIGITS[raw[at]]
+            for match in CARD_START.finditer(coarse):
+                marked[match.start()] = CARD_DIGITS[raw[match.start()]]
             shape = bytes(marked)
-            triggered = self._shapes.get(shape)
+            triggered = None if shape == coarse else self._shapes.get(shape)
         if triggered is None:
             triggered = self._scan_triggers(text)
             low = coarse.lower()
