@@ -153,6 +153,9 @@ class Redactor:
             for literal, _ in anchors
             if any(char.isdigit() for char in literal)
         ]
+        self._digit_anchor = (
+            re.compile(b"|".join(map(re.escape, self._digit_anchors))) if self._digit_anchors else None
+        )
         self._extra = [_pattern_rule(p) for p in _compile_patterns(self.rules.extra_patterns, problems)]
         # Unknown rule names and invalid patterns are ignored, not raised: the caller reports them once.
         self.problems: tuple[str, ...] = tuple(problems)
@@ -340,8 +343,7 @@ class Redactor:
             triggered = None if shape == coarse else self._shapes.get(shape)
         if triggered is None:
             triggered = self._scan_triggers(text)
-            low = coarse.lower()
-            if not any(literal in low for literal in self._digit_anchors):
+            if self._digit_anchor is None or self._digit_anchor.search(coarse.lower()) is None:
                 if len(self._shapes) >= _CACHE_LIMIT:
                     self._shapes.clear()
                 self._shapes[shape] = triggered
