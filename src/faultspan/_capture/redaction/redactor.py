@@ -147,6 +147,7 @@ class Redactor:
             for index, (number, rule) in enumerate(gated)
         ]
         self._any_gate = any_gate([rule.gate for _, rule in gated]) if gated else None
+        self._token_group = next((group for group, n, _, _ in self._gates if active[n].name == "token"), None)
         self._shapes: dict[bytes, frozenset[int]] = {}
         self._digit_anchors = [
             literal.encode().translate(DIGITS_AS_ZERO)
@@ -328,28 +329,39 @@ class Redactor:
         order number or address in a known shape costs a translation. Only which rules run is remembered;
         they then run on the text itself."""
         if not text.isascii() or len(text) > _CACHED_LENGTH:
-            return self._scan_triggers(text)
+            return self._scan_triggers(text, self._gate_match(text))
         raw = text.encode()
         coarse = raw.translate(DIGITS_AS_ZERO)
         triggered = self._shapes.get(coarse)  # only shapes where no card can start are stored coarse
         if triggered is not None:
             return triggered
+        found = self._gate_match(text)
+        if found is not None and found.lastgroup == self._token_group:
+            return self._scan_triggers(text, found)  # a random-looking run (a UUID): its shape rarely repeats
         shape = coarse
-        if b"0000" in coarse:  # where a card could start, its first digit's class
+        start = CARD_START.search(coarse)
+        if start is not None:  # where a card could start, its first digit's class
             marked = bytearray(coarse)
-            for match in CARD_START.finditer(coarse):
-                marked[match.start()] = CARD_DIGITS[raw[match.start()]]
+            while start is not None:
+                at = start.start()
+                marked[at] = CARD_DIGITS[raw[at]]
+                start = CARD_START.search(coarse, at + 1)
             shape = bytes(marked)
-            triggered = None if shape == coarse else self._shapes.get(shape)
+            triggered = self._shapes.get(shape)
         if triggered is None:
-            triggered = self._scan_triggers(text)
+            triggered = self._scan_triggers(text, found)
             if self._digit_anchor is None or self._digit_anchor.search(coarse.lower()) is None:
                 if len(self._shapes) >= _CACHE_LIMIT:
                     self._shapes.clear()
                 self._shapes[shape] = triggered
         return triggered
 
-    def _scan_triggers(self, text: str) -> frozenset[int]:
+    def _gate_match(self, text: str) -> re.Match[str] | None:
+        """Where the first gate matches, if one does: one search instead of one per gate."""
+        return self._any_gate.search(text) if self._any_gate and len(text) >= _MIN_GATED_LENGTH else None
+
+    def _scan_triggers(self, text: str, found: re.Match[str] | None) -> frozenset[int]:
+        """The triggered rules, given ``found``, the text's ``_gate_match``."""
         triggered: set[int] = set()
         if self._anchor is not None:
             low = _lower(text)
@@ -361,10 +373,10 @@ class Redactor:
                     triggered |= self._anchor_rules[which.lastgroup]
                 match = self._anchor.search(low, at + 1)
         length = len(text)
-        found = self._any_gate.search(text) if self._any_gate and length >= _MIN_GATED_LENGTH else None
-        if found is not None:  # the usual answer is None: one search instead of one per gate
+        if found is not None:  # the usual answer is None; no gate matches before where it found one
+            at, first = found.start(), found.lastgroup
             for group, number, gate, gate_length in self._gates:
-                if (length >= gate_length or triggered) and (group == found.lastgroup or gate.search(text)):
+                if (length >= gate_length or triggered) and (group == first or gate.search(text, at)):
                     triggered.add(number)
         return frozenset(triggered)
 

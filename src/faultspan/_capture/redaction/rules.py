@@ -213,7 +213,7 @@ TOKEN_GATE: Gate = (
 # except where the card gate could start (8 digits follow in its form), 2 for [2-6] and 1 for the others.
 DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
 CARD_DIGITS = bytes.maketrans(b"0123456789", b"1122222111")
-CARD_START = re.compile(rb"0(?=0{3}[ -]?0{4})")
+CARD_START = re.compile(rb"0000[ -]?0000")  # in a shape: where it matches, the card gate could start
 
 
 def gate_pattern(gate: Gate) -> re.Pattern[str]:
