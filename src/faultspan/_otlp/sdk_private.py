@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, SynchronousMultiLogRecordProcessor
 from opentelemetry.sdk.trace import (
     ReadableSpan,
     SpanProcessor,
@@ -153,3 +154,21 @@ DJANGO_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middle
 def instrumented_by_opentelemetry(app: object) -> bool:
     """Whether opentelemetry-instrumentation-flask / -fastapi instrumented this application object."""
     return bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
+
+
+# -- the logs SDK -------------------------------------------------------------------------------------
+
+
+def replace_log_record_processors(
+    provider: LoggerProvider,
+    replace: Callable[[tuple[LogRecordProcessor, ...]], Sequence[LogRecordProcessor] | None],
+) -> None:
+    """Swap the provider's registered log record processors for ``replace(current)`` (unchanged when it
+    returns None), under the provider's lock; TypeError for a provider whose processors cannot be swapped."""
+    multi = provider._multi_log_record_processor
+    if not isinstance(multi, SynchronousMultiLogRecordProcessor):
+        raise TypeError(f"cannot install faultspan on {type(multi).__name__}")
+    with multi._lock:
+        replaced = replace(multi._log_record_processors)
+        if replaced is not None:
+            multi._log_record_processors = tuple(replaced)
