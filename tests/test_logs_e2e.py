@@ -1,0 +1,273 @@
+"""The logs signal end to end: a real app under opentelemetry-instrument, logging through the SDK's or the
+contrib handler, exporting to a real rotel collector (OTLP gRPC or HTTP) or the console, forwarded to the
+in-test receiver; each value of ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``; planted secrets through logging."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import test_corpus_e2e
+from support.collector import OtlpSink, ReceivedLog, ReceivedSpan, RotelCollector
+from support.instrumented import run_instrumented
+
+APP = Path(__file__).parent / "apps" / "logs_app.py"
+ISSUE_SECRETS = (
+    "Hq3vX8k2LmZpQ7",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "4111 1111 1111 1111",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+)
+SDK_HANDLER = {"OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED": "true"}
+CONTRIB_HANDLER: dict[str, str] = {}  # opentelemetry-instrumentation-logging installs its handler by default
+
+
+def _run(
+    collector: RotelCollector,
+    otel_env: dict[str, str],
+    protocol: str,
+    opt_in: str,
+    handler: dict[str, str],
+    *args: str,
+    **variables: str,
+) -> str:
+    env = {**otel_env, **collector.exporter_env(protocol), **handler}  # type: ignore[arg-type]
+    if opt_in:
+        env["OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN"] = opt_in
+    result = run_instrumented(
+        APP,
+        *args,
+        env=env,
+        OTEL_SERVICE_NAME="logs-app",
+        OTEL_TRACES_EXPORTER=variables.pop("traces", "otlp"),
+        OTEL_LOGS_EXPORTER=variables.pop("logs", "otlp"),
+        **variables,
+    )
+    return result.stdout
+
+
+def _received(otlp_sink: OtlpSink) -> tuple[list[ReceivedSpan], list[ReceivedLog]]:
+    spans = otlp_sink.wait_for(lambda spans: {"checkout", "refund"} <= {span.name for span in spans})
+    logs = otlp_sink.wait_for_logs(
+        lambda logs: (
+            any(record.body == "refunding order 7" for record in logs)
+            and any("charge failed" in str(record.body) for record in logs)
+        )
+    )
+    return spans, logs
+
+
+def _span(spans: list[ReceivedSpan], name: str) -> ReceivedSpan:
+    return next(span for span in spans if span.name == name)
+
+
+def _check_signal(opt_in: str, spans: list[ReceivedSpan], logs: list[ReceivedLog]) -> None:
+    refund = _span(spans, "refund")
+    assert refund.status_code == 2
+    fingerprint = refund.attributes["faultspan.fingerprint"]
+    events = refund.events_named("exception")
+    records = [
+        record for record in logs if record.event_name == "exception" and record.span_id == refund.span_id
+    ]
+    assert len(events) == (0 if opt_in == "logs" else 1)
+    assert len(records) == (0 if not opt_in else 1)
+    if records:
+        [record] = records
+        assert record.trace_id == refund.trace_id
+        assert (record.severity_number, record.severity_text) == (17, "ERROR")
+        assert record.attributes["faultspan.fingerprint"] == fingerprint
+        assert record.attributes["exception.type"] == "KeyError"
+        assert json.loads(str(record.attributes["faultspan.frames"]))[-1]["function"] == "refund"
+        if events:
+            assert events[0].attributes == record.attributes
+
+
+def _check_logged_exception(opt_in: str, spans: list[ReceivedSpan], logs: list[ReceivedLog]) -> None:
+    """``log.exception`` in ``checkout``: the line carries the span's fingerprint, frames and chain."""
+    checkout = _span(spans, "checkout")
+    [line] = [record for record in logs if "charge failed" in str(record.body)]
+    assert line.body == "charge failed for card [REDACTED]"
+    assert line.attributes["faultspan.fingerprint"] == checkout.attributes["faultspan.fingerprint"]
+    frames = json.loads(str(line.attributes["faultspan.frames"]))
+    assert frames[-1]["function"] == "charge"
+    assert json.loads(str(line.attributes["faultspan.chain"]))["type"] == "ValueError"
+    assert line.span_id == checkout.span_id
+    assert line.event_name == ("exception" if opt_in else "")
+    assert len(checkout.events_named("exception")) == (0 if opt_in == "logs" else 1)
+
+
+@pytest.mark.parametrize("opt_in", ["", "logs/dup", "logs"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_opt_in_through_the_collector(
+    protocol: str, opt_in: str, collector: RotelCollector, otlp_sink: OtlpSink, otel_env: dict[str, str]
+) -> None:
+    _run(collector, otel_env, protocol, opt_in, CONTRIB_HANDLER)
+    spans, logs = _received(otlp_sink)
+    _check_signal(opt_in, spans, logs)
+    _check_logged_exception(opt_in, spans, logs)
+    received = otlp_sink.raw_bytes()
+    assert [secret for secret in ISSUE_SECRETS if secret.encode() in received] == []
+
+
+def test_the_sdks_logging_handler(
+    collector: RotelCollector, otlp_sink: OtlpSink, otel_env: dict[str, str]
+) -> None:
+    _run(collector, otel_env, "grpc", "logs/dup", SDK_HANDLER)
+    spans, logs = _received(otlp_sink)
+    _check_signal("logs/dup", spans, logs)
+    _check_logged_exception("logs/dup", spans, logs)
+    warning = next(
+        record for record in logs if record.severity_text == "WARN" and record.scope_name == "shop"
+    )
+    assert warning.body == "connecting with password=[REDACTED] and token [REDACTED]"
+    assert warning.attributes["redaction.masked.keys"] == "body"
+    assert [secret for secret in ISSUE_SECRETS if secret.encode() in otlp_sink.raw_bytes()] == []
+
+
+def _console_records(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(part) for part in test_corpus_e2e._objects(stdout)]
+
+
+@pytest.mark.parametrize("handler", [SDK_HANDLER, CONTRIB_HANDLER], ids=["sdk", "contrib"])
+def test_the_console_exporter_prints_redacted_records(
+    handler: dict[str, str], collector: RotelCollector, otel_env: dict[str, str]
+) -> None:
+    stdout = _run(collector, otel_env, "grpc", "logs", handler, traces="none", logs="console")
+    records = [record for record in _console_records(stdout) if "body" in record]
+    assert [secret for secret in ISSUE_SECRETS if secret in stdout] == []
+    line = next(record for record in records if "charge failed" in str(record["body"]))
+    assert line["event_name"] == "exception"
+    assert line["attributes"]["faultspan.fingerprint"]
+    refund = [record for record in records if record["event_name"] == "exception" and record["body"] is None]
+    assert [record["attributes"]["exception.type"] for record in refund] == ["KeyError"]
+
+
+def _package_text(directory: Path) -> str:
+    texts = []
+    for path in directory.glob("*.fspkg"):
+        with zipfile.ZipFile(path) as archive:
+            texts.extend(archive.read(name).decode("utf-8", "replace") for name in archive.namelist())
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize(
+    ("name", "secrets", "lookalikes"), test_corpus_e2e.corpora(), ids=lambda c: str(c)[:14]
+)
+@pytest.mark.parametrize("handler", [SDK_HANDLER, CONTRIB_HANDLER], ids=["sdk", "contrib"])
+def test_no_planted_secret_leaves_through_logging(  # noqa: PLR0917 -- parameters and fixtures
+    handler: dict[str, str],
+    name: str,
+    secrets: list[dict[str, Any]],
+    lookalikes: list[dict[str, Any]],
+    collector: RotelCollector,
+    otlp_sink: OtlpSink,
+    otel_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    corpus = tmp_path / "corpus.json"
+    planted = [{k: v for k, v in entry.items() if k != "needles"} for entry in secrets + lookalikes]
+    corpus.write_text(json.dumps(planted))
+    packages = tmp_path / "packages"
+    stdout = _run(
+        collector,
+        otel_env,
+        "grpc",
+        "logs/dup",
+        handler,
+        str(corpus),
+        traces="otlp,console,faultspan",
+        logs="otlp,console",
+        OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR=str(packages),
+        OTEL_PYTHON_FAULTSPAN_CAPTURE_LOCALS="true",
+    )
+    otlp_sink.wait_for(lambda spans: any(span.name == "corpus" for span in spans))
+    last = f"plant {planted[-1]['id']}"
+    otlp_sink.wait_for(lambda spans: any(span.name == last for span in spans))
+    received = otlp_sink.raw_bytes().decode("utf-8", "replace")
+    console = json.dumps(_console_records(stdout), ensure_ascii=False)
+    stored = _package_text(packages)
+    assert '"logRecords"' in stored, "no package with logs.json was written"
+    places = {"collector": received, "console": stdout + console, "packages": stored}
+    leaks = [
+        (entry["id"], where)
+        for entry in secrets
+        for needle in entry["needles"]
+        for where, text in places.items()
+        if needle in text
+    ]
+    assert leaks == []
+    lost = [
+        entry["id"]
+        for entry in lookalikes
+        for needle in entry["needles"]
+        if needle not in received and needle not in console
+    ]
+    assert lost == []
+
+
+def test_another_configurators_logs_exporters_get_the_safety_net(
+    collector: RotelCollector, otlp_sink: OtlpSink, otel_env: dict[str, str]
+) -> None:
+    """opentelemetry-distro's configurator builds the pipeline; faultspan's post-instrument hook puts its
+    log record processor in front of the exporters that configurator registered."""
+    stdout = _run(
+        collector,
+        otel_env,
+        "http/protobuf",
+        "",
+        CONTRIB_HANDLER,
+        logs="otlp,console",
+        OTEL_PYTHON_DISTRO="distro",
+        OTEL_PYTHON_CONFIGURATOR="configurator",
+    )
+    _spans, logs = _received(otlp_sink)
+    assert [secret for secret in ISSUE_SECRETS if secret.encode() in otlp_sink.raw_bytes()] == []
+    assert [secret for secret in ISSUE_SECRETS if secret in stdout] == []
+    assert any(record.body == "charge failed for card [REDACTED]" for record in logs)
+
+
+CRASH = """
+import logging
+from opentelemetry import trace
+
+def main():
+    with trace.get_tracer("crash").start_as_current_span("job"):
+        logging.getLogger("job").warning("about to fail")
+    raise LookupError("sku A-7 short by 7")
+
+main()
+"""
+
+
+@pytest.mark.parametrize("opt_in", ["", "logs"])
+def test_a_crash_is_a_fatal_exception_record_under_logs(
+    opt_in: str,
+    collector: RotelCollector,
+    otlp_sink: OtlpSink,
+    otel_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "crash.py"
+    script.write_text(CRASH)
+    env = {**otel_env, **collector.exporter_env("grpc"), "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN": opt_in}
+    result = run_instrumented(
+        script, env=env, returncode=1, OTEL_TRACES_EXPORTER="otlp", OTEL_LOGS_EXPORTER="otlp"
+    )
+    assert "LookupError: sku A-7 short by 7" in result.stderr  # what the user sees is unchanged
+    spans = otlp_sink.wait_for(lambda spans: any(span.name == "unhandled LookupError" for span in spans))
+    crash = _span(spans, "unhandled LookupError")
+    assert crash.status_code == 2
+    if not opt_in:
+        assert len(crash.events_named("exception")) == 1
+        return
+    assert crash.events_named("exception") == []
+    logs = otlp_sink.wait_for_logs(lambda logs: any(record.event_name == "exception" for record in logs))
+    [record] = [record for record in logs if record.event_name == "exception"]
+    assert (record.severity_number, record.severity_text) == (21, "FATAL")
+    assert (record.trace_id, record.span_id) == (crash.trace_id, crash.span_id)
+    assert record.attributes["faultspan.unhandled.hook"] == "sys.excepthook"
+    assert record.attributes["faultspan.fingerprint"] == crash.attributes["faultspan.fingerprint"]
