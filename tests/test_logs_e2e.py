@@ -186,7 +186,8 @@ def test_no_planted_secret_leaves_through_logging(  # noqa: PLR0917 -- parameter
     )
     otlp_sink.wait_for(lambda spans: any(span.name == "corpus" for span in spans))
     last = f"plant {planted[-1]['id']}"
-    otlp_sink.wait_for(lambda spans: any(span.name == last for span in spans))
+    last_span = _span(otlp_sink.wait_for(lambda spans: any(span.name == last for span in spans)), last)
+    otlp_sink.wait_for_logs(lambda logs: any(record.span_id == last_span.span_id for record in logs))
     received = otlp_sink.raw_bytes().decode("utf-8", "replace")
     console = json.dumps(_console_records(stdout), ensure_ascii=False)
     stored = _package_text(packages)
@@ -200,6 +201,14 @@ def test_no_planted_secret_leaves_through_logging(  # noqa: PLR0917 -- parameter
         if needle in text
     ]
     assert leaks == []
+    fingerprints = {span.span_id: span.attributes.get("faultspan.fingerprint") for span in otlp_sink.spans()}
+    exception_lines = [record for record in otlp_sink.logs() if "exception.type" in record.attributes]
+    assert exception_lines
+    assert [
+        record.body
+        for record in exception_lines
+        if record.attributes.get("faultspan.fingerprint") != fingerprints.get(record.span_id)
+    ] == []
     lost = [
         entry["id"]
         for entry in lookalikes

@@ -31,10 +31,17 @@ def refund(order: int) -> None:
     raise KeyError(f"order {order} unknown")
 
 
-def failing_with_local(name: str) -> Any:
-    """A function whose parameter is called ``name``, so the planted value is a real local of the frame."""
-    namespace: dict[str, Any] = {}
-    source = f"def failing({name}):\n    raise RuntimeError('failure with a planted local')\n"
+def failing_with_local(name: str, message: str = "failure with a planted local") -> Any:
+    """A function whose parameter is called ``name`` (the planted value becomes a real local) and which logs
+    its own failure, so the traceback holds that frame only, not this harness's locals."""
+    namespace: dict[str, Any] = {"log": log, "message": message}
+    source = (
+        f"def failing({name}):\n"
+        "    try:\n"
+        "        raise RuntimeError(message)\n"
+        "    except RuntimeError:\n"
+        "        log.exception('job failed: %s', message)\n"
+    )
     exec(source, namespace)
     return namespace["failing"]
 
@@ -52,18 +59,12 @@ def plant(entry: dict[str, Any]) -> None:
             log.info(f"message text {text}")
             log.info({"note": value})
         elif channel == "message":
-            try:
-                raise ValueError(text)
-            except ValueError:
-                log.exception("job failed: %s", text)
+            failing_with_local("data", text)(None)
         elif channel == "local":
-            try:
-                if key.isidentifier():
-                    failing_with_local(key)(value)
-                else:
-                    failing_with_local("data")({key: value})
-            except RuntimeError:
-                log.exception("job failed")
+            if key.isidentifier():
+                failing_with_local(key)(value)
+            else:
+                failing_with_local("data")({key: value})
         elif channel == "breadcrumb":
             log.warning(text)
 
