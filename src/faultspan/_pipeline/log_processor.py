@@ -11,14 +11,13 @@ unredacted data. A record that cannot be redacted is dropped (fail closed); the 
 
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import (
@@ -164,13 +163,23 @@ def redact_log_record(record: ReadWriteLogRecord, redactor: Redactor) -> ReadWri
         extra[MASKED_KEYS] = ",".join(paths)
     if new_body is body and attributes is None and not extra:
         return record
-    redacted = copy.copy(log)
+    redacted = _shallow(log)
     redacted.body = new_body  # type: ignore[assignment]
     redacted.attributes = bounded({**scrubbed, **extra}, record.dropped_attributes)
     redacted.exception = None  # its frames hold every local of the failure: the attributes are enough
-    exportable = copy.copy(record)  # no __post_init__: the attributes are not validated again
+    exportable = _shallow(record)  # no __post_init__: the attributes are not validated again
     exportable.log_record = redacted
     return exportable
+
+
+_T = TypeVar("_T")
+
+
+def _shallow(instance: _T) -> _T:
+    """``copy.copy`` for the SDK's plain record classes without its generic protocol (a fifth of its cost)."""
+    copied: _T = object.__new__(type(instance))
+    copied.__dict__.update(instance.__dict__)
+    return copied
 
 
 class _Attached(LogRecordProcessor):
@@ -291,7 +300,7 @@ _ATTACHED = _Attached()
 
 
 def readable(record: ReadWriteLogRecord) -> ReadableLogRecord:
-    log = copy.copy(record.log_record)
+    log = _shallow(record.log_record)
     log.context = Context()  # the package keeps the record, not the request's whole context
     return ReadableLogRecord(
         log_record=log,

@@ -30,6 +30,9 @@ _REMEMBERED = 8
 _RECORDED_MARK = "__faultspan_recorded__"
 _REPORTS_MARK = "__faultspan_reported_by__"
 _OWNER_MARK = "__faultspan_left_to_owner__"
+# What the exception's first capture made: recorded again while its traceback has not grown and under the
+# same length limit (the span it escapes from, its log line), it reuses that walk over frames and locals.
+_CAPTURE_MARK = "__faultspan_capture__"
 
 
 class _SpanMemory:
@@ -157,9 +160,18 @@ def capture(
     fingerprint: str | Sequence[str] | None = None,
     escaped: bool = False,
 ) -> exceptions.Capture:
-    """faultspan's attributes of ``exc`` (its keys are the same wherever it is recorded)."""
+    """faultspan's attributes of ``exc`` (its keys are the same wherever it is recorded); recorded again
+    while its traceback has not grown (the span it escapes from, its log line), the first capture's walk
+    over frames and locals is reused."""
+    known = vars(exc).get(_CAPTURE_MARK)
+    where = (max_length, id(exc.__traceback__))  # a traceback grows at its head as the exception propagates
+    if type(known) is tuple and known[0] == where and fingerprint is None:
+        first: exceptions.Capture = known[1]
+        if first.attributes.get(exceptions.OPERATION) == operation:
+            attributes = {**first.attributes, exceptions.EXCEPTION_ESCAPED: str(escaped)}
+            return exceptions.Capture(attributes, first.fingerprint, first.path)
     runtime = current()
-    return exceptions.capture(
+    captured = exceptions.capture(
         exc,
         runtime.settings,
         runtime.redactor,
@@ -168,6 +180,9 @@ def capture(
         max_length=max_length,
         escaped=escaped,
     )
+    if fingerprint is None:
+        vars(exc)[_CAPTURE_MARK] = (where, captured)
+    return captured
 
 
 def was_recorded(exc: BaseException) -> bool:
