@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 
 import test_corpus_e2e
+from faultspan.cli import main
+from faultspan.packages import format as fspkg
+from faultspan.report import html
 from support.collector import OtlpSink, ReceivedLog, ReceivedSpan, RotelCollector
 from support.instrumented import run_instrumented
 
@@ -280,3 +283,44 @@ def test_a_crash_is_a_fatal_exception_record_under_logs(
     assert (record.trace_id, record.span_id) == (crash.trace_id, crash.span_id)
     assert record.attributes["faultspan.unhandled.hook"] == "sys.excepthook"
     assert record.attributes["faultspan.fingerprint"] == crash.attributes["faultspan.fingerprint"]
+
+
+def test_a_package_under_logs_holds_the_traces_log_records(
+    collector: RotelCollector,
+    otlp_sink: OtlpSink,
+    otel_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Under ``logs`` the failing span has no exception event: the package finds the failure by the span's
+    fingerprint, describes its exception record, and ``show`` and the report read the logs from logs.json."""
+    packages = tmp_path / "packages"
+    _run(
+        collector,
+        otel_env,
+        "grpc",
+        "logs",
+        CONTRIB_HANDLER,
+        traces="otlp,faultspan",
+        OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR=str(packages),
+    )
+    spans, _logs = _received(otlp_sink)
+    refund = _span(spans, "refund")
+    found = {fspkg.read_package(path).manifest["span_id"]: path for path in packages.glob("*.fspkg")}
+    path = found[refund.span_id]
+    package = fspkg.read_package(path)
+    assert package.manifest["exception"]["type"] == "KeyError"
+    assert package.manifest["fingerprint"] == refund.attributes["faultspan.fingerprint"]
+    records = [record for scope in package.logs.resource_logs[0].scope_logs for record in scope.log_records]
+    assert {record.event_name for record in records} >= {"exception"}
+    assert any(record.body.string_value == "refunding order 7" for record in records)
+    assert main(["show", "--json", str(path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["exception"]["frames"][-1]["function"] == "refund"
+    assert "refunding order 7" in [crumb["message"] for crumb in shown["breadcrumbs"]]
+    assert [record["event_name"] for record in shown["logs"]].count("exception") == 1
+    assert main(["show", str(path)]) == 0
+    assert "refunding order 7" in capsys.readouterr().out
+    timeline = html.model(package)["breadcrumbs"]
+    assert [entry["message"] for entry in timeline] == ["refunding order 7"]
+    assert timeline[0]["offset_ms"] <= 0  # before the failure, which is the zero of the axis
