@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry._logs import SeverityNumber, get_logger
+from opentelemetry._logs import SeverityNumber, get_logger, get_logger_provider
+from opentelemetry.sdk._logs import LoggerProvider
 
 from faultspan._capture.config import warn_once
 
@@ -93,6 +94,13 @@ def emit_exception(
     if was_logged(exc):
         return
     mark_logged(exc)
+    if not isinstance(get_logger_provider(), LoggerProvider):
+        warn_once(
+            "opt-in-no-logs",
+            "faultspan: %s asks for exception log records, but no LoggerProvider is set: they go nowhere "
+            "(set OTEL_LOGS_EXPORTER under opentelemetry-instrument, or set a LoggerProvider)",
+            OPT_IN,
+        )
     severity = SeverityNumber.FATAL if fatal else SeverityNumber.ERROR
     get_logger(_LOGGER).emit(
         timestamp=timestamp,

@@ -119,11 +119,12 @@ def enrich(record: ReadWriteLogRecord) -> None:
     attributes = log.attributes
     if attributes is None:
         return
-    carries = EXCEPTION_TYPE in attributes or EXCEPTION_STACKTRACE in attributes
-    if not carries and getattr(log, "exception", None) is None:
-        return
-    exc = _live_exception(record, attributes)
-    if exc is None or FINGERPRINT in attributes:
+    plain = plain_attributes(attributes)
+    carries = EXCEPTION_TYPE in plain or EXCEPTION_STACKTRACE in plain
+    if FINGERPRINT in plain or (not carries and getattr(log, "exception", None) is None):
+        return  # faultspan's own exception records are complete already
+    exc = _live_exception(record, plain)
+    if exc is None:
         return
     captured = recording.capture(exc, max_length=record.limits.max_log_record_attribute_length)
     for key, value in captured.attributes.items():
