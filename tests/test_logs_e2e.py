@@ -5,6 +5,8 @@ in-test receiver; each value of ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``; plante
 from __future__ import annotations
 
 import json
+import os
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,11 +14,13 @@ from typing import Any
 import pytest
 
 import test_corpus_e2e
+import test_frameworks
 from faultspan.cli import main
 from faultspan.packages import format as fspkg
 from faultspan.report import html
 from support.collector import OtlpSink, ReceivedLog, ReceivedSpan, RotelCollector
 from support.instrumented import run_instrumented
+from support.servers import AppServer
 
 APP = Path(__file__).parent / "apps" / "logs_app.py"
 ISSUE_SECRETS = (
@@ -324,3 +328,50 @@ def test_a_package_under_logs_holds_the_traces_log_records(
     timeline = html.model(package)["breadcrumbs"]
     assert [entry["message"] for entry in timeline] == ["refunding order 7"]
     assert timeline[0]["offset_ms"] <= 0  # before the failure, which is the zero of the axis
+
+
+@pytest.mark.parametrize("official", [True, False], ids=["official", "own"])
+@pytest.mark.parametrize("framework", sorted(test_frameworks.EXAMPLE_APPS))
+def test_framework_failures_follow_the_opt_in(
+    framework: str,
+    official: bool,
+    collector: RotelCollector,
+    otlp_sink: OtlpSink,
+    tmp_path: Path,
+) -> None:
+    """A failing request of each example app under ``logs``: the server span keeps status ERROR and its
+    fingerprint, and the exception is one log record correlated with it, with the event's attributes."""
+    example = test_frameworks.EXAMPLE_APPS[framework]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env.update(example.env)
+    env.update(collector.exporter_env("grpc"))
+    env.update(
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+        OTEL_BLRP_SCHEDULE_DELAY="50",
+        OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN="logs",
+        OTEL_SERVICE_NAME=f"{framework}-{'official' if official else 'own'}",  # what Served looks for
+    )
+    if not official:
+        env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = framework
+    with AppServer(example.script, env, tmp_path) as server:
+        served = test_frameworks.Served(framework, official, server, otlp_sink)
+        marker = uuid.uuid4().hex[:8]
+        assert served.order(7, marker) == 500
+        span = served.wait_for_request(marker)
+    assert span.status_code == 2
+    assert [event.name for event in span.events if event.name == "exception"] == []
+    in_trace = [s for s in otlp_sink.spans() if s.trace_id == span.trace_id]
+    assert sum(len(s.events_named("exception")) for s in in_trace) == 0
+    logs = otlp_sink.wait_for_logs(
+        lambda logs: any(r.event_name == "exception" and r.trace_id == span.trace_id for r in logs)
+    )
+    [record] = [r for r in logs if r.event_name == "exception" and r.trace_id == span.trace_id]
+    assert record.span_id == span.span_id
+    assert str(record.attributes["exception.type"]).endswith("PaymentDeclined")
+    assert record.attributes["faultspan.fingerprint"] == span.attributes["faultspan.fingerprint"]
+    frames = json.loads(str(record.attributes["faultspan.frames"]))
+    (charge,) = [frame for frame in frames if frame["function"] == "charge"]
+    assert charge["locals"]["card_number"].strip("'") == "[REDACTED]"
+    assert [s for s in test_frameworks.SECRETS if s.encode() in otlp_sink.raw_bytes()] == []
