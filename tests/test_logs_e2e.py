@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 import zipfile
 from pathlib import Path
@@ -375,3 +377,71 @@ def test_framework_failures_follow_the_opt_in(
     (charge,) = [frame for frame in frames if frame["function"] == "charge"]
     assert charge["locals"]["card_number"].strip("'") == "[REDACTED]"
     assert [s for s in test_frameworks.SECRETS if s.encode() in otlp_sink.raw_bytes()] == []
+
+
+def _spool_text(root: Path) -> str:
+    return "\n".join(
+        path.read_bytes().decode("utf-8", "replace") for path in root.rglob("*") if path.is_file()
+    )
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_log_batches_the_collector_did_not_take_wait_in_the_spool_until_drained(
+    protocol: str, otlp_sink: OtlpSink, otel_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The collector is down for the app's whole run: its (redacted) log records go to the logs spool of
+    that endpoint, next to the spans' one; ``faultspan spool --drain`` sends each to its own service."""
+    collector = RotelCollector(otlp_sink.endpoint, log_dir=tmp_path / "rotel")
+    spool_dir = tmp_path / "spool"
+    try:
+        env = {**otel_env, **collector.exporter_env(protocol)}  # type: ignore[arg-type]
+        env["OTEL_PYTHON_FAULTSPAN_SPOOL_DIR"] = str(spool_dir)
+        env["OTEL_PYTHON_FAULTSPAN_SHUTDOWN_TIMEOUT_MILLIS"] = "1500"
+        run_instrumented(APP, env=env, OTEL_TRACES_EXPORTER="otlp", OTEL_LOGS_EXPORTER="otlp")
+        destinations = sorted(path.name for path in spool_dir.iterdir() if path.is_dir())
+        assert len(destinations) == 2
+        assert [name for name in destinations if name.startswith("logs_")], destinations
+        assert [secret for secret in ISSUE_SECRETS if secret in _spool_text(spool_dir)] == []
+        faultspan = Path(sys.executable).parent / "faultspan"
+        status = subprocess.run(
+            [str(faultspan), "spool", str(spool_dir), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(status.stdout)["pending_log_records"] >= 3
+        collector.start()
+        drained = subprocess.run(
+            [str(faultspan), "spool", str(spool_dir), "--drain"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert drained.returncode == 0, drained.stdout + drained.stderr
+        _spans, logs = _received(otlp_sink)
+        assert any(record.body == "charge failed for card [REDACTED]" for record in logs)
+    finally:
+        collector.close()
+
+
+def test_push_re_sends_the_packages_log_records(
+    *,
+    collector: RotelCollector,
+    otlp_sink: OtlpSink,
+    otel_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    packages = tmp_path / "packages"
+    env = {**otel_env, "OTEL_PYTHON_FAULTSPAN_PACKAGE_DIR": str(packages)}
+    run_instrumented(APP, env=env, OTEL_TRACES_EXPORTER="faultspan", OTEL_LOGS_EXPORTER="none")
+    assert list(packages.glob("*.fspkg"))
+    for name, value in collector.exporter_env("http/protobuf").items():
+        monkeypatch.setenv(name, value)
+    assert main(["push", str(packages)]) == 0
+    assert "log records" in capsys.readouterr().out
+    _spans, logs = _received(otlp_sink)
+    assert any(record.body == "refunding order 7" for record in logs)

@@ -68,6 +68,11 @@ def _processor(downstream: Sequence[SpanProcessor] = ()) -> FaultspanSpanProcess
     return FaultspanSpanProcessor(downstream, wiring=durable.wiring)
 
 
+def _log_processor(downstream: Sequence[LogRecordProcessor] = ()) -> FaultspanLogRecordProcessor:
+    """faultspan's log record processor, with durable delivery for each OTLP logs exporter attached."""
+    return FaultspanLogRecordProcessor(downstream, wiring=durable.log_wiring)
+
+
 class FaultspanConfigurator(sdk_private.SdkConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if os.environ.get(OTEL_CONFIG_FILE):
@@ -75,7 +80,7 @@ class FaultspanConfigurator(sdk_private.SdkConfigurator):
             sdk_private.configure_sdk(self, **kwargs)
             return
         processor = _processor()
-        logs = FaultspanLogRecordProcessor()
+        logs = _log_processor()
         sdk_private.configure_sdk(
             self,
             span_processors=[processor],
@@ -113,7 +118,7 @@ def install_logs(provider: LoggerProvider) -> FaultspanLogRecordProcessor:
             if isinstance(processor, FaultspanLogRecordProcessor):
                 found.append(processor)
                 return None
-        found.append(FaultspanLogRecordProcessor(downstream=existing))
+        found.append(_log_processor(existing))
         if existing:
             _logger.info("faultspan: placed %d log record processor(s) behind its redactor", len(existing))
         return found
