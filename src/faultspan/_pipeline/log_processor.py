@@ -29,10 +29,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from faultspan._capture import exceptions
-from faultspan._capture import fingerprint as fp
 from faultspan._capture.config import warn_once
 from faultspan._capture.exceptions import (
-    EXCEPTION_MESSAGE,
     EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE,
     FINGERPRINT,
@@ -42,7 +40,7 @@ from faultspan._capture.redaction import Redactor
 from faultspan._capture.runtime import current
 from faultspan._otlp.sdk_private import bounded, plain_attributes
 from faultspan._pipeline import log_events, recording
-from faultspan._pipeline.processor import MASKED_COUNT, MASKED_KEYS
+from faultspan._pipeline.processor import MASKED_COUNT, MASKED_KEYS, without_capture
 from faultspan._pipeline.trace_logs import TRACE_LOGS
 from faultspan._pipeline.worker import Worker
 
@@ -136,15 +134,6 @@ def enrich(record: ReadWriteLogRecord) -> None:
         log_events.mark_logged(exc)
 
 
-def _text_fingerprint(attributes: Mapping[str, Any]) -> str:
-    key = fp.parse_stacktrace(
-        str(attributes.get(EXCEPTION_TYPE, "")),
-        str(attributes.get(EXCEPTION_MESSAGE, "")),
-        str(attributes.get(EXCEPTION_STACKTRACE, "")),
-    )
-    return fp.fingerprint(key)
-
-
 def redact_log_record(record: ReadWriteLogRecord, redactor: Redactor) -> ReadWriteLogRecord:
     """The exportable form of ``record``: the same object when nothing needs changing, else a copy."""
     log = record.log_record
@@ -157,7 +146,7 @@ def redact_log_record(record: ReadWriteLogRecord, redactor: Redactor) -> ReadWri
     scrubbed = original if attributes is None else attributes
     extra: dict[str, Any] = {}
     if (EXCEPTION_TYPE in scrubbed or EXCEPTION_STACKTRACE in scrubbed) and FINGERPRINT not in scrubbed:
-        extra[FINGERPRINT] = _text_fingerprint(scrubbed)
+        scrubbed = attributes = without_capture(scrubbed)  # the span processor's text path
     if masked:
         paths = list(dict.fromkeys(masked))
         extra[MASKED_COUNT] = len(paths)
