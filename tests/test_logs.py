@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -328,9 +329,31 @@ def test_an_unknown_opt_in_value_warns_once_and_keeps_span_events(
     assert log_events.signal() is log_events.Signal.DUP
 
 
-def test_the_processor_is_bounded_and_counts_what_it_drops(logs: Logs) -> None:
-    processor = FaultspanLogRecordProcessor(max_queue_size=2)
-    processor._worker.shutdown()  # nothing drains: the queue fills up
-    for _ in range(5):
-        processor.on_emit(_rw("x", {}))
-    assert processor.dropped == 5
+class _Blocking(SimpleLogRecordProcessor):
+    """Holds the worker in its round until released."""
+
+    def __init__(self) -> None:
+        super().__init__(InMemoryLogRecordExporter())
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.received: list[object] = []
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        self.received.append(log_record.log_record.body)
+        self.entered.set()
+        assert self.release.wait(30)
+
+
+def test_the_queue_is_bounded_and_counts_what_it_drops(logs: Logs) -> None:
+    blocking = _Blocking()
+    processor = FaultspanLogRecordProcessor([blocking], max_queue_size=2)
+    processor.on_emit(_rw("first", {}))
+    processor._worker.wake()
+    assert blocking.entered.wait(30)  # the worker is inside its round: nothing more is taken
+    for index in range(5):
+        processor.on_emit(_rw(f"queued {index}", {}))
+    assert processor.dropped == 3
+    blocking.release.set()
+    assert processor.force_flush()
+    assert blocking.received == ["first", "queued 0", "queued 1"]
+    processor.shutdown()
