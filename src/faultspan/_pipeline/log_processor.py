@@ -225,8 +225,8 @@ class FaultspanLogRecordProcessor(LogRecordProcessor):
         return _ATTACHED
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        if self._shutdown:
-            return
+        if self._shutdown or not (self._downstream or TRACE_LOGS.active):
+            return  # no logs exporter (OTEL_LOGS_EXPORTER=none) and no package writer: it goes nowhere
         try:
             enrich(log_record)
         except Exception as err:
