@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,13 @@ from test_packages import failing_trace
 
 TEXT = st.text(max_size=8)
 SCALAR = (
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats() | TEXT | st.binary(max_size=4)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.just(math.nan)
+    | TEXT
+    | st.binary(max_size=4)
 )
 ANY = st.recursive(
     SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3)
