@@ -194,6 +194,38 @@ def test_where_an_otlp_exporter_sends() -> None:
     assert sdk_private.exporter_target(ConsoleSpanExporter()) is None
 
 
+def test_where_an_otlp_log_exporter_sends() -> None:
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+
+    with sdk_check("OTLPLogExporter._endpoint / ._insecure / ._headers (grpc) and ._endpoint (http)"):
+        grpc_exporter = GrpcLogExporter(endpoint="http://127.0.0.1:9/", insecure=True)
+        assert sdk_private.exporter_target(grpc_exporter) == sdk_private.ExporterTarget(
+            "grpc", "127.0.0.1:9", True, (), "logs"
+        )
+        http_exporter = HttpLogExporter(endpoint="http://127.0.0.1:9/v1/logs")
+        assert sdk_private.exporter_target(http_exporter) == sdk_private.ExporterTarget(
+            "http/protobuf", "http://127.0.0.1:9/v1/logs", None, None, "logs"
+        )
+        grpc_exporter.shutdown()
+        http_exporter.shutdown()
+
+
+def test_the_logger_providers_processors_can_be_swapped() -> None:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    provider = LoggerProvider(shutdown_on_exit=False)
+    first, second = InMemoryLogRecordExporter(), InMemoryLogRecordExporter()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(first))
+    with sdk_check("LoggerProvider._multi_log_record_processor._lock / ._log_record_processors"):
+        sdk_private.replace_log_record_processors(
+            provider, lambda existing: [SimpleLogRecordProcessor(second)]
+        )
+        provider.get_logger("t").emit(body="after")
+        assert (len(first.get_finished_logs()), len(second.get_finished_logs())) == (0, 1)
+
+
 CONTRIB = (
     f"opentelemetry-instrumentation-flask {version('opentelemetry-instrumentation-flask')}, "
     f"-fastapi {version('opentelemetry-instrumentation-fastapi')}, "

@@ -22,6 +22,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from faultspan._capture.runtime import current
 from faultspan._pipeline.api import BreadcrumbHandler
+from faultspan._pipeline.log_processor import handling
 from faultspan_instrumentation._base import Patches
 
 _OWN_LOGGERS = ("faultspan", "opentelemetry")
@@ -34,9 +35,12 @@ def _not_own(record: logging.LogRecord) -> bool:
 def _call_handlers(handler: logging.Handler) -> Callable[[Any], Any]:
     def make(previous: Callable[[logging.Logger, logging.LogRecord], None]) -> Any:
         def call_handlers(logger: logging.Logger, record: logging.LogRecord) -> None:
-            previous(logger, record)
-            if record.levelno >= handler.level and is_instrumentation_enabled():
-                handler.handle(record)
+            # While the handlers run, faultspan's log processor can reach the record's live exception and
+            # note that an OpenTelemetry handler made a log record of it.
+            with handling(record):
+                previous(logger, record)
+                if record.levelno >= handler.level and is_instrumentation_enabled():
+                    handler.handle(record)
 
         return call_handlers
 

@@ -47,13 +47,14 @@ HOOK = "faultspan.unhandled.hook"
 def _record(exc: BaseException, hook: str, attributes: Mapping[str, str | int]) -> trace.Span | None:
     """Record ``exc``; return the span started for it (current until :func:`_deliver` ends it), if any."""
     event = {HOOK: hook, **attributes}
+    fatal = hook == "sys.excepthook"  # the process dies of it: a FATAL log record under the logs opt-in
     span = trace.get_current_span()
     if span.is_recording():
-        recording.record(span, exc, escaped=True, attributes=event)
+        recording.record(span, exc, escaped=True, attributes=event, fatal=fatal)
         return None
     untraced = not span.get_span_context().is_valid
     started = trace.get_tracer("faultspan").start_span(f"unhandled {type_name(exc)}", attributes=event)
-    recording.record(started, exc, escaped=True, attributes=event, untraced=untraced)
+    recording.record(started, exc, escaped=True, attributes=event, untraced=untraced, fatal=fatal)
     return started
 
 

@@ -29,6 +29,13 @@ from types import TracebackType
 from typing import Literal
 
 import grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    DESCRIPTOR as _LOGS_SERVICE_FILE,
+)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     DESCRIPTOR as _TRACE_SERVICE_FILE,
 )
@@ -43,6 +50,7 @@ __all__ = [
     "CollectorStartError",
     "OtlpSink",
     "ReceivedEvent",
+    "ReceivedLog",
     "ReceivedSpan",
     "RotelCollector",
     "decode_any_value",
@@ -54,6 +62,7 @@ __all__ = [
 
 LOOPBACK = "127.0.0.1"
 _TRACE_SERVICE = _TRACE_SERVICE_FILE.services_by_name["TraceService"].full_name
+_LOGS_SERVICE = _LOGS_SERVICE_FILE.services_by_name["LogsService"].full_name
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -132,6 +141,42 @@ class ReceivedSpan:
         return [event for event in self.events if event.name == name]
 
 
+@dataclass(frozen=True)
+class ReceivedLog:
+    """One log record as it arrived downstream of the collector, with its resource and scope."""
+
+    body: object
+    attributes: dict[str, object]
+    event_name: str
+    severity_number: int
+    severity_text: str
+    trace_id: str
+    span_id: str
+    time_unix_nano: int
+    resource: dict[str, object]
+    scope_name: str
+
+
+def flatten_logs(request: ExportLogsServiceRequest) -> list[ReceivedLog]:
+    return [
+        ReceivedLog(
+            body=decode_any_value(record.body),
+            attributes=decode_attributes(record.attributes),
+            event_name=record.event_name,
+            severity_number=record.severity_number,
+            severity_text=record.severity_text,
+            trace_id=record.trace_id.hex(),
+            span_id=record.span_id.hex(),
+            time_unix_nano=record.time_unix_nano,
+            resource=decode_attributes(resource_logs.resource.attributes),
+            scope_name=scope_logs.scope.name,
+        )
+        for resource_logs in request.resource_logs
+        for scope_logs in resource_logs.scope_logs
+        for record in scope_logs.log_records
+    ]
+
+
 def flatten_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
     """Flatten one export request into ``ReceivedSpan`` records, in wire order."""
     out: list[ReceivedSpan] = []
@@ -179,10 +224,11 @@ def flatten_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
 
 
 class OtlpSink:
-    """An OTLP/gRPC trace receiver on 127.0.0.1 that records every ``ExportTraceServiceRequest``.
+    """An OTLP/gRPC trace and logs receiver on 127.0.0.1 that records every ``ExportTraceServiceRequest``
+    and ``ExportLogsServiceRequest``.
 
-    The service is registered with a raw-bytes request deserializer, so ``raw_bytes()`` returns exactly the
-    (decompressed) protobuf payloads that arrived, not a re-serialisation. grpcio handles rotel's gzip.
+    The services are registered with a raw-bytes request deserializer, so ``raw_bytes()`` returns exactly
+    the (decompressed) protobuf payloads that arrived, not a re-serialisation. grpcio handles rotel's gzip.
     """
 
     def __init__(self, *, max_workers: int = 4, max_message_bytes: int = _MAX_MESSAGE_BYTES) -> None:
@@ -190,6 +236,7 @@ class OtlpSink:
         self._raw: list[bytes] = []
         self._requests: list[ExportTraceServiceRequest] = []
         self._spans: list[ReceivedSpan] = []
+        self._logs: list[ReceivedLog] = []
         self._attempts = 0
         self._rejected = 0
         self._fail_status: grpc.StatusCode | None = None
@@ -210,7 +257,17 @@ class OtlpSink:
                 )
             },
         )
-        self._server.add_generic_rpc_handlers((handler,))
+        logs = grpc.method_handlers_generic_handler(
+            _LOGS_SERVICE,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    self._export_logs,
+                    request_deserializer=None,
+                    response_serializer=ExportLogsServiceResponse.SerializeToString,
+                )
+            },
+        )
+        self._server.add_generic_rpc_handlers((handler, logs))
         self.port: int = self._server.add_insecure_port(f"{LOOPBACK}:0")
         if not self.port:
             raise RuntimeError("OtlpSink could not bind 127.0.0.1:0")
@@ -236,6 +293,22 @@ class OtlpSink:
             self._spans.extend(spans)
             self._cond.notify_all()
         return ExportTraceServiceResponse()
+
+    def _export_logs(self, raw: bytes, context: grpc.ServicerContext) -> ExportLogsServiceResponse:
+        with self._cond:
+            self._attempts += 1
+            status = self._fail_status
+            if status is not None:
+                self._rejected += 1
+                self._cond.notify_all()
+        if status is not None:
+            context.abort(status, f"OtlpSink told to fail with {status.name}")
+        records = flatten_logs(ExportLogsServiceRequest.FromString(raw))
+        with self._cond:
+            self._raw.append(bytes(raw))
+            self._logs.extend(records)
+            self._cond.notify_all()
+        return ExportLogsServiceResponse()
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -271,6 +344,29 @@ class OtlpSink:
         with self._cond:
             return list(self._spans)
 
+    def logs(self) -> list[ReceivedLog]:
+        """Snapshot of every accepted log record, flattened, in arrival order."""
+        with self._cond:
+            return list(self._logs)
+
+    def wait_for_logs(
+        self, predicate: Callable[[list[ReceivedLog]], bool], timeout: float = 15.0
+    ) -> list[ReceivedLog]:
+        """Block until ``predicate(all log records so far)`` is true; return that snapshot."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                snapshot = list(self._logs)
+                if predicate(snapshot):
+                    return snapshot
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        self._summary_locked(f"wait_for_logs timed out after {timeout:.1f}s")
+                        + f", {len(self._logs)} log records"
+                    )
+                self._cond.wait(remaining)
+
     def raw_bytes(self) -> bytes:
         """The exact serialized payloads of all accepted requests, concatenated (for needle searches)."""
         with self._cond:
@@ -289,6 +385,7 @@ class OtlpSink:
             self._raw.clear()
             self._requests.clear()
             self._spans.clear()
+            self._logs.clear()
             self._attempts = 0
             self._rejected = 0
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from google.protobuf.descriptor import FieldDescriptor  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -30,6 +32,9 @@ def _each_id_holder(document: dict[str, Any]) -> list[dict[str, Any]]:
             for span in scope_spans.get("spans", []):
                 holders.append(span)
                 holders.extend(span.get("links", []))
+    for resource_logs in document.get("resourceLogs", []):
+        for scope_logs in resource_logs.get("scopeLogs", []):
+            holders.extend(scope_logs.get("logRecords", []))
     return holders
 
 
@@ -182,9 +187,11 @@ def _encode_scope(scope: InstrumentationScope | None) -> dict[str, Any]:
     return encoded
 
 
-def _grouped(spans: Sequence[ReadableSpan]) -> dict[Resource, dict[InstrumentationScope | None, list[Any]]]:
-    """Spans by equal resource, then equal scope, as the OTLP exporter groups them. Hashing a resource
-    serialises its attributes, so each distinct object is hashed once."""
+def _grouped(
+    spans: Sequence[ReadableSpan] | Sequence[ReadableLogRecord],
+) -> dict[Resource, dict[InstrumentationScope | None, list[Any]]]:
+    """Spans (or log records) by equal resource, then equal scope, as the OTLP exporters group them.
+    Hashing a resource serialises its attributes, so each distinct object is hashed once."""
     groups: dict[Resource, dict[InstrumentationScope | None, list[Any]]] = {}
     by_identity: dict[tuple[int, int], list[Any]] = {}
     for span in spans:
@@ -316,7 +323,11 @@ _SCALARS: dict[int, _Convert] = {
         _integer,
     ),
 }
-_ID_HOLDERS = ("opentelemetry.proto.trace.v1.Span", "opentelemetry.proto.trace.v1.Span.Link")
+_ID_HOLDERS = (
+    "opentelemetry.proto.trace.v1.Span",
+    "opentelemetry.proto.trace.v1.Span.Link",
+    "opentelemetry.proto.logs.v1.LogRecord",
+)
 
 
 def _list(value: Any) -> list[Any]:
@@ -378,16 +389,25 @@ def decode_trace(document: Mapping[str, Any]) -> Any:
     to the same message (tests/test_package_reading.py); any other document goes to protobuf's parser,
     which accepts or rejects it as it always did (after the hex ids are made the base64 it reads).
     """
+    return _decode(ExportTraceServiceRequest, document)
+
+
+def decode_logs(document: Mapping[str, Any]) -> Any:
+    """OTLP/JSON back to an ``ExportLogsServiceRequest``, the same way as ``decode_trace``."""
+    return _decode(ExportLogsServiceRequest, document)
+
+
+def _decode(message: Any, document: Mapping[str, Any]) -> Any:
     try:
-        return ExportTraceServiceRequest(**_fast_fields(ExportTraceServiceRequest.DESCRIPTOR, document, 1))
+        return message(**_fast_fields(message.DESCRIPTOR, document, 1))
     except (_Unusual, ValueError, TypeError, OverflowError):
-        return _parse_with_protobuf(document)
+        return _parse_with_protobuf(document, message)
 
 
-def _parse_with_protobuf(document: Mapping[str, Any]) -> Any:
+def _parse_with_protobuf(document: Mapping[str, Any], message: Any = ExportTraceServiceRequest) -> Any:
     copy: dict[str, Any] = json.loads(json.dumps(document))
     _convert_ids(copy, _hex_to_base64)
-    return json_format.ParseDict(copy, ExportTraceServiceRequest())
+    return json_format.ParseDict(copy, message())
 
 
 def _ids_to_hex(node: object) -> None:
@@ -407,3 +427,51 @@ def request_document(request: Any) -> dict[str, Any]:
     document: dict[str, Any] = json_format.MessageToDict(request, use_integers_for_enums=True)
     _ids_to_hex(document)
     return document
+
+
+def _encode_log(record: ReadableLogRecord) -> dict[str, Any]:
+    """One log record as ``encode_logs`` of the OTLP exporter writes it, in the JSON mapping."""
+    log = record.log_record
+    encoded: dict[str, Any] = {}
+    _nanos(encoded, "timeUnixNano", log.timestamp)
+    _nanos(encoded, "observedTimeUnixNano", log.observed_timestamp)
+    severity = getattr(log.severity_number, "value", None)
+    if severity:
+        encoded["severityNumber"] = severity
+    _text_field(encoded, "severityText", log.severity_text)
+    encoded["body"] = _any_value(log.body)  # present even when empty, as protobuf's encoding has it
+    _attributes(encoded, log.attributes, record.dropped_attributes)
+    if log.trace_flags:
+        encoded["flags"] = int(log.trace_flags)
+    if log.trace_id:
+        encoded["traceId"] = f"{log.trace_id:032x}"
+    if log.span_id:
+        encoded["spanId"] = f"{log.span_id:016x}"
+    _text_field(encoded, "eventName", log.event_name)
+    return encoded
+
+
+def encode_logs(records: Sequence[ReadableLogRecord]) -> dict[str, Any]:
+    """Log records as spec OTLP/JSON (an ``ExportLogsServiceRequest``), grouped as the OTLP exporter
+    groups them; decodes to the same message as its protobuf encoding (tests/test_logs_package.py)."""
+    resource_logs = []
+    for resource, scopes in _grouped(records).items():
+        resource_document: dict[str, Any] = {}
+        _attributes(resource_document, resource.attributes, 0)
+        scope_logs = []
+        for scope, members in scopes.items():
+            scope_document = {
+                "scope": _encode_scope(scope),
+                "logRecords": [_encode_log(record) for record in members],
+            }
+            _text_field(scope_document, "schemaUrl", scope.schema_url if scope else None)
+            scope_logs.append(scope_document)
+        document = {"resource": resource_document, "scopeLogs": scope_logs}
+        _text_field(document, "schemaUrl", resource.schema_url)
+        resource_logs.append(document)
+    return {"resourceLogs": resource_logs} if resource_logs else {}
+
+
+def logs_json(records: Sequence[ReadableLogRecord]) -> bytes:
+    """The ``logs.json`` member of a package."""
+    return json.dumps(encode_logs(records), separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, SynchronousMultiLogRecordProcessor
 from opentelemetry.sdk.trace import (
     ReadableSpan,
     SpanProcessor,
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 GRPC_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
 HTTP_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+GRPC_LOG_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc._log_exporter"
+HTTP_LOG_EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.http._log_exporter"
 
 
 def plain_attributes(attributes: object) -> Mapping[str, Any]:
@@ -121,26 +124,33 @@ def replace_span_processors(
 
 @dataclass(frozen=True)
 class ExporterTarget:
-    """Where an SDK OTLP span exporter sends, as it was configured (arguments or environment)."""
+    """Where an SDK OTLP span or log exporter sends, as it was configured (arguments or environment)."""
 
     protocol: str  # "grpc" or "http/protobuf"
     endpoint: str  # gRPC: host:port as the exporter keeps it; HTTP: the full URL
     insecure: bool | None  # gRPC only
     headers: tuple[tuple[str, str], ...] | None  # gRPC only: the HTTP exporter keeps them in its session
+    signal: str = "traces"  # the name of the transport's Signal (the transport imports this module's kin)
 
 
-def exporter_target(exporter: SpanExporter) -> ExporterTarget | None:
-    """The target of an SDK OTLP span exporter, None for any other exporter. An exporter class whose module
-    was never imported cannot be the one at hand, so neither protocol's stack is imported just to check."""
+def exporter_target(exporter: object) -> ExporterTarget | None:
+    """The target of an SDK OTLP span or log exporter, None for any other exporter. An exporter class whose
+    module was never imported cannot be the one at hand, so neither protocol's stack is imported to check."""
     import sys
 
-    grpc_class = getattr(sys.modules.get(GRPC_EXPORTER_MODULE), "OTLPSpanExporter", None)
-    http_class = getattr(sys.modules.get(HTTP_EXPORTER_MODULE), "OTLPSpanExporter", None)
-    if grpc_class is not None and isinstance(exporter, grpc_class):
-        headers = exporter._headers
-        return ExporterTarget("grpc", exporter._endpoint, exporter._insecure, tuple(headers or ()))
-    if http_class is not None and isinstance(exporter, http_class):
-        return ExporterTarget("http/protobuf", exporter._endpoint, None, None)
+    for signal, grpc_module, http_module, name in (
+        ("traces", GRPC_EXPORTER_MODULE, HTTP_EXPORTER_MODULE, "OTLPSpanExporter"),
+        ("logs", GRPC_LOG_EXPORTER_MODULE, HTTP_LOG_EXPORTER_MODULE, "OTLPLogExporter"),
+    ):
+        grpc_class = getattr(sys.modules.get(grpc_module), name, None)
+        http_class = getattr(sys.modules.get(http_module), name, None)
+        if grpc_class is not None and isinstance(exporter, grpc_class):
+            headers = exporter._headers
+            return ExporterTarget(
+                "grpc", exporter._endpoint, exporter._insecure, tuple(headers or ()), signal
+            )
+        if http_class is not None and isinstance(exporter, http_class):
+            return ExporterTarget("http/protobuf", exporter._endpoint, None, None, signal)
     return None
 
 
@@ -153,3 +163,21 @@ DJANGO_MIDDLEWARE = "opentelemetry.instrumentation.django.middleware.otel_middle
 def instrumented_by_opentelemetry(app: object) -> bool:
     """Whether opentelemetry-instrumentation-flask / -fastapi instrumented this application object."""
     return bool(getattr(app, "_is_instrumented_by_opentelemetry", False))
+
+
+# -- the logs SDK -------------------------------------------------------------------------------------
+
+
+def replace_log_record_processors(
+    provider: LoggerProvider,
+    replace: Callable[[tuple[LogRecordProcessor, ...]], Sequence[LogRecordProcessor] | None],
+) -> None:
+    """Swap the provider's registered log record processors for ``replace(current)`` (unchanged when it
+    returns None), under the provider's lock; TypeError for a provider whose processors cannot be swapped."""
+    multi = provider._multi_log_record_processor
+    if not isinstance(multi, SynchronousMultiLogRecordProcessor):
+        raise TypeError(f"cannot install faultspan on {type(multi).__name__}")
+    with multi._lock:
+        replaced = replace(multi._log_record_processors)
+        if replaced is not None:
+            multi._log_record_processors = tuple(replaced)

@@ -257,10 +257,10 @@ class Transport:
 
     @property
     def destination(self) -> str:
-        """Names the spool of this endpoint: ``grpc host:port`` or ``http URL``."""
-        if self.endpoint.protocol == "grpc":
-            return f"grpc {self._target()}"
-        return f"http {self.endpoint.url}"
+        """Names the spool of this endpoint: ``grpc host:port`` or ``http URL``, after the signal for every
+        signal but traces (``logs grpc host:port``), so no batch is sent to another signal's service."""
+        where = f"grpc {self._target()}" if self.endpoint.protocol == "grpc" else f"http {self.endpoint.url}"
+        return where if self.signal is TRACES else f"{self.signal.name} {where}"
 
     def _target(self) -> str:
         return urlsplit(self.endpoint.url).netloc or self.endpoint.url

@@ -18,6 +18,7 @@ from faultspan._capture import replay_store as store
 from faultspan._capture.exceptions import type_name
 from faultspan._capture.runtime import current, internal_error
 from faultspan._pipeline import breadcrumbs, recording
+from faultspan._pipeline.log_processor import current_handling
 
 F = TypeVar("F", bound=Callable[..., Any])
 _TRACER = "faultspan"
@@ -248,11 +249,21 @@ class BreadcrumbHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.split(".", 1)[0] == "faultspan":
             return
+        state = current_handling()
+        # Under the logs opt-in a record an OpenTelemetry logging handler already exported is not sent again.
+        logged = state is not None and state.record is record and state.emitted
         try:
-            message = record.getMessage()
-        except Exception:
-            message = str(record.msg)
-        crumb = _breadcrumb(record.name, message, record.levelname.lower(), {"logger": record.name})
+            crumb: breadcrumbs.Crumb | None = breadcrumbs.add(
+                record.name,
+                _message(record),
+                record.levelname.lower(),
+                {"logger": record.name},
+                current().settings.max_breadcrumbs,
+                logged=logged,
+            )
+        except Exception as err:
+            internal_error("breadcrumb", "breadcrumb failed", err)
+            crumb = None
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return
@@ -265,3 +276,14 @@ class BreadcrumbHandler(logging.Handler):
             and not recording.left_to_owner(exc)
         ):
             capture_exception(exc)
+
+
+def _message(record: logging.LogRecord) -> str:
+    """A mapping or list logged as the message is kept as JSON text, whose keys the redactor's key rules
+    read (``{"pin": 1234}``); its repr would only get the value rules."""
+    if not record.args and isinstance(record.msg, (Mapping, list, tuple)):
+        return breadcrumbs.structured_text(record.msg)
+    try:
+        return record.getMessage()
+    except Exception:
+        return str(record.msg)

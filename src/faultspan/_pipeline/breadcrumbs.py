@@ -13,6 +13,7 @@ failure (a server's start-up banner is not a breadcrumb of every request). Both 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict, deque
@@ -24,9 +25,13 @@ from opentelemetry import trace
 
 from faultspan._capture.exceptions import MAX_BREADCRUMB_MESSAGE, head_and_tail
 from faultspan._capture.reprs import safe_repr
+from faultspan._pipeline import log_events
 
 EVENT = "breadcrumb"
 _PRIMITIVES = (str, bool, int, float)
+_STRUCTURED_ITEMS = 64
+_STRUCTURED_DEPTH = 4
+_STRUCTURED_TEXT = 4096
 TRACES = 256
 
 
@@ -62,8 +67,40 @@ def attribute_value(value: object) -> str | bool | int | float:
     return value if type(value) in _PRIMITIVES else safe_repr(value)  # type: ignore[return-value]
 
 
-def add(category: str, message: str, level: str, data: Mapping[str, object], limit: int) -> Crumb:
-    ids = trace.get_current_span().get_span_context()
+def _jsonable(value: object, depth: int) -> object:
+    """``value`` cut to a bounded size, as JSON-ready data: keys kept as keys, anything else a repr."""
+    if value is None or type(value) in _PRIMITIVES:
+        return value
+    if depth >= _STRUCTURED_DEPTH:
+        return safe_repr(value)
+    if isinstance(value, Mapping):
+        items = list(value.items())[:_STRUCTURED_ITEMS]
+        return {str(key): _jsonable(item, depth + 1) for key, item in items}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, depth + 1) for item in value[:_STRUCTURED_ITEMS]]
+    return safe_repr(value)
+
+
+def structured_text(value: object) -> str:
+    """A mapping or list as bounded JSON text (the redactor reads JSON keys with its key rules)."""
+    text = json.dumps(_jsonable(value, 0), ensure_ascii=False)
+    return text if len(text) <= _STRUCTURED_TEXT else safe_repr(value)
+
+
+def add(
+    category: str,
+    message: str,
+    level: str,
+    data: Mapping[str, object],
+    limit: int,
+    *,
+    logged: bool = False,
+) -> Crumb:
+    """``logged``: the crumb comes from a stdlib record that is an exported log record already. Under
+    ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN=logs`` a crumb is a log record at once (docs/logs.md), and no
+    failing span gets it as an event."""
+    span = trace.get_current_span()
+    ids = span.get_span_context()
     crumb = Crumb(
         timestamp=time.time_ns(),
         category=str(category),
@@ -76,6 +113,8 @@ def add(category: str, message: str, level: str, data: Mapping[str, object], lim
         span_id=ids.span_id,
     )
     remember(crumb, limit)
+    if not logged and not log_events.signal().events:
+        log_events.emit_breadcrumb(span, crumb.message, crumb.level, crumb.attributes(), crumb.timestamp)
     return crumb
 
 

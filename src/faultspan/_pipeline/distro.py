@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry._logs import get_logger_provider
 from opentelemetry.environment_variables import (
     OTEL_LOGS_EXPORTER,
     OTEL_METRICS_EXPORTER,
@@ -22,6 +23,7 @@ from opentelemetry.environment_variables import (
 )
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -30,6 +32,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from faultspan._capture import config, runtime
 from faultspan._otlp import sdk_private
 from faultspan._pipeline import durable, lifecycle, recording
+from faultspan._pipeline.log_processor import FaultspanLogRecordProcessor
 from faultspan._pipeline.processor import FaultspanSpanProcessor
 
 _logger = logging.getLogger("faultspan")
@@ -65,6 +68,11 @@ def _processor(downstream: Sequence[SpanProcessor] = ()) -> FaultspanSpanProcess
     return FaultspanSpanProcessor(downstream, wiring=durable.wiring)
 
 
+def _log_processor(downstream: Sequence[LogRecordProcessor] = ()) -> FaultspanLogRecordProcessor:
+    """faultspan's log record processor, with durable delivery for each OTLP logs exporter attached."""
+    return FaultspanLogRecordProcessor(downstream, wiring=durable.log_wiring)
+
+
 class FaultspanConfigurator(sdk_private.SdkConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if os.environ.get(OTEL_CONFIG_FILE):
@@ -72,8 +80,14 @@ class FaultspanConfigurator(sdk_private.SdkConfigurator):
             sdk_private.configure_sdk(self, **kwargs)
             return
         processor = _processor()
+        logs = _log_processor()
         sdk_private.configure_sdk(
-            self, span_processors=[processor], export_span_processor=processor.attach, **kwargs
+            self,
+            span_processors=[processor],
+            export_span_processor=processor.attach,
+            log_record_processors=[logs],
+            export_log_record_processor=logs.attach,
+            **kwargs,
         )
 
 
@@ -95,15 +109,38 @@ def install(provider: TracerProvider) -> FaultspanSpanProcessor:
     return installed[0]
 
 
+def install_logs(provider: LoggerProvider) -> FaultspanLogRecordProcessor:
+    """Put faultspan's log record processor in front of whatever ``provider`` already has (idempotent)."""
+    found: list[FaultspanLogRecordProcessor] = []
+
+    def reparent(existing: tuple[LogRecordProcessor, ...]) -> Sequence[LogRecordProcessor] | None:
+        for processor in existing:
+            if isinstance(processor, FaultspanLogRecordProcessor):
+                found.append(processor)
+                return None
+        found.append(_log_processor(existing))
+        if existing:
+            _logger.info("faultspan: placed %d log record processor(s) behind its redactor", len(existing))
+        return found
+
+    sdk_private.replace_log_record_processors(provider, reparent)
+    return found[0]
+
+
 def ensure_pipeline() -> None:
     """``opentelemetry_post_instrument`` hook: the safety net when faultspan's configurator did not run."""
     provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        return
-    try:
-        install(provider)
-    except Exception as err:
-        _logger.warning("faultspan: spans from this process are NOT redacted: %s", err)
+    if isinstance(provider, TracerProvider):
+        try:
+            install(provider)
+        except Exception as err:
+            _logger.warning("faultspan: spans from this process are NOT redacted: %s", err)
+    logger_provider = get_logger_provider()
+    if isinstance(logger_provider, LoggerProvider):
+        try:
+            install_logs(logger_provider)
+        except Exception as err:
+            _logger.warning("faultspan: log records from this process are NOT redacted: %s", err)
 
 
 class Handle:
@@ -167,6 +204,9 @@ def configure(**options: Any) -> Handle:
         provider.add_span_processor(processor.attach(exporter))
     if provider is not existing:
         trace.set_tracer_provider(provider)
+    logger_provider = get_logger_provider()
+    if isinstance(logger_provider, LoggerProvider):
+        install_logs(logger_provider)
     if not config.instrumentation_disabled(LIFECYCLE):
         lifecycle.LifecycleInstrumentor().instrument()
     recording.wrap_record_exception()

@@ -1,4 +1,5 @@
-"""Durable OTLP delivery: a batching processor that spools what the collector does not take.
+"""Durable OTLP delivery: a batching processor that spools what the collector does not take, for spans and
+for log records (each signal has its own spool directory, drained through its own transport).
 
 One attempt per batch with a short timeout (never the SDK exporter's backoff loop of up to 10 s while spans
 pile up); a batch the collector does not take goes to the spool and a sender thread re-sends the spool,
@@ -20,17 +21,32 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from faultspan._capture.config import env_name, warn, warn_once
+from faultspan._capture.exceptions import FINGERPRINT
 from faultspan._capture.runtime import current, internal_error
-from faultspan._otlp.sdk_private import ExporterTarget, exporter_target, has_events
-from faultspan._otlp.transport import Endpoint, EndpointError, Outcome, Transport, resolve
+from faultspan._otlp.sdk_private import ExporterTarget, exporter_target, has_events, span_attributes
+from faultspan._otlp.transport import (
+    LOGS,
+    TRACES,
+    Endpoint,
+    EndpointError,
+    Outcome,
+    Signal,
+    Transport,
+    resolve,
+)
 from faultspan._pipeline import lifecycle
 from faultspan._pipeline import spool as spooling
+from faultspan._pipeline.log_processor import batch_wiring as log_batch_wiring
+from faultspan._pipeline.log_processor import readable
 from faultspan._pipeline.processor import RedactOnce, batch_wiring
 from faultspan._pipeline.spool import Ref, Spool
 from faultspan._pipeline.worker import BATCH, Worker
@@ -46,9 +62,10 @@ OUTAGE_REPEAT_SECONDS = 600.0
 _NETWORK_SHARE = 0.8
 
 
-def endpoint_for(target: ExporterTarget) -> Endpoint:
-    """The standard variables' endpoint, pointed where ``target`` sends; raises ``EndpointError``."""
-    base = resolve()
+def endpoint_for(target: ExporterTarget, signal: Signal = TRACES) -> Endpoint:
+    """The standard variables' endpoint for ``signal``, pointed where ``target`` sends; raises
+    ``EndpointError``."""
+    base = resolve(signal=signal)
     if target.protocol != "grpc":
         return dataclasses.replace(base, protocol=target.protocol, url=target.endpoint)
     insecure = base.insecure if target.insecure is None else target.insecure
@@ -61,18 +78,25 @@ def endpoint_for(target: ExporterTarget) -> Endpoint:
     return dataclasses.replace(base, protocol="grpc", url=url, insecure=insecure, headers=headers)
 
 
-def transport_for(exporter: SpanExporter) -> Transport | None:
+def transport_for(exporter: SpanExporter | LogRecordExporter) -> Transport | None:
     """A transport to where ``exporter`` sends, or None when it is not an SDK OTLP exporter."""
     try:
         target = exporter_target(exporter)
-        return None if target is None else Transport(endpoint_for(target))
+        if target is None:
+            return None
+        signal = LOGS if target.signal == LOGS.name else TRACES
+        return Transport(endpoint_for(target, signal), signal)
     except (AttributeError, TypeError, EndpointError) as err:
         warn_once("durable-unsupported", "faultspan: durable delivery unavailable for %r: %s", exporter, err)
     return None
 
 
 def _has_exception(span: ReadableSpan) -> bool:
-    return any(event.name == "exception" for event in span.events) if has_events(span) else False
+    """An ``exception`` event, or the fingerprint a failing span keeps when its exception is a log record
+    (``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN=logs``): journaled at once either way."""
+    if has_events(span) and any(event.name == "exception" for event in span.events):
+        return True
+    return FINGERPRINT in span_attributes(span)
 
 
 def _payload(spans: Sequence[ReadableSpan]) -> bytes:
@@ -296,18 +320,30 @@ class DurableSpanProcessor(SpanProcessor):
         self._exporter.shutdown()
 
 
-def durable_processor(
-    exporter: SpanExporter, redact: RedactOnce, **kwargs: Any
-) -> DurableSpanProcessor | None:
-    """``exporter`` wrapped for durable delivery, or None when it is not OTLP or the spool is off (``none``).
+class DurableLogRecordProcessor(DurableSpanProcessor, LogRecordProcessor):
+    """Durable delivery of log records, which faultspan's log record processor redacted already: the span
+    path's batching, spool and sender with log records as the items, in the logs spool of the endpoint."""
 
-    The spool's directory is created with its first file; an unwritable one is reported then (once), and
-    those batches are lost."""
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        if not self._batches.stopping:
+            self._batches.put((log_record, None))  # type: ignore[arg-type]
+
+    def _payload(self, records: Sequence[Any]) -> bytes | None:
+        return encode_logs([readable(record) for record in records]).SerializeToString() if records else None
+
+
+def _spooled(exporter: SpanExporter | LogRecordExporter, signal: Signal) -> tuple[Transport, Spool] | None:
+    """The transport and the spool for ``exporter``, or None when it is not an OTLP exporter of ``signal``
+    or the spool is off (``none``). The spool's directory is created with its first file; an unwritable
+    one is reported then (once), and those batches are lost."""
     settings = current().settings
     if settings.spool_dir.strip().lower() == "none":
         return None
     transport = transport_for(exporter)
     if transport is None:
+        return None
+    if transport.signal is not signal:
+        transport.close()
         return None
     root = Path(settings.spool_dir).expanduser().resolve()
     spool = Spool(
@@ -319,8 +355,33 @@ def durable_processor(
             "signal": transport.signal.name,
         },
     )
-    queue = kwargs.get("max_queue_size") or settings.queue_size
-    return DurableSpanProcessor(exporter, transport, spool, redact, max_queue_size=int(queue))
+    return transport, spool
+
+
+def durable_processor(
+    exporter: SpanExporter, redact: RedactOnce, **kwargs: Any
+) -> DurableSpanProcessor | None:
+    """``exporter`` wrapped for durable delivery, or None when it is not OTLP or the spool is off."""
+    found = _spooled(exporter, TRACES)
+    if found is None:
+        return None
+    queue = kwargs.get("max_queue_size") or current().settings.queue_size
+    return DurableSpanProcessor(exporter, *found, redact, max_queue_size=int(queue))
+
+
+def log_wiring(exporter: LogRecordExporter, **kwargs: Any) -> LogRecordProcessor:
+    """The log record processor's wiring with the spool on: durable delivery for an OTLP logs exporter,
+    the SDK's batch processor for any other (console)."""
+    found = _spooled(exporter, LOGS)
+    if found is None:
+        return log_batch_wiring(exporter, **kwargs)
+    queue = kwargs.get("max_queue_size") or current().settings.queue_size
+    return DurableLogRecordProcessor(
+        exporter,  # type: ignore[arg-type]
+        *found,
+        RedactOnce(),  # unused: the records arrive redacted
+        max_queue_size=int(queue),
+    )
 
 
 def wiring(exporter: SpanExporter, redact: RedactOnce, **kwargs: Any) -> SpanProcessor:

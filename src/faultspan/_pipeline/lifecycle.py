@@ -14,6 +14,7 @@ from types import FrameType
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry._logs import get_logger_provider
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from faultspan._capture.runtime import current, internal_error
@@ -24,15 +25,24 @@ _set_handler = signal.signal
 _get_handler = signal.getsignal
 
 
+def _flush_providers(millis: int) -> bool:
+    """The global tracer provider, then the logger provider (exception log records under the logs opt-in)
+    with what is left of the time."""
+    deadline = time.monotonic() + millis / 1000
+    ok = True
+    for provider in (trace.get_tracer_provider(), get_logger_provider()):
+        flush = getattr(provider, "force_flush", None)
+        if flush is not None:
+            ok = bool(flush(int(max(deadline - time.monotonic(), 0) * 1000))) and ok
+    return ok
+
+
 def flush_within(timeout_millis: int | None = None) -> bool:
-    """Flush the global provider; a stuck exporter is abandoned at the bound (its thread is a daemon)."""
-    flush = getattr(trace.get_tracer_provider(), "force_flush", None)
-    if flush is None:
-        return True
+    """Flush the global providers; a stuck exporter is abandoned at the bound (its thread is a daemon)."""
     millis = current().settings.shutdown_timeout_millis if timeout_millis is None else timeout_millis
     outcome: list[bool] = []
     worker = threading.Thread(
-        target=lambda: outcome.append(bool(flush(millis))), name="faultspan-flush", daemon=True
+        target=lambda: outcome.append(_flush_providers(millis)), name="faultspan-flush", daemon=True
     )
     worker.start()
     worker.join(millis / 1000)

@@ -71,6 +71,13 @@ def _bounded_exception_text(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return bounded
 
 
+def without_capture(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """An exception recorded without faultspan's capture (an SDK span event, a log handler's record): its
+    text bounded as capture bounds its own, and its keys from that text, as the live path would give them."""
+    recorded = _bounded_exception_text(attributes)
+    return {**recorded, **_text_fingerprints(recorded)}
+
+
 def _events(
     span: ReadableSpan, redactor: Redactor, masked: list[str]
 ) -> tuple[list[Event] | None, tuple[str, str | None] | None]:
@@ -83,8 +90,7 @@ def _events(
         if event.name == "exception":
             current = attributes or original
             if not isinstance(current.get(FINGERPRINT), str):
-                recorded = _bounded_exception_text(current)
-                attributes = current = {**recorded, **_text_fingerprints(recorded)}
+                attributes = current = without_capture(current)
             path = current.get(FINGERPRINT_PATH)
             last = (str(current[FINGERPRINT]), path if isinstance(path, str) else None)
         if attributes is not None:

@@ -19,7 +19,7 @@ from opentelemetry.util import types
 from faultspan._capture import exceptions
 from faultspan._capture.runtime import current, internal_error
 from faultspan._otlp.sdk_private import max_attribute_length
-from faultspan._pipeline import breadcrumbs, scope
+from faultspan._pipeline import breadcrumbs, log_events, scope
 from faultspan._pipeline.breadcrumbs import Crumb
 
 SdkRecordException = Callable[..., None]
@@ -30,6 +30,9 @@ _REMEMBERED = 8
 _RECORDED_MARK = "__faultspan_recorded__"
 _REPORTS_MARK = "__faultspan_reported_by__"
 _OWNER_MARK = "__faultspan_left_to_owner__"
+# What the exception's first capture made: recorded again while its traceback has not grown and under the
+# same length limit (the span it escapes from, its log line), it reuses that walk over frames and locals.
+_CAPTURE_MARK = "__faultspan_capture__"
 
 
 class _SpanMemory:
@@ -74,11 +77,13 @@ def record(
     operation: str | None = None,
     fingerprint: str | Sequence[str] | None = None,
     untraced: bool = False,
+    fatal: bool = False,
 ) -> str | None:
-    """Record ``exc`` on ``span``; return its fingerprint, or None when the span is not recording.
+    """Record ``exc`` on ``span`` (as ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN`` says); return its fingerprint,
+    or None when the span is not recording.
 
     ``untraced``: faultspan opened ``span`` for this failure because no span was current, so the trail that
-    led to it is this context's, not a trace's (see breadcrumbs).
+    led to it is this context's, not a trace's (see breadcrumbs). ``fatal``: the process dies of it.
     """
     try:
         return _record(
@@ -90,6 +95,7 @@ def record(
             operation=operation,
             fingerprint=fingerprint,
             untraced=untraced,
+            fatal=fatal,
         )
     except Exception as err:
         internal_error("record", "could not enrich an exception; recording it plainly", err)
@@ -108,6 +114,7 @@ def _record(
     operation: str | None,
     fingerprint: str | Sequence[str] | None,
     untraced: bool,
+    fatal: bool,
 ) -> str | None:
     if not span.is_recording():
         return None
@@ -115,18 +122,17 @@ def _record(
     for seen, key in memory.exceptions:
         if seen is exc:
             return key
-    runtime = current()
-    captured = exceptions.capture(
+    captured = capture(
         exc,
-        runtime.settings,
-        runtime.redactor,
+        max_length=max_attribute_length(span),
         operation=operation,
         fingerprint=fingerprint,
-        max_length=max_attribute_length(span),
         escaped=escaped,
     )
+    signal = log_events.signal()
     reports = vars(exc).get(_REPORTS_MARK, ())
-    for crumb in breadcrumbs.for_failure(span.get_span_context().trace_id, untraced):
+    # Under ``logs`` the trail is log records already, correlated by their trace: no breadcrumb events.
+    for crumb in breadcrumbs.for_failure(span.get_span_context().trace_id, untraced) if signal.events else ():
         if crumb not in memory.crumbs and crumb not in reports:
             memory.crumbs.add(crumb)
             span.add_event(breadcrumbs.EVENT, crumb.attributes(), timestamp=crumb.timestamp)
@@ -136,7 +142,10 @@ def _record(
     stamped = scope.current()
     if stamped:
         span.set_attributes(stamped)
-    span.add_event("exception", event, timestamp=timestamp)
+    if signal.events:
+        span.add_event(log_events.EXCEPTION_EVENT, event, timestamp=timestamp)
+    if signal.logs:
+        log_events.emit_exception(span, exc, event, timestamp=timestamp, fatal=fatal)
     span.set_attribute(exceptions.FINGERPRINT, captured.fingerprint)
     span.set_attribute(exceptions.FINGERPRINT_PATH, captured.path)
     status = getattr(span, "status", None)
@@ -151,6 +160,39 @@ def _record(
     del memory.exceptions[:-_REMEMBERED]
     vars(exc)[_RECORDED_MARK] = True
     return captured.fingerprint
+
+
+def capture(
+    exc: BaseException,
+    *,
+    max_length: int | None,
+    operation: str | None = None,
+    fingerprint: str | Sequence[str] | None = None,
+    escaped: bool = False,
+) -> exceptions.Capture:
+    """faultspan's attributes of ``exc`` (its keys are the same wherever it is recorded); recorded again
+    while its traceback has not grown (the span it escapes from, its log line), the first capture's walk
+    over frames and locals is reused."""
+    known = vars(exc).get(_CAPTURE_MARK)
+    where = (max_length, id(exc.__traceback__))  # a traceback grows at its head as the exception propagates
+    if type(known) is tuple and known[0] == where and fingerprint is None:
+        first: exceptions.Capture = known[1]
+        if first.attributes.get(exceptions.OPERATION) == operation:
+            attributes = {**first.attributes, exceptions.EXCEPTION_ESCAPED: str(escaped)}
+            return exceptions.Capture(attributes, first.fingerprint, first.path)
+    runtime = current()
+    captured = exceptions.capture(
+        exc,
+        runtime.settings,
+        runtime.redactor,
+        operation=operation,
+        fingerprint=fingerprint,
+        max_length=max_length,
+        escaped=escaped,
+    )
+    if fingerprint is None:
+        vars(exc)[_CAPTURE_MARK] = (where, captured)
+    return captured
 
 
 def was_recorded(exc: BaseException) -> bool:

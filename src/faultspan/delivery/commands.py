@@ -36,18 +36,26 @@ def _directory(args: argparse.Namespace) -> Path | None:
     return None if configured.strip().lower() == "none" else Path(configured)
 
 
-def _status(root: Path) -> dict[str, Any]:
-    """Totals over every destination under ``root``."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
+def _signal(directory: Path) -> Any:
+    """The signal a destination's batches belong to, as its spool recorded it (traces when it did not)."""
+    from faultspan._otlp.transport import LOGS, TRACES
     from faultspan._pipeline import spool
 
-    totals = dict.fromkeys(
-        ("segments", "segments_in_use", "pending_batches", "pending_spans", "bytes", "damaged_records"), 0
-    )
+    where = spool.recorded_destination(directory)
+    return LOGS if where is not None and where["signal"] == LOGS.name else TRACES
+
+
+def _status(root: Path) -> dict[str, Any]:
+    """Totals over every destination under ``root``."""
+    from faultspan._pipeline import spool
+
+    counted = ("segments", "segments_in_use", "pending_batches", "pending_spans", "pending_log_records")
+    totals = dict.fromkeys((*counted, "bytes", "damaged_records"), 0)
     totals.update(evicted_segments=0, evicted_batches=0, evicted_bytes=0, quarantined_batches=0)
     found_in = spool.destinations(root)
     for directory in found_in:
+        signal = _signal(directory)
+        pending = "pending_spans" if signal.name == "traces" else "pending_log_records"
         files = spool.segments(directory)
         totals["segments"] += len(files)
         for path in files:
@@ -61,10 +69,12 @@ def _status(root: Path) -> dict[str, Any]:
             totals["damaged_records"] += found.bad_records
             for record in found.records:
                 if record.pending:
-                    request = ExportTraceServiceRequest.FromString(record.payload)
+                    request = signal.request.FromString(record.payload)
                     totals["pending_batches"] += 1
-                    totals["pending_spans"] += sum(
-                        len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans
+                    totals[pending] += sum(
+                        len(getattr(scope, signal.items))
+                        for resources in getattr(request, signal.resources)
+                        for scope in getattr(resources, signal.scopes)
                     )
         totals["quarantined_batches"] += spool.quarantined(directory)
         evicted = spool.evictions(directory)
@@ -80,7 +90,7 @@ def _drain(root: Path) -> tuple[int, int, bool, list[str]]:
     import dataclasses
     from urllib.parse import urlsplit
 
-    from faultspan._otlp.transport import LOGS, TRACES, Transport, resolve
+    from faultspan._otlp.transport import Transport, resolve
     from faultspan._pipeline import spool
 
     sent = rejected = 0
@@ -88,7 +98,7 @@ def _drain(root: Path) -> tuple[int, int, bool, list[str]]:
     endpoints: list[str] = []
     for directory in spool.destinations(root):
         where = spool.recorded_destination(directory)
-        signal = LOGS if where is not None and where["signal"] == LOGS.name else TRACES
+        signal = _signal(directory)
         endpoint = resolve(signal=signal)
         if where is not None:
             scheme = urlsplit(where["url"]).scheme
@@ -140,7 +150,9 @@ def _run(args: argparse.Namespace) -> int:
             f"{drained['rejected']} rejected by the collector and moved aside; {state}"
         )
     print(
-        f"{report['directory']}: {report['pending_spans']} span(s) in {report['pending_batches']} batch(es), "
+        f"{report['directory']}: {report['pending_spans']} span(s)"
+        + (f" and {report['pending_log_records']} log record(s)" if report["pending_log_records"] else "")
+        + f" in {report['pending_batches']} batch(es), "
         f"{report['segments']} segment(s) ({report['segments_in_use']} in use by a running process), "
         f"{report['bytes']} bytes"
     )

@@ -54,14 +54,22 @@ def _span_count(trace: dict[str, Any]) -> int:
     )
 
 
+def _log_record_count(logs: Any) -> int:
+    if logs is None:
+        return 0
+    return sum(len(scope.log_records) for resource in logs.resource_logs for scope in resource.scope_logs)
+
+
 @dataclass
 class _Run:
     endpoint: Endpoint
     sender: Transport | None  # None for a dry run
+    log_sender: Transport | None  # the logs endpoint, for packages holding logs.json
     force: bool
     progress: _Progress
     pushed: int = 0
     spans: int = 0
+    log_records: int = 0
     already: int = 0
     invalid: int = 0
     planned: int = 0
@@ -132,19 +140,24 @@ class _Run:
             return
         trace = package.members[TRACE]
         spans = _span_count(trace)
+        records = _log_record_count(package.logs)
         if self.sender is None:
             self.progress.clear()
-            print(f"{path}: {spans} spans, trace {package.manifest['trace_id']}")
+            logged = f", {records} log records" if records else ""
+            print(f"{path}: {spans} spans{logged}, trace {package.manifest['trace_id']}")
             self.planned += 1
             return
         try:
             self.sender.send(package.request.SerializeToString())
+            if records and self.log_sender is not None:
+                self.log_sender.send(package.logs.SerializeToString())
         except Rejected as error:
             self.failed.append(f"{path}: {error}")
             return
         record.add(self.endpoint.key, key, path.name, spans)
         self.pushed += 1
         self.spans += spans
+        self.log_records += records
 
     def save(self) -> None:
         from faultspan.delivery.push_record import RecordError
@@ -162,7 +175,8 @@ class _Run:
         if self.sender is None:
             counts = [f"would push {self.planned}"]
         else:
-            counts = [f"pushed {self.pushed} ({self.spans} spans)"]
+            logged = f", {self.log_records} log records" if self.log_records else ""
+            counts = [f"pushed {self.pushed} ({self.spans} spans{logged})"]
         counts += [f"{self.already} already pushed", f"{len(self.failed)} failed", f"{self.invalid} invalid"]
         if unsent:
             counts.append(f"{unsent} not sent")
@@ -170,16 +184,17 @@ class _Run:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from faultspan._otlp.transport import EndpointError, Transport, Unreachable, resolve
+    from faultspan._otlp.transport import LOGS, EndpointError, Transport, Unreachable, resolve
 
     try:
         endpoint = resolve()
         sender = None if args.dry_run else Transport(endpoint)
+        log_sender = None if args.dry_run else Transport(resolve(signal=LOGS), LOGS)
     except EndpointError as error:
         print(f"faultspan push: {error}", file=sys.stderr)
         return 2
     progress = _Progress(sys.stderr)
-    run = _Run(endpoint, sender, force=args.force, progress=progress)
+    run = _Run(endpoint, sender, log_sender, force=args.force, progress=progress)
     paths = run.expand(args.paths or [config.load().package_dir])
     progress.start(len(paths))
     unsent = 0
@@ -195,8 +210,9 @@ def _push(args: argparse.Namespace) -> int:
                 break
     finally:
         progress.clear()
-        if sender is not None:
-            sender.close()
+        for transport in (sender, log_sender):
+            if transport is not None:
+                transport.close()
         run.save()
     print(run.summary(unsent))
     for line in run.failed:

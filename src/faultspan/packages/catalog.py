@@ -66,7 +66,7 @@ def _spans(package: Package) -> Iterator[tuple[str, Any]]:
 
 
 def failure_unix_nano(package: Package) -> int | None:
-    """When the failing span recorded its (last) exception, if it did."""
+    """When the failing span recorded its (last) exception (its event, or its log record), if it did."""
     failing = package.manifest.get("span_id")
     times = [
         event.time_unix_nano
@@ -75,6 +75,16 @@ def failure_unix_nano(package: Package) -> int | None:
         for event in span.events
         if event.name == _EXCEPTION_EVENT and event.time_unix_nano > 0
     ]
+    if not times and package.logs is not None:  # OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN=logs: its log record
+        records = [
+            record
+            for resource in package.logs.resource_logs
+            for scope in resource.scope_logs
+            for record in scope.log_records
+            if record.event_name == _EXCEPTION_EVENT and record.time_unix_nano > 0
+        ]
+        own = [record for record in records if record.span_id.hex() == failing]
+        times = [record.time_unix_nano for record in own or records]
     return times[-1] if times else None
 
 

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
@@ -28,6 +29,7 @@ from faultspan._capture import replay_store
 from faultspan._capture.config import warn_once
 from faultspan._capture.exceptions import FINGERPRINT
 from faultspan._capture.runtime import current
+from faultspan._pipeline.trace_logs import TRACE_LOGS
 from faultspan._pipeline.worker import Worker
 from faultspan.packages import archive, runtime_facts
 from faultspan.packages import format as fspkg
@@ -36,6 +38,8 @@ from faultspan.packages.store import PackageStore
 MAX_TRACES = 256
 MAX_SPANS_PER_TRACE = 1024
 MAX_PACKAGED_REMEMBERED = 4096
+# How long a package waits for the log processor to redact the trace's records still queued.
+LOG_DRAIN_SECONDS = 0.5
 
 
 @dataclass
@@ -58,7 +62,9 @@ _Due = tuple[list[ReadableSpan], _Trace]
 
 
 def _has_exception(span: ReadableSpan) -> bool:
-    return any(event.name == "exception" for event in span.events)
+    """An ``exception`` event, or (under ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN=logs``, where the exception
+    is a log record) the fingerprint every failing span gets."""
+    return any(event.name == "exception" for event in span.events) or FINGERPRINT in (span.attributes or {})
 
 
 def _is_local_root(span: ReadableSpan) -> bool:
@@ -95,11 +101,16 @@ def _failures(spans: Sequence[ReadableSpan]) -> dict[str, ReadableSpan]:
 
     deepest: dict[str, tuple[int, ReadableSpan]] = {}
     for span in spans:
-        for event in span.events:
-            if event.name == "exception":
-                key = _event_fingerprint(span, event.attributes or {})
-                if key not in deepest or depth(span) > deepest[key][0]:
-                    deepest[key] = (depth(span), span)
+        keys = [
+            _event_fingerprint(span, event.attributes or {})
+            for event in span.events
+            if event.name == "exception"
+        ]
+        if not keys and FINGERPRINT in (span.attributes or {}):  # its exception is a log record (opt-in)
+            keys = [_event_fingerprint(span, {})]
+        for key in keys:
+            if key not in deepest or depth(span) > deepest[key][0]:
+                deepest[key] = (depth(span), span)
     return {key: span for key, (_, span) in deepest.items()}
 
 
@@ -113,14 +124,29 @@ def _replay_for(failing: ReadableSpan, spans: Sequence[ReadableSpan]) -> dict[st
     return None
 
 
-def describe_failure(span: ReadableSpan, fingerprint: str | None = None) -> fspkg.Failure:
-    """The manifest's summary: the failing span's last exception event (of ``fingerprint``, when given)."""
+def _exception_records(
+    span: ReadableSpan, fingerprint: str | None, logs: Sequence[ReadableLogRecord]
+) -> list[Mapping[str, Any]]:
+    """The attributes of the trace's ``exception`` log records of ``fingerprint``, the span's own first."""
+    records = [record.log_record for record in logs if record.log_record.event_name == "exception"]
+    if fingerprint is not None:
+        records = [record for record in records if (record.attributes or {}).get(FINGERPRINT) == fingerprint]
+    own = [record for record in records if record.span_id == span.context.span_id]
+    return [record.attributes or {} for record in own or records]
+
+
+def describe_failure(
+    span: ReadableSpan, fingerprint: str | None = None, logs: Sequence[ReadableLogRecord] = ()
+) -> fspkg.Failure:
+    """The manifest's summary: the failing span's last exception event (of ``fingerprint``, when given),
+    or its exception log record when the exception is one (docs/logs.md)."""
     events = [event for event in span.events if event.name == "exception"]
     if fingerprint is not None:
         events = [
             event for event in events if _event_fingerprint(span, event.attributes or {}) == fingerprint
         ]
-    attributes = events[-1].attributes or {}
+    found = [event.attributes or {} for event in events] or _exception_records(span, fingerprint, logs)
+    attributes = found[-1] if found else {}
     return fspkg.Failure(
         fingerprint=_event_fingerprint(span, attributes),
         exception_type=str(attributes.get("exception.type", "")),
@@ -166,6 +192,7 @@ class PackageSpanExporter(SpanExporter):
         self._settings = settings
         self.store = PackageStore(self.directory, settings)
         self._runtime: bytes | None = None
+        TRACE_LOGS.watch()  # from now on the log processor keeps each trace's records for its package
         self.dropped = 0
         self.truncated = 0
         self._closing = False
@@ -259,6 +286,7 @@ class PackageSpanExporter(SpanExporter):
             if trace.failed_at is None:
                 if trace.root_ended:
                     del self._traces[trace_id]
+                    TRACE_LOGS.forget(trace_id)
                 continue
             if keep_open and everything and not trace.root_ended:
                 trace.failed_at = now
@@ -288,6 +316,10 @@ class PackageSpanExporter(SpanExporter):
             traces.extend(self._take(everything=final, keep_open=not self._closing))
         for spans, trace in traces:
             self._guarded(self.write, spans, trace)
+            trace_id = spans[0].context.trace_id if spans else 0
+            with self._lock:
+                if trace_id not in self._traces:  # written for good: its log records are not needed again
+                    TRACE_LOGS.forget(trace_id)
         self._guarded(self._maintain, final)
 
     def _maintain(self, everything: bool) -> None:
@@ -315,13 +347,14 @@ class PackageSpanExporter(SpanExporter):
         paths: list[Path] = []
         with self._write_lock:
             self.store.open()
+        logs = TRACE_LOGS.records(spans[0].context.trace_id, LOG_DRAIN_SECONDS) if spans else []
         for fingerprint, failing in _failures(spans).items():
-            failure = describe_failure(failing, fingerprint)
+            failure = describe_failure(failing, fingerprint, logs)
             earlier = written.get(fingerprint)
             with self._write_lock, self.store.shared():
                 if earlier is not None:
                     build = functools.partial(
-                        self._build, failure, failing, spans, earlier.created, earlier.replay
+                        self._build, failure, failing, spans, earlier.created, earlier.replay, logs=logs
                     )
                     paths.append(self.store.replace(earlier.name, build))
                     continue
@@ -329,7 +362,7 @@ class PackageSpanExporter(SpanExporter):
                 created = datetime.now(timezone.utc)
                 if not self.store.admit(failure.fingerprint, created.timestamp()):
                     continue
-                data = self._build(failure, failing, spans, created, replay)
+                data = self._build(failure, failing, spans, created, replay, logs=logs)
                 path = self.store.add(
                     fspkg.file_name(failure, created), data, failure.fingerprint, created.timestamp()
                 )
@@ -356,6 +389,8 @@ class PackageSpanExporter(SpanExporter):
         spans: Sequence[ReadableSpan],
         created: datetime,
         replay: dict[str, Any] | None,
+        *,
+        logs: Sequence[ReadableLogRecord] = (),
         **counts: Any,
     ) -> bytes:
         """The package, under the size caps; ``counts`` carry the occurrences a rewritten package had."""
@@ -366,6 +401,7 @@ class PackageSpanExporter(SpanExporter):
                 kept,
                 created,
                 replay=replay,
+                logs=logs,
                 runtime=self._runtime_facts(),
                 signing_key=self._settings.signing_key,
                 **counts,

@@ -6,16 +6,17 @@ import hashlib
 import json
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format  # type: ignore[import-untyped]
+from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
-from faultspan._otlp.otlp_json import decode_trace, trace_json
+from faultspan._otlp.otlp_json import decode_logs, decode_trace, logs_json, trace_json
 from faultspan.packages import archive, signing
 from faultspan.packages.archive import PackageError as PackageError  # noqa: PLC0414 -- readers catch fspkg.PackageError
 
@@ -26,6 +27,7 @@ MANIFEST = "manifest.json"
 TRACE = "trace.json"
 REPLAY = "replay.json"
 RUNTIME = "runtime.json"
+LOGS = "logs.json"  # optional: the failing trace's log records, when it has any
 REQUIRED_MEMBERS = (TRACE, REPLAY, RUNTIME)
 NOT_REPLAYABLE = {"replayable": False, "reason": "replay capture is not enabled for this failure"}
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -46,13 +48,15 @@ class Failure:
 @dataclass(frozen=True)
 class Package:
     """A verified package: the manifest, every other listed member parsed from JSON, ``trace.json`` decoded
-    (an ``ExportTraceServiceRequest``, as verifying made it), and the parsed ``signature.json`` when
+    (an ``ExportTraceServiceRequest``, as verifying made it), ``logs.json`` decoded likewise (an
+    ``ExportLogsServiceRequest``, None when the package has none), and the parsed ``signature.json`` when
     present (check it with ``signing.is_signed_by(manifest, signature, key)``)."""
 
     manifest: dict[str, Any]
     members: dict[str, Any]
     request: Any
     signature: Any = None
+    logs: Any = None
 
 
 def dump(value: object) -> bytes:
@@ -106,6 +110,7 @@ def build(
     replay: Mapping[str, Any] | None = None,
     runtime: bytes = b"{}",
     signing_key: str = "",
+    logs: Sequence[ReadableLogRecord] = (),
     **fields: Any,
 ) -> bytes:
     """A package; ``fields`` override manifest fields (``truncated``, ``dropped_spans``)."""
@@ -114,6 +119,8 @@ def build(
         REPLAY: dump(NOT_REPLAYABLE if replay is None else replay),
         RUNTIME: runtime,
     }
+    if logs:
+        members[LOGS] = logs_json(logs)
     return zip_package({**manifest_for(failure, created, members), **fields}, members, signing_key)
 
 
@@ -219,19 +226,24 @@ def _read(zip_file: zipfile.ZipFile) -> Package:
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise PackageError(f"member {name!r} SHA-256 does not match the manifest")
         members[name] = _parse_json(name, data) if name.endswith(".json") else data
-    if not isinstance(members[TRACE], dict):
-        raise PackageError(f"{TRACE} is not a JSON object")
-    try:
-        request = decode_trace(members[TRACE])
-    except (json_format.ParseError, ValueError, TypeError, AttributeError, OverflowError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PackageError(f"{TRACE} is not an OTLP/JSON ExportTraceServiceRequest ({reason})") from None
+    request = _decoded(members, TRACE, decode_trace, "ExportTraceServiceRequest")
+    logs = _decoded(members, LOGS, decode_logs, "ExportLogsServiceRequest") if LOGS in members else None
     replay = members[REPLAY]
     if not isinstance(replay, dict) or not isinstance(replay.get("replayable"), bool):
         raise PackageError(f"{REPLAY}: field 'replayable' is missing or not a bool")
     if not isinstance(members[RUNTIME], dict):
         raise PackageError(f"{RUNTIME} is not a JSON object")
-    return Package(manifest=manifest, members=members, request=request, signature=signature)
+    return Package(manifest=manifest, members=members, request=request, signature=signature, logs=logs)
+
+
+def _decoded(members: Mapping[str, Any], name: str, decode: Callable[[Any], Any], message: str) -> Any:
+    if not isinstance(members[name], dict):
+        raise PackageError(f"{name} is not a JSON object")
+    try:
+        return decode(members[name])
+    except (json_format.ParseError, ValueError, TypeError, AttributeError, OverflowError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PackageError(f"{name} is not an OTLP/JSON {message} ({reason})") from None
 
 
 def read_package(path: Path) -> Package:

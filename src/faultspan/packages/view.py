@@ -164,8 +164,70 @@ def _tree(spans: list[dict[str, Any]], failing: str) -> list[dict[str, Any]]:
     return result
 
 
-def _breadcrumbs(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every breadcrumb of the trace, once: capture copies crumbs onto the failing span with their times."""
+def _log_records(package: Package) -> list[dict[str, Any]]:
+    """The records of ``logs.json``, oldest first."""
+    records: list[dict[str, Any]] = []
+    for resource_logs in package.logs.resource_logs if package.logs is not None else ():
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                moment = record.time_unix_nano or record.observed_time_unix_nano
+                body = attribute_value(record.body)
+                records.append(
+                    {
+                        "time_unix_nano": moment,
+                        "time": _time(moment),
+                        "logger": scope_logs.scope.name,
+                        "severity": record.severity_text or None,
+                        "event_name": record.event_name or None,
+                        "span_id": record.span_id.hex() or None,
+                        "body": body if isinstance(body, str) or body is None else json.dumps(body),
+                        "attributes": _attributes(record.attributes),
+                    }
+                )
+    records.sort(key=lambda record: record["time_unix_nano"])
+    return records
+
+
+_SAME_CRUMB_NANOS = 1_000_000_000
+
+
+def _log_crumbs(logs: list[dict[str, Any]], crumbs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The log records as timeline entries (a ``breadcrumb`` record as the crumb it is), except exception
+    records and a line that is also a breadcrumb event (the same logger and message within a second)."""
+    known: dict[tuple[Any, Any], list[int]] = {}
+    for crumb in crumbs:
+        known.setdefault((crumb["category"], crumb["message"]), []).append(crumb["time_unix_nano"])
+    entries = []
+    for record in logs:
+        attributes = record["attributes"]
+        if record["event_name"] == "exception":
+            continue
+        if record["event_name"] == "breadcrumb":
+            category = attributes.get("breadcrumb.category")
+            level = attributes.get("breadcrumb.level")
+        else:
+            category, level = record["logger"], (record["severity"] or "").lower() or None
+        message = record["body"]
+        times = known.get((category, message), [])
+        if any(abs(moment - record["time_unix_nano"]) < _SAME_CRUMB_NANOS for moment in times):
+            continue
+        prefix = "breadcrumb.data."
+        entries.append(
+            {
+                "time_unix_nano": record["time_unix_nano"],
+                "time": record["time"],
+                "category": category,
+                "message": message,
+                "level": level,
+                "data": {k[len(prefix) :]: v for k, v in attributes.items() if k.startswith(prefix)},
+            }
+        )
+    return entries
+
+
+def _breadcrumbs(spans: list[dict[str, Any]], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every breadcrumb of the trace, once: capture copies crumbs onto the failing span with their times;
+    the trace's log records join them (docs/logs.md)."""
     seen: set[tuple[Any, ...]] = set()
     crumbs = []
     for span in spans:
@@ -192,6 +254,7 @@ def _breadcrumbs(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "data": {k[len(prefix) :]: v for k, v in attributes.items() if k.startswith(prefix)},
                 }
             )
+    crumbs.extend(_log_crumbs(logs, crumbs))
     crumbs.sort(key=lambda crumb: crumb["time_unix_nano"])
     return crumbs
 
@@ -281,6 +344,15 @@ def _request(spans: list[dict[str, Any]], failing_id: str | None) -> dict[str, A
     }
 
 
+def _exception_record(logs: list[dict[str, Any]], span_id: str | None) -> dict[str, Any] | None:
+    """The failing span's last ``exception`` log record (else the trace's): the failure under
+    ``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN=logs``, where the span has no exception event."""
+    records = [record for record in logs if record["event_name"] == "exception"]
+    own = [record for record in records if record["span_id"] == span_id]
+    chosen = own or records
+    return chosen[-1] if chosen else None
+
+
 def _exception_events(span: dict[str, Any]) -> list[dict[str, Any]]:
     return [event for event in span["events"] if event["name"] == "exception"]
 
@@ -295,8 +367,10 @@ def document(package: Package) -> dict[str, Any]:
         failing = next(
             (span for span in spans if any(e["name"] == "exception" for e in span["events"])), None
         )
+    logs = _log_records(package)
     events = _exception_events(failing) if failing else []
-    attributes = events[-1]["attributes"] if events else {}
+    logged = _exception_record(logs, failing["span_id"] if failing else None)
+    attributes = events[-1]["attributes"] if events else logged["attributes"] if logged else {}
     last_occurrence = manifest.get("last_occurrence")
     return {
         "manifest": manifest,
@@ -315,7 +389,8 @@ def document(package: Package) -> dict[str, Any]:
         },
         "failure_time": rfc3339(failure_time(package)),
         "request": _request(spans, failing["span_id"] if failing else None),
-        "breadcrumbs": _breadcrumbs(spans),
+        "breadcrumbs": _breadcrumbs(spans, logs),
+        "logs": logs,
         "spans": _tree(spans, failing["span_id"] if failing else ""),
         "resource": resource,
         "runtime": package.members[RUNTIME],
