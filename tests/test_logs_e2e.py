@@ -354,6 +354,9 @@ def test_framework_failures_follow_the_opt_in(
         OTEL_BLRP_SCHEDULE_DELAY="50",
         OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN="logs",
         OTEL_SERVICE_NAME=f"{framework}-{'official' if official else 'own'}",  # what Served looks for
+        # As test_frameworks: the request is found by its header, which the official variables record.
+        OTEL_SEMCONV_STABILITY_OPT_IN="http",
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST="authorization,cookie,x-request-id",
     )
     if not official:
         env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = framework
