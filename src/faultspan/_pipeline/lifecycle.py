@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from types import FrameType
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from faultspan._capture.runtime import current, internal_error
@@ -25,15 +25,23 @@ _get_handler = signal.getsignal
 
 
 def flush_within(timeout_millis: int | None = None) -> bool:
-    """Flush the global provider; a stuck exporter is abandoned at the bound (its thread is a daemon)."""
-    flush = getattr(trace.get_tracer_provider(), "force_flush", None)
-    if flush is None:
+    """Flush the global providers, spans first, then metrics (the failures counted since the last export);
+    a stuck exporter is abandoned at the bound (its thread is a daemon)."""
+    providers = (trace.get_tracer_provider(), metrics.get_meter_provider())
+    flushes = [flush for provider in providers if (flush := getattr(provider, "force_flush", None))]
+    if not flushes:
         return True
     millis = current().settings.shutdown_timeout_millis if timeout_millis is None else timeout_millis
+    deadline = time.monotonic() + millis / 1000
     outcome: list[bool] = []
-    worker = threading.Thread(
-        target=lambda: outcome.append(bool(flush(millis))), name="faultspan-flush", daemon=True
-    )
+
+    def flush_all() -> None:
+        ok = True
+        for flush in flushes:
+            ok = bool(flush(max(int((deadline - time.monotonic()) * 1000), 0))) and ok
+        outcome.append(ok)
+
+    worker = threading.Thread(target=flush_all, name="faultspan-flush", daemon=True)
     worker.start()
     worker.join(millis / 1000)
     return bool(outcome and outcome[0])
