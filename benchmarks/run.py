@@ -19,8 +19,10 @@ Prints, for each case, the bare SDK figure, faultspan's, and the ratio (bare = 1
   values on every span and fresh ``url.path`` / ``client.address`` values, against the bare SDK and the
   do-nothing floor, medians of per-round ratios;
 - durable delivery (benchmarks/delivery.py, also runnable alone): spans/s into rotel for the stock SDK,
-  faultspan with the spool off and on, and the share of a 50,000-span burst each delivered or kept.
-- the CLI's start time (benchmarks/cli_start.py, also runnable alone) against a bare interpreter start.
+  faultspan with the spool off and on, and the share of a 50,000-span burst each delivered or kept;
+- the CLI's start time (benchmarks/cli_start.py, also runnable alone) against a bare interpreter start;
+- keeping failed traces (benchmarks/sampling.py, also runnable alone): CPU per span the head sampler
+  dropped, against the plain sampler, and a held span's memory.
 Runs alternate bare and faultspan rounds and report the median round, so drift hits both sides alike.
 """
 
@@ -42,6 +44,7 @@ from opentelemetry.trace import SpanContext
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import cli_start
 import delivery
+import sampling
 import span_path
 from faultspan._capture import runtime
 from faultspan._capture.runtime import current
@@ -312,6 +315,8 @@ def main() -> None:
     delivery.print_rows(args.quick)
     print("CLI start time (benchmarks/cli_start.py):")
     cli_start.print_rows(7 if args.quick else 21)
+    print("keeping failed traces (benchmarks/sampling.py):")
+    sampling.print_rows(args.quick)
 
 
 if __name__ == "__main__":

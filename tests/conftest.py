@@ -41,6 +41,12 @@ def otel_env() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
 
 
+@pytest.fixture
+def app_env(otel_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``otel_env`` with faultspan's durable spool under ``tmp_path``, out of the working tree."""
+    return {**otel_env, "OTEL_PYTHON_FAULTSPAN_SPOOL_DIR": str(tmp_path / "spool")}
+
+
 class Pipeline:
     """The process-wide test TracerProvider: faultspan's processor in front of an in-memory exporter."""
 

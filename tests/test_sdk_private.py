@@ -136,6 +136,31 @@ def test_exporter_names_resolve_as_the_sdk_resolves_them(monkeypatch: pytest.Mon
             sdk_private.trace_exporter_classes("no-such-exporter")
 
 
+def test_metrics_exporter_names_resolve_as_the_sdk_resolves_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")
+    with sdk_check("sdk._configuration._get_exporter_entry_point / _import_exporters (metrics)"):
+        assert sdk_private.metric_exporter_classes("console") == [ConsoleMetricExporter]
+        assert sdk_private.metric_exporter_classes("otlp") == [OTLPMetricExporter]
+        with pytest.raises(RuntimeError):
+            sdk_private.metric_exporter_classes("no-such-exporter")
+
+
+def test_the_sampler_is_built_as_the_sdk_configurator_builds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    with sdk_check("sdk._configuration._get_sampler / _import_sampler, sampling._get_from_env_or_default"):
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+        monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+        sampler = sdk_private.configured_sampler()
+        assert isinstance(sampler, ParentBased)
+        assert sampler.get_description() == ParentBased(TraceIdRatioBased(0.25)).get_description()
+        monkeypatch.delenv("OTEL_TRACES_SAMPLER")
+        assert sdk_private.configured_sampler().get_description().startswith("ParentBased{root:AlwaysOn")
+
+
 def test_the_sdk_configurator_takes_processors_before_the_exporters() -> None:
     """In a fresh interpreter: the SDK sets its global provider once."""
     script = textwrap.dedent(

@@ -36,6 +36,13 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    DESCRIPTOR as _METRICS_SERVICE_FILE,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     DESCRIPTOR as _TRACE_SERVICE_FILE,
 )
@@ -63,6 +70,7 @@ __all__ = [
 LOOPBACK = "127.0.0.1"
 _TRACE_SERVICE = _TRACE_SERVICE_FILE.services_by_name["TraceService"].full_name
 _LOGS_SERVICE = _LOGS_SERVICE_FILE.services_by_name["LogsService"].full_name
+_METRICS_SERVICE = _METRICS_SERVICE_FILE.services_by_name["MetricsService"].full_name
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -224,8 +232,9 @@ def flatten_request(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
 
 
 class OtlpSink:
-    """An OTLP/gRPC trace and logs receiver on 127.0.0.1 that records every ``ExportTraceServiceRequest``
-    and ``ExportLogsServiceRequest``.
+    """An OTLP/gRPC receiver on 127.0.0.1 that records every ``ExportTraceServiceRequest`` and
+    ``ExportLogsServiceRequest`` (and every ``ExportMetricsServiceRequest``: ``metric_requests``,
+    ``wait_for_metrics``).
 
     The services are registered with a raw-bytes request deserializer, so ``raw_bytes()`` returns exactly
     the (decompressed) protobuf payloads that arrived, not a re-serialisation. grpcio handles rotel's gzip.
@@ -267,7 +276,18 @@ class OtlpSink:
                 )
             },
         )
-        self._server.add_generic_rpc_handlers((handler, logs))
+        self._metric_requests: list[ExportMetricsServiceRequest] = []
+        metrics_handler = grpc.method_handlers_generic_handler(
+            _METRICS_SERVICE,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    self._export_metrics,
+                    request_deserializer=ExportMetricsServiceRequest.FromString,
+                    response_serializer=ExportMetricsServiceResponse.SerializeToString,
+                )
+            },
+        )
+        self._server.add_generic_rpc_handlers((handler, logs, metrics_handler))
         self.port: int = self._server.add_insecure_port(f"{LOOPBACK}:0")
         if not self.port:
             raise RuntimeError("OtlpSink could not bind 127.0.0.1:0")
@@ -310,7 +330,36 @@ class OtlpSink:
             self._cond.notify_all()
         return ExportLogsServiceResponse()
 
+    def _export_metrics(
+        self, request: ExportMetricsServiceRequest, context: grpc.ServicerContext
+    ) -> ExportMetricsServiceResponse:
+        with self._cond:
+            self._metric_requests.append(request)
+            self._cond.notify_all()
+        return ExportMetricsServiceResponse()
+
     # -- public API --------------------------------------------------------------------------------
+
+    def metric_requests(self) -> list[ExportMetricsServiceRequest]:
+        """Snapshot of the metrics export requests, in arrival order."""
+        with self._cond:
+            return list(self._metric_requests)
+
+    def wait_for_metrics(
+        self, predicate: Callable[[list[ExportMetricsServiceRequest]], bool], timeout: float = 15.0
+    ) -> list[ExportMetricsServiceRequest]:
+        """Block until ``predicate(all metrics requests so far)`` is true; return that snapshot."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(list(self._metric_requests)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"wait_for_metrics timed out after {timeout:.1f}s: "
+                        f"{len(self._metric_requests)} metrics requests"
+                    )
+                self._cond.wait(remaining)
+            return list(self._metric_requests)
 
     @property
     def endpoint(self) -> str:

@@ -309,6 +309,16 @@ class Settings:
             "bool", "export a local trace whole when a failure is recorded in it, whatever the sampler"
         ),
     )
+    keep_failed_max_traces: int = field(
+        default=1024, metadata=_meta("count", "unsampled local traces held at once; the oldest is evicted")
+    )
+    keep_failed_max_spans: int = field(
+        default=256, metadata=_meta("count", "ended spans held per unsampled local trace; later ones dropped")
+    )
+    keep_failed_max_bytes: int = field(
+        default=16 * 1024 * 1024,
+        metadata=_meta("count", "estimated bytes of all held unsampled spans; spans beyond dropped"),
+    )
     metric_fingerprints: int = field(
         default=100,
         metadata=_meta("count", "distinct fingerprints on the faultspan.failures metric; beyond, '_other'"),

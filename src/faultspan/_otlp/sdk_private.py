@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, SynchronousMultiLogRecordProcessor
@@ -19,10 +19,12 @@ from opentelemetry.sdk.trace import (
     TracerProvider,
 )
 from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.util import BoundedList
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 
     SdkConfigurator = _OTelSDKConfigurator
 
@@ -99,10 +101,30 @@ def configure_sdk(configurator: SdkConfigurator, **kwargs: Any) -> None:
 def trace_exporter_classes(name: str) -> list[type[SpanExporter]]:
     """The exporter classes an ``OTEL_TRACES_EXPORTER`` name stands for, resolved as the SDK does (``otlp``
     follows the protocol variables); raises for an unknown name."""
+    return _exporter_classes(name, "traces")
+
+
+def metric_exporter_classes(name: str) -> list[type[MetricExporter | MetricReader]]:
+    """The exporter (or reader) classes an ``OTEL_METRICS_EXPORTER`` name stands for, as above."""
+    return _exporter_classes(name, "metrics")
+
+
+def _exporter_classes(name: str, signal: Literal["traces", "metrics"]) -> list[Any]:
     from opentelemetry.sdk._configuration import _get_exporter_entry_point, _import_exporters
 
-    found = _import_exporters([_get_exporter_entry_point(name, "traces")], [], [])[0]
-    return list(found.values())
+    index = 0 if signal == "traces" else 1
+    names: list[list[Any]] = [[], [], []]  # traces, metrics, logs
+    names[index] = [_get_exporter_entry_point(name, signal)]
+    return list(_import_exporters(*names)[index].values())
+
+
+def configured_sampler() -> Sampler:
+    """The sampler the SDK's configurator builds from ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG``:
+    the built-in names and any ``opentelemetry_traces_sampler`` entry point; the SDK's default otherwise."""
+    from opentelemetry.sdk._configuration import _get_sampler, _import_sampler
+    from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+
+    return _import_sampler(_get_sampler()) or _get_from_env_or_default()
 
 
 def replace_span_processors(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.environment_variables import (
     OTEL_LOGS_EXPORTER,
@@ -25,20 +25,22 @@ from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk.environment_variables import OTEL_EXPORTER_OTLP_PROTOCOL
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
 
 from faultspan._capture import config, runtime
 from faultspan._otlp import sdk_private
 from faultspan._pipeline import durable, lifecycle, recording
+from faultspan._pipeline.keep_failed import KeepFailedSampler, keeping_failed
 from faultspan._pipeline.log_processor import FaultspanLogRecordProcessor
 from faultspan._pipeline.processor import FaultspanSpanProcessor
 
 _logger = logging.getLogger("faultspan")
 OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
 LIFECYCLE = "faultspan_lifecycle"  # the entry-point name of lifecycle.LifecycleInstrumentor
-_STANDARD_OPTIONS = {"service_name", "traces_exporter", "exporters"}
+_STANDARD_OPTIONS = {"service_name", "traces_exporter", "exporters", "metrics_exporter", "metric_readers"}
 
 
 def _warn_config_file() -> None:
@@ -81,6 +83,8 @@ class FaultspanConfigurator(sdk_private.SdkConfigurator):
             return
         processor = _processor()
         logs = _log_processor()
+        if processor.held is not None:
+            kwargs.setdefault("sampler", keeping_failed(sdk_private.configured_sampler()))
         sdk_private.configure_sdk(
             self,
             span_processors=[processor],
@@ -106,7 +110,11 @@ def install(provider: TracerProvider) -> FaultspanSpanProcessor:
         return (installed[0],)
 
     sdk_private.replace_span_processors(provider, replace)
-    return installed[0]
+    faultspan = installed[0]
+    if faultspan.held is not None and not isinstance(provider.sampler, KeepFailedSampler):
+        provider.sampler = keeping_failed(provider.sampler)
+        _logger.info("faultspan: keeping failed traces; tracers obtained before now keep their sampler")
+    return faultspan
 
 
 def install_logs(provider: LoggerProvider) -> FaultspanLogRecordProcessor:
@@ -146,39 +154,81 @@ def ensure_pipeline() -> None:
 class Handle:
     """What ``configure()`` returns."""
 
-    def __init__(self, provider: TracerProvider, processor: FaultspanSpanProcessor) -> None:
+    def __init__(
+        self,
+        provider: TracerProvider,
+        processor: FaultspanSpanProcessor,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         self.provider = provider
         self.processor = processor
+        self.meter_provider = meter_provider
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.provider.force_flush(timeout_millis)
+        ok = self.provider.force_flush(timeout_millis)
+        if self.meter_provider is not None:
+            ok = self.meter_provider.force_flush(timeout_millis) and ok
+        return ok
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()
         recording.unwrap_record_exception()
         lifecycle.LifecycleInstrumentor().uninstrument()
 
 
-def _exporters(names: Sequence[str]) -> list[SpanExporter]:
-    """Exporters by ``OTEL_TRACES_EXPORTER`` name, resolved exactly as the SDK does (``otlp`` follows the
-    OTLP protocol variables); an unknown name is reported and skipped instead of disabling everything."""
-    exporters: list[SpanExporter] = []
+def _names(option: str | Sequence[str] | None, variable: str, default: str) -> list[str]:
+    names = option or os.environ.get(variable, default)
+    if isinstance(names, str):
+        names = names.split(",")
+    return [name.strip() for name in names if name.strip() and name.strip() != "none"]
+
+
+def _exporters(names: Sequence[str], signal: Literal["traces", "metrics"]) -> list[Any]:
+    """Exporters (or metric readers) by ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` name, resolved
+    exactly as the SDK does (``otlp`` follows the OTLP protocol variables); an unknown name is reported and
+    skipped instead of disabling everything."""
+    resolve: Callable[[str], Sequence[type[Any]]] = (
+        sdk_private.trace_exporter_classes if signal == "traces" else sdk_private.metric_exporter_classes
+    )
+    exporters: list[Any] = []
     for name in names:
         try:
-            classes = sdk_private.trace_exporter_classes(name)
+            classes = resolve(name)
         except Exception as err:
-            config.warn_once(f"exporter:{name}", "faultspan: traces exporter %r ignored: %s", name, err)
+            config.warn_once(f"exporter:{name}", "faultspan: %s exporter %r ignored: %s", signal, name, err)
             continue
         exporters.extend(exporter() for exporter in classes)
     return exporters
+
+
+def _meter_provider(options: dict[str, Any], resource: Resource) -> MeterProvider | None:
+    """The global MeterProvider for ``faultspan.failures``, made here when none is set yet: a reader per
+    ``metrics_exporter`` name (default: ``OTEL_METRICS_EXPORTER``, else as for traces), ``metric_readers``."""
+    if isinstance(metrics.get_meter_provider(), MeterProvider):
+        return None
+    default = "none" if options.get("exporters") else "otlp"
+    found = _exporters(_names(options.get("metrics_exporter"), OTEL_METRICS_EXPORTER, default), "metrics")
+    readers = [
+        *(item if isinstance(item, MetricReader) else PeriodicExportingMetricReader(item) for item in found),
+        *options.get("metric_readers", ()),
+    ]
+    if not readers:
+        return None
+    provider = MeterProvider(resource=resource, metric_readers=readers)
+    metrics.set_meter_provider(provider)
+    return provider
 
 
 def configure(**options: Any) -> Handle:
     """Programmatic set-up for apps not run under opentelemetry-instrument.
 
     Takes every faultspan option (the lower-case name of an ``OTEL_PYTHON_FAULTSPAN_*`` variable), plus
-    ``service_name``, ``traces_exporter`` (names as in ``OTEL_TRACES_EXPORTER``) and ``exporters``
-    (SpanExporter instances). Unknown options are reported and ignored (strict mode: TypeError).
+    ``service_name``, ``traces_exporter`` (names as in ``OTEL_TRACES_EXPORTER``), ``exporters``
+    (SpanExporter instances), ``metrics_exporter`` (names as in ``OTEL_METRICS_EXPORTER``) and
+    ``metric_readers`` (MetricReader instances). Unknown options are reported and ignored (strict mode:
+    TypeError).
     """
     known = set(config.option_names()) | _STANDARD_OPTIONS
     for name in options:
@@ -194,20 +244,22 @@ def configure(**options: Any) -> Handle:
         provider = existing
         _logger.info("faultspan.configure: a TracerProvider is already set; adding faultspan to it")
     else:
-        provider = TracerProvider(resource=resource)
+        sampler = sdk_private.configured_sampler()
+        if runtime.current().settings.keep_failed_traces:
+            sampler = keeping_failed(sampler)
+        provider = TracerProvider(resource=resource, sampler=sampler)
     processor = install(provider)
     default = "none" if options.get("exporters") else "otlp"
-    names = options.get("traces_exporter") or os.environ.get(OTEL_TRACES_EXPORTER, default)
-    if isinstance(names, str):
-        names = [name.strip() for name in names.split(",") if name.strip() and name.strip() != "none"]
-    for exporter in [*_exporters(names), *options.get("exporters", ())]:
+    names = _names(options.get("traces_exporter"), OTEL_TRACES_EXPORTER, default)
+    for exporter in [*_exporters(names, "traces"), *options.get("exporters", ())]:
         provider.add_span_processor(processor.attach(exporter))
     if provider is not existing:
         trace.set_tracer_provider(provider)
     logger_provider = get_logger_provider()
     if isinstance(logger_provider, LoggerProvider):
         install_logs(logger_provider)
+    meter_provider = _meter_provider(options, resource)
     if not config.instrumentation_disabled(LIFECYCLE):
         lifecycle.LifecycleInstrumentor().instrument()
     recording.wrap_record_exception()
-    return Handle(provider, processor)
+    return Handle(provider, processor, meter_provider)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from types import FrameType
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
@@ -26,11 +26,11 @@ _get_handler = signal.getsignal
 
 
 def _flush_providers(millis: int) -> bool:
-    """The global tracer provider, then the logger provider (exception log records under the logs opt-in)
-    with what is left of the time."""
+    """The global tracer provider, then the logger provider (exception log records under the logs opt-in),
+    then the meter provider (the failures counted since the last export), with what is left of the time."""
     deadline = time.monotonic() + millis / 1000
     ok = True
-    for provider in (trace.get_tracer_provider(), get_logger_provider()):
+    for provider in (trace.get_tracer_provider(), get_logger_provider(), metrics.get_meter_provider()):
         flush = getattr(provider, "force_flush", None)
         if flush is not None:
             ok = bool(flush(int(max(deadline - time.monotonic(), 0) * 1000))) and ok

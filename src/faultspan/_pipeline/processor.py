@@ -43,6 +43,7 @@ from faultspan._capture.runtime import current
 from faultspan._otlp.sdk_private import bounded, has_events, has_links, plain_attributes, span_attributes
 from faultspan._pipeline import scope
 from faultspan._pipeline.calls import remember_call
+from faultspan._pipeline.keep_failed import PROMOTED, HeldTraces, sampled_context
 from faultspan._pipeline.worker import Worker
 
 MASKED_COUNT = "redaction.masked.count"
@@ -202,6 +203,25 @@ def _redact(span: ReadableSpan, redactor: Redactor, masked: TaintScope) -> Reada
     )
 
 
+def promoted(span: ReadableSpan) -> ReadableSpan:
+    """An unsampled span that ``HeldTraces`` released because its trace failed, as it is exported: marked
+    sampled (the SDK's processors skip unsampled spans; OTLP does not carry the flag) and ``PROMOTED``."""
+    return ReadableSpan(
+        name=span.name,
+        context=sampled_context(span.context),
+        parent=span.parent,
+        resource=span.resource,
+        attributes=bounded({**span_attributes(span), PROMOTED: True}, span.dropped_attributes),
+        events=_with_dropped(list(span.events), span.dropped_events),
+        links=_with_dropped(list(span.links), span.dropped_links),
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 _UNCHANGED = object()
 
 
@@ -309,6 +329,8 @@ class FaultspanSpanProcessor(SpanProcessor):
         self._max_queue = max_queue_size or current().settings.queue_size
         self._shutdown = False
         self._dropped = 0
+        self._attached: list[SpanProcessor] = []
+        self.held = HeldTraces.from_settings(current().settings)
         self._worker: Worker[ReadableSpan] = Worker(
             "faultspan-redactor", self._export, capacity=self._max_queue
         )
@@ -333,12 +355,16 @@ class FaultspanSpanProcessor(SpanProcessor):
         however many exporters there are; this processor's queue and thread serve only the processors
         placed behind it (``downstream``: another configurator's, re-parented)."""
         self._redact.sinks += 1
-        return self._wiring(exporter, self._redact, **kwargs)
+        processor = self._wiring(exporter, self._redact, **kwargs)
+        self._attached.append(processor)
+        return processor
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         stamped = scope.current()
         if stamped:
             span.set_attributes(stamped)
+        if self.held is not None and not span.context.trace_flags.sampled:
+            self.held.on_start(span)
         for processor in self._downstream:
             processor.on_start(span, parent_context=parent_context)
 
@@ -352,8 +378,28 @@ class FaultspanSpanProcessor(SpanProcessor):
         if span.kind is SpanKind.CLIENT:
             # An outgoing call joins the trail of the context that made it (this thread, this request).
             remember_call(span)
-        if self._shutdown or not self._downstream or not span.context.trace_flags.sampled:
+        if self._shutdown:
             return
+        if not span.context.trace_flags.sampled:
+            if self.held is not None:
+                for released in self.held.on_end(span):
+                    self._release(promoted(released))
+            return
+        if self._downstream:
+            self._enqueue(span)
+
+    def _release(self, span: ReadableSpan) -> None:
+        """A span of a failed unsampled trace, now sampled: to every processor exporting behind faultspan,
+        as the SDK hands them a sampled span (the attached ones, on this thread; the re-parented ones)."""
+        for processor in self._attached:
+            try:
+                processor.on_end(span)
+            except Exception:  # noqa: PERF203 -- one broken exporter must not starve the others
+                _logger.exception("faultspan: exporting processor %r failed", processor)
+        if self._downstream:
+            self._enqueue(span)
+
+    def _enqueue(self, span: ReadableSpan) -> None:
         if not self._worker.put(span):
             self._dropped += 1
             warn_once("queue-full", "faultspan: span queue full (%d); dropping spans", self._max_queue)

@@ -19,7 +19,7 @@ from opentelemetry.util import types
 from faultspan._capture import exceptions
 from faultspan._capture.runtime import current, internal_error
 from faultspan._otlp.sdk_private import max_attribute_length
-from faultspan._pipeline import breadcrumbs, log_events, scope
+from faultspan._pipeline import breadcrumbs, failure_metric, log_events, scope
 from faultspan._pipeline.breadcrumbs import Crumb
 
 SdkRecordException = Callable[..., None]
@@ -158,6 +158,8 @@ def _record(
         )
     memory.exceptions.append((exc, captured.fingerprint))
     del memory.exceptions[:-_REMEMBERED]
+    if not was_recorded(exc):
+        _count(str(captured.attributes[exceptions.EXCEPTION_TYPE]), captured.fingerprint)
     vars(exc)[_RECORDED_MARK] = True
     return captured.fingerprint
 
@@ -193,6 +195,14 @@ def capture(
     if fingerprint is None:
         vars(exc)[_CAPTURE_MARK] = (where, captured)
     return captured
+
+
+def _count(exception_type: str, fingerprint: str) -> None:
+    """One failure for ``faultspan.failures``: an exception counts where it is first recorded only."""
+    try:
+        failure_metric.count(exception_type, fingerprint)
+    except Exception as err:
+        internal_error("failure-metric", "could not count a failure", err)
 
 
 def was_recorded(exc: BaseException) -> bool:
