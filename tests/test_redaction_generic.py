@@ -204,3 +204,11 @@ def test_a_taint_scope_learns_what_was_masked_in_text() -> None:
     assert redactor.scrub_text("password=Zq8vLm2pX9 ok", scope) == f"password={REDACTED} ok"
     assert redactor.scrub_text("echo Zq8vLm2pX9", scope) == f"echo {REDACTED}"
     assert redactor.scrub_text("echo Zq8vLm2pX9") == "echo Zq8vLm2pX9"
+
+
+@given(st.integers(min_value=1, max_value=2**128 - 1), st.integers(min_value=1, max_value=2**64 - 1))
+def test_hex_ids_written_with_0x_stay_without_secret_context(trace_id: int, span_id: int) -> None:
+    """The repr of a SpanContext (a local in every frame that holds a span) is ids, not credentials."""
+    text = f"SpanContext(trace_id=0x{trace_id:032x}, span_id=0x{span_id:016x}, trace_flags=0x01)"
+    assert redactor.scrub_text(text) == text
+    assert REDACTED in redactor.scrub_text(f"api_key=0x{trace_id:032x}")

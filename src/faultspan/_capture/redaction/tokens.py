@@ -252,7 +252,7 @@ def hex_like(token: str) -> bool:
     return _HEX_LIKE.fullmatch(token) is not None
 
 
-_HEX_LIKE = re.compile(r"[0-9a-fA-F._~-]+=*")
+_HEX_LIKE = re.compile(r"(?:0[xX])?[0-9a-fA-F._~-]+=*")  # 0x... is hex too (ids in reprs)
 
 
 def identifier_body(token: str) -> bool:
