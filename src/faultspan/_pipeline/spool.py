@@ -198,9 +198,10 @@ def quarantine(directory: Path, payload: bytes, where: str) -> None:
     kept = sorted(aside.glob(f"*{SUFFIX}"), reverse=True)
     total = 0
     for older in kept:
-        total += older.stat().st_size
-        if total > QUARANTINE_MAX_BYTES and older != path:
-            older.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):  # another process's drain may prune it first
+            total += older.stat().st_size
+            if total > QUARANTINE_MAX_BYTES and older != path:
+                older.unlink()
     warn_once(
         f"quarantine:{aside}",
         "faultspan: %s rejected a batch as never deliverable; moved aside to %s (later ones too, counted "
