@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,7 +41,7 @@ from faultspan._otlp.sdk_private import bounded, plain_attributes
 from faultspan._pipeline import log_events, recording
 from faultspan._pipeline.processor import MASKED_COUNT, MASKED_KEYS, without_capture
 from faultspan._pipeline.trace_logs import TRACE_LOGS
-from faultspan._pipeline.worker import Worker
+from faultspan._pipeline.worker import Worker, flush_through, shut_down_through
 
 _logger = logging.getLogger("faultspan")
 _SCALARS = (bool, int, float, bytes)
@@ -268,22 +267,13 @@ class FaultspanLogRecordProcessor(LogRecordProcessor):
                 TRACE_LOGS.add(readable(exportable))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        deadline = time.monotonic() + timeout_millis / 1000
-        if not self._worker.flush(timeout_millis / 1000):
-            return False
-        ok = True
-        for processor in self._downstream:
-            remaining = int(max(deadline - time.monotonic(), 0) * 1000)
-            ok = processor.force_flush(remaining) and ok
-        return ok
+        return flush_through(self._worker, self._downstream, timeout_millis)
 
     def shutdown(self) -> None:
         if self._shutdown:
             return
         self._shutdown = True
-        self._worker.shutdown()
-        for processor in self._downstream:
-            processor.shutdown()
+        shut_down_through(self._worker, self._downstream)
 
 
 _ATTACHED = _Attached()

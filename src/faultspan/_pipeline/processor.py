@@ -44,7 +44,7 @@ from faultspan._otlp.sdk_private import bounded, has_events, has_links, plain_at
 from faultspan._pipeline import scope
 from faultspan._pipeline.calls import remember_call
 from faultspan._pipeline.keep_failed import PROMOTED, HeldTraces, sampled_context
-from faultspan._pipeline.worker import Worker
+from faultspan._pipeline.worker import Worker, flush_through, shut_down_through
 
 MASKED_COUNT = "redaction.masked.count"
 MASKED_KEYS = "redaction.masked.keys"
@@ -415,19 +415,10 @@ class FaultspanSpanProcessor(SpanProcessor):
                     _logger.exception("faultspan: downstream processor %r failed", processor)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        deadline = time.monotonic() + timeout_millis / 1000
-        if not self._worker.flush(timeout_millis / 1000):
-            return False
-        ok = True
-        for processor in self._downstream:
-            remaining = int(max(deadline - time.monotonic(), 0) * 1000)
-            ok = processor.force_flush(remaining) and ok
-        return ok
+        return flush_through(self._worker, self._downstream, timeout_millis)
 
     def shutdown(self) -> None:
         if self._shutdown:
             return
         self._shutdown = True
-        self._worker.shutdown()
-        for processor in self._downstream:
-            processor.shutdown()
+        shut_down_through(self._worker, self._downstream)

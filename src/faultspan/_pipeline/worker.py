@@ -15,10 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 _logger = logging.getLogger("faultspan")
@@ -185,3 +186,28 @@ class Worker(Generic[T]):
         if self._queue:
             self._round(final=True)
         return True
+
+
+class Downstream(Protocol):
+    def force_flush(self, timeout_millis: int = 30000) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+def flush_through(worker: Worker[Any], downstream: Iterable[Downstream], timeout_millis: int) -> bool:
+    """A processor's flush: its worker's queue first, then each downstream processor with the time left."""
+    deadline = time.monotonic() + timeout_millis / 1000
+    if not worker.flush(timeout_millis / 1000):
+        return False
+    ok = True
+    for processor in downstream:
+        remaining = int(max(deadline - time.monotonic(), 0) * 1000)
+        ok = processor.force_flush(remaining) and ok
+    return ok
+
+
+def shut_down_through(worker: Worker[Any], downstream: Iterable[Downstream]) -> None:
+    """A processor's shutdown: its worker's last round, then each downstream processor."""
+    worker.shutdown()
+    for processor in downstream:
+        processor.shutdown()
