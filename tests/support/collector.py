@@ -26,7 +26,7 @@ from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, TypeVar
 
 import grpc
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -72,6 +72,7 @@ _TRACE_SERVICE = _TRACE_SERVICE_FILE.services_by_name["TraceService"].full_name
 _LOGS_SERVICE = _LOGS_SERVICE_FILE.services_by_name["LogsService"].full_name
 _METRICS_SERVICE = _METRICS_SERVICE_FILE.services_by_name["MetricsService"].full_name
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+Item = TypeVar("Item")
 
 
 def free_port() -> int:
@@ -349,17 +350,15 @@ class OtlpSink:
         self, predicate: Callable[[list[ExportMetricsServiceRequest]], bool], timeout: float = 15.0
     ) -> list[ExportMetricsServiceRequest]:
         """Block until ``predicate(all metrics requests so far)`` is true; return that snapshot."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not predicate(list(self._metric_requests)):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"wait_for_metrics timed out after {timeout:.1f}s: "
-                        f"{len(self._metric_requests)} metrics requests"
-                    )
-                self._cond.wait(remaining)
-            return list(self._metric_requests)
+        return self._wait(
+            self._metric_requests,
+            predicate,
+            timeout,
+            lambda: (
+                f"wait_for_metrics timed out after {timeout:.1f}s: "
+                f"{len(self._metric_requests)} metrics requests"
+            ),
+        )
 
     @property
     def endpoint(self) -> str:
@@ -402,19 +401,15 @@ class OtlpSink:
         self, predicate: Callable[[list[ReceivedLog]], bool], timeout: float = 15.0
     ) -> list[ReceivedLog]:
         """Block until ``predicate(all log records so far)`` is true; return that snapshot."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                snapshot = list(self._logs)
-                if predicate(snapshot):
-                    return snapshot
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        self._summary_locked(f"wait_for_logs timed out after {timeout:.1f}s")
-                        + f", {len(self._logs)} log records"
-                    )
-                self._cond.wait(remaining)
+        return self._wait(
+            self._logs,
+            predicate,
+            timeout,
+            lambda: (
+                self._summary_locked(f"wait_for_logs timed out after {timeout:.1f}s")
+                + f", {len(self._logs)} log records"
+            ),
+        )
 
     def raw_bytes(self) -> bytes:
         """The exact serialized payloads of all accepted requests, concatenated (for needle searches)."""
@@ -445,15 +440,31 @@ class OtlpSink:
 
         Woken by every received request (no polling). Raises ``AssertionError`` with a summary on timeout.
         """
+        return self._wait(
+            self._spans,
+            predicate,
+            timeout,
+            lambda: self._summary_locked(f"wait_for timed out after {timeout:.1f}s"),
+        )
+
+    def _wait(
+        self,
+        received: list[Item],
+        predicate: Callable[[list[Item]], bool],
+        timeout: float,
+        failure: Callable[[], str],
+    ) -> list[Item]:
+        """Until ``predicate(snapshot of received)`` holds, woken by every request; ``failure()`` (called
+        under the lock) is the message on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                snapshot = list(self._spans)
+                snapshot = list(received)
                 if predicate(snapshot):
                     return snapshot
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(self._summary_locked(f"wait_for timed out after {timeout:.1f}s"))
+                    raise AssertionError(failure())
                 self._cond.wait(remaining)
 
     def wait_for_spans(self, count: int = 1, timeout: float = 15.0) -> list[ReceivedSpan]:
