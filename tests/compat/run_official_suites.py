@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 HERE = Path(__file__).resolve().parent
 MODES = ("b1", "b2")
@@ -92,9 +92,14 @@ def fetch(suite: Suite, work: Path) -> Path:
         members = [
             member
             for member in sdist.getmembers()
-            if member.name.startswith(f"{stem}/tests/") and (member.isfile() or member.isdir())
+            if member.name.startswith(f"{stem}/tests/")
+            and (member.isfile() or member.isdir())
+            and ".." not in PurePosixPath(member.name).parts
         ]
-        sdist.extractall(work, members=members, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4, 3.10.12 and later
+            sdist.extractall(work, members=members, filter="data")
+        else:  # Debian's 3.11.2: the members are already plain files and folders under tests/, no ".."
+            sdist.extractall(work, members=members)
     extracted = work / stem
     if not (extracted / suite.tests).is_dir():
         raise SuiteError(f"{archive.name}: no {suite.tests}/ folder")
