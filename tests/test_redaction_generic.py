@@ -3,6 +3,7 @@ key word model, structured credential forms, look-alikes that must survive, and 
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import string
@@ -88,6 +89,94 @@ def test_hex_and_uuids_need_secret_context(digest: str, ident: object) -> None:
         assert redactor.scrub_text(text) is text
         assert attribute(value) == value
     assert digest not in redactor.scrub_text(f"the api token {digest} expired")
+
+
+def short_token(rng: random.Random, length: int) -> str:
+    """Lowercase letters and digits drawn the way generators draw them, with a digit among letters."""
+    alphabet = string.ascii_lowercase + string.digits
+    while True:
+        token = "".join(rng.choice(alphabet) for _ in range(length))
+        if any(c.isalpha() for c in token[:3]) and any(c.isdigit() for c in token[3:-3]):
+            return token
+
+
+def test_short_random_tokens_are_masked_and_words_with_numbers_are_not() -> None:
+    rng = random.Random(12)
+    drawn = [short_token(rng, rng.randint(12, 15)) for _ in range(400)]
+    masked = sum(attribute(token) == REDACTED for token in drawn)
+    # the rest have letters in orders words use too, or too few of them to tell (measured: 60 % masked)
+    assert masked >= len(drawn) * 0.5, masked
+    names = ["manylinux", "postgres", "kubernetes", "customer", "checkout", "python", "ubuntu", "worker"]
+    names += ["payments", "rabbitmq", "sqlalchemy", "pgbouncer", "webhook", "gateway", "invoice", "zookeeper"]
+    built = [
+        rng.choice(names) + str(rng.randint(1, 9999)) + rng.choice(["", "prod", "_x86_64", "a", "-eu"])
+        for _ in range(400)
+    ]
+    assert [name for name in built if attribute(name) != name] == []
+
+
+@FAST
+@given(
+    st.text(st.sampled_from(string.ascii_lowercase + "._@"), min_size=3, max_size=16).filter(
+        lambda user: user[0].isalpha()
+    ),
+    random_body(6, 20),
+)
+def test_base64_of_a_user_password_pair_is_a_basic_credential(user: str, password: str) -> None:
+    encoded = base64.b64encode(f"{user}:{password}".encode()).decode()
+    assert attribute(encoded) == REDACTED
+    assert encoded not in redactor.scrub_text(f"upstream rejected {encoded} (401)")
+    for text in (
+        '{"alg":"HS256","typ":"JWT"}',
+        "the order was shipped to the warehouse",
+        "https://example.com/a",
+    ):
+        plain = base64.b64encode(text.encode()).decode()
+        assert attribute(plain) == plain
+
+
+@FAST
+@given(st.integers(0, 2**32).map(lambda seed: "".join(random.Random(seed).sample(ALNUM, 11)) + "7!"))
+def test_a_password_after_a_bare_colon_is_masked(password: str) -> None:
+    assert password not in redactor.scrub_text(f"curl_auth_user=:{password} set")
+
+
+@FAST
+@given(random_body(20, 40))
+def test_after_a_percent_sign_or_a_dollar_only_variables_and_escapes_are_kept(token: str) -> None:
+    assert token not in redactor.scrub_text(f"Bearer AAAA%{token}")
+    assert token not in redactor.scrub_text(f"hash $2b$12${token}")
+    kept = ("%2Fhome%2Fdeploy%2Fapp9x2Lk4mQ", "echo $GITHUB_TOKEN_VALUE9x", "set %APPDATA_Dir2k9Lmq% now")
+    for text in kept:
+        assert redactor.scrub_text(text) is text
+
+
+@FAST
+@given(
+    st.sampled_from(["api_key", "DB_PASSWORD", "secret", "token", "AccessKey"]),
+    st.sampled_from(["prod", "STAGING", "long_lived", "readonly", "backup", "test"]),
+    random_body(20, 30),
+)
+def test_deployment_and_lifetime_qualifiers_keep_a_secret_key(term: str, qualifier: str, token: str) -> None:
+    key = f"{term}_{qualifier}"
+    assert redactor.is_secret_key(key)
+    assert token not in redactor.scrub_text(f"loaded {key.upper()}={token} from the environment")
+
+
+@FAST
+@given(st.sampled_from(["sumologic.accessId", "datadog_access_id", "ACCESS_KEY_ID"]), random_body(16, 20))
+def test_access_ids_in_prose_are_weak_keys(key: str, token: str) -> None:
+    assert token not in redactor.scrub_text(f"loaded {key}={token} from the environment")
+    assert redactor.scrub_text(f"{key}=users/42/profile") == f"{key}=users/42/profile"
+
+
+@FAST
+@given(random_body(24, 32), st.text(st.sampled_from(K8S), min_size=8, max_size=8))
+def test_only_lowercase_dns_names_read_as_kubernetes_names(body: str, suffix: str) -> None:
+    token = f"glsa_{body}_{suffix}"
+    assert attribute(token) == REDACTED
+    pod = f"checkout-{suffix}-x2k9p"
+    assert attribute(pod) == pod
 
 
 @FAST

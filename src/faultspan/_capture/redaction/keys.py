@@ -59,6 +59,10 @@ _SAME_VALUE_WORDS = frozenset(
         "original", "encoded", "enc", "encrypted", "b64", "base64", "base32", "b32", "hex", "bytes", "hash",
         "hashed", "digest", "sha1", "sha256", "sha512", "md5", "hmac", "code", "header", "headers", "input",
         "env", "var", "data", "json", "yaml", "yml", "pem", "number", "num", "no", "nr",
+        # which deployment, lifetime or scope the same secret is for: ``API_KEY_PROD``, ``..._LONG_LIVED``
+        "prod", "production", "dev", "development", "stage", "staging", "test", "testing", "qa", "uat",
+        "live", "sandbox", "local", "primary", "secondary", "backup", "fallback", "default", "main", "alt",
+        "temp", "tmp", "long", "short", "lived", "readonly", "ro", "rw", "admin",
     }
 )  # fmt: skip
 # Secrets that are short digit strings: ``pin 1234`` is worth masking, ``session 1234`` is not.
@@ -72,7 +76,7 @@ QUERY_TERMS = frozenset({"sig", "signature", "key", "xamzsignature", "xamzcreden
 # Substrings that every secret key name contains, used to find candidate keys in free text quickly.
 KEY_HINTS = (
     "pass", "pwd", "pw", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf",
-    "ssn", "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number", "login", "aws",
+    "ssn", "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number", "login", "aws", "access",
 )  # fmt: skip
 MAX_KEY_WORDS = 12
 

@@ -206,8 +206,8 @@ class Redactor:
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
             _Rule("card", (), pattern(_CARD, _card), CARD_GATE, 13),
             _Rule("password_value", (), _passwords, PASSWORD_GATE, 8),
-            # 16 characters for a random token alone, 13 for a prefixed one; 8 after a context word
-            _Rule("token", (), _tokens, TOKEN_GATE, 13),
+            # 12 characters for a random token alone, 13 for a prefixed one; 8 after a context word
+            _Rule("token", (), _tokens, TOKEN_GATE, 12),
         ]
 
     # ---- key rules ---------------------------------------------------------------------------------
@@ -751,9 +751,9 @@ def _tokens(text: str) -> str:
     def spans() -> Iterable[tuple[int, int]]:
         for match in TOKEN.finditer(text):
             start = match.start()
-            if start and text[start - 1] in "$%{":  # $VAR, %VAR%, ${VAR}: a placeholder
-                continue
             token = match[0].rstrip(".")
+            if start and _variable_or_escape(text, start, token):
+                continue
             if token.startswith("//") and text[start - 1 : start] == ":":  # a URL: its segments are ids
                 at = start
                 for segment in token.split("/"):
@@ -764,6 +764,19 @@ def _tokens(text: str) -> str:
                 yield start, start + len(token)
 
     return _mask_spans(text, spans())
+
+
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*")  # names are one case, random tokens mix them
+
+
+def _variable_or_escape(text: str, start: int, token: str) -> bool:
+    """``$VAR``, ``${VAR}``, ``%VAR%`` or the rest of a percent-escape (``%2Fhome``): not a token itself."""
+    before = text[start - 1]
+    if before in "${":
+        return _VARIABLE.fullmatch(token) is not None
+    if before == "%":
+        return text.startswith("%", start + len(token)) or all(char in tokens.HEX for char in token[:2])
+    return False
 
 
 def _passwords(text: str) -> str:
@@ -780,7 +793,7 @@ def _passwords(text: str) -> str:
                 yield at, at + len(word)
                 continue
             user, colon, secret = word.partition(":")
-            if not (colon and user and secret) or ":" in secret or user.lower() in tokens.HASH_NAMES:
+            if not (colon and secret) or ":" in secret or user.lower() in tokens.HASH_NAMES:
                 continue
             shaped = tokens.password_like(secret) or (
                 TOKEN.fullmatch(secret) is not None and tokens.looks_random(secret)

@@ -35,6 +35,36 @@ _PLACEHOLDER_WORDS = ("xxxx", "XXXX", "****", "####", "....", "your", "YOUR", "H
 _SEQUENCES = ("0123456789", "abcdefghij", "ABCDEFGHIJ", "qwerty", "QWERTY", "1234567890")
 
 
+# The letter pairs that make up 97 % of the words in English text and code identifiers (measured on CPython's
+# standard library, split at camelCase): random letters use the other pairs about 60 % of the time, words and
+# identifiers about 3 %.
+_PAIRS = """
+    ab ac ad af ag ai ak al am an ap ar as at au av aw ax ay ba be bi bj bl bo br bu by ca cc ce ch
+    ci ck cl co cr cs ct cu cy da dd de di dl do dr ds du ea eb ec ed ee ef eg ei el em en eo ep eq
+    er es et ev ew ex ey fa fe ff fi fl fo fr ft fu ge gh gi gl gn gr gs gu ha he hi ho hr ht ia ib
+    ic id ie if ig il im in io ip ir is it iv ix iz je ke ki ks kw la ld le lf li ll lo ls lt lu ly
+    ma mb me mi mm mo mp ms mu na nc nd ne nf ng ni nk nl nn no np ns nt nu nv oa ob oc od of og oi
+    ok ol om on oo op or os ot ou ov ow ox pa pe pi pl po pp pr pt pu py qu ra rc rd re rg ri rk rl
+    rm rn ro rr rs rt ru rv ry sa sc se sg sh si sk sl sm so sp ss st su sy ta tc td te tf th ti tl
+    to tp tr ts tt tu tw ty ua ub uc ue uf ug ui ul um un up ur us ut va ve vi wa we wh wi wn wo wr
+    xc xe xi xp xt yp ys yt ze
+"""
+_COMMON_PAIRS = frozenset(_PAIRS.split())
+_LETTER_RUNS = re.compile(r"[A-Za-z]{2,}")
+_DIGIT_AMONG_LETTERS = re.compile(r"[A-Za-z][0-9]+[A-Za-z]")
+
+
+def scrambled(token: str) -> tuple[float, int]:
+    """(the share of neighbouring letters that words rarely put side by side, how many pairs were counted):
+    ``jtgya`` 4 of 4, ``django`` 3 of 5, ``checkout`` 1 of 7."""
+    rare = pairs = 0
+    for run in _LETTER_RUNS.findall(token):
+        low = run.lower()
+        pairs += len(low) - 1
+        rare += sum(low[i : i + 2] not in _COMMON_PAIRS for i in range(len(low) - 1))
+    return (rare / pairs if pairs else 0.0), pairs
+
+
 def _classes(token: str) -> tuple[int, int, int, int, int]:
     """(lowercase, uppercase, digits, other characters, changes of class between neighbours)."""
     lower = upper = digit = other = changes = 0
@@ -77,6 +107,8 @@ def placeholder(token: str) -> bool:
 def _word_like(word: str) -> bool:
     """Pronounceable: vowels in proportion and no long consonant run, as words are and random letters not."""
     low = word.lower()
+    if len(low) >= 7 and scrambled(low)[0] >= 0.5:
+        return False  # vowels in place but letters in no word's order: ``jyvpuuyzliuf``
     vowels = sum(char in _VOWELS for char in low)
     if not 0.1 <= vowels / len(low) <= 0.75:
         return False
@@ -99,20 +131,28 @@ def _identifier(segment: str) -> bool:
     return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and short <= max(1, len(words) // 2)
 
 
-def _text_in_base64(token: str) -> bool:
-    """Base64 of readable text (``c3VwZXIgc2VjcmV0IHZhbHVl`` is "super secret value"): a quoted string."""
+def _base64_text(token: str) -> str | None:
+    """The readable text a token is base64 of (``c3VwZXIgc2VjcmV0IHZhbHVl`` is "super secret value"), or None
+    when it is not base64 of text."""
     if not _B64_TEXT.fullmatch(token):
-        return False
+        return None
     body = token.rstrip("=")
     padded = body + "=" * (-len(body) % 4)
     try:
         raw = binascii.a2b_base64(padded.replace("-", "+").replace("_", "/"))
     except (binascii.Error, ValueError):
-        return False
+        return None
     if len(raw) < 8:
-        return False
+        return None
     printable = sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in raw)
-    return printable >= len(raw) * 0.95 and sum(chr(byte).isalpha() for byte in raw) >= len(raw) * 0.3
+    if printable < len(raw) * 0.95 or sum(chr(byte).isalpha() for byte in raw) < len(raw) * 0.3:
+        return None
+    return raw.decode("latin-1")
+
+
+# What HTTP Basic authentication encodes: ``user:password`` (a user name or e-mail, then printable characters
+# without spaces), not ``scheme://...`` nor JSON (``{"alg":"HS256"}``).
+_BASIC_PAIR = re.compile(r"[\w.@+-]{1,64}:(?!//)[!-~]{1,128}", re.ASCII)
 
 
 def looks_random(token: str, context: int = NEUTRAL) -> bool:
@@ -130,7 +170,10 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         return context == SECRET
     if placeholder(token) or _FILE_SUFFIX.search(token):
         return False
-    if _k8s_name([part for part in _SEPARATORS.split(token) if part]):
+    text = _base64_text(token)
+    if text is not None and _BASIC_PAIR.fullmatch(text):
+        return context != PUBLIC  # ``YWRtaW46cGFzc3dvcmQ=``: a Basic credential, whatever its key
+    if _k8s_name(token):
         return False
     if context != SECRET and _UUID.search(token.replace("_", "-")):
         return False
@@ -148,6 +191,16 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
     need = {SECRET: 8, PREFIXED: 10, NEUTRAL: 16, PUBLIC: 24}[context]
+    lower, upper, digit, _, changes = _classes(token)
+    kinds = (lower > 0) + (upper > 0) + (digit > 0)
+    share, pairs = scrambled(body)
+    # Letters in an order no word has (``8gj7f613jtgya7``) with digits among them, or all three classes
+    # alternating (``su9OL59biWiJu7``), are random at 12 characters; a word with a number (``manylinux2014``)
+    # is not. Scrambled letters also stand in for frequent changes of class (``jyvpuuyzliuf3819``).
+    short_random = (share >= 0.4 and pairs >= 4) or (kinds == 3 and changes >= length * 0.5)
+    if context == NEUTRAL and len(body) >= 12 and _DIGIT_AMONG_LETTERS.search(body) and short_random:
+        need = 12
+    jumbled = share >= 0.4 and pairs >= 10
     random_parts = [
         part
         for part in parts
@@ -155,9 +208,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     ]
     if len(body) < need and not (len(random_parts) >= 2 and sum(map(len, random_parts)) >= need + 4):
         return False
-    lower, upper, digit, _, changes = _classes(token)
     letters = lower + upper
-    kinds = (lower > 0) + (upper > 0) + (digit > 0)
     if letters == 0 or (kinds < 2 and context < PREFIXED):
         return False
     if lower == 0 and context == NEUTRAL and length < 24:
@@ -165,12 +216,14 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     long_parts = [part for part in parts if len(part) >= 5]
     if _identifier(body) or (long_parts and all(map(_identifier, long_parts))):
         return False
-    if context < PREFIXED and _text_in_base64(token):
+    if context < PREFIXED and text is not None:
         return False
-    if changes < length * (0.12 if context >= PREFIXED else 0.2):
+    if changes < length * (0.12 if context >= PREFIXED else 0.2) and not jumbled:
         return False
-    bits = entropy(token)
-    return bits >= (2.8 if context >= PREFIXED else 3.3) and len(set(token)) >= min(10, length // 2)
+    # 3.3 bits per character, or what a random string of this length reaches anyway (repeats are likely
+    # within 12 characters: at most log2(12) = 3.58 bits)
+    bits = min(2.8 if context >= PREFIXED else 3.3, math.log2(length) - 0.5)
+    return entropy(token) >= bits and len(set(token)) >= min(10, length // 2)
 
 
 def password_like(value: str) -> bool:
@@ -202,13 +255,17 @@ PUBLIC_PREFIXES = frozenset(
 )  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "crc32", "xxh64"})
 _NOT_PASSWORD = re.compile(r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{]|://|[()\[\]{}<>\"':]")
+_DNS_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 _K8S_PART = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{8,10}")
 
 
-def _k8s_name(parts: list[str]) -> bool:
+def _k8s_name(token: str) -> bool:
     """Kubernetes generated names end in a 5-character suffix and maybe an 8-10 character template hash, both
-    from an alphabet without vowels and confusable digits (``web-7d4b9c8f6d-x2k9p``)."""
-    return len(parts) >= 2 and _K8S_PART.fullmatch(parts[-1]) is not None
+    from an alphabet without vowels and confusable digits (``web-7d4b9c8f6d-x2k9p``); like every Kubernetes
+    name they are lowercase DNS labels."""
+    name, dash, suffix = token.rpartition("-")
+    lowercase = _DNS_NAME.fullmatch(token) is not None
+    return bool(dash and name) and lowercase and _K8S_PART.fullmatch(suffix) is not None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -231,8 +288,13 @@ def public_prefix(token: str) -> bool:
     prefix, _ = split_prefix(token)
     return bool(prefix) and (
         _SEPARATORS.split(prefix, 1)[0].lower() in PUBLIC_PREFIXES
-        or (all(char in HEX for char in prefix) and any(char.isdigit() for char in prefix))
+        or _hex_start(_SEPARATORS.split(prefix, 1)[0])
     )
+
+
+def _hex_start(word: str) -> bool:
+    """The first group of a UUID or a hex id (``3f2a9c1e-...``), not a short code such as ``A3``."""
+    return len(word) >= 6 and all(char in HEX for char in word) and any(char.isdigit() for char in word)
 
 
 _ALNUM_RUN = re.compile(r"[A-Za-z0-9]{8,}")
@@ -277,7 +339,7 @@ def identifier_body(token: str) -> bool:
 def prefixed_random(token: str) -> bool:
     """A vendor-style prefix and a random body (``ntn_...``, ``glc_...``, ``PMAK-...``), not a public id."""
     prefix, body = split_prefix(token)
-    if not prefix or public_prefix(token) or _k8s_name([p for p in _SEPARATORS.split(token) if p]):
+    if not prefix or public_prefix(token) or _k8s_name(token):
         return False
     if _UUID.search(body) or body.replace("-", "").replace("_", "").isdigit():
         return False
