@@ -212,6 +212,9 @@ def test_credential_pairs_are_masked_whole(user: str, password: str) -> None:
         f"Host: {user}:{password}@cache.internal:6379",
         f"INSERT INTO users (name, password) VALUES ('{user}', '{password}')",
         f"[('Authorization', 'Basic {password}'), ('X-Api-Key', '{password}')]",
+        f"jdbc:mysql://db.internal:3306/orders?user={user}&password={password}",
+        f"jdbc:oracle:thin:{user}/{password}@//db.internal:1521/ORCL",
+        f"mysqldump -u{user} -p{password} orders",
     ]
     for text in forms:
         out = redactor.scrub_text(text)
@@ -242,6 +245,9 @@ def test_lookalikes_survive(name: str, template: str, suffix: str, number: int) 
         f"evt_1NG8Du2eZvKYlo2CUI7mDs8V{suffix}",
         f"pk_live_{template}{suffix}Xy7",
         f"{number % 9}.{number % 30}.{number % 99}-rc.1+build.{template[:7]}",
+        f"{name}@{number % 9}.{number % 30}.{number % 99}",
+        f"https://docs.example.com/{name}?page={number % 50}#section-{number % 9}",
+        f"docker run -p{number % 9000 + 1000}:80 {name}:latest",
     ]
     for value in values:
         assert attribute(value) == value, value

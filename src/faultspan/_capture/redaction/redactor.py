@@ -30,8 +30,10 @@ from faultspan._capture.redaction.rules import (
     _JWT,
     _KEY_VALUE,
     _LINE_END,
+    _MYSQL_PASSWORD,
     _NPM,
     _OPENAI,
+    _ORACLE,
     _PEM,
     _PYPI,
     _QUERY_PARAM,
@@ -202,7 +204,9 @@ class Redactor:
             _Rule("connection_string", anchors("pass", "pwd"), pattern(_CONNECTION_STRING, _not_placeholder)),
             _Rule("query_param", anchors(*key_hints, "sig"), self._query_params),
             _Rule("key_value", anchors(*key_hints), self._key_values),
-            _Rule("credential_pair", anchors("curl", "--user", "@"), self._credential_pairs),
+            _Rule(
+                "credential_pair", anchors("curl", "--user", "@", "mysql", "mariadb"), self._credential_pairs
+            ),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
             _Rule("card", (), pattern(_CARD, _card), CARD_GATE, 13),
             _Rule("password_value", (), _passwords, PASSWORD_GATE, 8),
@@ -254,7 +258,7 @@ class Redactor:
 
     def _credential_pairs(self, text: str) -> str:
         def spans() -> Iterable[tuple[int, int]]:
-            for pattern in (_CURL_USER, _SCHEMELESS):
+            for pattern in (_CURL_USER, _SCHEMELESS, _MYSQL_PASSWORD, _ORACLE):
                 for match in pattern.finditer(text):
                     if credential_part(match["secret"]):
                         yield match.span("secret")

@@ -232,7 +232,9 @@ def any_gate(gates: Sequence[Gate]) -> re.Pattern[str]:
     return re.compile(f"[{firsts}](?:{'|'.join(groups)})")
 
 
-_QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&#\s'\"<>]+)", re.ASCII)
+# A value runs to the next parameter: a ``#`` in it is more likely part of a password (JDBC URLs) than the
+# start of a fragment, and only the values of secret parameters are masked.
+_QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&\s'\"<>]+)", re.ASCII)
 _CARD = re.compile(
     r"[2-6](?<![\w.+-][2-6])(?<![0-9][ -][2-6])[0-9]{3}(?:[ -]?[0-9]){9,15}(?![\w]|[ .-][0-9])", re.ASCII
 )
@@ -398,6 +400,10 @@ def token_verdict(token: str, text: str, start: int) -> bool:
 
 # ``curl -u user:password`` and ``--user user:password``
 _CURL_USER = re.compile(r"-(?<![\w-]-)(?:u|-user)[ =]+['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)")
+# ``mysql -uroot -pS3cret`` (the password glued to ``-p``; elsewhere ``-p8080`` is a port)
+_MYSQL_PASSWORD = re.compile(r"m(?<![\w-]m)(?:ysql|ariadb)[\w-]*[ \t][^\r\n]*?(?<=\s)-p(?P<secret>[^\s'\"]+)")
+# ``scott/tiger@//db:1521/ORCL``: Oracle's user/password before an EZConnect address
+_ORACLE = re.compile(r"(?<![\w/$#.-])[\w$#.-]{1,64}/(?P<secret>[^\s/@'\"]{1,128})@//")
 # ``user:password@host`` without a scheme (a Host header, stdlib frame locals)
 _SCHEMELESS = re.compile(
     r"(?<![\w:/@.%+\\-])[A-Za-z0-9_.+-]{1,64}:(?P<secret>[^\s:/@'\"<>]{3,128})@(?=[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:[/\s'\",;)]|$))"
