@@ -92,8 +92,8 @@ def test_hex_and_uuids_need_secret_context(digest: str, ident: object) -> None:
 
 
 def short_token(rng: random.Random, length: int) -> str:
-    """Lowercase letters and digits drawn the way generators draw them, with a digit among letters."""
-    alphabet = string.ascii_lowercase + string.digits
+    """Letters of both cases and digits drawn the way generators draw them, with a digit among letters."""
+    alphabet = ALNUM
     while True:
         token = "".join(rng.choice(alphabet) for _ in range(length))
         if any(c.isalpha() for c in token[:3]) and any(c.isdigit() for c in token[3:-3]):
@@ -104,15 +104,19 @@ def test_short_random_tokens_are_masked_and_words_with_numbers_are_not() -> None
     rng = random.Random(12)
     drawn = [short_token(rng, rng.randint(12, 15)) for _ in range(400)]
     masked = sum(attribute(token) == REDACTED for token in drawn)
-    # the rest have letters in orders words use too, or too few of them to tell (measured: 60 % masked)
-    assert masked >= len(drawn) * 0.5, masked
+    # the rest have letters in orders words use too, or too few of them to tell (measured: 95 % masked)
+    assert masked >= len(drawn) * 0.9, masked
     names = ["manylinux", "postgres", "kubernetes", "customer", "checkout", "python", "ubuntu", "worker"]
     names += ["payments", "rabbitmq", "sqlalchemy", "pgbouncer", "webhook", "gateway", "invoice", "zookeeper"]
     built = [
         rng.choice(names) + str(rng.randint(1, 9999)) + rng.choice(["", "prod", "_x86_64", "a", "-eu"])
         for _ in range(400)
     ]
-    assert [name for name in built if attribute(name) != name] == []
+    hosts = [
+        f"{rng.choice(['dfw3', 'sjc2', 'lhr15', 'iad1'])}prd{rng.choice(['web', 'kfk', 'mq'])}{n:02d}"
+        for n in range(99)
+    ]
+    assert [name for name in built + hosts if attribute(name) != name] == []
 
 
 @FAST
@@ -164,7 +168,7 @@ def test_deployment_and_lifetime_qualifiers_keep_a_secret_key(term: str, qualifi
 
 
 @FAST
-@given(st.sampled_from(["sumologic.accessId", "datadog_access_id", "ACCESS_KEY_ID"]), random_body(16, 20))
+@given(st.sampled_from(["sumologic.accessId", "datadog_access_id", "ACCESS_KEY_ID"]), random_body(20, 30))
 def test_access_ids_in_prose_are_weak_keys(key: str, token: str) -> None:
     assert token not in redactor.scrub_text(f"loaded {key}={token} from the environment")
     assert redactor.scrub_text(f"{key}=users/42/profile") == f"{key}=users/42/profile"

@@ -194,10 +194,11 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     lower, upper, digit, _, changes = _classes(token)
     kinds = (lower > 0) + (upper > 0) + (digit > 0)
     share, pairs = scrambled(body)
-    # Letters in an order no word has (``8gj7f613jtgya7``) with digits among them, or all three classes
-    # alternating (``su9OL59biWiJu7``), are random at 12 characters; a word with a number (``manylinux2014``)
-    # is not. Scrambled letters also stand in for frequent changes of class (``jyvpuuyzliuf3819``).
-    short_random = (share >= 0.4 and pairs >= 4) or (kinds == 3 and changes >= length * 0.5)
+    # Both cases and digits with letters in an order no word has (``pdBJLN7xxuYq``), or all three classes
+    # alternating (``su9OL59biWiJu7``), are random at 12 characters. Without capitals they are not: host
+    # names are coded that way (``sjc2prdkfk04``), and so is a word with a number (``manylinux2014``).
+    # Scrambled letters also stand in for frequent changes of class (``jyvpuuyzliuf3819``).
+    short_random = kinds == 3 and ((share >= 0.4 and pairs >= 4) or changes >= length * 0.5)
     if context == NEUTRAL and len(body) >= 12 and _DIGIT_AMONG_LETTERS.search(body) and short_random:
         need = 12
     jumbled = share >= 0.4 and pairs >= 10
