@@ -189,7 +189,11 @@ class Redactor:
             ),
             _Rule("slack", anchors("xox", "xapp-", "hooks.slack.com"), pattern(_SLACK)),
             _Rule("google", anchors("aiza", "ya29.", "gocspx-"), pattern(_GOOGLE)),
-            _Rule("webhook", anchors("discord", "webhookb2", "telegram.org/bot"), pattern(_WEBHOOK)),
+            _Rule(
+                "webhook",
+                anchors("discord", "webhookb2", "office.com/webhook", "telegram.org/bot"),
+                pattern(_WEBHOOK),
+            ),
             _Rule("anthropic", anchors("sk-ant-"), pattern(_ANTHROPIC)),
             _Rule("openai", anchors("sk-"), pattern(_OPENAI, _has_digit)),
             _Rule("npm", anchors("npm_"), pattern(_NPM)),
@@ -200,7 +204,7 @@ class Redactor:
             _Rule("shopify", anchors("shpat_", "shpca_", "shppa_", "shpss_"), pattern(_SHOPIFY)),
             _Rule("digitalocean", anchors("dop_v1_", "doo_v1_", "dor_v1_"), pattern(_DIGITALOCEAN)),
             _Rule("azure", anchors("accountkey", "sharedaccess"), pattern(_AZURE, _not_placeholder)),
-            _Rule("bearer", anchors("bearer", "basic", "token"), pattern(_BEARER, _token_credential)),
+            _Rule("bearer", anchors("bearer", "basic", "token", "ssws"), pattern(_BEARER, _token_credential)),
             _Rule("connection_string", anchors("pass", "pwd"), pattern(_CONNECTION_STRING, _not_placeholder)),
             _Rule("query_param", anchors(*key_hints, "sig"), self._query_params),
             _Rule("key_value", anchors(*key_hints), self._key_values),
@@ -450,7 +454,7 @@ class Redactor:
             return None  # "password= X-Api-Key: ..." or "token: secret = ...": the next key, not a value
         if kind in key_rules.WEAK_TERMS:
             return match.span("bare") if _weak_secret(name) else None
-        if separator in ("=", "=>"):
+        if separator in ("=", "=>", "==", "!="):
             return None if _placeholder(bare) or "(" in bare else match.span("bare")  # not "= load()"
         bare = name
         if separator is None:

@@ -157,7 +157,8 @@ _SLACK = re.compile(
     re.ASCII,
 )
 _WEBHOOK = re.compile(
-    r"(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2|api\.telegram\.org/bot)"
+    r"(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2|outlook\.office\.com/webhook"
+    r"|api\.telegram\.org/bot)"
     r"/(?P<secret>[\w:/@.-]{16,})",
     re.ASCII,
 )
@@ -180,7 +181,7 @@ _AZURE = re.compile(  # one literal first letter per branch keeps the search fas
 )
 _BEARER = re.compile(
     r"(?:b(?<![A-Za-z0-9_]b)(?:earer|asic)|B(?<![A-Za-z0-9_]B)(?:earer|asic|EARER|ASIC)"
-    r"|T(?<![A-Za-z0-9_]T)(?:oken|OKEN)|F(?<![A-Za-z0-9_]F)lyV1)"
+    r"|T(?<![A-Za-z0-9_]T)(?:oken|OKEN)|F(?<![A-Za-z0-9_]F)lyV1|S(?<![A-Za-z0-9_]S)SWS)"
     r"[ \t]+(?P<secret>[\w.~+/-]+=*(?:,[\w.~+/-]+=*)*)(?![^\s,;'\")\]}>])",
     re.ASCII,
 )
@@ -244,12 +245,12 @@ _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 _IDENT_REST = re.compile(r"[\w.-]+", re.ASCII)
 _KEY_VALUE = re.compile(
     r"""\\?["']?                                         # closing quote of a quoted key
-    (?:[ \t]*(?P<sep>=>|[:=,])[ \t]*|[ \t]+)
+    (?:[ \t]*(?P<sep>=>|[=!]=|[:=,])[ \t]*|[ \t]+)
     (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN|Digest|Negotiate|NTLM|AWS4-HMAC-SHA256|FlyV1)
         [ \t]+)?
     (?:
         (?:[bru]{1,2}(?=["']))?(?P<quote>\\?["'])(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
-      | (?P<bare>[^\s'"\\,;&)\]}>{\[(<][^\s'"\\,;&)\]}>]*)
+      | (?P<bare>[^\s'"\\,;&)\]}>{\[(<=][^\s'"\\,;&)\]}>]*)
     )""",
     re.VERBOSE,
 )

@@ -150,9 +150,9 @@ def _base64_text(token: str) -> str | None:
     return raw.decode("latin-1")
 
 
-# What HTTP Basic authentication encodes: ``user:password`` (a user name or e-mail, then printable characters
-# without spaces), not ``scheme://...`` nor JSON (``{"alg":"HS256"}``).
-_BASIC_PAIR = re.compile(r"[\w.@+-]{1,64}:(?!//)[!-~]{1,128}", re.ASCII)
+# What HTTP Basic authentication encodes: ``user:password`` (a user name or e-mail, then printable
+# characters), not ``scheme://...`` nor JSON (``{"alg":"HS256"}``).
+_BASIC_PAIR = re.compile(r"[\w.@+-]{1,64}:(?!//)[!-~][ -~]{0,127}", re.ASCII)
 
 
 def looks_random(token: str, context: int = NEUTRAL) -> bool:
@@ -171,8 +171,8 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     if placeholder(token) or _FILE_SUFFIX.search(token):
         return False
     text = _base64_text(token)
-    if text is not None and _BASIC_PAIR.fullmatch(text):
-        return context != PUBLIC  # ``YWRtaW46cGFzc3dvcmQ=``: a Basic credential, whatever its key
+    if text is not None and (_BASIC_PAIR.fullmatch(text) or text.startswith("-----BEGIN")):
+        return context != PUBLIC  # ``YWRtaW46cGFzc3dvcmQ=`` (a Basic credential), ``LS0tLS1CRUdJTi...`` (PEM)
     if _k8s_name(token):
         return False
     if context != SECRET and _UUID.search(token.replace("_", "-")):
