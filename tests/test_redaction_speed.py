@@ -17,7 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faultspan._capture.redaction import Redactor, TaintScope
-from faultspan._capture.redaction.rules import CARD_GATE, PASSWORD_GATE, TOKEN_GATE, any_gate, gate_pattern
+from faultspan._capture.redaction.rules import (
+    CARD_GATE,
+    CARD_START,
+    DIGITS_AS_ZERO,
+    PASSWORD_GATE,
+    TOKEN_GATE,
+    any_gate,
+    gate_pattern,
+)
 
 DATA = Path(__file__).parent / "data"
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,3 +174,31 @@ def test_the_trigger_patterns_test_digits_only_as_the_digit_shape_assumes() -> N
         assert digit_sets(gate_pattern(gate)) <= {all_digits}
     assert digit_sets(gate_pattern(CARD_GATE)) == {all_digits, frozenset("23456")}
     assert digit_sets(any_gate(GATES)) == {all_digits, frozenset("23456")}
+
+
+@FAST
+@given(st.text("0123456789 -x", max_size=40))
+def test_a_card_can_start_in_a_shape_exactly_where_the_card_gate_matches_with_a_first_digit_of_2_to_6(
+    text: str,
+) -> None:
+    gate = gate_pattern(CARD_GATE)
+    shape = text.encode().translate(DIGITS_AS_ZERO)
+    for at, char in enumerate(text):
+        opened = text[:at] + "2" + text[at + 1 :] if char.isdigit() else text
+        assert (gate.match(opened, at) is not None) == (CARD_START.match(shape, at) is not None), at
+
+
+@pytest.mark.parametrize(
+    ("value", "runs"),
+    [
+        ("/api/v1/orders/584361683/items", False),  # an id of 9 digits
+        ("4111 1111 1111", False),  # 12 digits
+        ("order 411111111111 for 5500-0000-0000", False),
+        ("4111111111111", True),  # 13 digits, a card's shortest
+        ("card 4111 1111 1111 1111", True),
+    ],
+)
+def test_the_card_rule_runs_only_where_13_digits_could_make_a_card(value: str, runs: bool) -> None:
+    redactor = Redactor()
+    card = next(number for number, rule in enumerate(redactor._builtin_rules(())) if rule.name == "card")
+    assert (card in redactor._triggered(value)) == runs
