@@ -386,6 +386,8 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 
 
 def token_verdict(token: str, text: str, start: int) -> bool:
+    if tokens.canonical_uuid(token):
+        return tokens.uuid_verdict(token, context_before(text, start))
     if not tokens.candidate(token):
         return False
     if tokens.hex_like(token):  # UUIDs, digests, trace ids: only the words before them can tell
