@@ -8,6 +8,7 @@ import json
 import random
 import re
 import string
+import uuid
 from pathlib import Path
 from re import _constants as c  # type: ignore[attr-defined]  # private: tests only
 from re import _parser  # type: ignore[attr-defined]
@@ -16,8 +17,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faultspan._capture.redaction import Redactor, TaintScope
-from faultspan._capture.redaction.rules import CARD_GATE, PASSWORD_GATE, TOKEN_GATE, any_gate, gate_pattern
+from faultspan._capture.redaction import RedactionRules, Redactor, TaintScope, tokens
+from faultspan._capture.redaction.redactor import _Applies
+from faultspan._capture.redaction.rules import (
+    CARD_GATE,
+    CARD_START,
+    DIGITS_AS_ZERO,
+    PASSWORD_GATE,
+    TOKEN_GATE,
+    any_gate,
+    gate_pattern,
+)
 
 DATA = Path(__file__).parent / "data"
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,9 +43,10 @@ ALPHABET = string.ascii_letters + string.digits * 4 + "-_.:/=@!#%&?; '\""
 
 
 class Unshaped(Redactor):
-    """The redactor without the digit-shape memory: every text scanned for its triggers."""
+    """The redactor without the digit-shape memory and the UUID shortcut: every text scanned for its
+    triggers."""
 
-    def _triggered(self, text: str) -> frozenset[int]:
+    def _triggered(self, text: str) -> _Applies:
         return self._scan_triggers(text, self._gate_match(text))
 
 
@@ -47,9 +58,9 @@ def with_digits(text: str, rng: random.Random, palette: str) -> str:
 PALETTES = ("1", "0", "9", "0178", "23456", string.digits)
 
 
-def assert_same(values: list[str]) -> None:
+def assert_same(values: list[str], rules: RedactionRules | None = None) -> None:
     """Each value after its digit variants, through one warm redactor, reads as through a plain one."""
-    shaped, plain = Redactor(), Unshaped()
+    shaped, plain = Redactor(rules), Unshaped(rules)
     rng = random.Random(5)
     for value in values:
         for variant in [with_digits(value, rng, palette) for palette in PALETTES] + [value]:
@@ -91,8 +102,41 @@ def corpus() -> list[str]:
     return values
 
 
+def uuids(count: int) -> list[str]:
+    """UUIDs alone and in text, in both cases, also of digits only, with hex words and Luhn-valid groups."""
+    rng = random.Random(7)
+    made = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(count)]
+    made += ["41111111-1111-1111-1111-111111111111", "acca0000-dead-beef-cafe-fee000000bad"]
+    made += [made[0].upper(), made[1][:20] + made[1][20:].upper()]
+    return made + [
+        text
+        for value in made[:20]
+        for text in (f"/orders/{value}/items", f"session {value} expired", f"token {value}", f"id={value}")
+    ]
+
+
 def test_a_warm_redactor_reads_the_corpus_and_its_digit_variants_as_a_plain_one() -> None:
     assert_same(corpus())
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        None,
+        RedactionRules(extra_keys=("cafe_fee", "bad")),  # key hints that hex can spell
+        RedactionRules(extra_patterns=(r"[0-9a-f]{8}-",)),
+        RedactionRules(disabled_rules=("token",)),
+    ],
+)
+def test_uuids_read_as_through_a_plain_redactor(rules: RedactionRules | None) -> None:
+    assert_same(uuids(200), rules)
+
+
+def test_a_uuid_alone_that_the_token_judge_would_mask_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = uuids(1)[0]
+    assert Redactor().scrub_text(value) == value
+    monkeypatch.setattr(tokens, "uuid_verdict", lambda token, context: True)
+    assert Redactor().scrub_text(value) == "[REDACTED]"
 
 
 @FAST
@@ -166,3 +210,31 @@ def test_the_trigger_patterns_test_digits_only_as_the_digit_shape_assumes() -> N
         assert digit_sets(gate_pattern(gate)) <= {all_digits}
     assert digit_sets(gate_pattern(CARD_GATE)) == {all_digits, frozenset("23456")}
     assert digit_sets(any_gate(GATES)) == {all_digits, frozenset("23456")}
+
+
+@FAST
+@given(st.text("0123456789 -x", max_size=40))
+def test_a_card_can_start_in_a_shape_exactly_where_the_card_gate_matches_with_a_first_digit_of_2_to_6(
+    text: str,
+) -> None:
+    gate = gate_pattern(CARD_GATE)
+    shape = text.encode().translate(DIGITS_AS_ZERO)
+    for at, char in enumerate(text):
+        opened = text[:at] + "2" + text[at + 1 :] if char.isdigit() else text
+        assert (gate.match(opened, at) is not None) == (CARD_START.match(shape, at) is not None), at
+
+
+@pytest.mark.parametrize(
+    ("value", "runs"),
+    [
+        ("/api/v1/orders/584361683/items", False),  # an id of 9 digits
+        ("4111 1111 1111", False),  # 12 digits
+        ("order 411111111111 for 5500-0000-0000", False),
+        ("4111111111111", True),  # 13 digits, a card's shortest
+        ("card 4111 1111 1111 1111", True),
+    ],
+)
+def test_the_card_rule_runs_only_where_13_digits_could_make_a_card(value: str, runs: bool) -> None:
+    redactor = Redactor()
+    card = next(number for number, rule in enumerate(redactor._builtin_rules(())) if rule.name == "card")
+    assert (redactor._applies[card] in redactor._triggered(value)) == runs

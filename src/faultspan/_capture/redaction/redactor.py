@@ -97,6 +97,7 @@ _SCALARS = frozenset({bool, int, float})
 _CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
 _MAX_PASSES = 4
 _MAX_SHORTCUT_DEPTH = 64
+_Applies = tuple[Callable[[str], str], ...]
 
 
 class Redactor:
@@ -150,7 +151,7 @@ class Redactor:
         ]
         self._any_gate = any_gate([rule.gate for _, rule in gated]) if gated else None
         self._token_group = next((group for group, n, _, _ in self._gates if active[n].name == "token"), None)
-        self._shapes: dict[bytes, frozenset[int]] = {}
+        self._shapes: dict[bytes, _Applies] = {}
         self._digit_anchors = [
             literal.encode().translate(DIGITS_AS_ZERO)
             for literal, _ in anchors
@@ -159,7 +160,7 @@ class Redactor:
         self._digit_anchor = (
             re.compile(b"|".join(map(re.escape, self._digit_anchors))) if self._digit_anchors else None
         )
-        self._extra = [_pattern_rule(p) for p in _compile_patterns(self.rules.extra_patterns, problems)]
+        self._extra = tuple(_pattern_rule(p) for p in _compile_patterns(self.rules.extra_patterns, problems))
         # Unknown rule names and invalid patterns are ignored, not raised: the caller reports them once.
         self.problems: tuple[str, ...] = tuple(problems)
 
@@ -298,8 +299,8 @@ class Redactor:
     def _scrub_text(self, text: str) -> str:
         if not self._enabled or text in self._clean:
             return text
-        triggered = self._triggered(text)
-        result = self._scrub_once(text, triggered)
+        rules = self._triggered(text)
+        result = self._scrub_once(text, rules) if rules else text
         if result is text:
             if not _maybe_json(text):  # the cache also spares values their JSON walk: see _scrub_str
                 self._remember(text)
@@ -308,7 +309,7 @@ class Redactor:
         # mask) so that a rule finds something else to mask: repeat until stable to make scrubbing idempotent.
         # Masking only removes text, so the rules triggered by the original are still the only candidates.
         for _ in range(_MAX_PASSES):
-            again = self._scrub_once(result, triggered)
+            again = self._scrub_once(result, rules)
             if again is result:
                 break
             result = again
@@ -321,16 +322,15 @@ class Redactor:
                 self._clean.clear()
             self._clean.add(text)
 
-    def _scrub_once(self, text: str, triggered: frozenset[int]) -> str:
+    def _scrub_once(self, text: str, rules: _Applies) -> str:
         result = text
-        for number in sorted(triggered):
-            result = _segments(self._applies[number], result)
-        for apply in self._extra:
+        for apply in rules:
             result = _segments(apply, result)
         return result
 
-    def _triggered(self, text: str) -> frozenset[int]:
-        """The numbers of the rules whose anchors or gates occur in ``text``: the only ones worth running.
+    def _triggered(self, text: str) -> _Applies:
+        """The rules worth running on ``text``, in order: the built-in ones whose anchors or gates occur in
+        it, then the extra patterns.
 
         Remembered by the digit shape of ASCII text (``rules.DIGITS_AS_ZERO``, ``rules.CARD_DIGITS``) when no
         anchor with a digit occurs in it: every text of that shape has the same triggered rules, so a new
@@ -343,6 +343,8 @@ class Redactor:
         triggered = self._shapes.get(coarse)  # only shapes where no card can start are stored coarse
         if triggered is not None:
             return triggered
+        if tokens.canonical_uuid(text) and not tokens.uuid_verdict(text, tokens.NEUTRAL):
+            return self._extra  # a UUID alone (no words before it) the token judge keeps: no rule changes it
         found = self._gate_match(text)
         if found is not None and found.lastgroup == self._token_group:
             return self._scan_triggers(text, found)  # a random-looking run (a UUID): its shape rarely repeats
@@ -368,7 +370,7 @@ class Redactor:
         """Where the first gate matches, if one does: one search instead of one per gate."""
         return self._any_gate.search(text) if self._any_gate and len(text) >= _MIN_GATED_LENGTH else None
 
-    def _scan_triggers(self, text: str, found: re.Match[str] | None) -> frozenset[int]:
+    def _scan_triggers(self, text: str, found: re.Match[str] | None) -> _Applies:
         """The triggered rules, given ``found``, the text's ``_gate_match``."""
         triggered: set[int] = set()
         if self._anchor is not None:
@@ -386,7 +388,7 @@ class Redactor:
             for group, number, gate, gate_length in self._gates:
                 if (length >= gate_length or triggered) and (group == first or gate.search(text, at)):
                     triggered.add(number)
-        return frozenset(triggered)
+        return tuple(self._applies[number] for number in sorted(triggered)) + self._extra
 
     def _query_params(self, text: str) -> str:
         def spans() -> Iterable[tuple[int, int]]:

@@ -193,8 +193,9 @@ _CONNECTION_STRING = re.compile(
 # random tokens). Each is a few (character class, what follows) alternatives: entered at a class that ordinary
 # text rarely has, so that ``re`` skips most positions, and searchable all at once (``any_gate``).
 Gate = tuple[tuple[str, str], ...]
-CARD_GATE: Gate = (("2-6", "[0-9]{3}[ -]?[0-9]{4}"),)
-# A password has one of these symbols (``user:<random token>`` is left to the token rule);
+# A card has 13-19 digits, grouped or not: the gate asks for 13 in its form (ordinary ids have fewer);
+CARD_GATE: Gate = (("2-6", "[0-9]{3}(?:[ -]?[0-9]){9}"),)
+# a password has one of these symbols (``user:<random token>`` is left to the token rule);
 PASSWORD_GATE: Gate = ((r"!#$%\^&*@~", ""),)
 # a random token has a run of 8 letters and digits where digits meet letters or a capital follows a capital
 # or a digit (not a number, not a word, not a capitalised word), or 16 digits.
@@ -211,10 +212,11 @@ TOKEN_GATE: Gate = (
 # Where the anchors' tails and the gates test a digit they test [0-9], all digits alike, except the card
 # gate's first digit, [2-6] (tests/test_redaction_speed.py checks this on the compiled patterns). So unless an
 # anchor with a digit occurs, text has the same triggered rules as its digit shape: every digit written 0,
-# except where the card gate could start (8 digits follow in its form), 2 for [2-6] and 1 for the others.
+# except where the card gate could start (12 digits follow in its form), 2 for [2-6] and 1 for the others.
 DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0000000000")
 CARD_DIGITS = bytes.maketrans(b"0123456789", b"1122222111")
-CARD_START = re.compile(rb"0000[ -]?0000")  # in a shape: where it matches, the card gate could start
+# The card gate read on a shape, where every digit is 0: where it matches, the card gate could start.
+CARD_START = re.compile(("0" + CARD_GATE[0][1].replace("[0-9]", "0")).encode())
 
 
 def gate_pattern(gate: Gate) -> re.Pattern[str]:
@@ -387,6 +389,8 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 
 
 def token_verdict(token: str, text: str, start: int) -> bool:
+    if tokens.canonical_uuid(token):
+        return tokens.uuid_verdict(token, context_before(text, start))
     if not tokens.candidate(token):
         return False
     if tokens.hex_like(token):  # UUIDs, digests, trace ids: only the words before them can tell

@@ -313,6 +313,20 @@ def candidate(token: str) -> bool:
     )
 
 
+def canonical_uuid(token: str) -> bool:
+    """8-4-4-4-12 hex digits, as ``str(uuid4())`` writes a UUID (either case)."""
+    return len(token) == 36 and token.isascii() and token.encode().translate(_HEX_AS_ZERO) == _UUID_SHAPE
+
+
+_HEX_AS_ZERO = bytes.maketrans(b"0123456789abcdefABCDEF", b"0" * 22)  # a translation: half a regex's cost
+_UUID_SHAPE = b"00000000-0000-0000-0000-000000000000"
+
+
+def uuid_verdict(token: str, context: int) -> bool:
+    """The token rule's verdict on a canonical UUID: a secret only where the words before it say so."""
+    return context == SECRET and candidate(token)
+
+
 def hex_like(token: str) -> bool:
     """Hex throughout, separators aside: a UUID, a digest, a trace id (``=`` padding aside)."""
     return _HEX_LIKE.fullmatch(token) is not None
