@@ -126,7 +126,11 @@ def _identifier(segment: str) -> bool:
         return False
     words = [part for part in parts if part.isalpha()]
     letters = sum(map(len, words))
-    wordy = sum(len(word) for word in words if len(word) < 5 or _word_like(word))
+    # Short pieces count as words, and so does one odd short piece (an abbreviation: ``Cql``, ``Pdf``); two or
+    # more whose letters no word holds (``Zv``, ``Slw``) are what random case changes leave.
+    odd = {word for word in words if len(word) < 5 and not word.isupper() and scrambled(word)[0] >= 0.5}
+    odd = odd if len(odd) >= 2 else set()
+    wordy = sum(len(word) for word in words if (len(word) < 5 and word not in odd) or _word_like(word))
     short = sum(len(word) < 4 for word in words)  # random case changes leave many short pieces
     return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and short <= max(1, len(words) // 2)
 
