@@ -236,6 +236,44 @@ def test_comparisons_base64_pem_okta_and_teams_webhooks(token: str) -> None:
     assert redactor.scrub_text("if count == 3 and a != b") == "if count == 3 and a != b"
 
 
+@FAST
+@given(st.integers(1, 899).filter(lambda n: n != 666), st.integers(1, 99), st.integers(1, 9999))
+def test_social_security_numbers_are_masked_where_issued(area: int, group: int, serial: int) -> None:
+    ssn = f"{area:03d}-{group:02d}-{serial:04d}"
+    assert attribute(ssn) == REDACTED
+    assert redactor.scrub_text(f"applicant {ssn} verified") == f"applicant {REDACTED} verified"
+    date = f"2024-{group % 12 + 1:02d}-{serial % 28 + 1:02d}"
+    phone = f"555-{area:03d}-{serial:04d}"
+    for kept in (f"666-{group:02d}-{serial:04d}", f"{area:03d}-00-{serial:04d}", phone, f"ORD-{ssn}-2", date):
+        assert attribute(kept) == kept, kept
+
+
+@FAST
+@given(random_body(8, 16), st.sampled_from(["SmtpPassword", "password", "ApiKey", "ConnectionSecret"]))
+def test_settings_flags_and_netrc_name_their_secret(secret: str, name: str) -> None:
+    forms = [
+        f'<add key="{name}" value="{secret}" />',
+        f'<property name="{name}" value="{secret}"/>',
+        f"psexec \\\\host -u Administrator -p {secret} cmd.exe",
+        f"sqlcmd -S db -U sa -P {secret}",
+        f"machine api.example.com login bob password {secret}",
+        f'{name} := "{secret}"',
+    ]
+    for text in forms:
+        assert secret not in redactor.scrub_text(text), text
+    kept = [
+        '<add key="PageSize" value="50" />',
+        "docker run -u 1000 -p 8080:80 web",
+        f'<add key="{name}" value="%{name.upper()}%" />',
+        f"{name} = process.env.{name.upper()}_VALUE",
+        f"{name}: $DB_PASS",
+        f'{name} = "{{{{ .Values.{name} }}}}"',
+        f"{name} = settings.SECRET_KEY",
+    ]
+    for text in kept:
+        assert redactor.scrub_text(text) == text, text
+
+
 def test_flyv1_macaroons_are_masked_whole() -> None:
     header = "FlyV1 fm2_lJPECAAAAAAAAAAA+xMQ7bBW1ebvlO0S0Alh,fm2_lJPETZhbGw2vWfJt8aRwHqd/pP2=="
     assert redactor.scrub_text(f"Authorization: {header}") == f"Authorization: FlyV1 {REDACTED}"

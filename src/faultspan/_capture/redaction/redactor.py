@@ -31,10 +31,12 @@ from faultspan._capture.redaction.rules import (
     _KEY_VALUE,
     _LINE_END,
     _MYSQL_PASSWORD,
+    _NETRC,
     _NPM,
     _OPENAI,
     _ORACLE,
     _PEM,
+    _PORTS_OR_PATHS,
     _PYPI,
     _QUERY_PARAM,
     _SCHEMELESS,
@@ -42,9 +44,11 @@ from faultspan._capture.redaction.rules import (
     _SEPARATOR_NEXT,
     _SHOPIFY,
     _SLACK,
+    _SSN,
     _STRIPE,
     _TWILIO,
     _URL_CREDENTIALS,
+    _USER_THEN_PASSWORD,
     _WEBHOOK,
     CARD_DIGITS,
     CARD_GATE,
@@ -54,8 +58,10 @@ from faultspan._capture.redaction.rules import (
     REDACTED,
     SQL_INSERT,
     SQL_LITERAL,
+    SSN_GATE,
     TOKEN,
     TOKEN_GATE,
+    XML_SETTING,
     _anchor_patterns,
     _anchors,
     _card,
@@ -69,6 +75,7 @@ from faultspan._capture.redaction.rules import (
     _placeholder,
     _Rule,
     _segments,
+    _ssn,
     _strict_credential,
     _token_credential,
     any_gate,
@@ -210,9 +217,12 @@ class Redactor:
             _Rule("query_param", anchors(*key_hints, "sig"), self._query_params),
             _Rule("key_value", anchors(*key_hints), self._key_values),
             _Rule(
-                "credential_pair", anchors("curl", "--user", "@", "mysql", "mariadb"), self._credential_pairs
+                "credential_pair",
+                anchors("curl", "--user", "@", "mysql", "mariadb", " -p", "machine", "value="),
+                self._credential_pairs,
             ),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
+            _Rule("ssn", (), pattern(_SSN, _ssn), SSN_GATE, 11),
             _Rule("card", (), pattern(_CARD, _card), CARD_GATE, 13),
             _Rule("password_value", (), _passwords, PASSWORD_GATE, 8),
             # 12 characters for a random token alone, 13 for a prefixed one; 8 after a context word
@@ -267,6 +277,16 @@ class Redactor:
                 for match in pattern.finditer(text):
                     if credential_part(match["secret"]):
                         yield match.span("secret")
+            for pattern in (_USER_THEN_PASSWORD, _NETRC):  # the flag or keyword says password: words count
+                for match in pattern.finditer(text):
+                    secret = match["secret"]
+                    if not (_placeholder(secret) or _PORTS_OR_PATHS.fullmatch(secret) or secret[0] in "$%{<"):
+                        yield match.span("secret")
+            for match in XML_SETTING.finditer(text):
+                kind, secret = self._kind(match["name"]), match["secret"]
+                weak = kind in key_rules.WEAK_TERMS
+                if kind and not _placeholder(secret) and (not weak or _weak_secret(secret)):
+                    yield match.span("secret")
 
         return _mask_spans(text, sorted(set(spans())))
 
@@ -456,7 +476,7 @@ class Redactor:
             return None  # "password= X-Api-Key: ..." or "token: secret = ...": the next key, not a value
         if kind in key_rules.WEAK_TERMS:
             return match.span("bare") if _weak_secret(name) else None
-        if separator in ("=", "=>", "==", "!="):
+        if separator in ("=", "=>", "==", "!=", ":="):
             return None if _placeholder(bare) or "(" in bare else match.span("bare")  # not "= load()"
         bare = name
         if separator is None:

@@ -23,8 +23,23 @@ _PLACEHOLDERS = frozenset(
 )
 
 
+# A reference to where the secret is, not the secret: ``$DB_PASS``, ``${token}``, ``%APP_PASSWORD%``,
+# ``{{ .Values.password }}``, ``<%= ENV["KEY"] %>``, ``#{password}``, ``process.env.API_KEY``,
+# ``os.environ["TOKEN"]``, ``settings.SECRET_KEY``.
+_REFERENCE = re.compile(
+    r"\$\{?(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)\}?|%[A-Za-z_][\w.]*%|\{\{.*\}\}|<%.*%>|#\{.*\}"
+    r"|(?:process\.env|import\.meta\.env|os\.environ|ENV|env)[.\[].*|os\.getenv\(.*"
+    r"|(?:[A-Za-z_$][\w$]*\.)+[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+",
+    re.DOTALL,
+)
+
+
 def _placeholder(value: str) -> bool:
-    return not value.strip("*xX.-_ ") or value.lower() in _PLACEHOLDERS
+    return (
+        not value.strip("*xX.-_ ")
+        or value.lower() in _PLACEHOLDERS
+        or _REFERENCE.fullmatch(value) is not None
+    )
 
 
 def _digit_group(value: str) -> bool:
@@ -56,6 +71,12 @@ def _strict_credential(value: str, numeric: bool) -> bool:
         return True  # short, but letters and digits together, as in "password hunter2"
     mixed_case = value.lower() != value and value.upper() != value
     return len(value) >= 16 or mixed_case or any(char in _SPECIALS for char in value)
+
+
+def _ssn(candidate: str) -> bool:
+    """Issued numbers only: no area 000, 666 or 9xx (the pattern), no group 00, no serial 0000."""
+    area, group, serial = candidate.split("-")
+    return area not in ("000", "666") and group != "00" and serial != "0000"
 
 
 def _card(candidate: str) -> bool:
@@ -197,6 +218,8 @@ Gate = tuple[tuple[str, str], ...]
 CARD_GATE: Gate = (("2-6", "[0-9]{3}(?:[ -]?[0-9]){9}"),)
 # a password has one of these symbols (``user:<random token>`` is left to the token rule);
 PASSWORD_GATE: Gate = ((r"!#$%\^&*@~", ""),)
+# a US social security number is three, two and four digits joined by dashes;
+SSN_GATE: Gate = (("0-9", "[0-9]{2}-[0-9]{2}-[0-9]{4}"),)
 # a random token has a run of 8 letters and digits where digits meet letters or a capital follows a capital
 # or a digit (not a number, not a word, not a capitalised word), or 16 digits.
 TOKEN_GATE: Gate = (
@@ -238,6 +261,7 @@ def any_gate(gates: Sequence[Gate]) -> re.Pattern[str]:
 # A value runs to the next parameter: a ``#`` in it is more likely part of a password (JDBC URLs) than the
 # start of a fragment, and only the values of secret parameters are masked.
 _QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&\s'\"<>]+)", re.ASCII)
+_SSN = re.compile(r"[0-8](?<![\w.+-][0-8])[0-9]{2}-[0-9]{2}-[0-9]{4}(?![\w-]|\.[0-9])", re.ASCII)
 _CARD = re.compile(
     r"[2-6](?<![\w.+-][2-6])(?<![0-9][ -][2-6])[0-9]{3}(?:[ -]?[0-9]){9,15}(?![\w]|[ .-][0-9])", re.ASCII
 )
@@ -247,7 +271,7 @@ _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01
 _IDENT_REST = re.compile(r"[\w.-]+", re.ASCII)
 _KEY_VALUE = re.compile(
     r"""\\?["']?                                         # closing quote of a quoted key
-    (?:[ \t]*(?P<sep>=>|[=!]=|[:=,])[ \t]*|[ \t]+)
+    (?:[ \t]*(?P<sep>=>|[=!:]=|[:=,])[ \t]*|[ \t]+)
     (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN|Digest|Negotiate|NTLM|AWS4-HMAC-SHA256|FlyV1)
         [ \t]+)?
     (?:
@@ -391,7 +415,7 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 def token_verdict(token: str, text: str, start: int) -> bool:
     if tokens.canonical_uuid(token):
         return tokens.uuid_verdict(token, context_before(text, start))
-    if not tokens.candidate(token):
+    if not tokens.candidate(token) or _REFERENCE.fullmatch(token):
         return False
     if tokens.hex_like(token):  # UUIDs, digests, trace ids: only the words before them can tell
         return context_before(text, start) == tokens.SECRET and tokens.looks_random(token, tokens.SECRET)
@@ -407,6 +431,20 @@ def token_verdict(token: str, text: str, start: int) -> bool:
 _CURL_USER = re.compile(r"-(?<![\w-]-)(?:u|-user)[ =]+['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)")
 # ``mysql -uroot -pS3cret`` (the password glued to ``-p``; elsewhere ``-p8080`` is a port)
 _MYSQL_PASSWORD = re.compile(r"m(?<![\w-]m)(?:ysql|ariadb)[\w-]*[ \t][^\r\n]*?(?<=\s)-p(?P<secret>[^\s'\"]+)")
+# ``psexec -u Administrator -p braksha``, ``sqlcmd -U sa -P secret``: a password flag right after a user flag
+_USER_THEN_PASSWORD = re.compile(
+    r"-(?<![\w-]-)[uU][ \t]*['\"]?[^\s'\"-][^\s'\"]*['\"]?[ \t]+"
+    r"-[pP][ \t]*['\"]?(?P<secret>[^\s'\"-][^\s'\"]*)"
+)
+_PORTS_OR_PATHS = re.compile(r"[0-9:./-]+")  # ``docker run -u 1000 -p 8080:80``
+# ``machine api.example.com login bob password s3cret`` (.netrc)
+_NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+password[ \t]+(?P<secret>\S+)")
+# ``<add key="SmtpPassword" value="..."/>``, ``<property name="password" value="..."/>``: a setting's name
+# says what its value is
+XML_SETTING = re.compile(
+    r"(?<![\w-])(?i:key|name)[ \t]*=[ \t]*(?P<q>[\"'])(?P<name>[^\"'<>\s]{1,128})(?P=q)[ \t]+"
+    r"(?i:value)[ \t]*=[ \t]*(?P<q2>[\"'])(?P<secret>[^\"'<>]{1,1024})(?P=q2)"
+)
 # ``scott/tiger@//db:1521/ORCL``: Oracle's user/password before an EZConnect address
 _ORACLE = re.compile(r"(?<![\w/$#.-])[\w$#.-]{1,64}/(?P<secret>[^\s/@'\"]{1,128})@//")
 # ``user:password@host`` without a scheme (a Host header, stdlib frame locals)

@@ -259,9 +259,11 @@ PUBLIC_PREFIXES = frozenset(
     }
 )  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "crc32", "xxh64"})
-# not an e-mail, a path, a URL, code, ``package@1.2.3`` or a page anchor (``2#section-3``)
+# not an e-mail, a path (also ``share$\tools\x.exe``), a URL, code, ``package@1.2.3`` or a page anchor
+# (``2#section-3``)
 _NOT_PASSWORD = re.compile(
     r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
+    r"|\\[^\\]*\\"
 )
 _DNS_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 _K8S_PART = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{8,10}")
