@@ -203,6 +203,18 @@ def _lookalikes(rng: random.Random) -> list[tuple[str, str, str]]:
         ("semver-range", "dependency", f"urllib3>=1.{rng.randint(20, 26)},<3"),
         ("etag", "http.response.header.etag", f'W/"{r(HEX, 8)}-{r(HEX, 27)}"'),
         ("blob-name", "object", f"uploads/{rng.randint(2020, 2026)}/{r(string.digits, 2)}/invoice-{r(string.digits, 6)}.pdf"),
+        ("relay-id", "graphql.id", base64.b64encode(f"{rng.choice(['User', 'Order', 'Product'])}:{rng.randint(1, 10**7)}".encode()).decode()),
+        ("relay-uuid-id", "graphql.id", base64.b64encode(f"Order:{uuid.UUID(int=rng.getrandbits(128))}".encode()).decode()),
+        ("ec2-instance", "host.id", "i-0" + r(HEX, 16)),
+        ("ulid", "job.id", "01" + rng.choice("HJK") + r("0123456789ABCDEFGHJKMNPQRSTVWXYZ", 23)),
+        ("ssh-fingerprint", "log", f"Accepted publickey for deploy from 10.0.0.{rng.randint(1, 254)} port 52144 ssh2: ED25519 SHA256:{r(B64, 43)}"),
+        ("ssh-public-key", "authorized_key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI" + r(B64, 43) + " deploy@ci"),
+        ("package-version", "dependency", f"{rng.choice(['lodash', 'requests', 'urllib3'])}@{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"),
+        ("page-anchor", "url.full", f"https://docs.example.com/guide?page={rng.randint(1, 9)}#section-{rng.randint(1, 9)}"),
+        ("dc-host", "host.name", f"{rng.choice(['dfw3', 'sjc2', 'lhr15', 'iad1'])}prd{rng.choice(['web', 'kfk', 'mq'])}{rng.randint(1, 99):02d}"),
+        ("config-reference", "code.line", f"password = process.env.{rng.choice(['DB', 'SMTP', 'REDIS'])}_PASSWORD"),
+        ("docker-ports", "cmd", f"docker run -u {rng.randint(1000, 2000)} -p {rng.randint(1024, 9999)}:80 web"),
+        ("phone", "contact", f"+1 555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"),
     ]  # fmt: skip
 
 

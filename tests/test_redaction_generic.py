@@ -21,6 +21,7 @@ from faultspan._pipeline.processor import redact_span
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
 K8S = "bcdfghjklmnpqrstvwxz2456789"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 WORDS = ["order", "payment", "customer", "display", "metadata", "request", "handler", "types", "service"]
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 redactor = Redactor()
@@ -305,6 +306,22 @@ def test_lookalikes_survive(name: str, template: str, suffix: str, number: int) 
         assert attribute(value) == value, value
         text = f"failed at {value}"
         assert redactor.scrub_text(text) is text, value
+
+
+@FAST
+@given(st.uuids(), st.integers(1, 10**9), st.text(st.sampled_from(ALNUM + "+/"), min_size=43, max_size=43))
+def test_public_ids_that_look_random_survive(ident: object, number: int, blob: str) -> None:
+    values = [
+        base64.b64encode(f"Order:{ident}".encode()).decode(),  # GraphQL/Relay global ids
+        base64.b64encode(f"User:{number}".encode()).decode(),
+        base64.b64encode(f"04:User{number}".encode()).decode(),  # GitHub node ids
+        f"i-0{number:016x}",  # EC2 instance ids
+        "01J" + "".join(CROCKFORD[(number * 7919 >> i) % 32] for i in range(23)),  # ULIDs
+        f"Accepted publickey for deploy port 52144 ssh2: ED25519 SHA256:{blob}",
+        f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{blob} deploy@ci",
+    ]
+    for value in values:
+        assert attribute(value) == value, value
 
 
 def finished_span(secret: str) -> object:

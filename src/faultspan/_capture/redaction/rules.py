@@ -374,8 +374,11 @@ _SECRET_CONTEXT = re.compile(
 )
 _PUBLIC_CONTEXT = re.compile(
     r"(?<![a-z])(?:ids?|sha\d*|hash|digest|commit|revision|rev|checksum|trace|span|uuid|guid|etag|version|"
-    r"build|request|order|nonce|md5|image|tag|ref|object|file|path|row|record|invoice|customer|user)(?![a-z])"
+    r"build|request|order|nonce|md5|image|tag|ref|object|file|path|row|record|invoice|customer|user|ulid|ksuid|"
+    r"nanoid|cuid|snowflake|objectid|fingerprint)(?![a-z])"
 )
+# ``SHA256:nThbg6kXUpJW...`` (an SSH key fingerprint), ``md5=...``: the token after it is a digest
+_DIGEST_LABEL = re.compile(r"(?i:sha(?:1|224|256|384|512)?|md5|blake2[bs]?|crc32)[:=]\Z")
 _CONTEXT_WINDOW = 40
 
 
@@ -415,7 +418,9 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 def token_verdict(token: str, text: str, start: int) -> bool:
     if tokens.canonical_uuid(token):
         return tokens.uuid_verdict(token, context_before(text, start))
-    if not tokens.candidate(token) or _REFERENCE.fullmatch(token):
+    if not tokens.candidate(token) or _REFERENCE.fullmatch(token) or tokens.public_material(token):
+        return False
+    if _DIGEST_LABEL.search(text, max(0, start - 8), start):
         return False
     if tokens.hex_like(token):  # UUIDs, digests, trace ids: only the words before them can tell
         return context_before(text, start) == tokens.SECRET and tokens.looks_random(token, tokens.SECRET)

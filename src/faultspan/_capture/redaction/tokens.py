@@ -20,7 +20,7 @@ from collections import Counter
 NEUTRAL, PUBLIC, SECRET, PREFIXED = 0, -1, 2, 1
 
 HEX = frozenset("0123456789abcdefABCDEF")
-_B64_TEXT = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}|[A-Za-z0-9_-]{12,}={0,2}")
+_B64_TEXT = re.compile(r"[A-Za-z0-9+/]{10,}={0,2}|[A-Za-z0-9_-]{10,}={0,2}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SEPARATORS = re.compile(r"[-_.~]+")
 _PARTS = re.compile(r"[-_.~/+]+")
@@ -146,17 +146,26 @@ def _base64_text(token: str) -> str | None:
         raw = binascii.a2b_base64(padded.replace("-", "+").replace("_", "/"))
     except (binascii.Error, ValueError):
         return None
-    if len(raw) < 8:
+    if len(raw) < 6:
         return None
     printable = sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in raw)
-    if printable < len(raw) * 0.95 or sum(chr(byte).isalpha() for byte in raw) < len(raw) * 0.3:
+    if printable < len(raw) * 0.95 or sum(chr(byte).isalpha() for byte in raw) < len(raw) * 0.2:
         return None
     return raw.decode("latin-1")
 
 
 # What HTTP Basic authentication encodes: ``user:password`` (a user name or e-mail, then printable
 # characters), not ``scheme://...`` nor JSON (``{"alg":"HS256"}``).
-_BASIC_PAIR = re.compile(r"[\w.@+-]{1,64}:(?!//)[!-~][ -~]{0,127}", re.ASCII)
+_BASIC_PAIR = re.compile(r"[A-Za-z_][\w.@+-]{0,63}:(?!//)[!-~][ -~]{0,127}", re.ASCII)
+
+
+def _basic_pair(text: str) -> bool:
+    """``user:password``, not a GraphQL/Relay global id (``User:123``, ``Order:<uuid>``, GitHub's
+    ``04:User583231``): the user starts with a letter, the password is not a number, hex or a UUID."""
+    if not _BASIC_PAIR.fullmatch(text):
+        return False
+    password = text.partition(":")[2]
+    return not (password.isdigit() or hex_like(password))
 
 
 def looks_random(token: str, context: int = NEUTRAL) -> bool:
@@ -175,7 +184,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     if placeholder(token) or _FILE_SUFFIX.search(token):
         return False
     text = _base64_text(token)
-    if text is not None and (_BASIC_PAIR.fullmatch(text) or text.startswith("-----BEGIN")):
+    if text is not None and (_basic_pair(text) or text.startswith("-----BEGIN")):
         return context != PUBLIC  # ``YWRtaW46cGFzc3dvcmQ=`` (a Basic credential), ``LS0tLS1CRUdJTi...`` (PEM)
     if _k8s_name(token):
         return False
@@ -278,6 +287,24 @@ def _k8s_name(token: str) -> bool:
     return bool(dash and name) and lowercase and _K8S_PART.fullmatch(suffix) is not None
 
 
+_ULID = re.compile(r"0[0-7][0-9A-HJKMNP-TV-Z]{24}")  # 48-bit time (10 Crockford characters) + 80 random bits
+_SSH_KEY_TYPES = (b"ssh-", b"ecds", b"sk-s", b"sk-e")
+
+
+def public_material(token: str) -> bool:
+    """An OpenSSH public key blob (``AAAAC3NzaC1lZDI1NTE5...``: a length, then ``ssh-ed25519``) or a ULID
+    (time-ordered: it starts with the time in ``0[0-7]``): random-looking, public by design."""
+    if _ULID.fullmatch(token):
+        return True
+    if not token.startswith("AAAA") or len(token) < 16:
+        return False
+    try:
+        head = binascii.a2b_base64(token[:16])
+    except (binascii.Error, ValueError):
+        return False
+    return head[4:8] in _SSH_KEY_TYPES
+
+
 @functools.lru_cache(maxsize=4096)
 def split_prefix(token: str) -> tuple[str, str]:
     """(vendor-style prefix, body) of ``sk-proj-<body>``, ``pscale_tkn_<body>``, ``hvs.<body>``; prefix ""
@@ -289,7 +316,7 @@ def split_prefix(token: str) -> tuple[str, str]:
 
 
 _PREFIX = re.compile(
-    r"(?P<prefix>[A-Za-z][A-Za-z0-9]{1,11}(?:[_.~-][A-Za-z][A-Za-z0-9]{0,9}){0,3}?)[_.~-](?=.{8})"
+    r"(?P<prefix>[A-Za-z][A-Za-z0-9]{0,11}(?:[_.~-][A-Za-z][A-Za-z0-9]{0,9}){0,3}?)[_.~-](?=.{8})"
 )
 
 
