@@ -270,6 +270,12 @@ def test_settings_flags_and_netrc_name_their_secret(secret: str, name: str) -> N
         f"{name}: $DB_PASS",
         f'{name} = "{{{{ .Values.{name} }}}}"',
         f"{name} = settings.SECRET_KEY",
+        f"{name} = var.db_password",
+        f'{name} = "${{aws_db_instance.default.password}}"',
+        f'{name}="$(vault kv get -field=pw secret/app)"',
+        f'{name} = "xoxp-XXXXXXXXXX-XXXXXXXXXXXX"',
+        f'{name} = "sha256~XXXXXXXXXX_PUT_YOUR_TOKEN_HERE_XXXXXXXX"',
+        f'{name} = "<YOUR {name.upper()}>"',
     ]
     for text in kept:
         assert redactor.scrub_text(text) == text, text

@@ -27,19 +27,23 @@ _PLACEHOLDERS = frozenset(
 # ``{{ .Values.password }}``, ``<%= ENV["KEY"] %>``, ``#{password}``, ``process.env.API_KEY``,
 # ``os.environ["TOKEN"]``, ``settings.SECRET_KEY``.
 _REFERENCE = re.compile(
-    r"\$\{?(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)\}?|%[A-Za-z_][\w.]*%|\{\{.*\}\}|<%.*%>|#\{.*\}"
+    r"\$(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)|\$\{[^{}]+\}|\$\([^()]+\)|`[^`]+`|%[A-Za-z_][\w.]*%"
+    r"|\{\{.*\}\}|<%.*%>|#\{.*\}|(?:var|local|data|module)\.[a-z_][\w.-]*"
     r"|(?:process\.env|import\.meta\.env|os\.environ|ENV|env)[.\[].*|os\.getenv\(.*"
     r"|(?:[A-Za-z_$][\w$]*\.)+[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+",
     re.DOTALL,
 )
 
 
+# ``xoxp-XXXXXXXXXX-XXXX``, ``hf_xxxxxxxxxxxx``, ``sha256~XXXX_PUT_YOUR_TOKEN_HERE``, ``<ACCESS KEY>``: a
+# filler where the secret goes (a run of 4+ x, * or #), or a description in angle brackets
+_FILLER = re.compile(r"[xX]{4}|\*{4}|#{4}|^<[^<>]+>$")
+
+
 def _placeholder(value: str) -> bool:
-    return (
-        not value.strip("*xX.-_ ")
-        or value.lower() in _PLACEHOLDERS
-        or _REFERENCE.fullmatch(value) is not None
-    )
+    if not value.strip("*xX.-_ ") or value.lower() in _PLACEHOLDERS:
+        return True
+    return _REFERENCE.fullmatch(value) is not None or _FILLER.search(value) is not None
 
 
 def _digit_group(value: str) -> bool:
