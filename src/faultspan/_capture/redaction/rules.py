@@ -439,7 +439,9 @@ def token_verdict(token: str, text: str, start: int) -> bool:
 # ``curl -u user:password`` and ``--user user:password``
 _CURL_USER = re.compile(r"-(?<![\w-]-)(?:u|-user)[ =]+['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)")
 # ``mysql -uroot -pS3cret`` (the password glued to ``-p``; elsewhere ``-p8080`` is a port)
-_MYSQL_PASSWORD = re.compile(r"m(?<![\w-]m)(?:ysql|ariadb)[\w-]*[ \t][^\r\n]*?(?<=\s)-p(?P<secret>[^\s'\"]+)")
+_MYSQL_PASSWORD = re.compile(
+    r"m(?<![\w-]m)(?:ysql|ariadb)[\w-]{0,16}[ \t][^\r\n]{0,256}?(?<=\s)-p(?P<secret>[^\s'\"]+)"
+)
 # ``psexec -u Administrator -p braksha``, ``sqlcmd -U sa -P secret``: a password flag right after a user flag
 _USER_THEN_PASSWORD = re.compile(
     r"-(?<![\w-]-)[uU][ \t]*['\"]?[^\s'\"-][^\s'\"]*['\"]?[ \t]+"
