@@ -18,6 +18,7 @@ from faultspan._capture.redaction.rules import (
     _AWS_SECRET_KEY,
     _AZURE,
     _BEARER,
+    _CALL_NEXT,
     _CARD,
     _CONNECTION_STRING,
     _CURL_USER,
@@ -53,8 +54,10 @@ from faultspan._capture.redaction.rules import (
     CARD_DIGITS,
     CARD_GATE,
     CARD_START,
+    CREDENTIAL_CALL,
     DIGITS_AS_ZERO,
     PASSWORD_GATE,
+    PROSE_IS,
     REDACTED,
     SQL_INSERT,
     SQL_LITERAL,
@@ -218,7 +221,22 @@ class Redactor:
             _Rule("key_value", anchors(*key_hints), self._key_values),
             _Rule(
                 "credential_pair",
-                anchors("curl", "--user", "@", "mysql", "mariadb", " -p", "machine", "value="),
+                anchors(
+                    "curl",
+                    "--user",
+                    "@",
+                    "mysql",
+                    "mariadb",
+                    " -p",
+                    "machine",
+                    "value=",
+                    "auth",
+                    "credential",
+                    "directoryentry",
+                    "pass",
+                    "secret",
+                    "token",
+                ),
                 self._credential_pairs,
             ),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
@@ -277,7 +295,7 @@ class Redactor:
                 for match in pattern.finditer(text):
                     if credential_part(match["secret"]):
                         yield match.span("secret")
-            for pattern in (_USER_THEN_PASSWORD, _NETRC):  # the flag or keyword says password: words count
+            for pattern in (_USER_THEN_PASSWORD, _NETRC, CREDENTIAL_CALL, PROSE_IS):  # words count here
                 for match in pattern.finditer(text):
                     secret = match["secret"]
                     if not (_placeholder(secret) or _PORTS_OR_PATHS.fullmatch(secret) or secret[0] in "$%{<"):
@@ -477,7 +495,10 @@ class Redactor:
         if kind in key_rules.WEAK_TERMS:
             return match.span("bare") if _weak_secret(name) else None
         if separator in ("=", "=>", "==", "!=", ":="):
-            return None if _placeholder(bare) or "(" in bare else match.span("bare")  # not "= load()"
+            expression = bare in ("new", "await") and _CALL_NEXT.match(text, match.end("bare"))
+            if _placeholder(bare) or "(" in bare or expression:
+                return None  # not "= load()", "= new Credential(...)"
+            return match.span("bare")
         bare = name
         if separator is None:
             return (start, start + len(bare)) if _strict_credential(bare, numeric) else None

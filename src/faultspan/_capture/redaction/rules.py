@@ -285,6 +285,7 @@ _KEY_VALUE = re.compile(
     re.VERBOSE,
 )
 _SEPARATOR_NEXT = re.compile(r"[ \t]*[:=]")
+_CALL_NEXT = re.compile(r"[ \t]+[A-Za-z_][\w.]*[ \t]*\(")  # ``= new NetworkCredential(``
 _LINE_END = re.compile(r"[\r\n\\]")  # a newline, or the backslash of an escaped one
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -455,6 +456,20 @@ _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+passw
 XML_SETTING = re.compile(
     r"(?<![\w-])(?i:key|name)[ \t]*=[ \t]*(?P<q>[\"'])(?P<name>[^\"'<>\s]{1,128})(?P=q)[ \t]+"
     r"(?i:value)[ \t]*=[ \t]*(?P<q2>[\"'])(?P<secret>[^\"'<>]{1,1024})(?P=q2)"
+)
+# ``requests.get(url, auth=("admin", "S3cret"))``, ``HTTPBasicAuth("u", "p")``, ``DirectoryEntry("LDAP://h",
+# "user", "p")``, ``new NetworkCredential("u", "p")``: the last string, after the user, of a credential call
+_STRING_ARG = r"[bru]?(?:\"[^\"\n]{0,256}\"|'[^'\n]{0,256}')"
+CREDENTIAL_CALL = re.compile(
+    r"(?:(?<![\w.])auth[ \t]*=[ \t]*\(|(?:HTTPBasicAuth|HTTPDigestAuth|BasicAuth|NetworkCredential"
+    r"|PSCredential|PasswordAuthentication|UsernamePasswordCredentials|DirectoryEntry)[ \t]*\()"
+    rf"[ \t]*(?:{_STRING_ARG}[ \t]*,[ \t]*)?{_STRING_ARG}[ \t]*,[ \t]*"
+    r"[bru]?(?P<q>[\"'])(?P<secret>[^\"'\n]{1,256})(?P=q)(?=[ \t]*(?:\)|,[ \t]*[^\"' \t]))"
+)
+# ``the default password is 'blooberry'``, ``the password for user 'postgres' is "admin"``
+PROSE_IS = re.compile(
+    r"(?:[Pp]ass(?:word|phrase)|PASSWORD|[Ss]ecret|[Tt]oken)(?![\w-])[^.\n]{0,40}?[ \t]is[ \t]+"
+    r"(?P<q>[\"'])(?P<secret>[^\"'\n]{1,64})(?P=q)"
 )
 # ``scott/tiger@//db:1521/ORCL``: Oracle's user/password before an EZConnect address
 _ORACLE = re.compile(r"(?<![\w/$#.-])[\w$#.-]{1,64}/(?P<secret>[^\s/@'\"]{1,128})@//")
