@@ -259,6 +259,10 @@ def test_settings_flags_and_netrc_name_their_secret(secret: str, name: str) -> N
         f"sqlcmd -S db -U sa -P {secret}",
         f"machine api.example.com login bob password {secret}",
         f'{name} := "{secret}"',
+        f'resp = requests.get(url, auth=("admin", "{secret}"))',
+        f'client.Credentials = new NetworkCredential("ops@example.com", "{secret}");',
+        f'new DirectoryEntry("LDAP://ldap.example.com", "svc", "{secret}")',
+        f"the default password for user 'postgres' is '{secret}'",
     ]
     for text in forms:
         assert secret not in redactor.scrub_text(text), text
