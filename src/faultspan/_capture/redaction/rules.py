@@ -463,8 +463,8 @@ _STRING_ARG = r"[bru]?(?:\"[^\"\n]{0,256}\"|'[^'\n]{0,256}')"
 CREDENTIAL_CALL = re.compile(
     r"(?:(?<![\w.])auth[ \t]*=[ \t]*\(|(?:HTTPBasicAuth|HTTPDigestAuth|BasicAuth|NetworkCredential"
     r"|PSCredential|PasswordAuthentication|UsernamePasswordCredentials|DirectoryEntry)[ \t]*\()"
-    rf"[ \t]*(?:{_STRING_ARG}[ \t]*,[ \t]*)?{_STRING_ARG}[ \t]*,[ \t]*"
-    r"[bru]?(?P<q>[\"'])(?P<secret>[^\"'\n]{1,256})(?P=q)(?=[ \t]*(?:\)|,[ \t]*[^\"' \t]))"
+    rf"\s*(?:{_STRING_ARG}\s*,\s*)?{_STRING_ARG}\s*,\s*"
+    r"[bru]?(?P<q>[\"'])(?P<secret>[^\"'\n]{1,256})(?P=q)(?=\s*(?:\)|,\s*[^\"'\s]))"
 )
 # ``the default password is 'blooberry'``, ``the password for user 'postgres' is "admin"``
 PROSE_IS = re.compile(

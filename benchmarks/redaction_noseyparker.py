@@ -1,0 +1,106 @@
+"""Leaks of the redactor on a third scanner's test data: the examples in Nosey Parker's rule files.
+
+    git clone --depth 1 https://github.com/praetorian-inc/noseyparker /tmp/noseyparker
+    python benchmarks/redaction_noseyparker.py /tmp/noseyparker [--misses]
+
+Nothing of Nosey Parker is copied here: its rules are read from a checkout at run time. Each rule's
+``examples`` are secrets in context; the secret is the rule's last non-empty capture group (the password
+after a user name), found with the rule's own pattern. Each is planted in the channels of
+``redaction_eval.py`` (an attribute under a neutral key, an exception message, ``KEY=value`` prose with the
+key the example names, a JSON attribute) and, as ``whole``, the example text itself is scrubbed. Only the
+rules of Nosey Parker's default ruleset count (the others find public ids, bucket names and hashes). Its
+``negative_examples`` mean "this rule must not fire", not "this is no secret", so they are reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from faultspan._capture.redaction import Redactor
+from redaction_eval import CHANNELS
+
+_FLAGS = re.compile(r"\(\?([imsx]+)\)")
+# Rules whose last group is not the secret: (user, password, host) URLs
+_SECRET_GROUP = {"np.mongodb.1": 2, "np.postgres.1": 2}
+_KEY_BEFORE = re.compile(r"""([A-Za-z_][\w.-]{0,59})["'\]]?\s*(?::=|=>|=|:)\s*["'`(]*\s*$""")
+
+
+def _compile(pattern: str) -> re.Pattern[str] | None:
+    """Nosey Parker's patterns are Rust regexes: flags may sit mid-pattern, ``\\z`` is ``\\Z``."""
+    flags = 0
+    for found in _FLAGS.finditer(pattern):
+        for char in found[1]:
+            flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[char]
+    try:
+        return re.compile(_FLAGS.sub("", pattern).replace(r"\z", r"\Z"), flags)
+    except re.error:
+        return None
+
+
+def _key_before(example: str, start: int) -> str:
+    line = example[:start].rsplit("\n", 1)[-1]
+    found = _KEY_BEFORE.search(line)
+    return found[1] if found and not re.search(r"(?://|-u\s+)[^\s:/@]*:$", line) else ""
+
+
+def load(root: Path) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str]]]:
+    """(rule id, example, secret, key name) for the default ruleset's examples; (rule id, text) negatives."""
+    rules_dir = next(root.glob("**/data/default/builtin/rules"), None) or root
+    default: set[str] = set()
+    for path in rules_dir.parent.glob("**/rulesets/*.yml"):
+        for ruleset in yaml.safe_load(path.read_text()).get("rulesets", []):
+            if ruleset["id"] == "default":
+                default |= set(ruleset.get("include_rule_ids", []))
+    secrets: list[tuple[str, str, str, str]] = []
+    negatives: list[tuple[str, str]] = []
+    for path in sorted(rules_dir.glob("*.yml")):
+        for rule in yaml.safe_load(path.read_text()).get("rules", []):
+            pattern = _compile(rule["pattern"])
+            if pattern is None or (default and rule["id"] not in default):
+                continue
+            for example in rule.get("examples") or []:
+                match = pattern.search(example)
+                if match is None:
+                    continue
+                group = _SECRET_GROUP.get(rule["id"]) or max(
+                    (i for i, g in enumerate(match.groups(), 1) if g), default=0
+                )
+                secret = match[group]
+                secrets.append((rule["id"], example, secret, _key_before(example, match.start(group))))
+            negatives.extend((rule["id"], text) for text in rule.get("negative_examples") or [])
+    return secrets, negatives
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("checkout", type=Path, help="a clone of praetorian-inc/noseyparker")
+    parser.add_argument("--misses", action="store_true", help="list the surviving secrets")
+    args = parser.parse_args()
+    secrets, negatives = load(args.checkout)
+    if not secrets:
+        sys.exit(f"{args.checkout}: no Nosey Parker rules with examples found there")
+    redactor = Redactor()
+    misses: list[str] = []
+    cells = []
+    for name, channel in {**CHANNELS, "whole": None}.items():
+        survived = 0
+        for rule, example, secret, key in secrets:
+            out = redactor.scrub_text(example) if channel is None else channel(redactor, key, secret)
+            if secret in out:
+                survived += 1
+                misses.append(f"leak {name:9} {rule}: {(example if channel is None else secret)[:100]!r}")
+        cells.append(f"{name} {survived:3}/{len(secrets)} {survived / len(secrets):6.1%}")
+    print("noseyparker secrets  " + "  ".join(cells))
+    altered = sum(redactor.scrub_text(text) != text for _, text in negatives)
+    print(f"noseyparker negatives altered {altered}/{len(negatives)} (rule-specific: many are credentials)")
+    if args.misses:
+        print("\n".join(misses))
+
+
+if __name__ == "__main__":
+    main()
