@@ -323,10 +323,8 @@ _PREFIX = re.compile(
 def public_prefix(token: str) -> bool:
     """Whether the token starts like a public id (``evt_``, ``pk_live_``, ``sha256-``) or a hex id."""
     prefix, _ = split_prefix(token)
-    return bool(prefix) and (
-        _SEPARATORS.split(prefix, 1)[0].lower() in PUBLIC_PREFIXES
-        or _hex_start(_SEPARATORS.split(prefix, 1)[0])
-    )
+    first = _SEPARATORS.split(prefix, 1)[0]
+    return bool(prefix) and (first.lower() in PUBLIC_PREFIXES or _hex_start(first))
 
 
 def _hex_start(word: str) -> bool:
