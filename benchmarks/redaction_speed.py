@@ -5,7 +5,8 @@
 Values are generated fresh for every round (new ids, numbers, hosts), so the clean cache never answers and
 every value pays the full scan, as the first occurrence of a value does on the span path. Rounds alternate
 with an empty loop over the same values (dict lookups only), whose time is subtracted; the median round is
-reported, per kind of value and for the typical mix.
+reported, per kind of value and for two mixes: the typical attributes, and ids (UUIDs, digests, pod names)
+alone and inside text.
 """
 
 # ruff: noqa: E501 -- one attribute maker a line
@@ -42,6 +43,25 @@ TYPICAL: dict[str, Maker] = {
     "breadcrumb.message": lambda r: f"GET https://api.example.com/items?page={r.randint(1, 9)} 200",
 }  # fmt: skip
 
+K8S = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes generated name suffixes
+
+
+def _hex(r: random.Random, length: int) -> str:
+    return f"{r.getrandbits(length * 4):0{length}x}"
+
+
+# Ids whose letters change from value to value (so their shapes never repeat), alone and inside text.
+IDS: dict[str, Maker] = {
+    "uuid in a path": lambda r: f"/orders/{uuid.UUID(int=r.getrandbits(128))}/items",
+    "uuid in a message": lambda r: f"session {uuid.UUID(int=r.getrandbits(128))} expired",
+    "url with a uuid": lambda r: f"https://shop.example.com/api/v1/sessions/{uuid.UUID(int=r.getrandbits(128))}?page={r.randint(1, 50)}",
+    "trace id (32 hex)": lambda r: _hex(r, 32),
+    "span id (16 hex)": lambda r: _hex(r, 16),
+    "sha-1 (40 hex)": lambda r: _hex(r, 40),
+    "sha-256 (64 hex)": lambda r: _hex(r, 64),
+    "pod name": lambda r: f"checkout-{''.join(r.choices(K8S, k=10))}-{''.join(r.choices(K8S, k=5))}",
+}  # fmt: skip
+
 
 def _round(redactor: Redactor, values: list[str]) -> float:
     scrub = redactor.scrub_text
@@ -75,6 +95,9 @@ def main() -> None:
     for name, maker in TYPICAL.items():
         print(f"{name:28} {measure([maker], count, rounds, 1):6.2f}")
     print(f"{'typical mix':28} {measure(list(TYPICAL.values()), count, rounds, 2):6.2f}")
+    for name, maker in IDS.items():
+        print(f"{name:28} {measure([maker], count, rounds, 3):6.2f}")
+    print(f"{'ids mix':28} {measure(list(IDS.values()), count, rounds, 4):6.2f}")
 
 
 if __name__ == "__main__":
