@@ -381,8 +381,10 @@ class Redactor:
         triggered = self._shapes.get(coarse)  # only shapes where no card can start are stored coarse
         if triggered is not None:
             return triggered
-        if tokens.canonical_uuid(text) and not tokens.uuid_verdict(text, tokens.NEUTRAL):
-            return self._extra  # a UUID alone (no words before it) the token judge keeps: no rule changes it
+        if (tokens.canonical_uuid(text) or _lowercase_hex_id(raw)) and not tokens.hex_verdict(
+            text, tokens.NEUTRAL
+        ):
+            return self._extra  # an id alone (no words before it) the token judge keeps: no rule changes it
         found = self._gate_match(text)
         if found is not None and found.lastgroup == self._token_group:
             return self._scan_triggers(text, found)  # a random-looking run (a UUID): its shape rarely repeats
@@ -683,6 +685,16 @@ class Redactor:
             elif isinstance(item, (dict, list)) and not self._unchanged(item, depth + 1):
                 return False
         return True
+
+
+def _lowercase_hex_id(raw: bytes) -> bool:
+    """Lowercase hex with a letter (a trace id, a digest), in which no built-in rule but the token rule can
+    match: the formats that hex spells are uppercase (``ACCA...``, ``AC<32 hex>``), a card is digits alone,
+    and a key hint needs a separator or a space after the key."""
+    return not raw.translate(None, _LOWER_HEX) and not raw.isdigit()
+
+
+_LOWER_HEX = b"0123456789abcdef"
 
 
 def _maybe_json(text: str) -> bool:

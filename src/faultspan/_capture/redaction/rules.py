@@ -422,13 +422,13 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 
 def token_verdict(token: str, text: str, start: int) -> bool:
     if tokens.canonical_uuid(token):
-        return tokens.uuid_verdict(token, context_before(text, start))
+        return tokens.hex_verdict(token, context_before(text, start))
     if not tokens.candidate(token) or _REFERENCE.fullmatch(token) or tokens.public_material(token):
         return False
     if _DIGEST_LABEL.search(text, max(0, start - 8), start):
         return False
-    if tokens.hex_like(token):  # UUIDs, digests, trace ids: only the words before them can tell
-        return context_before(text, start) == tokens.SECRET and tokens.looks_random(token, tokens.SECRET)
+    if tokens.hex_like(token):  # digests, trace ids: only the words before them can tell
+        return tokens.hex_verdict(token, context_before(text, start))
     if tokens.public_prefix(token):
         return False
     if tokens.prefixed_random(token) or tokens.looks_random(token):

@@ -168,6 +168,12 @@ def _basic_pair(text: str) -> bool:
     return not (password.isdigit() or hex_like(password))
 
 
+_NEED = {SECRET: 8, PREFIXED: 10, NEUTRAL: 16, PUBLIC: 24}  # the random part's length, by context
+# In a public-id context only the length test below can say yes (base64 and hex say no there), so nothing
+# shorter than its ``need`` is random: URL segments (``sessions``, ``shop.example.com``) are judged at once.
+_SHORTEST = {PUBLIC: _NEED[PUBLIC]}
+
+
 def looks_random(token: str, context: int = NEUTRAL) -> bool:
     """Whether ``token`` reads as a random credential, given what its surroundings say about it.
 
@@ -177,19 +183,20 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     numbers count; a public-id context (``sha``, ``trace``, ``commit``) asks for more.
     """
     length = len(token)
-    if length < 8:
+    if length < _SHORTEST.get(context, 8):
         return False
     if _UUID.fullmatch(token):
         return context == SECRET
+    text = _base64_text(token)
+    encoded = text is not None and (_basic_pair(text) or text.startswith("-----BEGIN"))
+    # A Kubernetes name or a UUID inside is decided before the slower placeholder test: in either order the
+    # answer is no, unless the token is base64 of a credential (``LS0tLS1CRUdJTi...<uuid>``).
+    if not encoded and (_k8s_name(token) or (context != SECRET and _UUID.search(token.replace("_", "-")))):
+        return False
     if placeholder(token) or _FILE_SUFFIX.search(token):
         return False
-    text = _base64_text(token)
-    if text is not None and (_basic_pair(text) or text.startswith("-----BEGIN")):
+    if encoded:
         return context != PUBLIC  # ``YWRtaW46cGFzc3dvcmQ=`` (a Basic credential), ``LS0tLS1CRUdJTi...`` (PEM)
-    if _k8s_name(token):
-        return False
-    if context != SECRET and _UUID.search(token.replace("_", "-")):
-        return False
     if hex_like(token):
         if token.isdigit():
             return context == SECRET and length >= 16 and len(set(token)) >= 5
@@ -203,7 +210,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
             return False  # a path
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
-    need = {SECRET: 8, PREFIXED: 10, NEUTRAL: 16, PUBLIC: 24}[context]
+    need = _NEED[context]
     lower, upper, digit, _, changes = _classes(token)
     kinds = (lower > 0) + (upper > 0) + (digit > 0)
     share, pairs = scrambled(body)
@@ -353,9 +360,10 @@ _HEX_AS_ZERO = bytes.maketrans(b"0123456789abcdefABCDEF", b"0" * 22)  # a transl
 _UUID_SHAPE = b"00000000-0000-0000-0000-000000000000"
 
 
-def uuid_verdict(token: str, context: int) -> bool:
-    """The token rule's verdict on a canonical UUID: a secret only where the words before it say so."""
-    return context == SECRET and candidate(token)
+def hex_verdict(token: str, context: int) -> bool:
+    """The token rule's verdict on a hex-like token (a UUID, a digest, a trace id): a secret only where the
+    words before it say so."""
+    return context == SECRET and candidate(token) and looks_random(token, SECRET)
 
 
 def hex_like(token: str) -> bool:
@@ -388,7 +396,7 @@ def identifier_body(token: str) -> bool:
 def prefixed_random(token: str) -> bool:
     """A vendor-style prefix and a random body (``ntn_...``, ``glc_...``, ``PMAK-...``), not a public id."""
     prefix, body = split_prefix(token)
-    if not prefix or public_prefix(token) or _k8s_name(token):
+    if not prefix or _k8s_name(token) or public_prefix(token):  # the cheaper test first
         return False
     if _UUID.search(body) or body.replace("-", "").replace("_", "").isdigit():
         return False
