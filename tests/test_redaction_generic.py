@@ -285,6 +285,22 @@ def test_settings_flags_and_netrc_name_their_secret(secret: str, name: str) -> N
         assert redactor.scrub_text(text) == text, text
 
 
+@FAST
+@given(
+    random_body(22, 31),
+    st.sampled_from(
+        ["$1$", "$5$", "$6$rounds=5000$", "$2b$12$", "$y$j9T$", "$argon2id$v=19$m=65536,t=3,p=4$"]
+    ),
+)
+def test_password_hashes_are_masked_whole(body: str, scheme: str) -> None:
+    stored = f"{scheme}s4ltS4lt${body}"
+    assert redactor.scrub_text(f"UPDATE users SET pw='{stored}' WHERE id=3") == (
+        f"UPDATE users SET pw='{REDACTED}' WHERE id=3"
+    )
+    for kept in ("price $5$ each", "echo $1 $2", "$6$xxxxxxxx$xxxxxxxxxxxxxxxxxxxxxxxx"):
+        assert redactor.scrub_text(kept) == kept
+
+
 def test_flyv1_macaroons_are_masked_whole() -> None:
     header = "FlyV1 fm2_lJPECAAAAAAAAAAA+xMQ7bBW1ebvlO0S0Alh,fm2_lJPETZhbGw2vWfJt8aRwHqd/pP2=="
     assert redactor.scrub_text(f"Authorization: {header}") == f"Authorization: FlyV1 {REDACTED}"

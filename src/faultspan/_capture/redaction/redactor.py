@@ -36,6 +36,7 @@ from faultspan._capture.redaction.rules import (
     _NPM,
     _OPENAI,
     _ORACLE,
+    _PASSWORD_HASH,
     _PEM,
     _PORTS_OR_PATHS,
     _PYPI,
@@ -57,6 +58,7 @@ from faultspan._capture.redaction.rules import (
     CREDENTIAL_CALL,
     DIGITS_AS_ZERO,
     PASSWORD_GATE,
+    PASSWORD_HASH_IDS,
     PROSE_IS,
     REDACTED,
     SQL_INSERT,
@@ -84,6 +86,7 @@ from faultspan._capture.redaction.rules import (
     any_gate,
     credential_part,
     gate_pattern,
+    hash_body,
     not_placeholder,
     token_verdict,
 )
@@ -186,6 +189,7 @@ class Redactor:
         return [
             _Rule("pem_private_key", anchors("private key"), pattern(_PEM)),
             _Rule("jwt", anchors("eyj"), pattern(_JWT)),
+            _Rule("password_hash", anchors(*PASSWORD_HASH_IDS), pattern(_PASSWORD_HASH, hash_body)),
             _Rule("url_credentials", anchors("@"), pattern(_URL_CREDENTIALS, _not_placeholder)),
             _Rule(
                 "aws_access_key",

@@ -138,6 +138,11 @@ def not_placeholder(value: str) -> bool:
     return not tokens.placeholder(value) and not tokens.identifier_body(value)
 
 
+def hash_body(value: str) -> bool:
+    """A password hash whose salt and digest are not a filler (``$6$xxxxxxxx$xxxx...``)."""
+    return not tokens.placeholder(value.rsplit("$", 1)[-1])
+
+
 def _has_digit(value: str) -> bool:
     return any(char.isdigit() for char in value)
 
@@ -155,6 +160,14 @@ _PEM = re.compile(
     r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
     r"(?:.*?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*)",  # a truncated block is masked to the end
     re.DOTALL,
+)
+# crypt(3) and PHC password hashes: ``$6$salt$hash``, ``$2b$12$...``, ``$argon2id$v=19$m=...$salt$hash``; a
+# hash of a password can be cracked, so it is masked like the password
+PASSWORD_HASH_IDS = (
+    "$1$", "$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$7$", "$y$", "$gy$", "$argon", "$pbkdf", "$scrypt$",
+)  # fmt: skip
+_PASSWORD_HASH = re.compile(
+    r"\$(?<![\w$]\$)(?:1|2[abxy]|5|6|7|y|gy|argon2(?:id|i|d)|pbkdf2(?:-sha\d+)?|scrypt)\$[./\w$,=+-]{16,}"
 )
 _JWT = re.compile(r"e(?<![\w-]e)yJ[\w-]{10,}\.[\w-]{10,}(?:\.[\w+/=-]*){1,3}", re.ASCII)
 _URL_CREDENTIALS = re.compile(
