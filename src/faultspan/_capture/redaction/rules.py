@@ -28,7 +28,7 @@ _PLACEHOLDERS = frozenset(
 # ``os.environ["TOKEN"]``, ``settings.SECRET_KEY``.
 _REFERENCE = re.compile(
     r"\$(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)|\$\{[^{}]+\}|\$\([^()]+\)|`[^`]+`|%[A-Za-z_][\w.]*%"
-    r"|\{\{.*\}\}|<%.*%>|#\{.*\}|(?:var|local|data|module)\.[a-z_][\w.-]*"
+    r"|\{\{.*\}\}|<%.*%>|#\{.*\}|\{[\w.\[\]]*\}|(?:var|local|data|module)\.[a-z_][\w.-]*"
     r"|(?:process\.env|import\.meta\.env|os\.environ|ENV|env)[.\[].*|os\.getenv\(.*"
     r"|(?:[A-Za-z_$][\w$]*\.)+[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+",
     re.DOTALL,

@@ -107,10 +107,10 @@ def placeholder(token: str) -> bool:
 def _word_like(word: str) -> bool:
     """Pronounceable: vowels in proportion and no long consonant run, as words are and random letters not."""
     low = word.lower()
-    if len(low) >= 7 and scrambled(low)[0] >= 0.5:
-        return False  # vowels in place but letters in no word's order: ``jyvpuuyzliuf``
+    if len(low) >= 7 and not word.isupper() and scrambled(low)[0] >= 0.5:
+        return False  # vowels in place but letters in no word's order: ``jyvpuuyzliuf`` (acronyms aside)
     vowels = sum(char in _VOWELS for char in low)
-    if not 0.1 <= vowels / len(low) <= 0.75:
+    if not 0.1 <= vowels / len(low) <= 0.8:  # ``queue``, ``audio``
         return False
     run = longest = 0
     for char in low:
@@ -127,12 +127,18 @@ def _identifier(segment: str) -> bool:
     words = [part for part in parts if part.isalpha()]
     letters = sum(map(len, words))
     # Short pieces count as words, and so does one odd short piece (an abbreviation: ``Cql``, ``Pdf``); two or
-    # more whose letters no word holds (``Zv``, ``Slw``) are what random case changes leave.
+    # more whose letters no word holds (``Zv``, ``Slw``), between few real words, are what random case changes
+    # leave.
     odd = {word for word in words if len(word) < 5 and not word.isupper() and scrambled(word)[0] >= 0.5}
-    odd = odd if len(odd) >= 2 else set()
+    # real words written as code writes them (``Verification``, not a capital run such as ``CYEXAMPLEKEY``)
+    long_words = sum(
+        len(word) for word in words if len(word) >= 5 and not word.isupper() and _word_like(word)
+    )
+    odd = odd if len(odd) >= 2 and long_words < letters * 0.5 else set()  # ``TokenVerificationSdJwt`` is code
     wordy = sum(len(word) for word in words if (len(word) < 5 and word not in odd) or _word_like(word))
     short = sum(len(word) < 4 for word in words)  # random case changes leave many short pieces
-    return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and short <= max(1, len(words) // 2)
+    few_short = short <= max(1, len(words) // 2) or long_words >= letters * 0.5  # ``NoOpUpDownCounter``
+    return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and few_short
 
 
 def _base64_text(token: str) -> str | None:
@@ -214,11 +220,11 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     lower, upper, digit, _, changes = _classes(token)
     kinds = (lower > 0) + (upper > 0) + (digit > 0)
     share, pairs = scrambled(body)
-    # Both cases and digits with letters in an order no word has (``pdBJLN7xxuYq``), or all three classes
-    # alternating (``su9OL59biWiJu7``), are random at 12 characters. Without capitals they are not: host
-    # names are coded that way (``sjc2prdkfk04``), and so is a word with a number (``manylinux2014``).
+    # Both cases and digits with letters in an order no word has (``pdBJLN7xxuYq``) are random at 12
+    # characters. Without capitals they are not: host names are coded that way (``sjc2prdkfk04``), and so is a
+    # word with a number (``manylinux2014``); nor are alternating classes alone (``glTexImage2D``).
     # Scrambled letters also stand in for frequent changes of class (``jyvpuuyzliuf3819``).
-    short_random = kinds == 3 and ((share >= 0.4 and pairs >= 4) or changes >= length * 0.5)
+    short_random = kinds == 3 and share >= 0.4 and pairs >= 4
     if context == NEUTRAL and len(body) >= 12 and _DIGIT_AMONG_LETTERS.search(body) and short_random:
         need = 12
     jumbled = share >= 0.4 and pairs >= 10
@@ -275,11 +281,11 @@ PUBLIC_PREFIXES = frozenset(
     }
 )  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "crc32", "xxh64"})
-# not an e-mail, a path (also ``share$\tools\x.exe``), a URL, code, ``package@1.2.3`` or a page anchor
-# (``2#section-3``)
+# not an e-mail, a path (also ``share$\tools\x.exe``) or glob, a URL, code, ``package@1.2.3`` or a page
+# anchor (``2#section-3``)
 _NOT_PASSWORD = re.compile(
     r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
-    r"|\\[^\\]*\\"
+    r"|\\[^\\]*\\|/|^[*~]"  # paths and globs: ``pypa/distutils#130``, ``~/Documents``, ``*.xml.j2``
 )
 _DNS_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 _K8S_PART = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{8,10}")
