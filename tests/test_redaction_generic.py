@@ -350,6 +350,23 @@ def test_public_ids_that_look_random_survive(ident: object, number: int, blob: s
         assert attribute(value) == value, value
 
 
+@FAST
+@given(
+    st.lists(st.sampled_from(WORDS), min_size=2, max_size=4),
+    st.lists(
+        st.sampled_from(["Sd", "Jwt", "Id", "Url", "Xml", "Up", "No", "Op", "Gl", "Kb", "Cnf", "Db"]),
+        max_size=3,
+    ),
+    st.sampled_from(["", "2", "2D", "V3"]),
+)
+def test_code_identifiers_with_abbreviations_are_kept(words: list[str], short: list[str], tail: str) -> None:
+    pieces = [word.capitalize() for word in words[1:]] + short
+    identifier = words[0] + "".join(pieces) + tail
+    assert attribute(identifier) == identifier
+    for glob in (f"*.{words[0]}.j2", f"pypa/{words[1]}#130", f"~/{words[0].capitalize()}/x.txt"):
+        assert attribute(glob) == glob
+
+
 def finished_span(secret: str) -> object:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
