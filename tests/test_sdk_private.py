@@ -4,6 +4,7 @@ against the installed SDK: after an upgrade, a failure here names the SDK versio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import subprocess
 import sys
@@ -204,33 +205,151 @@ def test_the_sdk_configurator_takes_processors_before_the_exporters() -> None:
         assert result.stdout.split("\n")[-2] == "['Front', 'SimpleSpanProcessor']"
 
 
-def test_where_an_otlp_exporter_sends() -> None:
-    with sdk_check("OTLPSpanExporter._endpoint / ._insecure / ._headers (grpc) and ._endpoint (http)"):
-        grpc_exporter = GrpcExporter(endpoint="http://127.0.0.1:9/", insecure=True, headers={"k": "v"})
-        assert sdk_private.exporter_target(grpc_exporter) == sdk_private.ExporterTarget(
-            "grpc", "127.0.0.1:9", True, (("k", "v"),)
+@pytest.fixture
+def plain_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    import os
+
+    for name in os.environ:
+        if name.startswith("OTEL_EXPORTER_OTLP_") or name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_how_a_grpc_exporter_sends(plain_environment: pytest.MonkeyPatch) -> None:
+    import grpc
+
+    with sdk_check(
+        "grpc OTLPSpanExporter._endpoint / ._insecure / ._headers / ._timeout / ._compression / "
+        "._channel_options / ._credentials"
+    ):
+        exporter = GrpcExporter(
+            endpoint="http://127.0.0.1:9/",
+            insecure=True,
+            headers={"k": "v"},
+            timeout=3,
+            compression=grpc.Compression.Gzip,
+            channel_options=(("grpc.max_send_message_length", 1234),),  # type: ignore[arg-type]
         )
-        http_exporter = HttpExporter(endpoint="http://127.0.0.1:9/v1/traces")
-        assert sdk_private.exporter_target(http_exporter) == sdk_private.ExporterTarget(
-            "http/protobuf", "http://127.0.0.1:9/v1/traces", None, None
+        target = sdk_private.exporter_target(exporter)
+        assert target is not None
+        assert target.channel_options[-1] == ("grpc.max_send_message_length", 1234)
+        assert dataclasses.replace(target, channel_options=()) == sdk_private.ExporterTarget(
+            "grpc", "127.0.0.1:9", True, (("k", "v"),), 3.0, "gzip"
         )
-        grpc_exporter.shutdown()
-        http_exporter.shutdown()  # type: ignore[no-untyped-call]
+        exporter.shutdown()
+        credentials = grpc.ssl_channel_credentials()
+        exporter = GrpcExporter(endpoint="https://127.0.0.1:9", credentials=credentials)
+        target = sdk_private.exporter_target(exporter)
+        assert target is not None
+        assert (target.insecure, target.credentials, target.unsupported) == (False, credentials, None)
+        exporter.shutdown()
     assert sdk_private.exporter_target(ConsoleSpanExporter()) is None
 
 
-def test_where_an_otlp_log_exporter_sends() -> None:
+def test_how_an_http_exporter_sends(plain_environment: pytest.MonkeyPatch) -> None:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+
+    plain_environment.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-env=1,authorization=from-env")
+    with sdk_check(
+        "http OTLPSpanExporter._client._endpoint / ._headers / ._timeout / ._compression / "
+        "._transport._session (verify, cert)"
+    ):
+        exporter = HttpExporter(
+            endpoint="https://127.0.0.1:9/v1/traces",
+            headers={"Authorization": "Bearer synthetic"},
+            timeout=4,
+            compression=Compression.Deflate,
+            certificate_file="/ca.pem",
+            client_certificate_file="/client.pem",
+            client_key_file="/client.key",
+        )
+        target = sdk_private.exporter_target(exporter)
+        assert target is not None
+        headers = dict(target.headers)
+        assert (headers["authorization"], headers["x-env"]) == ("Bearer synthetic", "1")  # the code wins
+        assert dataclasses.replace(target, headers=()) == sdk_private.ExporterTarget(
+            "http/protobuf",
+            "https://127.0.0.1:9/v1/traces",
+            False,
+            (),
+            4.0,
+            "deflate",
+            certificate="/ca.pem",
+            client_certificate="/client.pem",
+            client_key="/client.key",
+        )
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_the_authorities_an_http_exporter_verifies_with(plain_environment: pytest.MonkeyPatch) -> None:
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    def authorities(**kwargs: str) -> str | None:
+        exporter = HttpExporter(endpoint="https://127.0.0.1:9/v1/traces", **kwargs)  # type: ignore[arg-type]
+        target = sdk_private.exporter_target(exporter)
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+        assert target is not None
+        return target.certificate
+
+    with sdk_check("http OTLPSpanExporter._client._transport._session.verify"):
+        assert authorities() == DEFAULT_CA_BUNDLE_PATH  # requests' own bundle, not the system's
+        plain_environment.setenv("REQUESTS_CA_BUNDLE", "/bundle.pem")
+        assert authorities(certificate_file="/ca.pem") == "/bundle.pem"  # as requests merges them
+
+
+def test_what_faultspan_cannot_send_as_the_http_exporter_does(plain_environment: pytest.MonkeyPatch) -> None:
+    import requests
+
+    class Session(requests.Session):
+        pass
+
+    with_auth, with_hook = requests.Session(), requests.Session()
+    with_auth.auth = ("user", "synthetic")
+    with_hook.hooks["response"].append(lambda response, **kwargs: response)
+    with sdk_check("http OTLPSpanExporter._client._transport._session"):
+        for session, reason in (
+            (None, None),
+            (with_auth, "a session with its own auth"),
+            (with_hook, "a session with its own hooks"),
+            (Session(), "a session of type Session"),
+        ):
+            exporter = HttpExporter(endpoint="http://127.0.0.1:9/v1/traces", session=session)
+            target = sdk_private.exporter_target(exporter)
+            assert target is not None
+            assert target.unsupported == reason
+            exporter.shutdown()  # type: ignore[no-untyped-call]
+    from opentelemetry.exporter.http.transport._urllib3 import Urllib3HTTPTransport
+
+    with sdk_check("http OTLPSpanExporter(_transport=...) and RequestsHTTPTransport, its default"):
+        exporter = HttpExporter(endpoint="http://127.0.0.1:9/v1/traces", _transport=Urllib3HTTPTransport())
+        target = sdk_private.exporter_target(exporter)
+        assert target is not None
+        assert target.unsupported == "an HTTP transport Urllib3HTTPTransport"
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_how_an_otlp_log_exporter_sends(plain_environment: pytest.MonkeyPatch) -> None:
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 
-    with sdk_check("OTLPLogExporter._endpoint / ._insecure / ._headers (grpc) and ._endpoint (http)"):
-        grpc_exporter = GrpcLogExporter(endpoint="http://127.0.0.1:9/", insecure=True)
-        assert sdk_private.exporter_target(grpc_exporter) == sdk_private.ExporterTarget(
-            "grpc", "127.0.0.1:9", True, (), "logs"
+    with sdk_check("OTLPLogExporter: the span exporters' attributes (grpc and http)"):
+        grpc_exporter = GrpcLogExporter(endpoint="http://127.0.0.1:9/", insecure=True, headers={"k": "v"})
+        target = sdk_private.exporter_target(grpc_exporter)
+        assert target is not None
+        assert (target.protocol, target.endpoint, target.headers, target.signal) == (
+            "grpc",
+            "127.0.0.1:9",
+            (("k", "v"),),
+            "logs",
         )
-        http_exporter = HttpLogExporter(endpoint="http://127.0.0.1:9/v1/logs")
-        assert sdk_private.exporter_target(http_exporter) == sdk_private.ExporterTarget(
-            "http/protobuf", "http://127.0.0.1:9/v1/logs", None, None, "logs"
+        http_exporter = HttpLogExporter(endpoint="http://127.0.0.1:9/v1/logs", headers={"k": "v"})
+        target = sdk_private.exporter_target(http_exporter)
+        assert target is not None
+        assert (target.protocol, target.endpoint, dict(target.headers)["k"], target.signal) == (
+            "http/protobuf",
+            "http://127.0.0.1:9/v1/logs",
+            "v",
+            "logs",
         )
         grpc_exporter.shutdown()
         http_exporter.shutdown()

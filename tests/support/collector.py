@@ -241,7 +241,18 @@ class OtlpSink:
     the (decompressed) protobuf payloads that arrived, not a re-serialisation. grpcio handles rotel's gzip.
     """
 
-    def __init__(self, *, max_workers: int = 4, max_message_bytes: int = _MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        max_workers: int = 4,
+        max_message_bytes: int = _MAX_MESSAGE_BYTES,
+        require_metadata: tuple[str, str] | None = None,
+        server_credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        """With ``require_metadata``, a trace Export without that metadata is answered UNAUTHENTICATED;
+        with ``server_credentials``, the sink listens over TLS."""
+        self._require_metadata = require_metadata
+        self.metadata: list[dict[str, str]] = []  # of each accepted trace request, in arrival order
         self._cond = threading.Condition()
         self._raw: list[bytes] = []
         self._requests: list[ExportTraceServiceRequest] = []
@@ -289,7 +300,12 @@ class OtlpSink:
             },
         )
         self._server.add_generic_rpc_handlers((handler, logs, metrics_handler))
-        self.port: int = self._server.add_insecure_port(f"{LOOPBACK}:0")
+        address = f"{LOOPBACK}:0"
+        self.port: int = (
+            self._server.add_insecure_port(address)
+            if server_credentials is None
+            else self._server.add_secure_port(address, server_credentials)
+        )
         if not self.port:
             raise RuntimeError("OtlpSink could not bind 127.0.0.1:0")
         self._server.start()
@@ -298,9 +314,13 @@ class OtlpSink:
     # -- server side -------------------------------------------------------------------------------
 
     def _export(self, raw: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        metadata = {key: str(value) for key, value in context.invocation_metadata()}
         with self._cond:
             self._attempts += 1
             status = self._fail_status
+            required = self._require_metadata
+            if status is None and required is not None and metadata.get(required[0]) != required[1]:
+                status = grpc.StatusCode.UNAUTHENTICATED
             if status is not None:
                 self._rejected += 1
                 self._cond.notify_all()
@@ -309,6 +329,7 @@ class OtlpSink:
         request = ExportTraceServiceRequest.FromString(raw)
         spans = flatten_request(request)
         with self._cond:
+            self.metadata.append(metadata)
             self._raw.append(bytes(raw))
             self._requests.append(request)
             self._spans.extend(spans)
@@ -427,6 +448,7 @@ class OtlpSink:
         """Forget everything received so far (counters included)."""
         with self._cond:
             self._raw.clear()
+            self.metadata.clear()
             self._requests.clear()
             self._spans.clear()
             self._logs.clear()

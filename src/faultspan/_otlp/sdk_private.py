@@ -6,6 +6,7 @@ SDK changed under it: an SDK upgrade is re-checked by running that one file.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -146,13 +147,23 @@ def replace_span_processors(
 
 @dataclass(frozen=True)
 class ExporterTarget:
-    """Where an SDK OTLP span or log exporter sends, as it was configured (arguments or environment)."""
+    """Where and how an SDK OTLP span or log exporter sends, as it was configured (arguments, then the
+    environment): everything faultspan's transport needs to send exactly as the exporter would. Never
+    persisted (headers and credentials stay in memory)."""
 
     protocol: str  # "grpc" or "http/protobuf"
     endpoint: str  # gRPC: host:port as the exporter keeps it; HTTP: the full URL
-    insecure: bool | None  # gRPC only
-    headers: tuple[tuple[str, str], ...] | None  # gRPC only: the HTTP exporter keeps them in its session
+    insecure: bool  # gRPC: a plaintext channel; HTTP: False (the URL's scheme decides)
+    headers: tuple[tuple[str, str], ...]  # as sent (HTTP: the environment's merged with the code's)
+    timeout: float
+    compression: str | None  # "gzip", "deflate" or None
     signal: str = "traces"  # the name of the transport's Signal (the transport imports this module's kin)
+    certificate: str | None = None  # HTTP: the CA file or directory the session verifies with
+    client_certificate: str | None = None  # HTTP: a PEM file, holding the key too when client_key is None
+    client_key: str | None = None
+    credentials: Any = None  # gRPC: the exporter's own ChannelCredentials (from the code or the environment)
+    channel_options: tuple[tuple[str, Any], ...] = ()
+    unsupported: str | None = None  # what faultspan cannot carry: then the exporter has to send itself
 
 
 def exporter_target(exporter: object) -> ExporterTarget | None:
@@ -167,13 +178,105 @@ def exporter_target(exporter: object) -> ExporterTarget | None:
         grpc_class = getattr(sys.modules.get(grpc_module), name, None)
         http_class = getattr(sys.modules.get(http_module), name, None)
         if grpc_class is not None and isinstance(exporter, grpc_class):
-            headers = exporter._headers
-            return ExporterTarget(
-                "grpc", exporter._endpoint, exporter._insecure, tuple(headers or ()), signal
-            )
+            return _grpc_target(exporter, signal)
         if http_class is not None and isinstance(exporter, http_class):
-            return ExporterTarget("http/protobuf", exporter._endpoint, None, None, signal)
+            return _http_target(exporter, signal)
     return None
+
+
+def _grpc_target(exporter: Any, signal: str) -> ExporterTarget:
+    import grpc
+
+    credentials = None if exporter._insecure else exporter._credentials
+    unsupported = None
+    if credentials is not None and not isinstance(credentials, grpc.ChannelCredentials):
+        unsupported = f"credentials of type {type(credentials).__name__}"
+    compression = {grpc.Compression.Gzip: "gzip", grpc.Compression.Deflate: "deflate"}
+    return ExporterTarget(
+        "grpc",
+        exporter._endpoint,
+        exporter._insecure,
+        tuple(exporter._headers or ()),
+        float(exporter._timeout),
+        compression.get(exporter._compression),
+        signal,
+        credentials=credentials,
+        channel_options=tuple(exporter._channel_options),
+        unsupported=unsupported,
+    )
+
+
+def _http_target(exporter: Any, signal: str) -> ExporterTarget:
+    from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+
+    client = exporter._client
+    compression = client._compression.value
+    target = ExporterTarget(
+        "http/protobuf",
+        client._endpoint,
+        False,
+        tuple(client._headers.items()),
+        float(client._timeout),
+        None if compression == "none" else compression,
+        signal,
+    )
+    transport = client._transport
+    if type(transport) is not RequestsHTTPTransport:
+        return dataclasses.replace(target, unsupported=f"an HTTP transport {type(transport).__name__}")
+    session = transport._session
+    unsupported = _session_difference(session)
+    if unsupported is not None:
+        return dataclasses.replace(target, unsupported=unsupported)
+    authorities = _verify_locations(session)
+    if authorities is None:
+        return dataclasses.replace(target, unsupported="a session that does not verify certificates")
+    cert = session.cert
+    certificate, key = (cert[0], cert[1]) if isinstance(cert, tuple) else (cert, None)
+    return dataclasses.replace(
+        target,
+        certificate=authorities,
+        client_certificate=certificate,
+        client_key=key,
+    )
+
+
+_SESSION_SETTINGS = ("auth", "proxies", "hooks", "params", "stream", "trust_env", "max_redirects", "headers")
+
+
+def _session_difference(session: Any) -> str | None:
+    """What a ``requests.Session`` does beyond what faultspan's transport can do (an auth hook, a proxy,
+    an adapter of its own...), None for the session the exporter builds itself."""
+    import requests
+
+    if type(session) is not requests.Session:
+        return f"a session of type {type(session).__name__}"
+    with requests.Session() as fresh:
+        for name in _SESSION_SETTINGS:
+            if getattr(session, name) != getattr(fresh, name):
+                return f"a session with its own {name}"
+        if len(session.cookies):
+            return "a session with cookies"
+        if {prefix: type(adapter) for prefix, adapter in session.adapters.items()} != {
+            prefix: type(adapter) for prefix, adapter in fresh.adapters.items()
+        }:
+            return "a session with adapters of its own"
+    return None
+
+
+def _verify_locations(session: Any) -> str | None:
+    """The CA file or directory ``requests`` verifies this session's requests with, as it merges them:
+    ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` first (they win over the session's), then the exporter's
+    certificate file, then requests' own bundle; None when it does not verify at all."""
+    import os
+
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH, extract_zipped_paths
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        return bundle
+    if session.verify is False:
+        return None
+    return session.verify if isinstance(session.verify, str) else extract_zipped_paths(DEFAULT_CA_BUNDLE_PATH)
 
 
 # -- the contrib instrumentations (their markers, read to stay out of their way) -------------------------

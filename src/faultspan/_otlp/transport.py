@@ -19,8 +19,9 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -184,13 +185,20 @@ class Unreachable(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Where and how to send. Headers and credentials are kept in memory only (never in a repr, never in
+    the spool's ``destination.json``)."""
+
     protocol: str
     url: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = field(repr=False)
     timeout: float
     insecure: bool
-    certificate: str | None
-    gzip: bool
+    certificate: str | None  # a CA file (or, for HTTP, a directory)
+    compression: str | None  # "gzip", "deflate" or None
+    client_certificate: str | None = None  # PEM; holds the key too when client_key is None (HTTP)
+    client_key: str | None = None
+    credentials: Any = field(default=None, repr=False)  # gRPC: ChannelCredentials to use as they are
+    channel_options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def public_url(self) -> str:
@@ -218,7 +226,9 @@ def resolve(environ: Mapping[str, str] = os.environ, signal: Signal = TRACES) ->
         timeout=target.timeout,
         insecure=target.insecure,
         certificate=target.certificate,
-        gzip=target.gzip,
+        compression="gzip" if target.gzip else None,
+        client_certificate=config.otlp_variable(environ, "CLIENT_CERTIFICATE", signal.name)[1],
+        client_key=config.otlp_variable(environ, "CLIENT_KEY", signal.name)[1],
     )
 
 
@@ -237,22 +247,54 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) or "no details"
 
 
+def _read(path: str | None, name: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as stream:
+            return stream.read()
+    except OSError as error:
+        raise EndpointError(f"{config.OTLP_PREFIX}{name}: cannot read {path} ({error.strerror})") from None
+
+
+def _tls_context(endpoint: Endpoint) -> ssl.SSLContext:
+    """The HTTP client's TLS context: the endpoint's certificate authorities (the system's when none) and
+    its client certificate; raises ``EndpointError``."""
+    authorities, pair = endpoint.certificate, endpoint.client_certificate
+    try:
+        if authorities is not None and os.path.isdir(authorities):
+            context = ssl.create_default_context(capath=authorities)
+        else:
+            context = ssl.create_default_context(cafile=authorities)
+    except (OSError, ssl.SSLError) as error:
+        raise EndpointError(f"{config.OTLP_PREFIX}CERTIFICATE: cannot load {authorities} ({error})") from None
+    if pair is None:
+        return context
+    try:
+        # An encrypted key is refused, never prompted for on the terminal (which would hang the host).
+        context.load_cert_chain(pair, endpoint.client_key, password=lambda: b"")
+    except (OSError, ssl.SSLError) as error:
+        raise EndpointError(f"{config.OTLP_PREFIX}CLIENT_CERTIFICATE: cannot load {pair} ({error})") from None
+    return context
+
+
 class Transport:
     """Sends serialized ``signal`` requests to ``endpoint``, over one gRPC channel or one TLS context."""
 
     def __init__(self, endpoint: Endpoint, signal: Signal = TRACES) -> None:
-        """Raises ``EndpointError`` when the certificate file cannot be read."""
+        """Raises ``EndpointError`` when a certificate or key file cannot be read."""
         self.endpoint = endpoint
         self.signal = signal
-        self._certificate = self._read_certificate()
         self._attempt: Callable[[bytes, float], Answer]
         self._channel: Any = None
         if endpoint.protocol == "grpc":
+            self._certificate = _read(endpoint.certificate, "CERTIFICATE")
+            self._client_chain = _read(endpoint.client_certificate, "CLIENT_CERTIFICATE")
+            self._client_key = _read(endpoint.client_key, "CLIENT_KEY")
             self._connect()
             self._attempt = self._grpc
         else:
-            authorities = self._certificate.decode("ascii") if self._certificate else None
-            self._context = ssl.create_default_context(cadata=authorities)
+            self._context = _tls_context(endpoint)
             self._attempt = self._http
 
     @property
@@ -265,18 +307,6 @@ class Transport:
     def _target(self) -> str:
         return urlsplit(self.endpoint.url).netloc or self.endpoint.url
 
-    def _read_certificate(self) -> bytes | None:
-        path = self.endpoint.certificate
-        if path is None:
-            return None
-        try:
-            with open(path, "rb") as stream:
-                return stream.read()
-        except OSError as error:
-            raise EndpointError(
-                f"{config.OTLP_PREFIX}CERTIFICATE: cannot read {path} ({error.strerror})"
-            ) from None
-
     def _connect(self) -> None:
         """A fresh channel; also after UNAVAILABLE, as the SDK does (grpc's reconnect backoff grows to
         minutes, which would delay recovery)."""
@@ -286,12 +316,17 @@ class Transport:
             self._channel.close()
         endpoint = self.endpoint
         target = self._target()
-        compression = grpc.Compression.Gzip if endpoint.gzip else grpc.Compression.NoCompression
+        compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+            endpoint.compression or "", grpc.Compression.NoCompression
+        )
+        options = endpoint.channel_options
         if endpoint.insecure:
-            self._channel = grpc.insecure_channel(target, compression=compression)
+            self._channel = grpc.insecure_channel(target, options, compression)
         else:
-            credentials = grpc.ssl_channel_credentials(root_certificates=self._certificate)
-            self._channel = grpc.secure_channel(target, credentials, compression=compression)
+            credentials = endpoint.credentials or grpc.ssl_channel_credentials(
+                self._certificate, self._client_key, self._client_chain
+            )
+            self._channel = grpc.secure_channel(target, credentials, options, compression)
         self._call = self._channel.unary_unary(self.signal.method)
 
     def attempt(self, payload: bytes, timeout: float) -> Answer:
@@ -378,9 +413,9 @@ class Transport:
         else:
             body = payload
         headers = {"Content-Type": _CONTENT_TYPES[protocol], **self.endpoint.headers}
-        if self.endpoint.gzip:
-            body = gzip.compress(body)
-            headers["Content-Encoding"] = "gzip"
+        if self.endpoint.compression is not None:
+            body = gzip.compress(body) if self.endpoint.compression == "gzip" else zlib.compress(body)
+            headers["Content-Encoding"] = self.endpoint.compression
         request = urllib.request.Request(self.endpoint.url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout, context=self._context) as response:

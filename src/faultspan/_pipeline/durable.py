@@ -7,14 +7,14 @@ oldest first, once the collector answers again. While the collector is known to 
 to the spool, so the export path never waits on the network. Spans carrying an ``exception`` event are
 journaled on disk before any network attempt and settled after it, so a process killed in between keeps them.
 
-Sending goes through faultspan's OTLP transport (the retry table of docs/delivery.md), aimed where the
-configured SDK exporter sends: its endpoint, and for gRPC its headers and TLS choice; the rest (timeout,
-compression, certificates, HTTP headers) from the same ``OTEL_EXPORTER_OTLP_*`` variables it read.
+Sending goes through faultspan's OTLP transport (the retry table of docs/delivery.md), configured as the SDK
+exporter is: its endpoint, headers, timeout and compression, and its TLS (for HTTP the certificate files
+of its session, for gRPC its own channel credentials). An exporter that does something the transport
+cannot (a session of its own with an auth hook) keeps the SDK's batch processor and sends itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Sequence
@@ -41,7 +41,6 @@ from faultspan._otlp.transport import (
     Outcome,
     Signal,
     Transport,
-    resolve,
 )
 from faultspan._pipeline import lifecycle
 from faultspan._pipeline import spool as spooling
@@ -62,30 +61,43 @@ OUTAGE_REPEAT_SECONDS = 600.0
 _NETWORK_SHARE = 0.8
 
 
-def endpoint_for(target: ExporterTarget, signal: Signal = TRACES) -> Endpoint:
-    """The standard variables' endpoint for ``signal``, pointed where ``target`` sends; raises
-    ``EndpointError``."""
-    base = resolve(signal=signal)
-    if target.protocol != "grpc":
-        return dataclasses.replace(base, protocol=target.protocol, url=target.endpoint)
-    insecure = base.insecure if target.insecure is None else target.insecure
-    url = (
-        target.endpoint
-        if "://" in target.endpoint
-        else f"{'http' if insecure else 'https'}://{target.endpoint}"
+def endpoint_for(target: ExporterTarget) -> Endpoint:
+    """The endpoint of ``target``, with everything the exporter sends with (in memory only)."""
+    url = target.endpoint
+    if target.protocol == "grpc" and "://" not in url:
+        url = f"{'http' if target.insecure else 'https'}://{url}"
+    return Endpoint(
+        protocol=target.protocol,
+        url=url,
+        headers=dict(target.headers),
+        timeout=target.timeout,
+        insecure=target.insecure,
+        certificate=target.certificate,
+        compression=target.compression,
+        client_certificate=target.client_certificate,
+        client_key=target.client_key,
+        credentials=target.credentials,
+        channel_options=target.channel_options,
     )
-    headers = dict(target.headers) if target.headers else base.headers
-    return dataclasses.replace(base, protocol="grpc", url=url, insecure=insecure, headers=headers)
 
 
 def transport_for(exporter: SpanExporter | LogRecordExporter) -> Transport | None:
-    """A transport to where ``exporter`` sends, or None when it is not an SDK OTLP exporter."""
+    """A transport sending as ``exporter`` does, or None when it is not an SDK OTLP exporter or sends in a
+    way the transport cannot (then the exporter sends itself, as without faultspan)."""
     try:
         target = exporter_target(exporter)
         if target is None:
             return None
+        if target.unsupported is not None:
+            warn_once(
+                f"durable-unsupported-{target.unsupported}",
+                "faultspan: %r sends with %s: it sends itself, without the spool",
+                exporter,
+                target.unsupported,
+            )
+            return None
         signal = LOGS if target.signal == LOGS.name else TRACES
-        return Transport(endpoint_for(target, signal), signal)
+        return Transport(endpoint_for(target), signal)
     except (AttributeError, TypeError, EndpointError) as err:
         warn_once("durable-unsupported", "faultspan: durable delivery unavailable for %r: %s", exporter, err)
     return None
@@ -124,7 +136,9 @@ class DurableSpanProcessor(SpanProcessor):
         self._transport = transport
         self._redact = redact
         self.spool = spool
-        self._attempt_seconds = attempt_seconds
+        # One attempt never waits longer than the exporter itself would.
+        timeout = transport.endpoint.timeout
+        self._attempt_seconds = min(attempt_seconds, timeout) if timeout > 0 else attempt_seconds
         self._closed = False
         self._network_until: float | None = None
         self._down = threading.Event()
