@@ -86,7 +86,8 @@ def _status(root: Path) -> dict[str, Any]:
 
 def _drain(root: Path) -> tuple[int, int, bool, list[str]]:
     """Every destination's batches, oldest first, to the endpoint they were spooled for (the standard
-    variables give headers, timeout and certificate; and the endpoint, for a spool that does not say)."""
+    variables give headers, timeout, certificate authorities and the client certificate and key; and the
+    endpoint, for a spool that does not say)."""
     import dataclasses
     from urllib.parse import urlsplit
 
