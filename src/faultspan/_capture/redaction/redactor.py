@@ -110,6 +110,7 @@ _SCALARS = frozenset({bool, int, float})
 _CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
 _MAX_PASSES = 4
 _MAX_SHORTCUT_DEPTH = 64
+_PLAIN_KEY = ("", None)  # a key's (kind, renamed) when it is no secret key and holds no secret
 _Applies = tuple[Callable[[str], str], ...]
 
 
@@ -132,7 +133,10 @@ class Redactor:
         self._key_hint = _anchor_patterns(_anchors(*hints))[0]
         self._kinds: dict[str, str] = {}
         self._keys: dict[str, tuple[str, str | None]] = {}
-        self._clean: set[str] = set()
+        self._plain_keys: set[str] = set()  # the keys of ``_keys`` that are no secret key and hold none
+        # Clean strings, and scalars met as attribute values (never changed): one ``issuperset`` then
+        # answers for a whole span whose keys and values are all known.
+        self._clean: set[str | int | float] = set()
 
         builtin = self._builtin_rules(hints)
         disabled = {name.strip().lower() for name in self.rules.disabled_rules}
@@ -273,7 +277,10 @@ class Redactor:
             if len(key) <= _CACHED_LENGTH:
                 if len(self._keys) >= _CACHE_LIMIT:
                     self._keys.clear()
+                    self._plain_keys.clear()
                 self._keys[key] = info
+                if info == _PLAIN_KEY:
+                    self._plain_keys.add(key)
         return info
 
     def _classify(self, key: str) -> str:
@@ -533,21 +540,30 @@ class Redactor:
     ) -> dict[str, object] | None:
         if not self._enabled:
             return None
-        keys, clean = self._keys, self._clean
+        keys, clean, plain_keys = self._keys, self._clean, self._plain_keys
         plain = self._callback is None and not (type(masked) is TaintScope and masked.secrets)
+        if plain:
+            try:
+                if plain_keys.issuperset(attributes) and clean.issuperset(attributes.values()):
+                    return None  # the usual span: every key and every value known to stay as it is
+            except TypeError:  # an unhashable value (a list): the walk below decides
+                pass
         result: dict[str, object] | None = None
         for index, (key, value) in enumerate(attributes.items()):
-            kind, renamed = keys.get(key) or self._key(key)
-            name = key if renamed is None else renamed
             kind_of_value = type(value)
+            renamed: str | None = None
             if (
                 plain
-                and not kind
-                and renamed is None
-                and ((kind_of_value is str and value in clean) or kind_of_value in _SCALARS)
+                and key in plain_keys
+                and (value in clean if kind_of_value is str else kind_of_value in _SCALARS)
             ):
-                new: object = value  # the fast path of almost every attribute
+                # The fast path of almost every attribute (the walk below would leave it as it is too).
+                name, new = key, value
+                if kind_of_value is not str and len(clean) < _CACHE_LIMIT:
+                    clean.add(value)  # type: ignore[arg-type]
             else:
+                kind, renamed = keys.get(key) or self._key(key)
+                name = key if renamed is None else renamed
                 path = prefix + name
                 new = (
                     self._by_key(kind, value, path, masked) if kind else self._scrub_any(value, path, masked)
