@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import filterfalse
 
 from faultspan._capture.redaction import keys as key_rules
 from faultspan._capture.redaction import tokens
@@ -348,10 +349,14 @@ class Redactor:
     def _scrub_text(self, text: str) -> str:
         if not self._enabled or text in self._clean:
             return text
+        return self._scrub_unknown(text, _maybe_json(text))
+
+    def _scrub_unknown(self, text: str, maybe_json: bool) -> str:
+        """``_scrub_text`` of a text not known clean; ``maybe_json`` is its ``_maybe_json``."""
         rules = self._triggered(text)
         result = self._scrub_once(text, rules) if rules else text
         if result is text:
-            if not _maybe_json(text):  # the cache also spares values their JSON walk: see _scrub_str
+            if not maybe_json:  # the cache also spares values their JSON walk: see _scrub_str
                 self._remember(text)
             return text
         # A new mask can cut short the context of a neighbouring value (its closing quote is now inside the
@@ -542,12 +547,8 @@ class Redactor:
             return None
         keys, clean, plain_keys = self._keys, self._clean, self._plain_keys
         plain = self._callback is None and not (type(masked) is TaintScope and masked.secrets)
-        if plain:
-            try:
-                if plain_keys.issuperset(attributes) and clean.issuperset(attributes.values()):
-                    return None  # the usual span: every key and every value known to stay as it is
-            except TypeError:  # an unhashable value (a list): the walk below decides
-                pass
+        if plain and self._left_as_they_are(attributes):
+            return None
         result: dict[str, object] | None = None
         for index, (key, value) in enumerate(attributes.items()):
             kind_of_value = type(value)
@@ -557,17 +558,17 @@ class Redactor:
                 and key in plain_keys
                 and (value in clean if kind_of_value is str else kind_of_value in _SCALARS)
             ):
-                # The fast path of almost every attribute (the walk below would leave it as it is too).
-                name, new = key, value
-                if kind_of_value is not str and len(clean) < _CACHE_LIMIT:
-                    clean.add(value)  # type: ignore[arg-type]
+                name, new = key, value  # the walk below would leave it as it is too
             else:
                 kind, renamed = keys.get(key) or self._key(key)
                 name = key if renamed is None else renamed
                 path = prefix + name
-                new = (
-                    self._by_key(kind, value, path, masked) if kind else self._scrub_any(value, path, masked)
-                )
+                if kind:
+                    new = self._by_key(kind, value, path, masked)
+                elif kind_of_value is str:
+                    new = self._scrub_str(value, path, masked)  # type: ignore[arg-type]
+                else:
+                    new = self._scrub_any(value, path, masked)
                 if renamed is not None and new is value:
                     masked.append(path)
             if result is None and (new is not value or renamed is not None):
@@ -575,6 +576,33 @@ class Redactor:
             if result is not None:
                 result[name] = new
         return result
+
+    def _left_as_they_are(self, attributes: Mapping[str, object]) -> bool:
+        """Whether a plain ``scrub_attributes`` (no callback, no secrets known) leaves ``attributes`` as they
+        are, decided without walking them when no key is a secret key or holds one: only the values not
+        known clean are scrubbed (the usual span: none, or a fresh path or address). False also when it
+        cannot tell; the walk then decides (and scrubs a changed value again: it is rare)."""
+        clean = self._clean
+        if not self._plain_keys.issuperset(attributes):
+            return False
+        try:
+            if clean.issuperset(attributes.values()):
+                return True
+            unknown = list(filterfalse(clean.__contains__, attributes.values()))
+        except TypeError:  # an unhashable value (a list)
+            return False
+        scratch: list[str] = []  # no path is masked when nothing changes
+        for value in unknown:
+            kind = type(value)
+            if kind is str:
+                if self._scrub_str(value, "", scratch) is not value:  # type: ignore[arg-type]
+                    return False
+            elif kind in _SCALARS:
+                if len(clean) < _CACHE_LIMIT:  # remembered too, but never at the cost of clean strings
+                    clean.add(value)  # type: ignore[arg-type]
+            else:
+                return False
+        return True
 
     def _scrub_any(self, value: object, path: str, masked: list[str]) -> object:
         kind = type(value)  # exact types first: parsed JSON is only these, and ABC checks are slow
@@ -651,7 +679,7 @@ class Redactor:
                         masked.append(path)
                     return tainted
                 return encoded
-        result = self._scrub_text(text)
+        result = text if text in self._clean else self._scrub_unknown(text, maybe_json)
         if self._callback is not None:
             result = _call_back(self, self._callback, path, result)
         if scope is not None:
