@@ -80,14 +80,21 @@ def test_span_attributes_events_and_links_without_copies() -> None:
         assert type(sdk_private.span_attributes(span)) is dict
         assert sdk_private.has_events(span)
         assert not sdk_private.has_links(span)
+        assert sdk_private.lone_attributes(span) is None
         provider = TracerProvider()
-        with provider.get_tracer("t").start_as_current_span("plain") as live:
+        with provider.get_tracer("t").start_as_current_span("plain", attributes={"k": "v"}) as live:
             assert not sdk_private.has_events(live)  # type: ignore[arg-type]
+            lone = sdk_private.lone_attributes(live)  # type: ignore[arg-type]
+            assert type(lone) is dict
+            assert lone == {"k": "v"}
             live.add_event("now")
             assert sdk_private.has_events(live)  # type: ignore[arg-type]
+            assert sdk_private.lone_attributes(live) is None  # type: ignore[arg-type]
     linked = ReadableSpan("linked", links=(Link(span.context),), events=())
     assert sdk_private.has_links(linked)
     assert not sdk_private.has_events(linked)
+    assert sdk_private.lone_attributes(linked) is None
+    assert sdk_private.lone_attributes(ReadableSpan("bare", attributes={"a": 1})) == {"a": 1}
 
 
 def test_the_attribute_length_limit_of_a_live_span() -> None:

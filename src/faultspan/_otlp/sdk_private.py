@@ -62,6 +62,18 @@ def has_links(span: ReadableSpan) -> bool:
     return _non_empty(span._links)
 
 
+def lone_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
+    """The span's own attributes when it has no events and no links (most spans), else None: what
+    ``span_attributes``, ``has_events`` and ``has_links`` tell, in one call on every span's path."""
+    events, links = span._events, span._links
+    if (events._dq if type(events) is BoundedList else events) or (  # type: ignore[attr-defined]
+        links._dq if type(links) is BoundedList else links  # type: ignore[attr-defined]
+    ):
+        return None
+    attributes = span._attributes
+    return attributes._dict if type(attributes) is BoundedAttributes else plain_attributes(attributes)
+
+
 def bounded(attributes: dict[str, Any], dropped: int) -> Mapping[str, Any]:
     """``attributes`` keeping the SDK's dropped-attribute count, without re-validating every value (the
     SDK's own ``__deepcopy__`` assigns the dict the same way)."""

@@ -343,6 +343,8 @@ class Redactor:
 
     def scrub_text(self, text: str, scope: TaintScope | None = None) -> str:
         """``text`` with the value rules applied; within a ``scope``, also with its known secrets masked."""
+        if scope is None and text in self._clean:
+            return text  # a span's name, read on every span
         result = self._scrub_text(text)
         return result if scope is None else scope.absorb(text, result)
 
