@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from faultspan._capture.redaction import REDACTED, RedactionRules, Redactor
+from faultspan._capture.redaction import REDACTED, RedactionRules, Redactor, TaintScope
 
 CORPUS = Path(__file__).resolve().parent / "data"  # a copy of the shared sample corpus
 ALNUM = string.ascii_letters + string.digits
@@ -549,6 +549,34 @@ def test_attributes_keep_their_order_and_unchanged_objects() -> None:
     assert list(result) == ["a", "password", "b", "c"]
     assert result["b"] is clean_list
     assert masked == ["link[0].password", "link[0].c"]
+
+
+def test_attributes_known_clean_give_the_walks_answers() -> None:
+    """Keys and values seen before are answered by set lookups, without the walk: the same results."""
+    fresh = Redactor()
+    attributes = {"url.path": "/orders/7", "http.response.status_code": 200, "ok": True, "ratio": 0.5}
+    assert fresh.scrub_attributes(attributes, "", []) is None
+    assert fresh.scrub_attributes(dict(attributes), "", []) is None
+    token = "ghp_" + "Q1w2E3r4T5y6U7i8O9p0" * 2
+    with_secret = {**attributes, "url.full": f"https://shop.example.com/?q={token}", "url.query": "page=2"}
+    expected = {**with_secret, "url.full": f"https://shop.example.com/?q={REDACTED}"}
+    for masked in ([], [], TaintScope()):  # the second time its text is known changed
+        assert not fresh.leaves_attributes(with_secret)
+        result = fresh.scrub_attributes(with_secret, "", masked)
+        assert result == expected
+        assert list(result) == list(with_secret)
+        assert masked == ["url.full"]
+    assert fresh.leaves_attributes(attributes)
+    assert not fresh.leaves_attributes({**attributes, "password": "hunter2"})  # a secret key: the walk
+    assert fresh.leaves_attributes({**attributes, "password": ""})
+    calling = Redactor(RedactionRules(callback=lambda path, text: "X" if text == "/orders/7" else None))
+    assert not calling.leaves_attributes(attributes)
+    assert calling.leaves_attributes({"url.path": "/orders/8"})
+    scope = TaintScope({"0rder-7-secret"})
+    scope.append("name")  # where it was masked
+    assert fresh.scrub_attributes({"url.path": "/0rder-7-secret"}, "", []) is None
+    assert fresh.scrub_attributes({"url.path": "/0rder-7-secret"}, "", scope) == {"url.path": f"/{REDACTED}"}
+    assert fresh.scrub_attributes({"tags": ["a", "b"], "url.path": "/orders/7"}, "", []) is None
 
 
 def test_a_key_that_is_itself_a_secret_is_renamed_and_not_put_in_paths() -> None:

@@ -143,9 +143,8 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     attributes = None if span.status.description else lone_attributes(span)
     if attributes is not None:
         # Most spans: no events, links or status text, and nothing to mask in the name and attributes.
-        unused: list[str] = []
         name = span.name
-        if redactor.scrub_text(name) is name and redactor.scrub_attributes(attributes, "", unused) is None:
+        if redactor.scrub_text(name) is name and redactor.leaves_attributes(attributes):
             return span
     scope = TaintScope()
     redacted = _redact(span, redactor, scope)

@@ -138,6 +138,7 @@ class Redactor:
         # Clean strings, and scalars met as attribute values (never changed): one ``issuperset`` then
         # answers for a whole span whose keys and values are all known.
         self._clean: set[str | int | float] = set()
+        self._changed = 0  # the id of the last value _verdict found changed (a stale one costs a walk)
 
         builtin = self._builtin_rules(hints)
         disabled = {name.strip().lower() for name in self.rules.disabled_rules}
@@ -549,7 +550,7 @@ class Redactor:
             return None
         keys, clean, plain_keys = self._keys, self._clean, self._plain_keys
         plain = self._callback is None and not (type(masked) is TaintScope and masked.secrets)
-        if plain and self._left_as_they_are(attributes):
+        if plain and self._verdict(attributes):
             return None
         result: dict[str, object] | None = None
         for index, (key, value) in enumerate(attributes.items()):
@@ -579,31 +580,42 @@ class Redactor:
                 result[name] = new
         return result
 
-    def _left_as_they_are(self, attributes: Mapping[str, object]) -> bool:
+    def leaves_attributes(self, attributes: Mapping[str, object]) -> bool:
+        """True when ``scrub_attributes(attributes, "", [])`` would return None, False when it may not: told
+        at the first value that changes, without building the copy (a span's check before its redaction)."""
+        if not self._enabled:
+            return True
+        verdict = self._verdict(attributes) if self._callback is None else None
+        return self.scrub_attributes(attributes, "", []) is None if verdict is None else verdict
+
+    def _verdict(self, attributes: Mapping[str, object]) -> bool | None:
         """Whether a plain ``scrub_attributes`` (no callback, no secrets known) leaves ``attributes`` as they
-        are, decided without walking them when no key is a secret key or holds one: only the values not
-        known clean are scrubbed (the usual span: none, or a fresh path or address). False also when it
-        cannot tell; the walk then decides (and scrubs a changed value again: it is rare)."""
+        are, told without walking them when no key is a secret key or holds one: only the values not known
+        clean are scrubbed (the usual span: none, or a fresh path or address). False when one changes (or
+        may: the last call found it changed), None when it cannot tell; the walk then decides."""
         clean = self._clean
         if not self._plain_keys.issuperset(attributes):
-            return False
+            return None
         try:
             if clean.issuperset(attributes.values()):
                 return True
             unknown = list(filterfalse(clean.__contains__, attributes.values()))
         except TypeError:  # an unhashable value (a list)
-            return False
+            return None
         scratch: list[str] = []  # no path is masked when nothing changes
         for value in unknown:
             kind = type(value)
             if kind is str:
+                if id(value) == self._changed:  # found changed by the last call (a span's second look)
+                    return False
                 if self._scrub_str(value, "", scratch) is not value:  # type: ignore[arg-type]
+                    self._changed = id(value)  # an id, not the text: no secret is kept alive
                     return False
             elif kind in _SCALARS:
                 if len(clean) < _CACHE_LIMIT:  # remembered too, but never at the cost of clean strings
                     clean.add(value)  # type: ignore[arg-type]
             else:
-                return False
+                return None
         return True
 
     def _scrub_any(self, value: object, path: str, masked: list[str]) -> object:
