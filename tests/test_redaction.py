@@ -579,6 +579,18 @@ def test_attributes_known_clean_give_the_walks_answers() -> None:
     assert fresh.scrub_attributes({"tags": ["a", "b"], "url.path": "/orders/7"}, "", []) is None
 
 
+def test_a_known_shape_answers_for_fresh_values_but_not_for_a_card() -> None:
+    fresh = Redactor()
+    for number in range(3):  # fresh order numbers in one shape: the shape's rules (none) answer
+        assert fresh.scrub_attributes({"url.path": f"/orders/{number}", "ok": True}, "", []) is None
+    assert fresh.scrub_attributes({"note": "paid with 4111111111111112"}, "", []) is None
+    masked: list[str] = []
+    assert fresh.scrub_attributes({"note": "paid with 4111111111111111"}, "", masked) == {
+        "note": f"paid with {REDACTED}"
+    }
+    assert masked == ["note"]
+
+
 def test_a_key_that_is_itself_a_secret_is_renamed_and_not_put_in_paths() -> None:
     token = "ghp_" + "Zz9" * 12
     masked: list[str] = []

@@ -606,6 +606,9 @@ class Redactor:
         for value in unknown:
             kind = type(value)
             if kind is str:
+                if self._shape_triggers_nothing(value):  # type: ignore[arg-type]
+                    self._remember(value)  # type: ignore[arg-type]
+                    continue
                 if id(value) == self._changed:  # found changed by the last call (a span's second look)
                     return False
                 if self._scrub_str(value, "", scratch) is not value:  # type: ignore[arg-type]
@@ -617,6 +620,16 @@ class Redactor:
             else:
                 return None
         return True
+
+    def _shape_triggers_nothing(self, text: str) -> bool:
+        """Whether ``_triggered`` answers no rule at once for ``text``, by its digit shape (a fresh order
+        number or address in a known shape), and ``text`` cannot be JSON: ``_scrub_str`` keeps it then."""
+        return (
+            text.isascii()
+            and len(text) <= _CACHED_LENGTH
+            and self._shapes.get(text.encode().translate(DIGITS_AS_ZERO)) == ()
+            and not _maybe_json(text)
+        )
 
     def _scrub_any(self, value: object, path: str, masked: list[str]) -> object:
         kind = type(value)  # exact types first: parsed JSON is only these, and ABC checks are slow
