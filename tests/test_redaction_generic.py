@@ -419,3 +419,12 @@ def test_hex_ids_written_with_0x_stay_without_secret_context(trace_id: int, span
     text = f"SpanContext(trace_id=0x{trace_id:032x}, span_id=0x{span_id:016x}, trace_flags=0x01)"
     assert redactor.scrub_text(text) == text
     assert REDACTED in redactor.scrub_text(f"api_key=0x{trace_id:032x}")
+
+
+def test_a_scope_that_knows_a_secret_masks_it_in_a_value_already_known_clean() -> None:
+    text = "retrying with s3cretvalue99 now"
+    assert redactor.scrub_text(text) is text  # now remembered as clean
+    scope = TaintScope()
+    scope.taint("s3cretvalue99")
+    child = scope.child()  # knows the secret, has masked nothing yet
+    assert redactor.scrub_value("note", text, "note", child) == f"retrying with {REDACTED} now"

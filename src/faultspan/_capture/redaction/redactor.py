@@ -690,7 +690,7 @@ class Redactor:
     def _scrub_str(self, text: str, path: str, masked: list[str]) -> str:
         scope = masked if type(masked) is TaintScope else None
         if text == REDACTED or (
-            self._callback is None and text in self._clean and not (scope and scope.secrets)
+            self._callback is None and text in self._clean and not (scope is not None and scope.secrets)
         ):
             return text
         maybe_json = _maybe_json(text)
