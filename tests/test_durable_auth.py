@@ -164,16 +164,21 @@ def test_grpc_channel_credentials_given_in_code_are_used(spool_dir: Path, tls: M
         live_then_spooled_then_drained(durable(exporter), spool_dir, refuse, sink.wait_for_spans)
 
 
+def client_certificate_exporter(sink: HttpStatusSink, tls: Material) -> HttpExporter:
+    """An HTTP exporter given the CA and a client certificate and key in code."""
+    return HttpExporter(
+        endpoint=f"{sink.url}/v1/traces",
+        certificate_file=str(tls.ca),
+        client_certificate_file=str(tls.client_certificate),
+        client_key_file=str(tls.client_key),
+    )
+
+
 def test_http_certificate_and_client_certificate_given_in_code_are_used(
     spool_dir: Path, tls: Material
 ) -> None:
     with HttpStatusSink(tls=requiring_client_certificates(tls)) as sink:
-        exporter = HttpExporter(
-            endpoint=f"{sink.url}/v1/traces",
-            certificate_file=str(tls.ca),
-            client_certificate_file=str(tls.client_certificate),
-            client_key_file=str(tls.client_key),
-        )
+        exporter = client_certificate_exporter(sink, tls)
 
         def refuse(down: bool) -> None:
             sink.status = 503 if down else 200
@@ -225,12 +230,7 @@ def test_a_drain_uses_the_variables_client_certificate(
     spool_dir: Path, tls: Material, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with HttpStatusSink(tls=requiring_client_certificates(tls)) as sink:
-        exporter = HttpExporter(
-            endpoint=f"{sink.url}/v1/traces",
-            certificate_file=str(tls.ca),
-            client_certificate_file=str(tls.client_certificate),
-            client_key_file=str(tls.client_key),
-        )
+        exporter = client_certificate_exporter(sink, tls)
         processor = durable(exporter)
         sink.status = 503
         try:
