@@ -67,6 +67,7 @@ from faultspan._capture.redaction.rules import (
     SSN_GATE,
     TOKEN,
     TOKEN_GATE,
+    VARIABLE,
     XML_SETTING,
     _anchor_patterns,
     _anchors,
@@ -904,14 +905,11 @@ def _tokens(text: str) -> str:
     return _mask_spans(text, spans())
 
 
-_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*")  # names are one case, random tokens mix them
-
-
 def _variable_or_escape(text: str, start: int, token: str) -> bool:
     """``$VAR``, ``${VAR}``, ``%VAR%`` or the rest of a percent-escape (``%2Fhome``): not a token itself."""
     before = text[start - 1]
     if before in "${":
-        return _VARIABLE.fullmatch(token) is not None
+        return VARIABLE.fullmatch(token) is not None
     if before == "%":
         return text.startswith("%", start + len(token)) or all(char in tokens.HEX for char in token[:2])
     return False

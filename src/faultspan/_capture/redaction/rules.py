@@ -26,8 +26,11 @@ _PLACEHOLDERS = frozenset(
 # A reference to where the secret is, not the secret: ``$DB_PASS``, ``${token}``, ``%APP_PASSWORD%``,
 # ``{{ .Values.password }}``, ``<%= ENV["KEY"] %>``, ``#{password}``, ``process.env.API_KEY``,
 # ``os.environ["TOKEN"]``, ``settings.SECRET_KEY``.
+_NAME = r"[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*"  # variable names are one case; random tokens mix them
+VARIABLE = re.compile(_NAME)
 _REFERENCE = re.compile(
-    r"\$(?:[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*)|\$\{[^{}]+\}|\$\([^()]+\)|`[^`]+`|%[A-Za-z_][\w.]*%"
+    rf"\$(?:{_NAME})|"
+    r"\$\{[^{}]+\}|\$\([^()]+\)|`[^`]+`|%[A-Za-z_][\w.]*%"
     r"|\{\{.*\}\}|<%.*%>|#\{.*\}|\{[\w.\[\]]*\}|(?:var|local|data|module)\.[a-z_][\w.-]*"
     r"|(?:process\.env|import\.meta\.env|os\.environ|ENV|env)[.\[].*|os\.getenv\(.*"
     r"|(?:[A-Za-z_$][\w$]*\.)+[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+",
