@@ -428,3 +428,86 @@ def test_a_scope_that_knows_a_secret_masks_it_in_a_value_already_known_clean() -
     scope.taint("s3cretvalue99")
     child = scope.child()  # knows the secret, has masked nothing yet
     assert redactor.scrub_value("note", text, "note", child) == f"retrying with {REDACTED} now"
+
+
+def seeded(alphabet: str, length: int) -> st.SearchStrategy[str]:
+    def draw(seed: int) -> str:
+        rng = random.Random(seed)
+        return "".join(rng.choice(alphabet) for _ in range(length))
+
+    return st.integers(0, 2**32).map(draw)
+
+
+UPPER_DIGITS = string.ascii_uppercase + string.digits
+
+
+@FAST
+@given(seeded(UPPER_DIGITS, 34), seeded(HEX + "ABCDEF", 40))
+def test_grouped_keys_and_mixed_case_hex_are_masked(key: str, hexed: str) -> None:
+    grouped = "-".join(["A3", key[:6], key[6:12], key[12:17], key[17:22], key[22:27], key[27:32]])
+    if sum(any(c.isdigit() for c in g) and not g.isdigit() for g in grouped.split("-")) >= 4:
+        assert attribute(grouped) == REDACTED
+        assert grouped not in redactor.scrub_text(f"restored account with {grouped} today")
+    mixed = "aB" + hexed[2:]
+    if sum(c.isupper() for c in mixed) >= 3 and sum(c.islower() for c in mixed) >= 3:
+        assert attribute(mixed) == REDACTED
+        assert attribute(mixed.lower()) == mixed.lower()  # a digest, an id
+        assert attribute("0x" + mixed) == "0x" + mixed  # an EIP-55 address
+
+
+@FAST
+@given(st.uuids(), seeded(HEX, 32))
+def test_a_credential_word_before_a_uuid_or_a_sequence_after_a_prefix_is_a_secret(
+    ident: object, hexed: str
+) -> None:
+    for value in (f"access-production-{ident}", f"px-api-{ident}", "NRAK-123456788ABCDEFGHIJKLMNOPQR"):
+        assert attribute(value) == REDACTED, value
+    for value in (
+        f"job-{ident}",
+        f"order-{ident}",
+        f"Release-Notes-Q3-{hexed}",
+        f"https://team.notion.site/Release-Notes-{hexed}?pvs=4",
+        "tvly-" + "x" * 32,
+        "TLS-ECDHE-RSA-AES128-GCM-SHA256",
+    ):
+        assert attribute(value) == value, value
+    if sum(char.isalpha() for char in hexed[:19]) >= 6:
+        assert attribute(f"NRJS-{hexed[:19]}") == REDACTED  # a vendor's capitals are no title words
+
+
+@FAST
+@given(random_body(32, 32), st.integers(0, 10**6))
+def test_base64_json_with_a_random_value_is_a_secret_and_a_cursor_is_not(key: str, offset: int) -> None:
+    def encoded(data: dict[str, object]) -> str:
+        return base64.b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+
+    assert attribute(encoded({"k": key, "n": "adminkey", "id": 1})) == REDACTED
+    for data in ({"offset": offset, "sort": "created_at"}, {"alg": "HS256", "typ": "JWT"}):
+        assert attribute(encoded(data)) == encoded(data)
+
+
+@FAST
+@given(random_body(16, 24))
+def test_references_fillers_and_constant_names_are_not_values(token: str) -> None:
+    kept = [
+        'curl -H "Authorization: Bearer $API_KEY" https://api.example.com',
+        'curl -H "Authorization: Bearer $(gcloud auth print-access-token)" https://api.example.com',
+        "Authorization: Bearer XXXXXXXXXXXX",
+        "Authorization: Token *******",
+        "SUMO_ACCESS_KEY=${SUMO_ACCESS_KEY:=$2}",
+        "SUMO_ACCESS_KEY=`etcdctl get /sumologic_secret`",
+        "https://qyapi.example.com/cgi-bin/create?access_token=ACCESS_TOKEN",
+        "password=YOUR_PASSWORD",
+        'notes = "Maven - io.jsonwebtoken:jjwt-jackson-0.11.2"',
+    ]
+    for text in kept:
+        assert redactor.scrub_text(text) == text, text
+    assert token not in redactor.scrub_text(f"Authorization: Bearer {token}")
+    assert token not in redactor.scrub_text(f"password=`{token}")  # no closing backtick: a value
+
+
+@FAST
+@given(random_body(16, 24), seeded(ALNUM, 11))
+def test_a_masked_token_runs_on_past_an_inner_equals_sign(token: str, tail: str) -> None:
+    value = f"{token}={tail}"
+    assert redactor.scrub_text(f"sent {value} upstream") == f"sent {REDACTED} upstream"

@@ -53,6 +53,7 @@ from faultspan._capture.redaction.rules import (
     _URL_CREDENTIALS,
     _USER_THEN_PASSWORD,
     _WEBHOOK,
+    BRACKETED_REFERENCE,
     CARD_DIGITS,
     CARD_GATE,
     CARD_START,
@@ -491,6 +492,10 @@ class Redactor:
             match = _KEY_VALUE.match(text, end)
             if match is None:
                 continue
+            reference = _reference_end(text, match)
+            if reference >= 0:
+                done = reference
+                continue
             quote = text[start - 1] if start and text[start - 1] in "'\"" else ""
             span = self._value_span(text, match, kind, quote)
             if span is not None:
@@ -531,7 +536,8 @@ class Redactor:
             end = line_end.start() if line_end else len(text)
             if quote and quote in text[start:end]:  # "Cookie: a=1; b=2" quoted as a whole ends at its quote
                 end = text.index(quote, start)
-            return start, start + len(text[start:end].rstrip())
+            value = text[start:end].rstrip()
+            return None if _placeholder(value) else (start, start + len(value))  # not "Bearer $API_KEY"
         return (start, start + len(bare)) if _loose_credential(bare, numeric) else None
 
     # ---- structured values -------------------------------------------------------------------------
@@ -886,10 +892,25 @@ def _weak_secret(value: str) -> bool:
     return TOKEN.fullmatch(value) is not None and tokens.looks_random(value, tokens.SECRET)
 
 
+def _reference_end(text: str, match: re.Match[str]) -> int:
+    """Where a value naming where the value comes from ends (``${KEY:=$2}``, `` `vault read x` ``), or -1."""
+    bare = match["bare"]
+    reference = BRACKETED_REFERENCE.match(text, match.start("bare")) if bare and bare[0] in "$`" else None
+    return reference.end() if reference and _VALUE_END.match(text, reference.end()) else -1
+
+
+_VALUE_END = re.compile(r"""$|[\s'",;)\]}]""")
+# What a masked token ending in ``=`` runs on with: base64 and its kin have ``=`` inside too (``ab=cd``)
+_TOKEN_TAIL = re.compile(r"[A-Za-z0-9+/_.~=-]*")
+
+
 def _tokens(text: str) -> str:
     def spans() -> Iterable[tuple[int, int]]:
+        done = 0
         for match in TOKEN.finditer(text):
             start = match.start()
+            if start < done:
+                continue
             token = match[0].rstrip(".")
             if start and _variable_or_escape(text, start, token):
                 continue
@@ -900,7 +921,11 @@ def _tokens(text: str) -> str:
                         yield at, at + len(segment)
                     at += len(segment) + 1
             elif token_verdict(token, text, start):
-                yield start, start + len(token)
+                end = start + len(token)
+                tail = _TOKEN_TAIL.match(text, end) if token.endswith("=") else None
+                if tail:
+                    done = end = tail.end()
+                yield start, end
 
     return _mask_spans(text, spans())
 

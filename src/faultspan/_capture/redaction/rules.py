@@ -28,9 +28,11 @@ _PLACEHOLDERS = frozenset(
 # ``os.environ["TOKEN"]``, ``settings.SECRET_KEY``.
 _NAME = r"[A-Z_][A-Z0-9_]*|[a-z_][a-z0-9_]*"  # variable names are one case; random tokens mix them
 VARIABLE = re.compile(_NAME)
+_BRACKETED = r"\$\{[^{}]+\}|\$\([^()]+\)|`[^`]+`"  # ``${VAR:-default}``, ``$(vault read x)``, `` `cmd` ``
+BRACKETED_REFERENCE = re.compile(_BRACKETED)
 _REFERENCE = re.compile(
-    rf"\$(?:{_NAME})|"
-    r"\$\{[^{}]+\}|\$\([^()]+\)|`[^`]+`|%[A-Za-z_][\w.]*%"
+    rf"\$(?:{_NAME})|{_BRACKETED}|"
+    r"%[A-Za-z_][\w.]*%"
     r"|\{\{.*\}\}|<%.*%>|#\{.*\}|\{[\w.\[\]]*\}|(?:var|local|data|module)\.[a-z_][\w.-]*"
     r"|(?:process\.env|import\.meta\.env|os\.environ|ENV|env)[.\[].*|os\.getenv\(.*"
     r"|(?:[A-Za-z_$][\w$]*\.)+[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+",
@@ -43,8 +45,15 @@ _REFERENCE = re.compile(
 _FILLER = re.compile(r"[xX]{4}|\*{4}|#{4}|^<[^<>]+>$")
 
 
+# ``ACCESS_TOKEN``, ``YOUR_API_KEY``: a constant's name standing where its value goes
+_NAMED = re.compile(r"[A-Z]+(?:_[A-Z]+)*")
+_NAMES_A_SECRET = ("PASS", "PWD", "SECRET", "TOKEN", "KEY", "CRED", "AUTH")
+
+
 def _placeholder(value: str) -> bool:
     if not value.strip("*xX.-_ ") or value.lower() in _PLACEHOLDERS:
+        return True
+    if _NAMED.fullmatch(value) and any(name in value for name in _NAMES_A_SECRET):
         return True
     return _REFERENCE.fullmatch(value) is not None or _FILLER.search(value) is not None
 
@@ -55,9 +64,13 @@ def _digit_group(value: str) -> bool:
     )
 
 
+# ``io.jsonwebtoken:jjwt-jackson-0.11.2``: a package and its version (Maven coordinates), not a credential
+_PACKAGE_VERSION = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*[-_:]v?[0-9]+(?:\.[0-9]+)+(?:[-.][a-z0-9]+)*")
+
+
 def _loose_credential(value: str, numeric: bool) -> bool:
     """A value after ``key:`` or in quotes after ``key ``: long, or with a digit or symbol."""
-    if _placeholder(value):
+    if _placeholder(value) or _PACKAGE_VERSION.fullmatch(value):
         return False
     if len(value) >= 20:
         return True
@@ -151,7 +164,10 @@ def _has_digit(value: str) -> bool:
 
 
 def _token_credential(value: str) -> bool:
-    return (len(value) >= 8 and any(char.isdigit() or char in "+/=" for char in value)) or len(value) >= 24
+    """What follows ``Bearer``: long, or with a digit or a base64 character, and not ``XXXXXXXXXXXX``."""
+    if len(value) < 24 and not (len(value) >= 8 and any(char.isdigit() or char in "+/=" for char in value)):
+        return False
+    return not _placeholder(value)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -241,14 +257,18 @@ PASSWORD_GATE: Gate = ((r"!#$%\^&*@~", ""),)
 # a US social security number is three, two and four digits joined by dashes;
 SSN_GATE: Gate = (("0-9", "[0-9]{2}-[0-9]{2}-[0-9]{4}"),)
 # a random token has a run of 8 letters and digits where digits meet letters or a capital follows a capital
-# or a digit (not a number, not a word, not a capitalised word), or 16 digits.
+# or a digit (not a number, not a word, not a capitalised word), or 16 digits; a grouped key has four groups
+# of capitals and digits; a UUID, which a credential word may precede (``access-production-<uuid>``), has
+# digits before its fifth group.
+_GROUPS = "[A-Z0-9]{0,7}-[A-Z0-9]{4,8}-[A-Z0-9]{4,8}-[A-Z0-9]{4}"
 TOKEN_GATE: Gate = (
     (
         "0-9",
         r"(?<![0-9][0-9])"  # tried once per run of digits, at its first digit
-        r"(?:(?<=[A-Za-z0-9]{7}[A-Za-z][0-9])|[0-9]*[A-Za-z](?:(?<=[A-Za-z0-9]{8})|(?=[A-Za-z0-9]{6}))|[0-9]{15})",
+        r"(?:(?<=[A-Za-z0-9]{7}[A-Za-z][0-9])|[0-9]*[A-Za-z](?:(?<=[A-Za-z0-9]{8})|(?=[A-Za-z0-9]{6}))|[0-9]{15}"
+        f"|{_GROUPS}|[0-9a-f]{{0,11}}-[0-9a-f]{{4}}-)",
     ),
-    ("A-Z", "(?=[A-Za-z0-9]{7})[a-z]*[A-Z0-9]"),
+    ("A-Z", f"(?=[A-Za-z0-9]{{7}})[a-z]*[A-Z0-9]|{_GROUPS}"),
 )
 
 

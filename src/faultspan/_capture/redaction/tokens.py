@@ -141,6 +141,11 @@ def _identifier(segment: str) -> bool:
     return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and few_short
 
 
+def _titled(part: str) -> bool:
+    """A word as titles and slugs write it, not a vendor's capitals (``NRJS``)."""
+    return not part.isupper() and _identifier(part)
+
+
 def _base64_text(token: str) -> str | None:
     """The readable text a token is base64 of (``c3VwZXIgc2VjcmV0IHZhbHVl`` is "super secret value"), or None
     when it is not base64 of text."""
@@ -174,6 +179,27 @@ def _basic_pair(text: str) -> bool:
     return not (password.isdigit() or hex_like(password))
 
 
+# Base64 of a JSON object that holds a random value: Grafana's ``eyJrIjoi...`` (``{"k":"<key>","n":...}``),
+# not a pagination cursor (``{"offset":20}``) nor a JWT header (``{"alg":"HS256"}``)
+_JSON_STRING = re.compile(r'"[^"\\]{1,64}"\s*:\s*"([^"\\]{16,512})"')
+
+
+def _json_secret(text: str) -> bool:
+    return text.startswith("{") and any(map(looks_random, _JSON_STRING.findall(text)))
+
+
+# Groups of capitals and digits joined by dashes, as license and account keys are written
+# (``A3-ASWWYB-798JRY-LJVD4-23DC2-86TVM-H43EB``, ``VK7JG-NPHTM-C97JM-9MPGT-3V66T``); cipher suites and codes
+# have shorter groups or no digits among the letters.
+_GROUPED = re.compile(r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{4,8}){3,}")
+
+
+def _grouped_random(token: str) -> bool:
+    groups = token.split("-")
+    mixed = sum(any(char.isdigit() for char in group) and not group.isdigit() for group in groups)
+    return mixed * 2 >= len(groups) and len(set(token)) >= 12 and not placeholder(token)
+
+
 _NEED = {SECRET: 8, PREFIXED: 10, NEUTRAL: 16, PUBLIC: 24}  # the random part's length, by context
 # In a public-id context only the length test below can say yes (base64 and hex say no there), so nothing
 # shorter than its ``need`` is random: URL segments (``sessions``, ``shop.example.com``) are judged at once.
@@ -194,7 +220,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     if _UUID.fullmatch(token):
         return context == SECRET
     text = _base64_text(token)
-    encoded = text is not None and (_basic_pair(text) or text.startswith("-----BEGIN"))
+    encoded = text is not None and (_basic_pair(text) or text.startswith("-----BEGIN") or _json_secret(text))
     # A Kubernetes name or a UUID inside is decided before the slower placeholder test: in either order the
     # answer is no, unless the token is base64 of a credential (``LS0tLS1CRUdJTi...<uuid>``).
     if not encoded and (_k8s_name(token) or (context != SECRET and _UUID.search(token.replace("_", "-")))):
@@ -206,8 +232,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     if hex_like(token):
         if token.isdigit():
             return context == SECRET and length >= 16 and len(set(token)) >= 5
-        mixed_case = token.lower() != token and token.upper() != token
-        return (context == SECRET and length >= 12) or (context == NEUTRAL and mixed_case and length >= 24)
+        return (context == SECRET and length >= 12) or (context == NEUTRAL and _mixed_case_hex(token))
+    if _GROUPED.fullmatch(token):
+        return context != PUBLIC and _grouped_random(token)
     # The longest run between separators carries the randomness: ``ORD-2024-000183`` and ``v1.2.3`` have none.
     parts = [part for part in _PARTS.split(token) if part]
     if "/" in token:
@@ -216,6 +243,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
             return False  # a path
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
+    words = [part for part in parts if part is not body]
+    if context <= NEUTRAL and hex_like(body) and words and all(map(_titled, words)):
+        return False  # a slug and its id: ``Release-Notes-1bc826ecc0994dd8915be97fc3489cde``
     need = _NEED[context]
     lower, upper, digit, _, changes = _classes(token)
     kinds = (lower > 0) + (upper > 0) + (digit > 0)
@@ -227,7 +257,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     short_random = kinds == 3 and share >= 0.4 and pairs >= 4
     if context == NEUTRAL and len(body) >= 12 and _DIGIT_AMONG_LETTERS.search(body) and short_random:
         need = 12
-    jumbled = share >= 0.4 and pairs >= 10
+    jumbled = (share >= 0.4 and pairs >= 10) or (share >= 0.3 and pairs >= 20)
     random_parts = [
         part
         for part in parts
@@ -350,7 +380,9 @@ _ALNUM_RUN = re.compile(r"[A-Za-z0-9]{8,}")
 
 def candidate(token: str) -> bool:
     """A cheap first look: only a token with 8+ letters and digits in a row that is not a number nor a word
-    (lowercase or capitalised) can pass ``looks_random`` or ``prefixed_random``."""
+    (lowercase or capitalised), or a grouped key, can pass ``looks_random`` or ``prefixed_random``."""
+    if "-" in token and _GROUPED.fullmatch(token):
+        return True
     return any(
         not (run.isdigit() and len(run) < 16) and not (run.isalpha() and run[1:].islower())
         for run in _ALNUM_RUN.findall(token)
@@ -368,8 +400,19 @@ _UUID_SHAPE = b"00000000-0000-0000-0000-000000000000"
 
 def hex_verdict(token: str, context: int) -> bool:
     """The token rule's verdict on a hex-like token (a UUID, a digest, a trace id): a secret only where the
-    words before it say so."""
-    return context == SECRET and candidate(token) and looks_random(token, SECRET)
+    words before it say so, or written in both cases, as no digest or id is."""
+    if context == SECRET:
+        return candidate(token) and looks_random(token, SECRET)
+    return context == NEUTRAL and _mixed_case_hex(token)
+
+
+def _mixed_case_hex(token: str) -> bool:
+    """Hex digits in both cases throughout (``6d2FabeB6ADd229Bc199FabA28fD3efb57dF0bD3``): digests, ids and
+    UUIDs are written in one case; an EIP-55 checksummed address, which mixes them, starts with ``0x``."""
+    if len(token) < 24 or token.islower() or token.isupper() or not token.isalnum() or token[1:2] in "xX":
+        return False
+    upper = sum(char.isupper() for char in token)
+    return upper >= 3 and sum(char.islower() for char in token) >= 3
 
 
 def hex_like(token: str) -> bool:
@@ -404,8 +447,23 @@ def prefixed_random(token: str) -> bool:
     prefix, body = split_prefix(token)
     if not prefix or _k8s_name(token) or public_prefix(token):  # the cheaper test first
         return False
-    if _UUID.search(body) or body.replace("-", "").replace("_", "").isdigit():
+    uuid = _UUID.search(body)
+    if uuid:  # ``access-production-<uuid>``, ``px-api-<uuid>``; not ``job-<uuid>``
+        return not _CREDENTIAL_WORDS.isdisjoint(_SEPARATORS.split(token[: token.index(uuid[0])].lower()))
+    if body.replace("-", "").replace("_", "").isdigit():
         return False
     if all(char in HEX or char in "-_." for char in body):
         return len(body) >= 20 and not placeholder(body)
-    return looks_random(body, PREFIXED)
+    return looks_random(body, PREFIXED) or _sequence_dummy(body)
+
+
+_CREDENTIAL_WORDS = frozenset({"api", "key", "token", "secret", "access", "auth", "pat", "sk"})
+
+
+def _sequence_dummy(body: str) -> bool:
+    """A test value in a credential's place: a sequence after a vendor prefix (``NRAK-123456788ABCDEFGH...``)
+    stands for a key, where a filler (``ghp_xxxx``) says that none is there."""
+    longest = max(_SEPARATORS.split(body), key=len)
+    if len(longest) < 20 or longest.isdigit() or longest.isalpha() or len(set(longest)) < 8:
+        return False
+    return any(seq in longest for seq in _SEQUENCES) and not _FILE_SUFFIX.search(body)
