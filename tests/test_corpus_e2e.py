@@ -49,6 +49,8 @@ SYNTHETIC_SECRETS: list[dict[str, Any]] = [
         "key": "note",
         "value": "ntn_4564761517vWBETTAc421EJdkefwPvw8dfNt",
     },
+    {"id": "grouped", "channel": "message", "value": "restore with A3-K7W2QX-8M4TZP-R9V3N-2HD6K-5CJ8W-Q4T7B"},
+    {"id": "mixed-hex", "channel": "value", "key": "note", "value": "6d2FabeB6ADd229Bc199FabA28fD3efb57dF0b"},
 ]
 SYNTHETIC_NEEDLES = {
     "kv-password": ["Zq8!vLm2#pX9"],
@@ -64,6 +66,8 @@ SYNTHETIC_NEEDLES = {
     "basic": ["Qw7rTy9uIo2p"],
     "aws-key": ["k7Rq2ZxW9pL4mN8vB3cT6yH1jF5dS0aG2eU4iO7w"],
     "prefixed": ["ntn_4564761517vWBETTAc421EJdkefwPvw8dfNt"],
+    "grouped": ["A3-K7W2QX-8M4TZP-R9V3N-2HD6K-5CJ8W-Q4T7B", "8M4TZP"],
+    "mixed-hex": ["6d2FabeB6ADd229Bc199FabA28fD3efb57dF0b"],
 }
 SYNTHETIC_LOOKALIKES: list[dict[str, Any]] = [
     {"id": "max_tokens", "channel": "kv", "key": "max_tokens", "value": 4096},
@@ -73,6 +77,7 @@ SYNTHETIC_LOOKALIKES: list[dict[str, Any]] = [
     {"id": "pod", "channel": "value", "key": "k8s.pod.name", "value": "checkout-7d4b9c8f6d-x2k9p"},
     {"id": "public-id", "channel": "value", "key": "event", "value": "evt_1NG8Du2eZvKYlo2CUI7mDs8V"},
     {"id": "identifier", "channel": "message", "value": "no attribute hf_requiredCharacteristicTypes"},
+    {"id": "slug", "channel": "value", "key": "page", "value": "Release-Notes-1bc826ecc0994dd8915be97fc348"},
 ]
 
 
