@@ -298,6 +298,7 @@ SECRET_KEYS = [
     "rpc.grpc.request.metadata.authorization", "breadcrumb.data.password", "auth_header", "password_hash",
     "pin_code", "smtp_pass", "DB_PASS", "PGPASSWORD", "pin_number", "security_code", "social_security_number",
     "Ocp-Apim-Subscription-Key", "x-functions-key", "PRIVATE-TOKEN", "X-Amz-Security-Token", "sessionToken",
+    "mnemonic", "seed_phrase", "recovery_codes", "backupCode", "mfa_code", "TOTP_SEED",
 ]  # fmt: skip
 NOT_SECRET_KEYS = [
     "token_count", "max_tokens", "tokens", "tokenizer", "token_type", "passage", "author", "authority",
@@ -309,6 +310,7 @@ NOT_SECRET_KEYS = [
     "token_expires_at", "secret_name",
     "password_file", "public_key", "access_key_id", "exception.message", "code.function", "input_tokens",
     "session_timeout", "cardinality", "pinned", "otp_enabled", "keyspace", "password_reset_url",
+    "random_seed", "status_code", "error_code", "sidebar", "account_sid", "recovery_codes_remaining",
 ]  # fmt: skip
 
 
@@ -319,6 +321,13 @@ def test_secret_key_names(key: str) -> None:
     assert redactor.scrub_attributes({key: "hunter2"}, "", masked) == {key: REDACTED}
     assert masked == [key]
     assert redactor.scrub_text(f"{key}=Abc123!xyz") == f"{key}={REDACTED}"  # the same rules inside text
+
+
+def test_session_cookie_names_mask_a_session_value() -> None:
+    session = "s%3AaB3dE5fG7hJ9kL1mN.Xy9zQw8eR7tY6uI5oP4aS3dF2gH1jK0lZ"
+    values = {"connect.sid": session, "symfony": "k7Rq2ZxW9pL4mN8vB3cT6yH1", "sid": "S-1-5-21-3623811015-1013"}
+    scrubbed = redactor.scrub_attributes(values, "", [])
+    assert scrubbed == {"connect.sid": REDACTED, "symfony": REDACTED, "sid": "S-1-5-21-3623811015-1013"}
 
 
 @pytest.mark.parametrize("key", NOT_SECRET_KEYS)

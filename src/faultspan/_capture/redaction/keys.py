@@ -29,10 +29,14 @@ SECRET_TERMS = frozenset(
         "clientkey", "serverkey", "userkey", "cookie", "cookies", "session", "sessionid", "sessid", "csrf",
         "xsrf", "ssn", "socialsecurity", "creditcard", "cardnumber", "ccnumber", "cvv", "cvc", "securitycode",
         "pin", "otp", "totp", "dsn", "connectionstring", "connstring", "connstr",
+        # what restores an account or a wallet
+        "mnemonic", "seedphrase", "recoverycode", "recoverycodes", "backupcode", "backupcodes", "mfacode",
+        "totpseed", "otpseed",
     }
 )  # fmt: skip
 # Names that often, not always, hold a credential: their value is masked when it looks like one.
-WEAK_TERMS = frozenset({"key", "keys", "aws", "login", "accessid", "accesskeyid", "keyid"})
+# ``sid`` and ``symfony`` are session cookies (``connect.sid`` of Express, Symfony's default name).
+WEAK_TERMS = frozenset({"key", "keys", "aws", "login", "accessid", "accesskeyid", "keyid", "sid", "symfony"})
 # Words before a weak term that make the key an identifier of something public (``cache_key``).
 _PUBLIC_QUALIFIERS = frozenset(
     {
@@ -67,7 +71,7 @@ _SAME_VALUE_WORDS = frozenset(
 )  # fmt: skip
 # Secrets that are short digit strings: ``pin 1234`` is worth masking, ``session 1234`` is not.
 NUMERIC_TERMS = frozenset(
-    {"pin", "otp", "totp", "cvv", "cvc", "ssn", "cardnumber", "creditcard", "ccnumber", "passcode"}
+    {"pin", "otp", "totp", "cvv", "cvc", "ssn", "cardnumber", "creditcard", "ccnumber", "passcode", "mfacode"}
 )
 # Header-like keys whose unquoted value runs to the end of the line (``Cookie: a=1; b=2``).
 LINE_TERMS = frozenset({"cookie", "cookies", "authorization"})
@@ -77,6 +81,7 @@ QUERY_TERMS = frozenset({"sig", "signature", "key", "xamzsignature", "xamzcreden
 KEY_HINTS = (
     "pass", "pwd", "pw", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf",
     "ssn", "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number", "login", "aws", "access",
+    "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony",
 )  # fmt: skip
 MAX_KEY_WORDS = 12
 
