@@ -312,9 +312,9 @@ PUBLIC_PREFIXES = frozenset(
 )  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "crc32", "xxh64"})
 # not an e-mail, a path (also ``share$\tools\x.exe``) or glob, a URL, code, ``package@1.2.3`` or a page
-# anchor (``2#section-3``)
+# anchor (``2#section-3``); a leading ``@ $ % { #`` is a sigil (decorator, variable, comment: ``#Set-Item``)
 _NOT_PASSWORD = re.compile(
-    r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
+    r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{#]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
     r"|\\[^\\]*\\|/|^[*~]"  # paths and globs: ``pypa/distutils#130``, ``~/Documents``, ``*.xml.j2``
 )
 _DNS_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
