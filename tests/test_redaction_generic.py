@@ -363,6 +363,9 @@ def test_code_identifiers_with_abbreviations_are_kept(words: list[str], short: l
     pieces = [word.capitalize() for word in words[1:]] + short
     identifier = words[0] + "".join(pieces) + tail
     assert attribute(identifier) == identifier
+    for name in ("LighttpdConfLexer", "NoOpUpDownCounter", "MappingIntStrAny", "GetTopMenuObjName"):
+        message = f"object has no attribute '{name}{tail}'"
+        assert redactor.scrub_text(message) == message
     for glob in (f"*.{words[0]}.j2", f"pypa/{words[1]}#130", f"~/{words[0].capitalize()}/x.txt"):
         assert attribute(glob) == glob
 
@@ -499,7 +502,7 @@ def test_references_fillers_and_constant_names_are_not_values(token: str) -> Non
         "https://qyapi.example.com/cgi-bin/create?access_token=ACCESS_TOKEN",
         "password=YOUR_PASSWORD",
         'notes = "Maven - io.jsonwebtoken:jjwt-jackson-0.11.2"',
-        "#Set-PowerCLIConfiguration -InvalidCertificateAction:Ignore",  # a comment's sigil, no password symbol
+        "#Set-PowerCLIConfiguration -InvalidCertificateAction:Ignore",  # a comment's sigil: no password
     ]
     for text in kept:
         assert redactor.scrub_text(text) == text, text

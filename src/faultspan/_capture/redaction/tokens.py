@@ -137,8 +137,13 @@ def _identifier(segment: str) -> bool:
     odd = odd if len(odd) >= 2 and long_words < letters * 0.5 else set()  # ``TokenVerificationSdJwt`` is code
     wordy = sum(len(word) for word in words if (len(word) < 5 and word not in odd) or _word_like(word))
     short = sum(len(word) < 4 for word in words)  # random case changes leave many short pieces
-    few_short = short <= max(1, len(words) // 2) or long_words >= letters * 0.5  # ``NoOpUpDownCounter``
-    return letters >= len(segment) * 0.75 and wordy >= letters * 0.9 and few_short
+    few_short = short <= max(1, len(words) // 2) or long_words >= letters * 0.5  # ``TokenVerificationSd``
+    if letters < len(segment) * 0.75:
+        return False
+    share, pairs = scrambled(segment)
+    if pairs >= 8 and share <= 0.2:  # random letters: 0.6 +- 0.13 at 15 pairs
+        return True  # the letters in the order words have, whatever the pieces: ``LighttpdConfLexer``
+    return wordy >= letters * 0.9 and few_short
 
 
 def _titled(part: str) -> bool:
