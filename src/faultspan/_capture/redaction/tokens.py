@@ -321,7 +321,7 @@ HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "cr
 _NOT_PASSWORD = re.compile(
     r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{#]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
     r"|\\[^\\]*\\|/|^[*~]"  # paths and globs: ``pypa/distutils#130``, ``~/Documents``, ``*.xml.j2``
-    r"|%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])"  # a format placeholder (``QuerySet.%s``), not an escape (``%d1``)
+    r"|%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])"  # a placeholder (``QuerySet.%s``), not an escape (``%d1``)
 )
 _DNS_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 _K8S_PART = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{8,10}")
