@@ -516,3 +516,17 @@ def test_references_fillers_and_constant_names_are_not_values(token: str) -> Non
 def test_a_masked_token_runs_on_past_an_inner_equals_sign(token: str, tail: str) -> None:
     value = f"{token}={tail}"
     assert redactor.scrub_text(f"sent {value} upstream") == f"sent {REDACTED} upstream"
+
+
+PIECES = [
+    *"aZ9xQ7_-.=:/@$%{}()[]'\"` \n#&?!~+,;<>*\\",
+    "password", "token", "Bearer ", "key=", "https://", "AKIA", "eyJ", "${", "sk-", "ghp_", "user:", "@host",
+    "-----BEGIN PRIVATE KEY-----", "4111111111111111", "Ab3dE5fG7hJ9kL1mN0pQ", "A3-", "-K7W2", "%2F", "`",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
+def test_scrubbing_text_never_fails_and_a_second_pass_changes_nothing(text: str) -> None:
+    once = redactor.scrub_text(text)
+    assert redactor.scrub_text(once) == once
