@@ -126,6 +126,11 @@ def _identifier(segment: str) -> bool:
         return False
     words = [part for part in parts if part.isalpha()]
     letters = sum(map(len, words))
+    if letters < len(segment) * 0.75:
+        return False
+    share, pairs = scrambled(segment)
+    if pairs >= 8 and share <= 0.2:  # random letters: 0.6 +- 0.13 at 15 pairs
+        return True  # the letters in the order words have, whatever the pieces: ``LighttpdConfLexer``
     # Short pieces count as words, and so does one odd short piece (an abbreviation: ``Cql``, ``Pdf``); two or
     # more whose letters no word holds (``Zv``, ``Slw``), between few real words, are what random case changes
     # leave.
@@ -138,11 +143,6 @@ def _identifier(segment: str) -> bool:
     wordy = sum(len(word) for word in words if (len(word) < 5 and word not in odd) or _word_like(word))
     short = sum(len(word) < 4 for word in words)  # random case changes leave many short pieces
     few_short = short <= max(1, len(words) // 2) or long_words >= letters * 0.5  # ``TokenVerificationSd``
-    if letters < len(segment) * 0.75:
-        return False
-    share, pairs = scrambled(segment)
-    if pairs >= 8 and share <= 0.2:  # random letters: 0.6 +- 0.13 at 15 pairs
-        return True  # the letters in the order words have, whatever the pieces: ``LighttpdConfLexer``
     return wordy >= letters * 0.9 and few_short
 
 
