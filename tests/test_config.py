@@ -198,6 +198,30 @@ def test_cli_config_names_misspelt_variables_and_rejected_otlp_variables() -> No
     }
 
 
+def test_cli_config_names_tls_files_the_exporter_could_not_use(tmp_path: Path) -> None:
+    authority = tmp_path / "ca.pem"
+    authority.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    not_pem = tmp_path / "client.crt"
+    not_pem.write_bytes(b"\x30\x82\x01\x0a")  # DER, which the exporters do not read
+    missing = tmp_path / "gone.key"
+    report = _config_json(
+        {
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": str(authority),
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE": str(not_pem),
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY": str(missing),
+        }
+    )
+    rejected = report["opentelemetry_rejected"]
+    assert "OTEL_EXPORTER_OTLP_CERTIFICATE" not in rejected
+    assert (
+        rejected["OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"]
+        == f"{not_pem} is not a PEM file (no -----BEGIN line)"
+    )
+    assert rejected["OTEL_EXPORTER_OTLP_CLIENT_KEY"].startswith(f"cannot read {missing} (")
+    alone = _config_json({"OTEL_EXPORTER_OTLP_CLIENT_KEY": str(authority)})["opentelemetry_rejected"]
+    assert alone == {"OTEL_EXPORTER_OTLP_CLIENT_KEY": "set without OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"}
+
+
 @pytest.mark.parametrize(
     ("text", "level"), [("INFO", 20), ("warning", 30), ("15", 15), ("loud", None), ("Level 5", None)]
 )

@@ -678,4 +678,31 @@ def otlp_problems(environ: Mapping[str, str] | None = None) -> dict[str, str]:
         except ConfigError as err:
             variable, _, reason = str(err).partition(": ")
             problems.setdefault(variable, reason)
+        problems.update(_pem_problems(env, signal))
+    return problems
+
+
+_PEM_FILES = ("CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY")
+_PEM_HEAD = 65536  # a PEM block starts within the first 64 KiB of a certificate or key file
+
+
+def _pem_problems(environ: Mapping[str, str], signal: str) -> dict[str, str]:
+    """The TLS files the variables name that cannot be used: missing, unreadable, not PEM, or a client key
+    without its certificate (the exporter and ``faultspan push`` would fail at the first send)."""
+    problems: dict[str, str] = {}
+    for name in _PEM_FILES:
+        variable, path = otlp_variable(environ, name, signal)
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as file:
+                head = file.read(_PEM_HEAD)
+        except OSError as err:
+            problems[variable] = f"cannot read {path} ({err.strerror or err})"
+            continue
+        if b"-----BEGIN " not in head:
+            problems[variable] = f"{path} is not a PEM file (no -----BEGIN line)"
+    key_variable, key = otlp_variable(environ, "CLIENT_KEY", signal)
+    if key is not None and otlp_variable(environ, "CLIENT_CERTIFICATE", signal)[1] is None:
+        problems.setdefault(key_variable, f"set without {OTLP_PREFIX}CLIENT_CERTIFICATE")
     return problems
