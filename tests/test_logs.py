@@ -168,6 +168,27 @@ def test_log_exception_gets_the_spans_fingerprint_frames_and_chain(
     assert record.log_record.trace_id == span.context.trace_id
 
 
+def test_a_secret_masked_once_in_a_log_record_is_masked_everywhere_in_it(
+    app_log: logging.Logger, logs: Logs, pipeline: Pipeline
+) -> None:
+    def connect() -> None:
+        pw = "correct-horse-battery"  # only its name says secret
+        raise ConnectionError("login refused for " + pw)
+
+    with pipeline.tracer.start_as_current_span("login"):
+        try:
+            connect()
+        except ConnectionError:
+            app_log.exception("could not log in")
+    [record] = [r for r in logs.records() if "could not log in" in str(r.log_record.body)]
+    attributes = _attributes(record)
+    assert json.loads(attributes["faultspan.frames"])[-1]["locals"]["pw"] == REDACTED
+    exported = json.dumps({"body": record.log_record.body, **attributes})
+    assert "correct-horse-battery" not in exported  # the message, the stack trace's source line
+    assert REDACTED in attributes["exception.message"]
+    pipeline.spans()
+
+
 def test_a_dict_logged_as_the_message_is_masked_by_its_keys(
     app_log: logging.Logger, logs: Logs, pipeline: Pipeline
 ) -> None:

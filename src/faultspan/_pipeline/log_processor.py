@@ -35,7 +35,7 @@ from faultspan._capture.exceptions import (
     FINGERPRINT,
     type_name,
 )
-from faultspan._capture.redaction import Redactor
+from faultspan._capture.redaction import Redactor, TaintScope
 from faultspan._capture.runtime import current
 from faultspan._otlp.sdk_private import bounded, plain_attributes
 from faultspan._pipeline import log_events, recording
@@ -134,9 +134,17 @@ def enrich(record: ReadWriteLogRecord) -> None:
 
 
 def redact_log_record(record: ReadWriteLogRecord, redactor: Redactor) -> ReadWriteLogRecord:
-    """The exportable form of ``record``: the same object when nothing needs changing, else a copy."""
+    """The exportable form of ``record``: the same object when nothing needs changing, else a copy.
+
+    As for a span, a secret masked anywhere in the record (a local in ``faultspan.frames``) is masked
+    everywhere in it: the body and the exception text scrubbed before it are scrubbed once more."""
+    scope = TaintScope()
+    redacted = _redact_record(record, redactor, scope)
+    return _redact_record(redacted, redactor, scope) if scope.secrets else redacted
+
+
+def _redact_record(record: ReadWriteLogRecord, redactor: Redactor, masked: TaintScope) -> ReadWriteLogRecord:
     log = record.log_record
-    masked: list[str] = []
     body = log.body
     plain = body is None or type(body) in _SCALARS
     new_body = body if plain else redactor.scrub_value("", body, "body", masked)
