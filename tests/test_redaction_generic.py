@@ -530,3 +530,23 @@ PIECES = [
 def test_scrubbing_text_never_fails_and_a_second_pass_changes_nothing(text: str) -> None:
     once = redactor.scrub_text(text)
     assert redactor.scrub_text(once) == once
+
+
+@FAST
+@given(random_body(10, 20), seeded(string.ascii_lowercase + string.digits, 32))
+def test_xml_elements_repeats_and_uuid_layouts_in_other_letters(secret: str, body: str) -> None:
+    for name in ("password", "SessionToken", "apiKey", "client_secret"):
+        xml = f"<{name}>{secret}</{name}>"
+        assert redactor.scrub_text(xml) == f"<{name}>{REDACTED}</{name}>"
+    for kept in ("<Key>photos/2024/img.jpg</Key>", "<password>${DB_PASS}</password>", "<b>bold</b>"):
+        assert redactor.scrub_text(kept) == kept
+    repeated = f"token = '{secret}' | '{secret}'"  # masked at its key, so everywhere in the text
+    assert redactor.scrub_text(repeated) == f"token = '{REDACTED}' | '{REDACTED}'"
+    layout = f"{body[:8]}-{body[8:12]}-{body[12:16]}-{body[16:20]}-{body[20:32]}"
+    groups = layout.split("-")
+    if (
+        any(c in "ghijklmnopqrstuvwxyz" for c in body)
+        and sum(any(c.isdigit() for c in g) and not g.isdigit() for g in groups) >= 3
+        and len(set(layout)) >= 12
+    ):
+        assert attribute(layout) == REDACTED

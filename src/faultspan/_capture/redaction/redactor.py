@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import filterfalse
+from itertools import chain, filterfalse
 
 from faultspan._capture.redaction import keys as key_rules
 from faultspan._capture.redaction import tokens
@@ -69,6 +69,7 @@ from faultspan._capture.redaction.rules import (
     TOKEN,
     TOKEN_GATE,
     VARIABLE,
+    XML_ELEMENT,
     XML_SETTING,
     _anchor_patterns,
     _anchors,
@@ -248,6 +249,7 @@ class Redactor:
                     "pass",
                     "secret",
                     "token",
+                    "</",
                 ),
                 self._credential_pairs,
             ),
@@ -315,7 +317,7 @@ class Redactor:
                     secret = match["secret"]
                     if not (_placeholder(secret) or _PORTS_OR_PATHS.fullmatch(secret) or secret[0] in "$%{<"):
                         yield match.span("secret")
-            for match in XML_SETTING.finditer(text):
+            for match in chain(XML_SETTING.finditer(text), XML_ELEMENT.finditer(text)):
                 kind, secret = self._kind(match["name"]), match["secret"]
                 weak = kind in key_rules.WEAK_TERMS
                 if kind and not _placeholder(secret) and (not weak or _weak_secret(secret)):
@@ -345,11 +347,14 @@ class Redactor:
     # ---- value rules -------------------------------------------------------------------------------
 
     def scrub_text(self, text: str, scope: TaintScope | None = None) -> str:
-        """``text`` with the value rules applied; within a ``scope``, also with its known secrets masked."""
+        """``text`` with the value rules applied and every other occurrence of what they masked masked too
+        (``token = 'x' | 'x'``); within a ``scope``, also with the scope's known secrets masked."""
         if scope is None and text in self._clean:
             return text  # a span's name, read on every span
         result = self._scrub_text(text)
-        return result if scope is None else scope.absorb(text, result)
+        if scope is None:
+            return result if result is text else TaintScope().absorb(text, result)
+        return scope.absorb(text, result)
 
     def _scrub_text(self, text: str) -> str:
         if not self._enabled or text in self._clean:

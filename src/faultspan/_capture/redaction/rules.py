@@ -258,15 +258,15 @@ PASSWORD_GATE: Gate = ((r"!#$%\^&*@~", ""),)
 SSN_GATE: Gate = (("0-9", "[0-9]{2}-[0-9]{2}-[0-9]{4}"),)
 # a random token has a run of 8 letters and digits where digits meet letters or a capital follows a capital
 # or a digit (not a number, not a word, not a capitalised word), or 16 digits; a grouped key has four groups
-# of capitals and digits; a UUID, which a credential word may precede (``access-production-<uuid>``), has
-# digits before its fifth group.
+# of capitals and digits; a UUID (which a credential word may precede: ``access-production-<uuid>``) and
+# its layout in other letters have digits before their fourth group.
 _GROUPS = "[A-Z0-9]{0,7}-[A-Z0-9]{4,8}-[A-Z0-9]{4,8}-[A-Z0-9]{4}"
 TOKEN_GATE: Gate = (
     (
         "0-9",
         r"(?<![0-9][0-9])"  # tried once per run of digits, at its first digit
         r"(?:(?<=[A-Za-z0-9]{7}[A-Za-z][0-9])|[0-9]*[A-Za-z](?:(?<=[A-Za-z0-9]{8})|(?=[A-Za-z0-9]{6}))|[0-9]{15}"
-        f"|{_GROUPS}|[0-9a-f]{{0,11}}-[0-9a-f]{{4}}-)",
+        f"|{_GROUPS}|[0-9a-z]{{0,11}}-[0-9a-z]{{4}}-[0-9a-z]{{4}}-)",
     ),
     ("A-Z", f"(?:(?=[A-Za-z0-9]{{7}})[a-z]*[A-Z0-9]|{_GROUPS})"),
 )
@@ -492,6 +492,10 @@ _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+passw
 XML_SETTING = re.compile(
     r"(?<![\w-])(?i:key|name)[ \t]*=[ \t]*(?P<q>[\"'])(?P<name>[^\"'<>\s]{1,128})(?P=q)[ \t]+"
     r"(?i:value)[ \t]*=[ \t]*(?P<q2>[\"'])(?P<secret>[^\"'<>]{1,1024})(?P=q2)"
+)
+# ``<password>...</password>``, ``<SessionToken>...</SessionToken>``: an element's name says what it holds
+XML_ELEMENT = re.compile(
+    r"<(?P<name>[A-Za-z_][\w.:-]{0,63})(?:[ \t][^<>]{0,256})?>(?P<secret>[^<>\r\n]{1,1024})</(?P=name)>"
 )
 # ``requests.get(url, auth=("admin", "S3cret"))``, ``HTTPBasicAuth("u", "p")``, ``DirectoryEntry("LDAP://h",
 # "user", "p")``, ``new NetworkCredential("u", "p")``: the last string, after the user, of a credential call

@@ -194,9 +194,12 @@ def _json_secret(text: str) -> bool:
 
 
 # Groups of capitals and digits joined by dashes, as license and account keys are written
-# (``A3-ASWWYB-798JRY-LJVD4-23DC2-86TVM-H43EB``, ``VK7JG-NPHTM-C97JM-9MPGT-3V66T``); cipher suites and codes
-# have shorter groups or no digits among the letters.
-_GROUPED = re.compile(r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{4,8}){3,}")
+# (``A3-ASWWYB-798JRY-LJVD4-23DC2-86TVM-H43EB``, ``VK7JG-NPHTM-C97JM-9MPGT-3V66T``), or a UUID's layout in
+# letters beyond hex (``9jyxkwvk-rjnp-7eo1-1gtc-ruj6rqmiyapo``: no UUID is); cipher suites and codes have
+# shorter groups or no digits among the letters.
+_GROUPED = re.compile(
+    r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{4,8}){3,}|[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}"
+)
 
 
 def _grouped_random(token: str) -> bool:
@@ -296,7 +299,7 @@ def password_like(value: str) -> bool:
         return False
     if max(Counter(value).values()) > length * 0.3:
         return False
-    symbols = sum(char in "!#$%^&*@~" for char in value)
+    symbols = sum(char in "!#$%^&*@~" for char in _FORMAT_PLACEHOLDER.sub("", value))
     lower, upper, digit, _, changes = _classes(value)
     kinds = (lower > 0) + (upper > 0) + (digit > 0) + (symbols > 0)
     return kinds >= 3 and symbols > 0 and changes >= 4 and lower + upper >= 3
@@ -321,8 +324,9 @@ HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "cr
 _NOT_PASSWORD = re.compile(
     r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{#]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
     r"|\\[^\\]*\\|/|^[*~]"  # paths and globs: ``pypa/distutils#130``, ``~/Documents``, ``*.xml.j2``
-    r"|%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])"  # a placeholder (``QuerySet.%s``), not an escape (``%d1``)
 )
+# a format string's placeholder is no password symbol (``QuerySet.%s``); ``%d1`` is a percent-escape
+_FORMAT_PLACEHOLDER = re.compile(r"%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])")
 _DNS_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
 _K8S_PART = re.compile(r"[bcdfghjklmnpqrstvwxz2456789]{5}|[bcdfghjklmnpqrstvwxz2456789]{8,10}")
 
