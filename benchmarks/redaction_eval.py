@@ -26,6 +26,7 @@ import argparse
 import base64
 import json
 import random
+import re
 import string
 import sys
 import uuid
@@ -250,6 +251,70 @@ def _print(corpus: str, kind: str, counts: dict[str, tuple[int, int]]) -> None:
         for name, (total, bad) in counts.items()
     )
     print(f"{corpus:10} {kind:12} {cells}")
+
+
+# ``KEY=`` / ``"key": `` / ``key := `` right before a secret in a scanner's example, not a URL's user
+_KEY_BEFORE = re.compile(r"""([A-Za-z_][\w.-]{0,59})["'\]]?\s*(?::=|=>|=|:)\s*["'`(]*\s*$""")
+
+
+def key_before(example: str, start: int) -> str:
+    """The key an example names right before its secret at ``start`` ("" when none)."""
+    line = example[:start].rsplit("\n", 1)[-1]
+    found = _KEY_BEFORE.search(line)
+    return found[1] if found and not re.search(r"(?://|-u\s+)[^\s:/@]*:$", line) else ""
+
+
+Case = tuple[str, str, str, str]  # (rule, example text, secret, key before it)
+
+
+def scanner_channels(redactor: Redactor, cases: list[Case]) -> tuple[list[str], list[str]]:
+    """For a scanner's examples: per channel "name survived/total share", and the list of leaks. The four
+    channels plant each (rule, secret) once, under its first key; ``whole`` scrubs each example as it is."""
+    planted: dict[tuple[str, str], str] = {}
+    for rule, _, secret, key in cases:
+        planted.setdefault((rule, secret), key)
+    cells: list[str] = []
+    misses: list[str] = []
+    for name, channel in {**CHANNELS, "whole": None}.items():
+        runs = (
+            [
+                (rule, secret, redactor.scrub_text(text), f" in {text[:100]!r}")
+                for rule, text, secret, _ in cases
+            ]
+            if channel is None
+            else [
+                (rule, secret, channel(redactor, key, secret), "") for (rule, secret), key in planted.items()
+            ]
+        )
+        survived = 0
+        for rule, secret, out, context in runs:
+            if secret in out:
+                survived += 1
+                misses.append(f"leak {name:9} {rule}: {secret[:80]!r}{context}")
+        cells.append(f"{name} {survived:3}/{len(runs)} {survived / len(runs):6.1%}")
+    return cells, misses
+
+
+# what a scanner's loader gives: its examples, the texts of its near misses, lines to print after the table
+ScannerLoad = Callable[[Path], tuple[list[Case], list[str], list[str]]]
+
+
+def scanner_main(doc: str, label: str, repository: str, load: ScannerLoad, near_misses: str) -> None:
+    """The command line of a scanner's evaluation: ``CHECKOUT [--misses]``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n", 1)[0])
+    parser.add_argument("checkout", type=Path, help=f"a clone of {repository}")
+    parser.add_argument("--misses", action="store_true", help="list the surviving secrets")
+    args = parser.parse_args()
+    cases, negatives, notes = load(args.checkout)
+    if not cases:
+        sys.exit(f"{args.checkout}: no {label} examples with secrets found there")
+    redactor = Redactor()
+    cells, misses = scanner_channels(redactor, cases)
+    print(f"{label} secrets  " + "  ".join(cells))
+    altered = sum(redactor.scrub_text(text) != text for text in negatives)
+    print(f"{label} negatives altered {altered}/{len(negatives)} ({near_misses})")
+    for line in notes + (misses if args.misses else []):
+        print(line)
 
 
 def main() -> None:

@@ -14,20 +14,16 @@ rules of Nosey Parker's default ruleset count (the others find public ids, bucke
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from pathlib import Path
 
 import yaml
 
-from faultspan._capture.redaction import Redactor
-from redaction_eval import CHANNELS
+from redaction_eval import Case, key_before, scanner_main
 
 _FLAGS = re.compile(r"\(\?([imsx]+)\)")
 # Rules whose last group is not the secret: (user, password, host) URLs
 _SECRET_GROUP = {"np.mongodb.1": 2, "np.postgres.1": 2}
-_KEY_BEFORE = re.compile(r"""([A-Za-z_][\w.-]{0,59})["'\]]?\s*(?::=|=>|=|:)\s*["'`(]*\s*$""")
 
 
 def _compile(pattern: str) -> re.Pattern[str] | None:
@@ -40,12 +36,6 @@ def _compile(pattern: str) -> re.Pattern[str] | None:
         return re.compile(_FLAGS.sub("", pattern).replace(r"\z", r"\Z"), flags)
     except re.error:
         return None
-
-
-def _key_before(example: str, start: int) -> str:
-    line = example[:start].rsplit("\n", 1)[-1]
-    found = _KEY_BEFORE.search(line)
-    return found[1] if found and not re.search(r"(?://|-u\s+)[^\s:/@]*:$", line) else ""
 
 
 def load(root: Path) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str]]]:
@@ -71,35 +61,19 @@ def load(root: Path) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, s
                     (i for i, g in enumerate(match.groups(), 1) if g), default=0
                 )
                 secret = match[group]
-                secrets.append((rule["id"], example, secret, _key_before(example, match.start(group))))
+                secrets.append((rule["id"], example, secret, key_before(example, match.start(group))))
             negatives.extend((rule["id"], text) for text in rule.get("negative_examples") or [])
     return secrets, negatives
 
 
+def _load(root: Path) -> tuple[list[Case], list[str], list[str]]:
+    secrets, negatives = load(root)
+    return secrets, [text for _, text in negatives], []
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("checkout", type=Path, help="a clone of praetorian-inc/noseyparker")
-    parser.add_argument("--misses", action="store_true", help="list the surviving secrets")
-    args = parser.parse_args()
-    secrets, negatives = load(args.checkout)
-    if not secrets:
-        sys.exit(f"{args.checkout}: no Nosey Parker rules with examples found there")
-    redactor = Redactor()
-    misses: list[str] = []
-    cells = []
-    for name, channel in {**CHANNELS, "whole": None}.items():
-        survived = 0
-        for rule, example, secret, key in secrets:
-            out = redactor.scrub_text(example) if channel is None else channel(redactor, key, secret)
-            if secret in out:
-                survived += 1
-                misses.append(f"leak {name:9} {rule}: {(example if channel is None else secret)[:100]!r}")
-        cells.append(f"{name} {survived:3}/{len(secrets)} {survived / len(secrets):6.1%}")
-    print("noseyparker secrets  " + "  ".join(cells))
-    altered = sum(redactor.scrub_text(text) != text for _, text in negatives)
-    print(f"noseyparker negatives altered {altered}/{len(negatives)} (rule-specific: many are credentials)")
-    if args.misses:
-        print("\n".join(misses))
+    near_misses = "rule-specific: many are credentials"
+    scanner_main(__doc__ or "", "noseyparker", "praetorian-inc/noseyparker", _load, near_misses)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,12 @@ so they are reported apart, as the share altered.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from faultspan._capture.redaction import Redactor
-from redaction_eval import CHANNELS
-from redaction_noseyparker import _key_before
+from redaction_eval import Case, key_before, scanner_main
 
 _TOKEN = re.compile(
     r"""(?P<skip>\s+|//[^\n]*|/\*.*?\*/)|(?P<str>"(?:[^"\\\n]|\\.)*")|(?P<raw>`[^`]*`)"""
@@ -256,43 +252,19 @@ def load(root: Path) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, s
             elif not found:
                 skipped += 1
             for secret in found:
-                secrets[detector, text, secret] = _key_before(text, text.index(secret))
+                secrets[detector, text, secret] = key_before(text, text.index(secret))
     return [(*k, v) for k, v in secrets.items()], list(negatives), skipped
 
 
+def _load(root: Path) -> tuple[list[Case], list[str], list[str]]:
+    secrets, negatives, skipped = load(root)
+    note = f"trufflehog test cases skipped (not evaluated, or no wanted string in the input): {skipped}"
+    return secrets, [text for _, text in negatives], [note]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("checkout", type=Path, help="a clone of trufflesecurity/trufflehog")
-    parser.add_argument("--misses", action="store_true", help="list the surviving secrets")
-    args = parser.parse_args()
-    secrets, negatives, skipped = load(args.checkout)
-    if not secrets:
-        sys.exit(f"{args.checkout}: no TruffleHog detector tests with expected secrets found there")
-    redactor = Redactor()
-    misses: list[str] = []
-    cells = []
-    # A secret recurs in several inputs of one test: the channels plant it once, under its first key.
-    planted: dict[tuple[str, str], str] = {}
-    for detector, _, secret, key in secrets:
-        planted.setdefault((detector, secret), key)
-    for name, channel in {**CHANNELS, "whole": None}.items():
-        survived = 0
-        runs = (
-            [(d, s, redactor.scrub_text(t), f" in {t[:100]!r}") for d, t, s, _ in secrets]
-            if channel is None
-            else [(d, s, channel(redactor, k, s), "") for (d, s), k in planted.items()]
-        )
-        for detector, secret, out, context in runs:
-            if secret in out:
-                survived += 1
-                misses.append(f"leak {name:9} {detector}: {secret[:80]!r}{context}")
-        cells.append(f"{name} {survived:3}/{len(runs)} {survived / len(runs):6.1%}")
-    print("trufflehog secrets  " + "  ".join(cells))
-    altered = sum(redactor.scrub_text(text) != text for _, text in negatives)
-    print(f"trufflehog negatives altered {altered}/{len(negatives)} (near misses: many are credentials)")
-    print(f"trufflehog test cases skipped (not evaluated, or no wanted string in the input): {skipped}")
-    if args.misses:
-        print("\n".join(misses))
+    near_misses = "near misses: many are credentials"
+    scanner_main(__doc__ or "", "trufflehog", "trufflesecurity/trufflehog", _load, near_misses)
 
 
 if __name__ == "__main__":
