@@ -12,6 +12,7 @@ from opentelemetry import trace
 
 tracer = trace.get_tracer("shop")
 log = logging.getLogger("shop")
+log.setLevel(logging.INFO)  # its info lines become the failure's breadcrumbs
 
 # Synthetic credentials, the kind that ends up in real failures.
 GATEWAY = "https://pay.example.com/v1/charge?api_key=EXAMPLEdemoKey00000000000000"
