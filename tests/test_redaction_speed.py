@@ -330,3 +330,19 @@ def test_the_card_rule_runs_only_where_13_digits_could_make_a_card(value: str, r
     redactor = Redactor()
     card = next(number for number, rule in enumerate(redactor._builtin_rules(())) if rule.name == "card")
     assert (redactor._applies[card] in redactor._triggered(value)) == runs
+
+
+def test_a_shape_found_quiet_is_one_whose_values_the_plain_scan_keeps() -> None:
+    """``_shape_triggers_nothing`` remembers the digit shapes it found quiet: a value it then keeps without a
+    scan (the batch check of spans does so too) is one that a plain redactor keeps, for the corpus and its
+    digit variants."""
+    redactor = Redactor()
+    rng = random.Random(9)
+    values = [with_digits(value, rng, palette) for value in corpus()[:600] for palette in PALETTES[:3]]
+    for value in values:
+        redactor.scrub_text(value)
+    kept = [value for value in values + values[::-1] if redactor._shape_triggers_nothing(value)]
+    assert len(redactor._quiet) > 10
+    plain = Unshaped()
+    for value in kept:
+        assert plain.scrub_value("note", value, "note", []) is value, value

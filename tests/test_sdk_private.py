@@ -19,7 +19,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Link
+from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from faultspan._otlp import sdk_private
 
@@ -95,6 +95,34 @@ def test_span_attributes_events_and_links_without_copies() -> None:
     assert not sdk_private.has_events(linked)
     assert sdk_private.lone_attributes(linked) is None
     assert sdk_private.lone_attributes(ReadableSpan("bare", attributes={"a": 1})) == {"a": 1}
+
+
+def test_plain_spans_and_the_context_read_without_properties() -> None:
+    with sdk_check("ReadableSpan._name / ._status / Status._description / ._kind / ._context"):
+        provider = TracerProvider()
+        tracer = provider.get_tracer("t")
+        with tracer.start_as_current_span("plain", attributes={"k": "v"}, kind=SpanKind.CLIENT) as live:
+            assert sdk_private.span_context(live) is live.get_span_context()  # type: ignore[arg-type]
+            assert sdk_private.kind_and_context(live) == (SpanKind.CLIENT, live.get_span_context())  # type: ignore[arg-type]
+        with tracer.start_as_current_span("failed") as failed:
+            failed.set_status(StatusCode.ERROR, "why")
+        with tracer.start_as_current_span("coded") as coded:
+            coded.set_status(StatusCode.ERROR)
+        spans = [live, failed, coded, ended_span(key="value")]
+        names, attributes = sdk_private.plain_spans(spans)  # type: ignore[arg-type]
+        assert names == [span.name for span in spans]
+        assert attributes == [{"k": "v"}, None, {}, None]
+        assert type(attributes[0]) is dict
+        for span in spans:
+            context = span.get_span_context()
+            assert context is not None
+            assert sdk_private.span_context(span)[sdk_private.TRACE_FLAGS] is context.trace_flags  # type: ignore[arg-type]
+    built = [
+        ReadableSpan("bare", attributes={"a": 1}),
+        ReadableSpan("linked", links=(Link(span.context),)),
+        ReadableSpan("none", status=None),  # type: ignore[arg-type]
+    ]
+    assert sdk_private.plain_spans(built) == (["bare", "linked", "none"], [{"a": 1}, None, None])
 
 
 def test_the_attribute_length_limit_of_a_live_span() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry.attributes import BoundedAttributes
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace import (
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import SpanKind
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._configuration import _OTelSDKConfigurator
@@ -72,6 +74,40 @@ def lone_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
         return None
     attributes = span._attributes
     return attributes._dict if type(attributes) is BoundedAttributes else plain_attributes(attributes)
+
+
+def plain_spans(spans: Sequence[ReadableSpan]) -> tuple[list[str], list[Mapping[str, Any] | None]]:
+    """The spans' names, and for each its ``lone_attributes`` when its status carries no description, else
+    None: what redaction's plain-span test reads, for a batch of spans in one call."""
+    found: list[Mapping[str, Any] | None] = []
+    append = found.append
+    for span in spans:
+        events, links, status = span._events, span._links, span._status
+        if (
+            status is None  # as redact_span would find it: not a span to export
+            or status._description
+            or (events._dq if type(events) is BoundedList else events)  # type: ignore[attr-defined]
+            or (links._dq if type(links) is BoundedList else links)  # type: ignore[attr-defined]
+        ):
+            append(None)
+        elif type(attributes := span._attributes) is BoundedAttributes:
+            append(attributes._dict)
+        else:
+            append(plain_attributes(attributes))
+    return list(map(_NAME, spans)), found
+
+
+_NAME = attrgetter("_name")
+
+
+# A SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid) its
+# properties read: typed so here, for the item at TRACE_FLAGS.
+ContextTuple = tuple[int, int, bool, int, Any, bool]
+span_context: Callable[[ReadableSpan], ContextTuple] = attrgetter("_context")
+"""``span.context`` (the same for a live span) without the property's Python call: read on every span."""
+kind_and_context: Callable[[ReadableSpan], tuple[SpanKind, ContextTuple]] = attrgetter("_kind", "_context")
+TRACE_FLAGS = 3
+"""The index of a ``SpanContext``'s trace flags: the tuple item its ``trace_flags`` property reads."""
 
 
 def bounded(attributes: dict[str, Any], dropped: int) -> Mapping[str, Any]:

@@ -41,12 +41,16 @@ from faultspan._capture.exceptions import (
 from faultspan._capture.redaction import Redactor, TaintScope
 from faultspan._capture.runtime import current
 from faultspan._otlp.sdk_private import (
+    TRACE_FLAGS,
     bounded,
     has_events,
     has_links,
+    kind_and_context,
     lone_attributes,
     plain_attributes,
+    plain_spans,
     span_attributes,
+    span_context,
 )
 from faultspan._pipeline import scope
 from faultspan._pipeline.calls import remember_call
@@ -230,6 +234,15 @@ def promoted(span: ReadableSpan) -> ReadableSpan:
     )
 
 
+def unchanged_spans(spans: Sequence[ReadableSpan], redactor: Redactor) -> list[bool]:
+    """For each span, True when ``redact_span`` would return it as it is, told for the batch at once
+    (``Redactor.leaves_spans``); False where ``redact_span`` itself has to decide."""
+    try:
+        return redactor.leaves_spans(*plain_spans(spans))
+    except Exception:  # an attribute value that cannot be compared: each span's redaction then decides
+        return [False] * len(spans)
+
+
 _UNCHANGED = object()
 
 
@@ -247,14 +260,24 @@ class RedactOnce:
 
     def batch(self, spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
         redactor = current().redactor
+        unchanged = unchanged_spans(spans, redactor)
         if self.sinks < 2:
-            return [copy for copy in (self._redacted(span, redactor) for span in spans) if copy is not None]
+            if all(unchanged):
+                return list(spans)
+            return [
+                copy
+                for copy in (
+                    span if same else self._redacted(span, redactor)
+                    for span, same in zip(spans, unchanged, strict=True)
+                )
+                if copy is not None
+            ]
         kept: list[ReadableSpan] = []
         with self._lock:
-            for span in spans:
+            for span, same in zip(spans, unchanged, strict=True):
                 known = self._copies.get(span)
                 if known is None and span not in self._copies:
-                    copy = self._redacted(span, redactor)
+                    copy = span if same else self._redacted(span, redactor)
                     known = self._copies[span] = _UNCHANGED if copy is span else copy
                 if known is _UNCHANGED:
                     kept.append(span)
@@ -371,7 +394,7 @@ class FaultspanSpanProcessor(SpanProcessor):
         stamped = scope.current()
         if stamped:
             span.set_attributes(stamped)
-        if self.held is not None and not (span.context.trace_flags & _SAMPLED):
+        if self.held is not None and not (span_context(span)[TRACE_FLAGS] & _SAMPLED):
             self.held.on_start(span)
         for processor in self._downstream:
             processor.on_start(span, parent_context=parent_context)
@@ -383,12 +406,13 @@ class FaultspanSpanProcessor(SpanProcessor):
             processor._on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if span.kind is _CLIENT:
+        kind, context = kind_and_context(span)
+        if kind is _CLIENT:
             # An outgoing call joins the trail of the context that made it (this thread, this request).
             remember_call(span)
         if self._shutdown:
             return
-        if not (span.context.trace_flags & _SAMPLED):
+        if not (context[TRACE_FLAGS] & _SAMPLED):
             if self.held is not None:
                 for released in self.held.on_end(span):
                     self._release(promoted(released))

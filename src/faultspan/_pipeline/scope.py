@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 
@@ -13,8 +13,7 @@ _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
 _attributes: ContextVar[Mapping[str, AttributeValue]] = ContextVar("faultspan_context", default=_EMPTY)
 
 
-def current() -> Mapping[str, AttributeValue]:
-    return _attributes.get()
+current: Callable[[], Mapping[str, AttributeValue]] = _attributes.get  # read on every span's start
 
 
 class context:

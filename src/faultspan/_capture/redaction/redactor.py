@@ -9,7 +9,8 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, filterfalse
+from itertools import chain, filterfalse, repeat
+from operator import is_not, methodcaller
 
 from faultspan._capture.redaction import keys as key_rules
 from faultspan._capture.redaction import tokens
@@ -111,6 +112,8 @@ class RedactionRules:
 _JSON_START = re.compile(r"\s*(?:\{\s*[\"}]|\[\s*[-\"0-9\[{tfnNI\]])")
 _CACHE_LIMIT = 4096
 _SCALARS = frozenset({bool, int, float})
+_VALUES = methodcaller("values")
+_NO_KINDS: frozenset[type] = frozenset()
 _CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
 _MAX_PASSES = 4
 _MAX_SHORTCUT_DEPTH = 64
@@ -142,6 +145,7 @@ class Redactor:
         # answers for a whole span whose keys and values are all known.
         self._clean: set[str | int | float] = set()
         self._changed = 0  # the id of the last value _verdict found changed (a stale one costs a walk)
+        self._quiet: set[bytes] = set()  # the digit shapes that _shape_triggers_nothing found quiet
 
         builtin = self._builtin_rules(hints)
         disabled = {name.strip().lower() for name in self.rules.disabled_rules}
@@ -635,13 +639,77 @@ class Redactor:
 
     def _shape_triggers_nothing(self, text: str) -> bool:
         """Whether ``_triggered`` answers no rule at once for ``text``, by its digit shape (a fresh order
-        number or address in a known shape), and ``text`` cannot be JSON: ``_scrub_str`` keeps it then."""
-        return (
-            text.isascii()
-            and len(text) <= _CACHED_LENGTH
-            and self._shapes.get(text.encode().translate(DIGITS_AS_ZERO)) == ()
-            and not _maybe_json(text)
-        )
+        number or address in a known shape), and ``text`` cannot be JSON: ``_scrub_str`` keeps it then.
+
+        Such shapes are remembered in ``_quiet``: the answer depends on the shape alone (``_maybe_json``
+        reads a digit as any digit), and a shape once found quiet stays so (``_triggered``'s premise)."""
+        if not text.isascii() or len(text) > _CACHED_LENGTH:
+            return False
+        shape = text.encode().translate(DIGITS_AS_ZERO)
+        if shape in self._quiet:
+            return True
+        if self._shapes.get(shape) != () or _maybe_json(text):
+            return False
+        if len(self._quiet) >= _CACHE_LIMIT:
+            self._quiet.clear()
+        self._quiet.add(shape)
+        return True
+
+    def leaves_spans(
+        self, names: Sequence[str], attributes: Sequence[Mapping[str, object] | None]
+    ) -> list[bool]:
+        """For spans given by their names and attributes (None for a span with more to redact: events,
+        links, a status text), True where ``scrub_text(name) is name`` and ``leaves_attributes(attributes)``
+        are told by set operations over the whole batch: names, keys and values known clean, in a quiet
+        shape (``_shape_triggers_nothing``) or scalars. False where they cannot be told so (a span's own
+        check then decides). The usual batch costs a few C-level passes, fresh paths and addresses a digit
+        shape each; nothing is remembered (a fresh value would push known ones out of the clean cache)."""
+        count = len(names)
+        if not self._enabled:
+            return list(map(is_not, attributes, repeat(None)))
+        if self._callback is not None:
+            return [False] * count
+        clean = self._clean
+        present = list(filter(None, attributes))  # empty ones have nothing to tell
+        try:
+            keys_plain = all(map(self._plain_keys.issuperset, present))
+            odd_names = self._unquiet(set[object](names).difference(clean), _NO_KINDS)
+            if all(map(clean.issuperset, map(_VALUES, present))):
+                odd_values: set[object] = set()
+            else:
+                unknown = set(chain.from_iterable(map(_VALUES, present))).difference(clean)
+                odd_values = self._unquiet(unknown, _SCALARS)
+        except TypeError:  # an unhashable value (a list)
+            return [False] * count
+        if keys_plain and not odd_names and not odd_values:
+            return list(map(is_not, attributes, repeat(None)))
+        plain_keys = self._plain_keys
+        return [
+            entry is not None
+            and name not in odd_names
+            and odd_values.isdisjoint(entry.values())
+            and (keys_plain or plain_keys.issuperset(entry))
+            for name, entry in zip(names, attributes, strict=True)
+        ]
+
+    def _unquiet(self, unknown: set[object], kept_kinds: frozenset[type]) -> set[object]:
+        """The values of ``unknown`` (none known clean) that are neither of ``kept_kinds`` nor strings in a
+        quiet shape: all the quiet ones told at once when they are all ASCII and short enough."""
+        strings = [value for value in unknown if type(value) is str]
+        if len(strings) < len(unknown):
+            odd = {value for value in unknown if type(value) is not str and type(value) not in kept_kinds}
+        else:
+            odd = set()
+        if not strings:
+            return odd
+        if (
+            all(map(str.isascii, strings))
+            and max(map(len, strings)) <= _CACHED_LENGTH
+            and self._quiet.issuperset(map(bytes.translate, map(str.encode, strings), repeat(DIGITS_AS_ZERO)))
+        ):
+            return odd
+        odd.update(text for text in strings if not self._shape_triggers_nothing(text))
+        return odd
 
     def _scrub_any(self, value: object, path: str, masked: list[str]) -> object:
         kind = type(value)  # exact types first: parsed JSON is only these, and ABC checks are slow
