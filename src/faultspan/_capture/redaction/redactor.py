@@ -672,13 +672,11 @@ class Redactor:
         clean = self._clean
         present = list(filter(None, attributes))  # empty ones have nothing to tell
         try:
-            keys_plain = all(map(self._plain_keys.issuperset, present))
+            # the union of dicts reads their stored hashes, without an iterator: half the cost of a lookup
+            keys_plain = self._plain_keys.issuperset(set[object]().union(*present))
             odd_names = self._unquiet(set[object](names).difference(clean), _NO_KINDS)
-            if all(map(clean.issuperset, map(_VALUES, present))):
-                odd_values: set[object] = set()
-            else:
-                unknown = set(chain.from_iterable(map(_VALUES, present))).difference(clean)
-                odd_values = self._unquiet(unknown, _SCALARS)
+            values = set[object]().union(*map(_VALUES, present))
+            odd_values = set() if clean.issuperset(values) else self._unquiet(values - clean, _SCALARS)
         except TypeError:  # an unhashable value (a list)
             return [False] * count
         if keys_plain and not odd_names and not odd_values:
