@@ -79,25 +79,15 @@ def lone_attributes(span: ReadableSpan) -> Mapping[str, Any] | None:
 def plain_spans(spans: Sequence[ReadableSpan]) -> tuple[list[str], list[Mapping[str, Any] | None]]:
     """The spans' names, and for each its ``lone_attributes`` when its status carries no description, else
     None: what redaction's plain-span test reads, for a batch of spans in one call."""
-    found: list[Mapping[str, Any] | None] = []
-    append = found.append
-    for span in spans:
-        events, links, status = span._events, span._links, span._status
-        if (
-            status is None  # as redact_span would find it: not a span to export
-            or status._description
-            or (events._dq if type(events) is BoundedList else events)  # type: ignore[attr-defined]
-            or (links._dq if type(links) is BoundedList else links)  # type: ignore[attr-defined]
-        ):
-            append(None)
-        elif type(attributes := span._attributes) is BoundedAttributes:
-            append(attributes._dict)
-        else:
-            append(plain_attributes(attributes))
+    found = [
+        None if status is None or status._description else lone_attributes(span)  # no status: not exported
+        for span, status in zip(spans, map(_STATUS, spans), strict=True)
+    ]
     return list(map(_NAME, spans)), found
 
 
 _NAME = attrgetter("_name")
+_STATUS = attrgetter("_status")
 
 
 # A SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid) its

@@ -251,8 +251,8 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
             return False  # a path
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
-    words = [part for part in parts if part is not body]
-    if context <= NEUTRAL and hex_like(body) and words and all(map(_titled, words)):
+    slug = len(parts) > 1 and hex_like(body) and all(_titled(part) for part in parts if part is not body)
+    if context <= NEUTRAL and slug:
         return False  # a slug and its id: ``Release-Notes-1bc826ecc0994dd8915be97fc3489cde``
     need = _NEED[context]
     lower, upper, digit, _, changes = _classes(token)
