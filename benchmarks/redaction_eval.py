@@ -79,6 +79,12 @@ def rand(rng: random.Random, alphabet: str, length: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(length))
 
 
+def _uuid(rng: random.Random, version: int) -> str:
+    """A UUID as libraries write one: random bits with RFC 9562's version and variant (1, 4, 7)."""
+    bits = rng.getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62) | version << 76 | 0x2 << 62
+    return str(uuid.UUID(int=bits))
+
+
 def _formats(rng: random.Random) -> list[tuple[str, str, str]]:
     """(format, key a config would hold it under, a synthetic value in the documented shape)."""
     r = lambda alphabet, n: rand(rng, alphabet, n)  # noqa: E731 -- a table of one-liners
@@ -172,8 +178,9 @@ def _lookalikes(rng: random.Random) -> list[tuple[str, str, str]]:
         ("trace-id", "trace_id", r(HEX, 32)),
         ("span-id", "span_id", r(HEX, 16)),
         ("traceparent", "traceparent", f"00-{r(HEX, 32)}-{r(HEX, 16)}-01"),
-        ("uuid", "request_id", str(uuid.UUID(int=rng.getrandbits(128)))),
-        ("uuid-upper", "correlation", str(uuid.UUID(int=rng.getrandbits(128))).upper()),
+        ("uuid", "request_id", _uuid(rng, 4)),
+        ("uuid-upper", "correlation", _uuid(rng, 1).upper()),
+        ("uuid-v7", "event.id", _uuid(rng, 7)),
         ("sha256-digest", "digest", "sha256:" + r(HEX, 64)),
         ("md5", "checksum", r(HEX, 32)),
         ("image-ref", "image", f"registry.example.com/team/app@sha256:{r(HEX, 64)}"),
@@ -187,7 +194,7 @@ def _lookalikes(rng: random.Random) -> list[tuple[str, str, str]]:
         ("file-path", "code.filepath", f"/srv/app/.venv/lib/python3.11/site-packages/{rng.choice(['requests', 'urllib3'])}/adapters.py"),
         ("windows-path", "path", f"C:\\Users\\build\\AppData\\Local\\Temp\\tmp{r(LOWER_ALNUM, 8)}\\report.txt"),
         ("url", "url.full", f"https://api.example.com/v2/orders/{rng.randint(1, 10**6)}/items?page={rng.randint(1, 9)}&sort=desc"),
-        ("url-uuid", "url.path", f"/v1/customers/{uuid.UUID(int=rng.getrandbits(128))}/invoices"),
+        ("url-uuid", "url.path", f"/v1/customers/{_uuid(rng, 4)}/invoices"),
         ("email", "user.email", f"{rng.choice(['ana', 'li', 'sam'])}.{r(string.ascii_lowercase, 5)}@example.org"),
         ("version", "service.version", f"{rng.randint(1, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}-rc.{rng.randint(1, 5)}+build.{r(HEX, 7)}"),
         ("user-agent", "user_agent.original", f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/{rng.randint(100, 130)}.0.{rng.randint(1000, 9999)}.{rng.randint(10, 99)} Safari/537.36"),
@@ -205,7 +212,7 @@ def _lookalikes(rng: random.Random) -> list[tuple[str, str, str]]:
         ("etag", "http.response.header.etag", f'W/"{r(HEX, 8)}-{r(HEX, 27)}"'),
         ("blob-name", "object", f"uploads/{rng.randint(2020, 2026)}/{r(string.digits, 2)}/invoice-{r(string.digits, 6)}.pdf"),
         ("relay-id", "graphql.id", base64.b64encode(f"{rng.choice(['User', 'Order', 'Product'])}:{rng.randint(1, 10**7)}".encode()).decode()),
-        ("relay-uuid-id", "graphql.id", base64.b64encode(f"Order:{uuid.UUID(int=rng.getrandbits(128))}".encode()).decode()),
+        ("relay-uuid-id", "graphql.id", base64.b64encode(f"Order:{_uuid(rng, 4)}".encode()).decode()),
         ("ec2-instance", "host.id", "i-0" + r(HEX, 16)),
         ("ulid", "job.id", "01" + rng.choice("HJK") + r("0123456789ABCDEFGHJKMNPQRSTVWXYZ", 23)),
         ("ssh-fingerprint", "log", f"Accepted publickey for deploy from 10.0.0.{rng.randint(1, 254)} port 52144 ssh2: ED25519 SHA256:{r(B64, 43)}"),

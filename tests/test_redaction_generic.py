@@ -83,9 +83,12 @@ def test_code_identifiers_are_kept_even_behind_a_token_prefix(words: list[str], 
 
 
 @FAST
-@given(st.text(st.sampled_from(HEX), min_size=32, max_size=64).filter(lambda s: len(set(s)) >= 8), st.uuids())
+@given(
+    st.text(st.sampled_from(HEX), min_size=32, max_size=64).filter(lambda s: len(set(s)) >= 8),
+    st.sampled_from([1, 3, 4, 5]).flatmap(lambda version: st.uuids(version=version)),
+)
 def test_hex_and_uuids_need_secret_context(digest: str, ident: object) -> None:
-    for value in (digest, str(ident)):
+    for value in (digest, str(ident), str(ident).upper()):
         text = f"commit {value} deployed"
         assert redactor.scrub_text(text) is text
         assert attribute(value) == value
@@ -133,6 +136,20 @@ def test_base64_of_a_user_password_pair_is_a_basic_credential(user: str, passwor
     ):
         plain = base64.b64encode(text.encode()).decode()
         assert attribute(plain) == plain
+
+
+@FAST
+@given(
+    st.sampled_from(["my", "db_", "Root", ""]),
+    st.sampled_from(["password", "Passwd", "pwd", "secret", "apikey", "token"]),
+    st.text(st.sampled_from(string.digits + "!_"), max_size=4),
+)
+def test_base64_of_one_word_naming_a_password_is_masked(before: str, word: str, after: str) -> None:
+    encoded = base64.b64encode(f"{before}{word}{after}".encode()).decode()
+    if len(encoded) >= 12:  # the token rule's gate
+        assert attribute(encoded) == REDACTED
+    plain = base64.b64encode(f"please reset your {word} {after}".encode()).decode()
+    assert attribute(plain) == plain  # encoded prose, not a value
 
 
 @FAST
@@ -442,6 +459,23 @@ def seeded(alphabet: str, length: int) -> st.SearchStrategy[str]:
 
 
 UPPER_DIGITS = string.ascii_uppercase + string.digits
+
+
+@FAST
+@given(seeded(HEX, 32))
+def test_a_random_fill_of_the_uuid_layout_is_a_secret_without_public_context(hexed: str) -> None:
+    """No UUID library writes one; generated keys in that layout (``c48b5211-3183-b7d2-fca9-...``) are."""
+    value = "-".join((hexed[:8], hexed[8:12], hexed[12:16], hexed[16:20], hexed[20:]))
+    standard = value[14] in "12345678" and value[19] in "89ab"
+    if standard or len(set(hexed)) < 10:
+        assert attribute(value) == value
+    else:
+        assert attribute(value) == REDACTED
+        assert value not in redactor.scrub_text(f"upstream said {value}, giving up")
+        assert redactor.scrub_text(f"commit {value} deployed") == f"commit {value} deployed"
+        assert redactor.scrub_text(f"/orders/{value}/items") == f"/orders/{value}/items"
+    for marker in ("00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"):
+        assert attribute(marker) == marker
 
 
 @FAST

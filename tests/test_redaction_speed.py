@@ -104,9 +104,10 @@ def corpus() -> list[str]:
 
 
 def uuids(count: int) -> list[str]:
-    """UUIDs alone and in text, in both cases, also of digits only, with hex words and Luhn-valid groups."""
+    """UUIDs alone and in text, in both cases, also of digits only, with hex words and Luhn-valid groups;
+    as libraries write them (version 4) and random fills of their layout, by turns."""
     rng = random.Random(7)
-    made = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(count)]
+    made = [str(uuid.UUID(int=rng.getrandbits(128), version=None if i % 2 else 4)) for i in range(count)]
     made += ["41111111-1111-1111-1111-111111111111", "acca0000-dead-beef-cafe-fee000000bad"]
     made += [made[0].upper(), made[1][:20] + made[1][20:].upper()]
     return made + [

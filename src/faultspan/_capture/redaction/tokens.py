@@ -193,6 +193,19 @@ def _json_secret(text: str) -> bool:
     return text.startswith("{") and any(map(looks_random, _JSON_STRING.findall(text)))
 
 
+_PASSWORD_WORD = re.compile(r"passw|pwd|secret|token|api_?key", re.I)
+
+
+def _encoded_password(text: str) -> bool:
+    """Base64 of one word that names or reads as a password (``bXlwYXNzd29yZA==`` is "mypassword"): text
+    that was encoded has spaces, and a bare word is what a config's obfuscated password holds."""
+    return (
+        len(text) <= 64
+        and not any(map(str.isspace, text))
+        and (_PASSWORD_WORD.search(text) is not None or password_like(text))
+    )
+
+
 # Groups of capitals and digits joined by dashes, as license and account keys are written
 # (``A3-ASWWYB-798JRY-LJVD4-23DC2-86TVM-H43EB``, ``VK7JG-NPHTM-C97JM-9MPGT-3V66T``), or a UUID's layout in
 # letters beyond hex (``9jyxkwvk-rjnp-7eo1-1gtc-ruj6rqmiyapo``: no UUID is); cipher suites and codes have
@@ -226,9 +239,11 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     if length < _SHORTEST.get(context, 8):
         return False
     if _UUID.fullmatch(token):
-        return context == SECRET
+        return context == SECRET or hex_verdict(token, context)
     text = _base64_text(token)
-    encoded = text is not None and (_basic_pair(text) or text.startswith("-----BEGIN") or _json_secret(text))
+    encoded = text is not None and (
+        _basic_pair(text) or text.startswith("-----BEGIN") or _json_secret(text) or _encoded_password(text)
+    )
     # A Kubernetes name or a UUID inside is decided before the slower placeholder test: in either order the
     # answer is no, unless the token is base64 of a credential (``LS0tLS1CRUdJTi...<uuid>``).
     if not encoded and (_k8s_name(token) or (context != SECRET and _UUID.search(token.replace("_", "-")))):
@@ -238,9 +253,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     if encoded:
         return context != PUBLIC  # ``YWRtaW46cGFzc3dvcmQ=`` (a Basic credential), ``LS0tLS1CRUdJTi...`` (PEM)
     if hex_like(token):
-        if token.isdigit():
-            return context == SECRET and length >= 16 and len(set(token)) >= 5
-        return (context == SECRET and length >= 12) or (context == NEUTRAL and _mixed_case_hex(token))
+        if context != SECRET:
+            return hex_verdict(token, context)
+        return length >= 16 and len(set(token)) >= 5 if token.isdigit() else length >= 12
     if _GROUPED.fullmatch(token):
         return context != PUBLIC and _grouped_random(token)
     # The longest run between separators carries the randomness: ``ORD-2024-000183`` and ``v1.2.3`` have none.
@@ -410,10 +425,21 @@ _UUID_SHAPE = b"00000000-0000-0000-0000-000000000000"
 
 def hex_verdict(token: str, context: int) -> bool:
     """The token rule's verdict on a hex-like token (a UUID, a digest, a trace id): a secret only where the
-    words before it say so, or written in both cases, as no digest or id is."""
+    words before it say so, or written in both cases or in a UUID's layout, as no digest or id is."""
     if context == SECRET:
         return candidate(token) and looks_random(token, SECRET)
-    return context == NEUTRAL and _mixed_case_hex(token)
+    return context == NEUTRAL and (_mixed_case_hex(token) or _nonstandard_uuid(token))
+
+
+def _nonstandard_uuid(token: str) -> bool:
+    """A UUID's layout filled with random hex (``c48b5211-3183-b7d2-fca9-c88991ca50e7``), which no UUID
+    library writes: RFC 9562 puts a version 1-8 in the 13th digit and a variant 8, 9, a or b in the 17th, as
+    ``uuid4()``, databases and frameworks do. Seven in eight random fills break that; the nil and max UUIDs
+    and fills with few distinct digits (``00000000-0000-0000-0000-000000000001``) are markers, not keys."""
+    if not canonical_uuid(token):
+        return False
+    standard = token[14] in "12345678" and token[19] in "89abAB"
+    return not standard and len(set(token.lower())) >= 10
 
 
 def _mixed_case_hex(token: str) -> bool:
