@@ -493,6 +493,19 @@ def test_grouped_keys_and_mixed_case_hex_are_masked(key: str, hexed: str) -> Non
 
 
 @FAST
+@given(seeded(string.ascii_lowercase + string.digits, 32), random_body(24, 32))
+def test_letter_uuids_after_any_prefix_and_other_vendors_pk_tokens_are_keys(fill: str, body: str) -> None:
+    layout = "-".join((fill[:8], fill[8:12], fill[12:16], fill[16:20], fill[20:]))
+    if not tokens.hex_like(layout) and tokens.letter_uuid(layout):
+        for value in (f"pub-c-{layout}", f"sub-c-{layout}", f"647501-{layout}"):
+            assert attribute(value) == REDACTED, value
+    for value in (f"pk_7043602_{body.upper()}", f"pk.{body}"):
+        assert attribute(value) == REDACTED, value
+    for value in (f"pk_live_{body}", f"pk_test_{body}", f"evt_{body}"):  # publishable keys, object ids
+        assert attribute(value) == value, value
+
+
+@FAST
 @given(st.uuids(), seeded(HEX, 32))
 def test_a_credential_word_before_a_uuid_or_a_sequence_after_a_prefix_is_a_secret(
     ident: object, hexed: str

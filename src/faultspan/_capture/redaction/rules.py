@@ -466,7 +466,7 @@ def token_verdict(token: str, text: str, start: int) -> bool:
     if tokens.hex_like(token):  # digests, trace ids: only the words before them can tell
         return tokens.hex_verdict(token, context_before(text, start))
     if tokens.public_prefix(token):
-        return False
+        return tokens.letter_uuid(token)  # PubNub's ``pub-c-...``: no public id is written so
     if tokens.prefixed_random(token) or tokens.looks_random(token):
         return True
     context = context_before(text, start)

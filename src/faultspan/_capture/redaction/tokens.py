@@ -210,9 +210,16 @@ def _encoded_password(text: str) -> bool:
 # (``A3-ASWWYB-798JRY-LJVD4-23DC2-86TVM-H43EB``, ``VK7JG-NPHTM-C97JM-9MPGT-3V66T``), or a UUID's layout in
 # letters beyond hex (``9jyxkwvk-rjnp-7eo1-1gtc-ruj6rqmiyapo``: no UUID is); cipher suites and codes have
 # shorter groups or no digits among the letters.
-_GROUPED = re.compile(
-    r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{4,8}){3,}|[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}"
-)
+_LETTER_UUID = r"[a-z0-9]{8}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{4}-[a-z0-9]{12}"
+_GROUPED = re.compile(r"[A-Z0-9]{2,8}(?:-[A-Z0-9]{4,8}){3,}|" + _LETTER_UUID)
+# the same layout ending a token after a prefix: PubNub's ``pub-c-<it>``, Figma's ``<digits>-<it>``
+_LETTER_UUID_TAIL = re.compile(r"(?<![A-Za-z0-9])" + _LETTER_UUID + r"\Z")
+
+
+def letter_uuid(token: str) -> bool:
+    """Whether ``token`` ends in a UUID's layout written with letters beyond hex, random in its groups."""
+    found = _LETTER_UUID_TAIL.search(token) if "-" in token else None
+    return found is not None and not hex_like(found[0]) and _grouped_random(found[0])
 
 
 def _grouped_random(token: str) -> bool:
@@ -256,7 +263,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         if context != SECRET:
             return hex_verdict(token, context)
         return length >= 16 and len(set(token)) >= 5 if token.isdigit() else length >= 12
-    if _GROUPED.fullmatch(token):
+    if _GROUPED.fullmatch(token) or letter_uuid(token):
         return context != PUBLIC and _grouped_random(token)
     # The longest run between separators carries the randomness: ``ORD-2024-000183`` and ``v1.2.3`` have none.
     parts = [part for part in _PARTS.split(token) if part]
@@ -325,7 +332,7 @@ def password_like(value: str) -> bool:
 PUBLIC_PREFIXES = frozenset(
     {
         "evt", "pi", "pm", "cus", "ch", "py", "re", "in", "ii", "sub", "si", "price", "prod", "plan", "txn",
-        "acct", "ba", "card", "src", "req", "po", "tr", "cs", "seti", "pk", "pub", "usr", "user", "org",
+        "acct", "ba", "card", "src", "req", "po", "tr", "cs", "seti", "pub", "usr", "user", "org",
         "team", "proj", "project", "job", "run", "task", "msg", "file", "img", "ord", "order", "inv",
         "invoice", "item", "sku", "cart", "trace", "span", "id", "uid", "ref", "tx", "sha", "sha1", "sha256",
         "sha512", "md5", "git", "commit", "rev", "hash", "digest", "checksum", "etag", "cache", "build",
@@ -391,8 +398,10 @@ _PREFIX = re.compile(
 def public_prefix(token: str) -> bool:
     """Whether the token starts like a public id (``evt_``, ``pk_live_``, ``sha256-``) or a hex id."""
     prefix, _ = split_prefix(token)
-    first = _SEPARATORS.split(prefix, 1)[0]
-    return bool(prefix) and (first.lower() in PUBLIC_PREFIXES or _hex_start(first))
+    first = _SEPARATORS.split(prefix, 1)[0].lower()
+    if first == "pk":  # Stripe's and Clerk's publishable keys; other vendors' ``pk_`` and ``pk.`` are keys
+        return token[3:8].lower() in ("live_", "test_")
+    return bool(prefix) and (first in PUBLIC_PREFIXES or _hex_start(first))
 
 
 def _hex_start(word: str) -> bool:
