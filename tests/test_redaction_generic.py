@@ -499,10 +499,49 @@ def test_letter_uuids_after_any_prefix_and_other_vendors_pk_tokens_are_keys(fill
     if not tokens.hex_like(layout) and tokens.letter_uuid(layout):
         for value in (f"pub-c-{layout}", f"sub-c-{layout}", f"647501-{layout}"):
             assert attribute(value) == REDACTED, value
-    for value in (f"pk_7043602_{body.upper()}", f"pk.{body}"):
+    for value in (f"pk_7043602_{body.upper()}", f"pk.{body}", f"SG.{body}", f"SG.{body.lower()}=x_{fill}="):
         assert attribute(value) == REDACTED, value
-    for value in (f"pk_live_{body}", f"pk_test_{body}", f"evt_{body}"):  # publishable keys, object ids
+    kept = (f"pk_live_{body}", f"pk_test_{body}", f"evt_{body}", f"sg-{fill[:17]}")  # public ids
+    for value in kept:
         assert attribute(value) == value, value
+
+
+@FAST
+@given(seeded(HEX, 96), st.integers(2, 10_000), seeded(string.digits, 19))
+def test_hex_groups_joined_are_a_key_and_trace_formats_are_not(hexed: str, count: int, decimal: str) -> None:
+    if sum(c.isalpha() for c in hexed[32:40]) and sum(c.isalpha() for c in hexed[40:48]):
+        for value in (f"{hexed[:32]}-{hexed[32:40]}-{hexed[40:48]}", f"1000.{hexed[:32]}.{hexed[32:64]}"):
+            assert attribute(value) == REDACTED, value
+    kept = (
+        f"00-{hexed[:32]}-{hexed[32:48]}-01",  # traceparent
+        f"1-{hexed[:8]}-{hexed[8:32]}",  # X-Ray
+        f"{hexed[:32]}/{decimal};o=1",  # Google's X-Cloud-Trace-Context
+        f"{hexed[:40]}..{hexed[40:80]}",  # a git range
+        f"{hexed[:32]}-{count}",  # a multipart upload's ETag
+        f"{hexed[:32]}-{decimal[:8]}-{decimal[8:16]}",  # one digest, then numbers
+    )
+    for value in kept:
+        assert attribute(value) == value, value
+
+
+@FAST
+@given(st.uuids(), random_body(16, 24))
+def test_base64_of_a_login_with_a_uuid_key_or_of_a_vendor_key_is_masked(ident: object, body: str) -> None:
+    for text in (f"deploy:{ident}", f"private_{body}"):
+        encoded = base64.b64encode(text.encode()).decode()
+        assert attribute(encoded) == REDACTED, text
+    relay = base64.b64encode(f"Order:{ident}".encode()).decode()  # a GraphQL global id
+    assert attribute(relay) == relay
+
+
+@FAST
+@given(random_body(10, 20), st.sampled_from(["GEMS__EXAMPLE__COM", "RUBYGEMS__PKG__GITHUB__COM"]))
+def test_bundler_credentials_for_a_gem_host_are_masked(password: str, host: str) -> None:
+    key = f"BUNDLE_{host}"
+    assert redactor.scrub_text(f"export {key}=deploy:{password}") == f"export {key}={REDACTED}"
+    assert redactor.scrub_attributes({key: f"deploy:{password}"}, "", []) == {key: REDACTED}
+    for setting in ("BUNDLE_BUILD__NOKOGIRI__LIBS=--use-system-libraries", "BUNDLE_PATH=vendor/bundle"):
+        assert redactor.scrub_text(setting) == setting
 
 
 @FAST

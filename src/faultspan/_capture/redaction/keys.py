@@ -81,7 +81,7 @@ QUERY_TERMS = frozenset({"sig", "signature", "key", "xamzsignature", "xamzcreden
 KEY_HINTS = (
     "pass", "pwd", "pw", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf",
     "ssn", "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number", "login", "aws", "access",
-    "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony",
+    "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony", "bundle_",
 )  # fmt: skip
 MAX_KEY_WORDS = 12
 
@@ -140,11 +140,18 @@ def match_tail(words_: list[str], terms: frozenset[str], suffixes: frozenset[str
     return ""
 
 
+# Bundler's credentials for a gem source, one setting per host with its dots as ``__``
+# (``BUNDLE_GEMS__EXAMPLE__COM=user:password``); its other ``__`` settings name a gem or a mirror.
+_BUNDLER_CREDENTIALS = re.compile(r"BUNDLE_(?!(?:BUILD|MIRROR|LOCAL)__)[A-Z0-9-]+(?:__[A-Z0-9-]+){2,}")
+
+
 def classify(key: str, allow: frozenset[str], extra_terms: frozenset[str]) -> str:
     """The secret term a key ends with ("" when none); a weak term only without a public qualifier."""
     field_words = words(field(key))
     if not field_words or canonical(key) in allow or "".join(field_words) in allow:
         return ""
+    if key.startswith("BUNDLE_") and _BUNDLER_CREDENTIALS.fullmatch(key):
+        return "credentials"
     tail = field_words[-MAX_KEY_WORDS:]
     kind = match_tail(tail, SECRET_TERMS | WEAK_TERMS, _SUFFIX_TERMS)
     if kind in WEAK_TERMS and _PUBLIC_QUALIFIERS.intersection(words(key)):

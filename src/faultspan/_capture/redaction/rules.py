@@ -302,8 +302,11 @@ def any_gate(gates: Sequence[Gate]) -> re.Pattern[str]:
 # start of a fragment, and only the values of secret parameters are masked.
 _QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&\s'\"<>]+)", re.ASCII)
 _SSN = re.compile(r"[0-8](?<![\w.+-][0-8])[0-9]{2}-[0-9]{2}-[0-9]{4}(?![\w-]|\.[0-9])", re.ASCII)
+# not glued to a word or after a trace id's hex and ``/`` (Google's ``<trace id>/<decimal span id>``)
 _CARD = re.compile(
-    r"[2-6](?<![\w.+-][2-6])(?<![0-9][ -][2-6])[0-9]{3}(?:[ -]?[0-9]){9,15}(?![\w]|[ .-][0-9])", re.ASCII
+    r"[2-6](?<![\w.+-][2-6])(?<![0-9][ -][2-6])(?<![0-9a-f]{8}/[2-6])[0-9]{3}(?:[ -]?[0-9]){9,15}"
+    r"(?![\w]|[ .-][0-9])",
+    re.ASCII,
 )
 
 # Free-text ``key<separator>value``: found from a key hint, then this is matched right after the key.

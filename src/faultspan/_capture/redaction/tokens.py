@@ -177,11 +177,12 @@ _BASIC_PAIR = re.compile(r"[A-Za-z_][\w.@+-]{0,63}:(?!//)[!-~][ -~]{0,127}", re.
 
 def _basic_pair(text: str) -> bool:
     """``user:password``, not a GraphQL/Relay global id (``User:123``, ``Order:<uuid>``, GitHub's
-    ``04:User583231``): the user starts with a letter, the password is not a number, hex or a UUID."""
+    ``04:User583231``): the user starts with a letter, the password is not a number, nor hex or a UUID after
+    a type's capitalised name (``deploy:<uuid>`` is a login with an API key, as Heroku's are)."""
     if not _BASIC_PAIR.fullmatch(text):
         return False
-    password = text.partition(":")[2]
-    return not (password.isdigit() or hex_like(password))
+    user, _, password = text.partition(":")
+    return not (password.isdigit() or (hex_like(password) and user[0].isupper()))
 
 
 # Base64 of a JSON object that holds a random value: Grafana's ``eyJrIjoi...`` (``{"k":"<key>","n":...}``),
@@ -196,13 +197,14 @@ def _json_secret(text: str) -> bool:
 _PASSWORD_WORD = re.compile(r"passw|pwd|secret|token|api_?key", re.I)
 
 
-def _encoded_password(text: str) -> bool:
-    """Base64 of one word that names or reads as a password (``bXlwYXNzd29yZA==`` is "mypassword"): text
-    that was encoded has spaces, and a bare word is what a config's obfuscated password holds."""
+def _encoded_word(text: str) -> bool:
+    """Base64 of one word that names or reads as a password (``bXlwYXNzd29yZA==`` is "mypassword") or is a
+    vendor-style key (``private_<random>``): text that was encoded has spaces, and a bare word is what a
+    config's obfuscated password or a vendor's wrapped key holds."""
     return (
         len(text) <= 64
         and not any(map(str.isspace, text))
-        and (_PASSWORD_WORD.search(text) is not None or password_like(text))
+        and (_PASSWORD_WORD.search(text) is not None or password_like(text) or prefixed_random(text))
     )
 
 
@@ -249,7 +251,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         return context == SECRET or hex_verdict(token, context)
     text = _base64_text(token)
     encoded = text is not None and (
-        _basic_pair(text) or text.startswith("-----BEGIN") or _json_secret(text) or _encoded_password(text)
+        _basic_pair(text) or text.startswith("-----BEGIN") or _json_secret(text) or _encoded_word(text)
     )
     # A Kubernetes name or a UUID inside is decided before the slower placeholder test: in either order the
     # answer is no, unless the token is base64 of a credential (``LS0tLS1CRUdJTi...<uuid>``).
@@ -336,7 +338,7 @@ PUBLIC_PREFIXES = frozenset(
         "team", "proj", "project", "job", "run", "task", "msg", "file", "img", "ord", "order", "inv",
         "invoice", "item", "sku", "cart", "trace", "span", "id", "uid", "ref", "tx", "sha", "sha1", "sha256",
         "sha512", "md5", "git", "commit", "rev", "hash", "digest", "checksum", "etag", "cache", "build",
-        "release", "image", "tag", "v", "node", "pod", "host", "vm", "i", "ami", "vpc", "subnet", "sg", "vol",
+        "release", "image", "tag", "v", "node", "pod", "host", "vm", "i", "ami", "vpc", "subnet", "vol",
         "snap", "eni", "arn", "urn", "uuid", "guid", "x",
     }
 )  # fmt: skip
@@ -399,9 +401,15 @@ def public_prefix(token: str) -> bool:
     """Whether the token starts like a public id (``evt_``, ``pk_live_``, ``sha256-``) or a hex id."""
     prefix, _ = split_prefix(token)
     first = _SEPARATORS.split(prefix, 1)[0].lower()
-    if first == "pk":  # Stripe's and Clerk's publishable keys; other vendors' ``pk_`` and ``pk.`` are keys
-        return token[3:8].lower() in ("live_", "test_")
+    starts = _PUBLIC_ONLY_AS.get(first)
+    if starts is not None:
+        return token.startswith(starts)
     return bool(prefix) and (first in PUBLIC_PREFIXES or _hex_start(first))
+
+
+# Prefixes public only as one vendor writes them: Stripe's and Clerk's publishable keys, AWS security groups;
+# other vendors' ``pk_``/``pk.`` tokens and SendGrid's ``SG.`` keys are credentials
+_PUBLIC_ONLY_AS = {"pk": ("pk_live_", "pk_test_"), "sg": ("sg-",)}
 
 
 def _hex_start(word: str) -> bool:
@@ -434,10 +442,13 @@ _UUID_SHAPE = b"00000000-0000-0000-0000-000000000000"
 
 def hex_verdict(token: str, context: int) -> bool:
     """The token rule's verdict on a hex-like token (a UUID, a digest, a trace id): a secret only where the
-    words before it say so, or written in both cases or in a UUID's layout, as no digest or id is."""
+    words before it say so, or written in both cases, in a UUID's layout or as joined groups, as no digest
+    or id is."""
     if context == SECRET:
         return candidate(token) and looks_random(token, SECRET)
-    return context == NEUTRAL and (_mixed_case_hex(token) or _nonstandard_uuid(token))
+    if context != NEUTRAL:
+        return False
+    return _mixed_case_hex(token) or _nonstandard_uuid(token) or _hex_composite(token)
 
 
 def _nonstandard_uuid(token: str) -> bool:
@@ -451,6 +462,24 @@ def _nonstandard_uuid(token: str) -> bool:
     return not standard and len(set(token.lower())) >= 10
 
 
+def _hex_composite(token: str) -> bool:
+    """Hex groups of 8+ digits joined by single separators, two with letters, 40+ digits in all, maybe after
+    a number (``<32>-<8>-<8>`` of Mailgun, ``1000.<32>.<32>`` of Zoho): one digest or id is one group; a
+    traceparent ends in a short group; an X-Ray trace id has fewer than 40 digits; a git range has ``..``; a
+    multipart ETag's count and a number before a hash have no letters."""
+    if len(token) < 41 or token.isalnum():  # the hex fast path's trace ids and digests end here
+        return False
+    groups = _HEX_GROUP_SEPARATOR.split(token)
+    if groups[0].isdigit():
+        groups = groups[1:]
+    if len(groups) < 2 or min(map(len, groups)) < 8 or sum(map(len, groups)) < 40:
+        return False
+    return sum(not group.isdigit() for group in groups) >= 2
+
+
+_HEX_GROUP_SEPARATOR = re.compile(r"[._~-]")
+
+
 def _mixed_case_hex(token: str) -> bool:
     """Hex digits in both cases throughout (``6d2FabeB6ADd229Bc199FabA28fD3efb57dF0bD3``): digests, ids and
     UUIDs are written in one case; an EIP-55 checksummed address, which mixes them, starts with ``0x``."""
@@ -461,11 +490,12 @@ def _mixed_case_hex(token: str) -> bool:
 
 
 def hex_like(token: str) -> bool:
-    """Hex throughout, separators aside: a UUID, a digest, a trace id (``=`` padding aside)."""
+    """Hex throughout, separators and ``=`` padding aside: a UUID, a digest, a trace id, Google's trace
+    context (``<trace id>/<span id>``), a content-addressed path (``objects/ab/cdef...``'s tail)."""
     return _HEX_LIKE.fullmatch(token) is not None
 
 
-_HEX_LIKE = re.compile(r"(?:0[xX])?[0-9a-fA-F._~-]+=*")  # 0x... is hex too (ids in reprs)
+_HEX_LIKE = re.compile(r"(?:0[xX])?[0-9a-fA-F._~/-]+=*")  # 0x... is hex too (ids in reprs)
 
 
 def identifier_body(token: str) -> bool:
