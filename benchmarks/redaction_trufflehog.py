@@ -48,7 +48,7 @@ class Unparsed(Exception):
     """An expression outside the small subset of Go evaluated here."""
 
 
-def _tokens(source: str) -> list[Token]:
+def tokens(source: str) -> list[Token]:
     found = ((m.lastgroup or "op", m[0]) for m in _TOKEN.finditer(source))
     return [(kind, text) for kind, text in found if kind != "skip"]
 
@@ -78,7 +78,7 @@ def _sprintf(template: str, args: list[str]) -> str:
     return _VERB.sub(verb, template)
 
 
-class _Parser:
+class Parser:
     def __init__(self, tokens: list[Token], env: dict[str, Value]) -> None:
         self.tokens, self.env, self.pos = tokens, env, 0
 
@@ -157,7 +157,7 @@ class _Parser:
         return found
 
 
-def _want_parts(parser: _Parser) -> list[list[str]]:
+def _want_parts(parser: Parser) -> list[list[str]]:
     """Each ``want`` string with the parts it joins: its ``+`` terms or the values of a JSON object."""
     if parser.peek() == "[" and parser.peek(2) == "string":
         parser.pos += 3
@@ -176,7 +176,7 @@ def _pieces(value: str) -> list[str]:
 
 def _cases(source: str) -> Iterator[tuple[str, list[list[str]]] | None]:
     """(input, want parts) per composite literal with both fields; None for one that cannot be evaluated."""
-    parser = _Parser(_tokens(source), {})
+    parser = Parser(tokens(source), {})
     frames: list[dict[str, object]] = [{}]
     while parser.pos < len(parser.tokens):
         text, after = parser.peek(), parser.peek(1)
