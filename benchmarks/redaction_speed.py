@@ -34,7 +34,7 @@ TYPICAL: dict[str, Maker] = {
     "user_agent.original": lambda r: f"python-requests/2.{r.randint(20, 32)}.{r.randint(0, 9)}",
     "http.response.status_code": lambda r: str(r.choice([200, 201, 404, 500])),
     "db.statement": lambda r: f"SELECT id, total FROM orders WHERE customer_id = {r.randint(1, 10**6)}",
-    "messaging.message.id": lambda r: str(uuid.UUID(int=r.getrandbits(128))),
+    "messaging.message.id": lambda r: str(uuid.UUID(int=r.getrandbits(128), version=4)),
     "exception.type": lambda r: r.choice(["ValueError", "KeyError", "app.errors.PaymentDeclined"]),
     "exception.message": lambda r: f"order {r.randint(1, 10**6)} not found for customer {r.randint(1, 10**5)}",
     "code.function": lambda r: r.choice(["handle_checkout", "load_cart", "charge_card", "render"]),
@@ -52,9 +52,9 @@ def _hex(r: random.Random, length: int) -> str:
 
 # Ids whose letters change from value to value (so their shapes never repeat), alone and inside text.
 IDS: dict[str, Maker] = {
-    "uuid in a path": lambda r: f"/orders/{uuid.UUID(int=r.getrandbits(128))}/items",
-    "uuid in a message": lambda r: f"session {uuid.UUID(int=r.getrandbits(128))} expired",
-    "url with a uuid": lambda r: f"https://shop.example.com/api/v1/sessions/{uuid.UUID(int=r.getrandbits(128))}?page={r.randint(1, 50)}",
+    "uuid in a path": lambda r: f"/orders/{uuid.UUID(int=r.getrandbits(128), version=4)}/items",
+    "uuid in a message": lambda r: f"session {uuid.UUID(int=r.getrandbits(128), version=4)} expired",
+    "url with a uuid": lambda r: f"https://shop.example.com/api/v1/sessions/{uuid.UUID(int=r.getrandbits(128), version=4)}?page={r.randint(1, 50)}",
     "trace id (32 hex)": lambda r: _hex(r, 32),
     "span id (16 hex)": lambda r: _hex(r, 16),
     "sha-1 (40 hex)": lambda r: _hex(r, 40),

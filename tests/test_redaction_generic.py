@@ -636,3 +636,42 @@ def test_xml_elements_repeats_and_uuid_layouts_in_other_letters(secret: str, bod
         and len(set(layout)) >= 12
     ):
         assert attribute(layout) == REDACTED
+
+
+@FAST
+@given(st.integers(0, 2**32))
+def test_the_token_of_a_user_token_pair_is_judged_as_after_a_prefix(seed: int) -> None:
+    rng = random.Random(seed)
+    secret = "".join(rng.choice(string.ascii_lowercase) for _ in range(6)) + str(rng.randint(10, 99))
+    secret = "".join(rng.sample(secret, len(secret))) + rng.choice(string.ascii_uppercase) + "x4q"
+    for user in ("svc-deploy", "ana@example.org", "deploy_bot"):
+        out = redactor.scrub_text(f"curl failed for {user}:{secret} (401)")
+        if tokens.looks_random(secret, tokens.PREFIXED):
+            assert out == f"curl failed for {user}:{REDACTED} (401)"
+    for kept in ("python:3.11-slim", "app.views:index_handler", "cache:user:42", "12:30:45.123456"):
+        assert redactor.scrub_text(kept) == kept
+
+
+@FAST
+@given(seeded(ALNUM, 40))
+def test_a_token_with_equals_signs_inside_and_short_runs_is_one_token(body: str) -> None:
+    # alphanumeric runs of 8 that may start with two digits, cut by "-" and "=" as some vendors' bodies are
+    runs = [f"{n:02d}{body[i : i + 6]}" for i, n in zip((0, 6, 12, 18), (70, 13, 52, 88), strict=True)]
+    value = f"pscale_tkn_{runs[0]}-{runs[1]}={runs[2]}={runs[3]}"
+    if tokens.mixed_segment(runs[1]) and len(set(body[:24])) >= 12:  # the run before the first "="
+        assert attribute(value) == REDACTED, value
+        assert redactor.scrub_text(f"foreignKey={runs[2]}{body[24:]}").startswith("foreignKey=")
+    for kept in (f"MantleAPI_version={body[:7]}", "build2024x=release", "user_id=12345"):
+        assert redactor.scrub_text(kept) == kept
+
+
+@FAST
+@given(random_body(8, 12))
+def test_base64_of_json_with_a_value_under_a_secret_key_is_masked(password: str) -> None:
+    auth = base64.b64encode(f"deploy:{password}".encode()).decode()
+    config = json.dumps({"auths": {"https://registry.example.com/v1/": {"auth": auth}}})
+    for text in (config, json.dumps({"user": "ana", "password": password})):
+        assert attribute(base64.b64encode(text.encode()).decode()) == REDACTED, text
+    for text in ('{"offset": 20, "token_count": "12"}', '{"cursor": "abc", "sort": "desc"}'):
+        plain = base64.b64encode(text.encode()).decode()
+        assert attribute(plain) == plain

@@ -991,14 +991,22 @@ def _tokens(text: str) -> str:
                     if tokens.looks_random(segment, tokens.PUBLIC):
                         yield at, at + len(segment)
                     at += len(segment) + 1
-            elif token_verdict(token, text, start):
+            else:
                 end = start + len(token)
                 tail = _TOKEN_TAIL.match(text, end) if token.endswith("=") else None
-                if tail:
-                    done = end = tail.end()
-                yield start, end
+                if token_verdict(token, text, start) or (tail and _joined_token(token, tail[0], text, start)):
+                    if tail:
+                        done = end = tail.end()
+                    yield start, end
 
     return _mask_spans(text, spans())
+
+
+def _joined_token(token: str, tail: str, text: str, start: int) -> bool:
+    """A token with ``=`` inside (``pscale_tkn_70id6zlb=x1wovbrp``), judged whole when its start ends like a
+    random body: after a key's name (``foreignKey=``, ``api_version=``) the value is a token of its own."""
+    head = token.rstrip("=")
+    return tail.strip("=") != "" and tokens.mixed_segment(head) and token_verdict(token + tail, text, start)
 
 
 def _variable_or_escape(text: str, start: int, token: str) -> bool:

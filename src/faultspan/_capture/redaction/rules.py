@@ -265,7 +265,8 @@ TOKEN_GATE: Gate = (
     (
         "0-9",
         r"(?<![0-9][0-9])"  # tried once per run of digits, at its first digit
-        r"(?:(?<=[A-Za-z0-9]{7}[A-Za-z][0-9])|[0-9]*[A-Za-z](?:(?<=[A-Za-z0-9]{8})|(?=[A-Za-z0-9]{6}))|[0-9]{15}"
+        r"(?:(?<=[A-Za-z0-9]{7}[A-Za-z][0-9])|(?=[A-Za-z0-9]{7})[0-9]*[A-Za-z]|[0-9]*[A-Za-z](?<=[A-Za-z0-9]{8})"
+        r"|[0-9]{15}"
         f"|{_GROUPS}|[0-9a-z]{{0,11}}-[0-9a-z]{{4}}-[0-9a-z]{{4}}-)",
     ),
     ("A-Z", f"(?:(?=[A-Za-z0-9]{{7}})[a-z]*[A-Z0-9]|{_GROUPS})"),
@@ -473,7 +474,15 @@ def token_verdict(token: str, text: str, start: int) -> bool:
     if tokens.prefixed_random(token) or tokens.looks_random(token):
         return True
     context = context_before(text, start)
+    if context == tokens.NEUTRAL and _after_user(text, start):
+        context = tokens.PREFIXED
     return context != tokens.NEUTRAL and tokens.looks_random(token, context)
+
+
+def _after_user(text: str, start: int) -> bool:
+    """Whether the token is the second half of ``user:<token>`` (``curl -u``, a login pair), which says as
+    much as a vendor's prefix does: ``svc-deploy:qgsnai0xokrw4j1``, ``ana@example.org:pQ9wTxu4Fg``."""
+    return start >= 2 and text[start - 1] == ":" and (text[start - 2].isalnum() or text[start - 2] in "_.-")
 
 
 # ``curl -u user:password`` and ``--user user:password``
