@@ -675,3 +675,11 @@ def test_base64_of_json_with_a_value_under_a_secret_key_is_masked(password: str)
     for text in ('{"offset": 20, "token_count": "12"}', '{"cursor": "abc", "sort": "desc"}'):
         plain = base64.b64encode(text.encode()).decode()
         assert attribute(plain) == plain
+
+
+@FAST
+@given(seeded(HEX, 37), st.sampled_from(["cloudflare", "github", "heroku", "private"]))
+def test_a_vendor_name_alone_before_hex_is_secret_context(hexed: str, word: str) -> None:
+    assert redactor.scrub_text(f'{word}: "{hexed}"') == f'{word}: "{REDACTED}"'
+    for kept in (f"{word}_id: {hexed}", f"{word} commit {hexed}"):  # an id's name, a nearer public word
+        assert redactor.scrub_text(kept) == kept

@@ -444,7 +444,9 @@ def context_before(text: str, start: int) -> int:
 
 
 def _compound_non_secret(window: str, start: int, end: int) -> bool:
-    """Whether the context word is part of a longer name the key rules call not secret (``cache_key``)."""
+    """Whether the context word is part of a longer name the key rules call not secret (``cache_key``); a
+    vendor's name or ``private`` standing alone is no such name (``cloudflare: <key>``)."""
+    word = window[start:end]
     while start and (window[start - 1].isalnum() or window[start - 1] in "_-"):
         start -= 1
     while end < len(window) and (window[end].isalnum() or window[end] in "_-"):
@@ -454,7 +456,7 @@ def _compound_non_secret(window: str, start: int, end: int) -> bool:
         while start and window[start - 1].isalnum():
             start -= 1
     name = window[start:end]
-    return name not in _SECRET_WORDS and not keys.classify(name, frozenset(), frozenset())
+    return name != word and name not in _SECRET_WORDS and not keys.classify(name, frozenset(), frozenset())
 
 
 _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credential", "bearer", "signature"})
