@@ -683,3 +683,27 @@ def test_a_vendor_name_alone_before_hex_is_secret_context(hexed: str, word: str)
     assert redactor.scrub_text(f'{word}: "{hexed}"') == f'{word}: "{REDACTED}"'
     for kept in (f"{word}_id: {hexed}", f"{word} commit {hexed}"):  # an id's name, a nearer public word
         assert redactor.scrub_text(kept) == kept
+
+
+@FAST
+@given(
+    st.sampled_from(["e227a130:e8b5a73a", "hunter2hunter", "correct horse"]),
+    st.sampled_from(["dbToken", "DB_PASSWORD"]),
+)
+def test_a_secret_key_is_found_in_every_assignment_syntax(value: str, key: str) -> None:
+    plain = value.replace(" ", "")  # Go raw strings and bare values without spaces
+    forms = {
+        f'{key}: str = "{value}"': f'{key}: str = "{REDACTED}"',  # Python annotations
+        f'{key}: Optional[str] = "{value}"': f'{key}: Optional[str] = "{REDACTED}"',
+        f'{key}: str | None = "{value}"': f'{key}: str | None = "{REDACTED}"',
+        f'var {key} string = "{value}"': f'var {key} string = "{REDACTED}"',  # Go
+        f"{key} := `{plain}`": f"{key} := `{REDACTED}`",
+        f'${key} .= "{value}"': f'${key} .= "{REDACTED}"',  # PHP
+        f'{key} ::= "{value}"': f'{key} ::= "{REDACTED}"',  # make
+        f'{key} ?= "{value}"': f'{key} ?= "{REDACTED}"',
+        f"<{key}>\n    {value}\n</{key}>": f"<{key}>\n    {REDACTED}\n</{key}>",  # XML on three lines
+    }
+    for text, expected in forms.items():
+        assert redactor.scrub_text(text) == expected, text
+    for kept in (f"{key}: Optional[str] = get_{key.lower()}()", f"{key}=`vault read x`"):
+        assert redactor.scrub_text(kept) == kept, kept

@@ -530,7 +530,7 @@ class Redactor:
             return None  # "password= X-Api-Key: ..." or "token: secret = ...": the next key, not a value
         if kind in key_rules.WEAK_TERMS:
             return match.span("bare") if _weak_secret(name) else None
-        if separator in ("=", "=>", "==", "!=", ":="):
+        if separator not in (None, ":"):  # an assignment or a comparison: ``=``, ``:=``, ``?=``, ``==``
             expression = bare in ("new", "await") and _CALL_NEXT.match(text, match.end("bare"))
             if _placeholder(bare) or "(" in bare or expression:
                 return None  # not "= load()", "= new Credential(...)"

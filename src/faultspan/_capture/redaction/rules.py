@@ -313,14 +313,22 @@ _CARD = re.compile(
 # Free-text ``key<separator>value``: found from a key hint, then this is matched right after the key.
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _IDENT_REST = re.compile(r"[\w.-]+", re.ASCII)
+# A type between a key and `` =`` (spaced, as typed assignments are written; ``Cookie: a=1`` is no type):
+# ``password: str = ``, ``token: Optional[str] = ``, Go's ``var x string =``; the value follows ``=``
+_TYPE = r"[ \t]*[A-Za-z_][\w.]*(?:\[[^\]\r\n=]{0,64}\])?(?:[ \t]*\|[ \t]*[A-Za-z_][\w.]*)*(?=[ \t]+=[^=>])"
 _KEY_VALUE = re.compile(
     r"""\\?["']?                                         # closing quote of a quoted key
-    (?:[ \t]*(?P<sep>=>|[=!:]=|[:=,])[ \t]*|[ \t]+)
+    (?:[ \t]*:"""
+    + _TYPE
+    + r"""|[ \t]+string(?=[ \t]+=[^=>]))?
+    (?:[ \t]*(?P<sep>=>|:{1,3}=|[=!?.+]=|[=,]|:(?!"""
+    + _TYPE
+    + r"""))[ \t]*|[ \t]+)
     (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN|Digest|Negotiate|NTLM|AWS4-HMAC-SHA256|FlyV1)
         [ \t]+)?
     (?:
-        (?:[bru]{1,2}(?=["']))?(?P<quote>\\?["'])(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
-      | (?P<bare>[^\s'"\\,;&)\]}>{\[(<=][^\s'"\\,;&)\]}>]*)
+        (?:[bru]{1,2}(?=["']))?(?P<quote>\\?["']|`(?=[^\s`]+`))(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
+      | (?P<bare>(?!`(?:\s|$))[^\s'"\\,;&)\]}>{\[(<=][^\s'"\\,;&)\]}>]*)
     )""",
     re.VERBOSE,
 )
@@ -509,7 +517,8 @@ XML_SETTING = re.compile(
 )
 # ``<password>...</password>``, ``<SessionToken>...</SessionToken>``: an element's name says what it holds
 XML_ELEMENT = re.compile(
-    r"<(?P<name>[A-Za-z_][\w.:-]{0,63})(?:[ \t][^<>]{0,256})?>(?P<secret>[^<>\r\n]{1,1024})</(?P=name)>"
+    r"<(?P<name>[A-Za-z_][\w.:-]{0,63})(?:[ \t][^<>]{0,256})?>"
+    r"\s{0,64}(?P<secret>[^<>\r\n]{0,1023}[^<>\s])\s{0,64}</(?P=name)>"
 )
 # ``requests.get(url, auth=("admin", "S3cret"))``, ``HTTPBasicAuth("u", "p")``, ``DirectoryEntry("LDAP://h",
 # "user", "p")``, ``new NetworkCredential("u", "p")``: the last string, after the user, of a credential call
