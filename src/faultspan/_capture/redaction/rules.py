@@ -518,7 +518,7 @@ XML_SETTING = re.compile(
 # ``<password>...</password>``, ``<SessionToken>...</SessionToken>``: an element's name says what it holds
 XML_ELEMENT = re.compile(
     r"<(?P<name>[A-Za-z_][\w.:-]{0,63})(?:[ \t][^<>]{0,256})?>"
-    r"\s{0,64}(?P<secret>[^<>\r\n]{0,1023}[^<>\s])\s{0,64}</(?P=name)>"
+    r"\s{0,64}(?P<secret>[^<>\s](?:[^<>\r\n]{0,1022}[^<>\s])?)\s{0,64}</(?P=name)>"  # no spaces at either end
 )
 # ``requests.get(url, auth=("admin", "S3cret"))``, ``HTTPBasicAuth("u", "p")``, ``DirectoryEntry("LDAP://h",
 # "user", "p")``, ``new NetworkCredential("u", "p")``: the last string, after the user, of a credential call
