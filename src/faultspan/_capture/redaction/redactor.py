@@ -518,6 +518,8 @@ class Redactor:
         quoted = match["quoted"]
         if separator == ",":  # ('X-Api-Key', 'value'): a (name, value) pair in a repr
             return match.span("quoted") if quote and quoted and not _placeholder(quoted) else None
+        if quoted is not None and match["quote"] == "`" and not separator:
+            return None  # prose quoting code: "pass `attr_assign=True`"; Go's raw strings follow ``:=``
         if quoted is not None and kind in key_rules.WEAK_TERMS:
             return match.span("quoted") if _weak_secret(quoted) else None
         if quoted is not None:
