@@ -708,3 +708,18 @@ def test_a_secret_key_is_found_in_every_assignment_syntax(value: str, key: str) 
     prose = "If so, pass `attr_assign=True` instead."  # prose quoting code after the verb "pass"
     for kept in (f"{key}: Optional[str] = get_{key.lower()}()", f"{key}=`vault read x`", prose):
         assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
+@given(seeded(HEX, 32), st.sampled_from(["fc", "ab", "cafe"]), st.sampled_from(["-", "_", "."]))
+def test_a_prefix_spelled_in_hex_letters_and_a_random_fill_uuid_after_a_prefix_are_keys(
+    hexed: str, word: str, separator: str
+) -> None:
+    if any(c.isdigit() for c in hexed) and any(c.isalpha() for c in hexed):
+        assert attribute(f"{word}{separator}{hexed}") == REDACTED
+    fill = f"{hexed[:8]}-{hexed[8:12]}-f{hexed[13:16]}-{hexed[16:20]}-{hexed[20:]}"  # no version digit
+    if len(set(fill)) >= 10:
+        assert attribute(f"amzn.mws.{fill}") == REDACTED
+    version4 = f"{hexed[:8]}-{hexed[8:12]}-4{hexed[13:16]}-a{hexed[17:20]}-{hexed[20:]}"
+    for kept in (f"amzn.mws.{version4}", f"job-{fill}", f"{hexed[:7]}-{hexed}", f"commit {hexed}"):
+        assert redactor.scrub_text(kept) == kept, kept

@@ -466,7 +466,21 @@ def hex_verdict(token: str, context: int) -> bool:
         return candidate(token) and looks_random(token, SECRET)
     if context != NEUTRAL:
         return False
-    return _mixed_case_hex(token) or _nonstandard_uuid(token) or _hex_composite(token)
+    return (
+        _mixed_case_hex(token) or _nonstandard_uuid(token) or _hex_composite(token) or _lettered_prefix(token)
+    )
+
+
+def _lettered_prefix(token: str) -> bool:
+    """A vendor's prefix that happens to spell hex (Firecrawl's ``fc-<32 hex>``): a short word of the letters
+    a-f alone, one separator, then 20+ hex digits mixing digits and letters; ids and digests carry no word."""
+    if not _LETTERED_PREFIX.fullmatch(token):
+        return False
+    body = _SEPARATORS.split(token, 1)[1]
+    return not body.isdigit() and not body.isalpha() and not placeholder(body)
+
+
+_LETTERED_PREFIX = re.compile(r"[a-fA-F]{2,5}[-_.][0-9a-fA-F]{20,}")
 
 
 def _nonstandard_uuid(token: str) -> bool:
@@ -543,6 +557,8 @@ def prefixed_random(token: str) -> bool:
         return False
     uuid = _UUID.search(body)
     if uuid:  # ``access-production-<uuid>``, ``px-api-<uuid>``; not ``job-<uuid>``
+        if body.endswith(uuid[0]) and _nonstandard_uuid(uuid[0]):  # ``amzn.mws.<random fill>``
+            return True
         return not _CREDENTIAL_WORDS.isdisjoint(_SEPARATORS.split(token[: token.index(uuid[0])].lower()))
     if body.replace("-", "").replace("_", "").isdigit():
         return False
