@@ -527,11 +527,13 @@ def test_hex_groups_joined_are_a_key_and_trace_formats_are_not(hexed: str, count
 @FAST
 @given(st.uuids(), random_body(16, 24))
 def test_base64_of_a_login_with_a_uuid_key_or_of_a_vendor_key_is_masked(ident: object, body: str) -> None:
-    for text in (f"deploy:{ident}", f"private_{body}"):
+    client = str(ident).replace("-", "")
+    for text in (f"deploy:{ident}", f"private_{body}", f"{client}:{client[::-1]}"):  # the last: id:secret
         encoded = base64.b64encode(text.encode()).decode()
         assert attribute(encoded) == REDACTED, text
-    relay = base64.b64encode(f"Order:{ident}".encode()).decode()  # a GraphQL global id
-    assert attribute(relay) == relay
+    for text in (f"Order:{ident}", "04:User583231"):  # GraphQL global ids, GitHub's node ids
+        encoded = base64.b64encode(text.encode()).decode()
+        assert attribute(encoded) == encoded, text
 
 
 @FAST

@@ -180,16 +180,19 @@ def _base64_text(token: str) -> str | None:
 
 # What HTTP Basic authentication encodes: ``user:password`` (a user name or e-mail, then printable
 # characters), not ``scheme://...`` nor JSON (``{"alg":"HS256"}``).
-_BASIC_PAIR = re.compile(r"[A-Za-z_][\w.@+-]{0,63}:(?!//)[!-~][ -~]{0,127}", re.ASCII)
+_BASIC_PAIR = re.compile(r"\w[\w.@+-]{0,63}:(?!//)[!-~][ -~]{0,127}", re.ASCII)
 
 
 def _basic_pair(text: str) -> bool:
     """``user:password``, not a GraphQL/Relay global id (``User:123``, ``Order:<uuid>``, GitHub's
-    ``04:User583231``): the user starts with a letter, the password is not a number, nor hex or a UUID after
-    a type's capitalised name (``deploy:<uuid>`` is a login with an API key, as Heroku's are)."""
+    ``04:User583231``): a user starting with a digit is a long client id, the password is not a number, nor
+    hex or a UUID after a type's capitalised name (``deploy:<uuid>`` is a login with an API key, as
+    Heroku's are)."""
     if not _BASIC_PAIR.fullmatch(text):
         return False
     user, _, password = text.partition(":")
+    if user[0].isdigit() and (len(user) < 8 or len(password) < 8):
+        return False  # GitHub's ``04:User583231``; a client id and secret (``<hex>:<hex>``) are long
     return not (password.isdigit() or (hex_like(password) and user[0].isupper()))
 
 
