@@ -187,6 +187,13 @@ def _lookalikes(rng: random.Random) -> list[tuple[str, str, str]]:
         ("uuid-v7", "event.id", _uuid(rng, 7)),
         ("sha256-digest", "digest", "sha256:" + r(HEX, 64)),
         ("md5", "checksum", r(HEX, 32)),
+        ("sha-224", "checksum", r(HEX, 56)),
+        ("sha-384", "integrity", r(HEX, 96)),
+        ("sha-512", "checksum", r(HEX, 128)),
+        ("trace-id-unpadded", "trace", rng.choice("123456789abcdef") + r(HEX, 30)),  # leading zero dropped
+        ("mongo-objectid", "_id", r(HEX, 24)),
+        ("eth-address", "wallet", "0x" + r(HEX, 40)),
+        ("hex-of-text", "payload", text.encode().hex()),
         ("image-ref", "image", f"registry.example.com/team/app@sha256:{r(HEX, 64)}"),
         ("base64-of-text", "body", base64.b64encode(text.encode()).decode()),
         ("arn", "role", f"arn:aws:iam::{r(string.digits, 12)}:role/service-role/{rng.choice(['Deploy', 'Reader'])}Role"),

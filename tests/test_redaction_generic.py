@@ -84,7 +84,9 @@ def test_code_identifiers_are_kept_even_behind_a_token_prefix(words: list[str], 
 
 @FAST
 @given(
-    st.text(st.sampled_from(HEX), min_size=32, max_size=64).filter(lambda s: len(set(s)) >= 8),
+    st.sampled_from([16, 24, 32, 40, 56, 64, 96, 128])  # ids and digests
+    .flatmap(lambda n: st.text(st.sampled_from(HEX), min_size=n, max_size=n))
+    .filter(lambda s: len(set(s)) >= 8),
     st.sampled_from([1, 3, 4, 5]).flatmap(lambda version: st.uuids(version=version)),
 )
 def test_hex_and_uuids_need_secret_context(digest: str, ident: object) -> None:
@@ -725,3 +727,16 @@ def test_a_prefix_spelled_in_hex_letters_and_a_random_fill_uuid_after_a_prefix_a
     version4 = f"{hexed[:8]}-{hexed[8:12]}-4{hexed[13:16]}-a{hexed[17:20]}-{hexed[20:]}"
     for kept in (f"amzn.mws.{version4}", f"job-{fill}", f"{hexed[:7]}-{hexed}", f"commit {hexed}"):
         assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
+@given(st.integers(33, 127).filter(lambda n: n not in (40, 56, 64, 96)), st.integers(0, 2**32))
+def test_hex_of_a_length_no_digest_has_is_a_key(length: int, seed: int) -> None:
+    rng = random.Random(seed)
+    value = "".join(rng.choice(HEX) for _ in range(length))
+    if len(set(value)) >= 12 and any(c.isdigit() for c in value) and not tokens.placeholder(value):
+        assert attribute(value) == REDACTED, value
+        assert attribute(value.upper()) == REDACTED, value
+    assert redactor.scrub_text(f"commit {value} deployed") == f"commit {value} deployed"  # public context
+    text = b"the order was shipped to the warehouse".hex()  # hex of text, a dump
+    assert attribute(text) == text

@@ -470,8 +470,34 @@ def hex_verdict(token: str, context: int) -> bool:
     if context != NEUTRAL:
         return False
     return (
-        _mixed_case_hex(token) or _nonstandard_uuid(token) or _hex_composite(token) or _lettered_prefix(token)
+        _mixed_case_hex(token)
+        or _nonstandard_uuid(token)
+        or _hex_composite(token)
+        or _lettered_prefix(token)
+        or _odd_length_hex(token)
     )
+
+
+# Hex lengths of digests and ids: MD5, trace ids and UUIDs without dashes (32), SHA-1 and Ethereum addresses
+# (40), SHA-224 (56), SHA-256 and git's SHA-256 ids (64), SHA-384 (96), SHA-512 (128); trace ids printed
+# without leading zeros are shorter than 32.
+_DIGEST_LENGTHS = frozenset({40, 56, 64, 96, 128})
+
+
+def _odd_length_hex(token: str) -> bool:
+    """33+ hex digits of a length no digest or id has (Cloudflare's 37-digit global keys, ``token_hex(24)``),
+    in one case, digits with letters, 12+ distinct, not a filler, not hex of text (``48656c6c6f``: Hello)."""
+    length = len(token)
+    if length <= 32 or length in _DIGEST_LENGTHS or not _PLAIN_HEX.fullmatch(token):
+        return False
+    digits = sum(char.isdigit() for char in token)
+    if len(set(token)) < 12 or not 0 < digits < length or placeholder(token):
+        return False  # random hex of 33+ digits shows 12 of the 16 almost surely
+    raw = binascii.unhexlify(token[: length - length % 2])
+    return sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in raw) < len(raw) * 0.95
+
+
+_PLAIN_HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 
 
 def _lettered_prefix(token: str) -> bool:
