@@ -469,13 +469,13 @@ def hex_verdict(token: str, context: int) -> bool:
         return candidate(token) and looks_random(token, SECRET)
     if context != NEUTRAL:
         return False
-    return (
-        _mixed_case_hex(token)
-        or _nonstandard_uuid(token)
-        or _hex_composite(token)
-        or _lettered_prefix(token)
-        or _odd_length_hex(token)
-    )
+    if token.isalnum():  # one run of hex, as digests and trace ids are (the fast path's ids end here)
+        length = len(token)
+        odd = length > 32 and length not in _DIGEST_LENGTHS  # here: a call would cost what the test does
+        return _mixed_case_hex(token) or (odd and _odd_length_hex(token))
+    if len(token) == 36 and token[8] == "-":  # a UUID's layout: neither groups of 8+ nor a word first
+        return _nonstandard_uuid(token)
+    return _hex_composite(token) or _lettered_prefix(token)
 
 
 # Hex lengths of digests and ids: MD5, trace ids and UUIDs without dashes (32), SHA-1 and Ethereum addresses
@@ -485,10 +485,11 @@ _DIGEST_LENGTHS = frozenset({40, 56, 64, 96, 128})
 
 
 def _odd_length_hex(token: str) -> bool:
-    """33+ hex digits of a length no digest or id has (Cloudflare's 37-digit global keys, ``token_hex(24)``),
-    in one case, digits with letters, 12+ distinct, not a filler, not hex of text (``48656c6c6f``: Hello)."""
+    """Whether hex of a length no digest or id has (33+ digits: ``hex_verdict`` tests the length) is a key, as
+    Cloudflare's 37-digit global keys and ``token_hex(24)`` are: one case, digits with letters, 12+ distinct,
+    not a filler, not hex of text (``48656c6c6f`` is "Hello")."""
     length = len(token)
-    if length <= 32 or length in _DIGEST_LENGTHS or not _PLAIN_HEX.fullmatch(token):
+    if not _PLAIN_HEX.fullmatch(token):
         return False
     digits = sum(char.isdigit() for char in token)
     if len(set(token)) < 12 or not 0 < digits < length or placeholder(token):
@@ -527,7 +528,7 @@ def _hex_composite(token: str) -> bool:
     a number (``<32>-<8>-<8>`` of Mailgun, ``1000.<32>.<32>`` of Zoho): one digest or id is one group; a
     traceparent ends in a short group; an X-Ray trace id has fewer than 40 digits; a git range has ``..``; a
     multipart ETag's count and a number before a hash have no letters."""
-    if len(token) < 41 or token.isalnum():  # the hex fast path's trace ids and digests end here
+    if len(token) < 41:
         return False
     groups = _HEX_GROUP_SEPARATOR.split(token)
     if groups[0].isdigit():
@@ -545,7 +546,7 @@ def _mixed_case_hex(token: str) -> bool:
     UUIDs are written in one case; an EIP-55 checksummed address, which mixes them, starts with ``0x``."""
     # ``lower() ==`` rather than ``islower()``: a fourth of its cost on ASCII, and this runs on every hex id
     one_case = token.lower() == token or token.upper() == token
-    if len(token) < 24 or one_case or not token.isalnum() or token[1:2] in "xX":
+    if len(token) < 24 or one_case or token[1:2] in "xX":
         return False
     upper = sum(char.isupper() for char in token)
     return upper >= 3 and sum(char.islower() for char in token) >= 3
