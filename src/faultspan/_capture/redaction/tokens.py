@@ -463,8 +463,8 @@ _UUID_SHAPE = b"00000000-0000-0000-0000-000000000000"
 
 def hex_verdict(token: str, context: int) -> bool:
     """The token rule's verdict on a hex-like token (a UUID, a digest, a trace id): a secret only where the
-    words before it say so, or written in both cases, in a UUID's layout or as joined groups, as no digest
-    or id is."""
+    words before it say so, or written as no digest or id is: in both cases, of a length no digest has, as a
+    random fill of a UUID's layout, as groups joined, or after a word."""
     if context == SECRET:
         return candidate(token) and looks_random(token, SECRET)
     if context != NEUTRAL:
