@@ -170,12 +170,15 @@ def _base64_text(token: str) -> str | None:
         raw = binascii.a2b_base64(padded.replace("-", "+").replace("_", "/"))
     except (binascii.Error, ValueError):
         return None
-    if len(raw) < 6:
-        return None
-    printable = sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in raw)
-    if printable < len(raw) * 0.95:  # random bytes are all printable one time in 400 at 6 bytes, rarer after
+    if len(raw) < 6 or not _readable(raw):
         return None
     return raw.decode("latin-1")
+
+
+def _readable(raw: bytes) -> bool:
+    """Bytes that are text, 95 % printable: random bytes are all printable one time in 400 at 6 bytes, and
+    rarer after."""
+    return sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in raw) >= len(raw) * 0.95
 
 
 # What HTTP Basic authentication encodes: ``user:password`` (a user name or e-mail, then printable
@@ -494,8 +497,7 @@ def _odd_length_hex(token: str) -> bool:
     digits = sum(char.isdigit() for char in token)
     if len(set(token)) < 12 or not 0 < digits < length or placeholder(token):
         return False  # random hex of 33+ digits shows 12 of the 16 almost surely
-    raw = binascii.unhexlify(token[: length - length % 2])
-    return sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in raw) < len(raw) * 0.95
+    return not _readable(binascii.unhexlify(token[: length - length % 2]))
 
 
 _PLAIN_HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
