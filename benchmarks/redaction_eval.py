@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import random
 import re
 import string
 import sys
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -311,6 +313,42 @@ def scanner_channels(redactor: Redactor, cases: list[Case]) -> tuple[list[str], 
                 misses.append(f"leak {name:9} {rule}: {secret[:80]!r}{context}")
         cells.append(f"{name} {survived:3}/{len(runs)} {survived / len(runs):6.1%}")
     return cells, misses
+
+
+# Flags that RE2 and Rust regexes (gitleaks, Nosey Parker) set mid-pattern; Python takes them only at the start
+_INLINE_FLAGS = re.compile(r"\(\?([a-zA-Z]+)\)")
+_FLAG = {"i": re.I, "m": re.M, "s": re.S, "x": re.X}
+_POSIX_CLASS = re.compile(r"\[:(\w+):\]")
+_POSIX = {
+    "alnum": "a-zA-Z0-9",
+    "alpha": "a-zA-Z",
+    "digit": "0-9",
+    "lower": "a-z",
+    "upper": "A-Z",
+    "space": r"\s",
+    "word": r"\w",
+    "xdigit": "0-9A-Fa-f",
+}
+
+
+@functools.cache
+def scanner_regex(pattern: str) -> re.Pattern[str] | None:
+    """A scanner's RE2 or Rust pattern as Python's ``re`` reads it: flags set mid-pattern apply to all of it,
+    ``\\z`` is ``\\Z``, POSIX classes are spelled out; None when it still does not compile."""
+    flags = 0
+    for found in _INLINE_FLAGS.finditer(pattern):
+        for char in found[1]:
+            if char not in _FLAG:
+                return None
+            flags |= _FLAG[char]
+    text = _INLINE_FLAGS.sub("", pattern).replace(r"\z", r"\Z")
+    try:
+        text = _POSIX_CLASS.sub(lambda found: _POSIX[found[1]], text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "possible nested set" of ``[[...``
+            return re.compile(text, flags)
+    except (KeyError, re.error):
+        return None
 
 
 # what a scanner's loader gives: its examples, the texts of its near misses, lines to print after the table

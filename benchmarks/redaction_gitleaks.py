@@ -20,17 +20,15 @@ altered.
 from __future__ import annotations
 
 import base64
-import functools
 import random
 import re
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redaction_eval import Case, key_before, scanner_main
+from redaction_eval import Case, key_before, scanner_main, scanner_regex
 from redaction_trufflehog import Parser, Token, Unparsed, Value, tokens
 
 try:
@@ -45,20 +43,6 @@ _NO_PYTHON = "rule regex not compiled by Python re"
 _NO_MATCH = "rule regex does not match"
 _EMPTY = "empty example (a path test)"
 _FAILED = (Unparsed, IndexError, KeyError, ValueError)
-# RE2 flags set mid-pattern (``MergeRegexps`` of ``(?i)...`` rules); Python takes them only at the start
-_GLOBAL_FLAGS = re.compile(r"\(\?([a-zA-Z]+)\)")
-_FLAG = {"i": re.I, "m": re.M, "s": re.S}
-_POSIX_CLASS = re.compile(r"\[:(\w+):\]")
-_POSIX = {
-    "alnum": "a-zA-Z0-9",
-    "alpha": "a-zA-Z",
-    "digit": "0-9",
-    "lower": "a-z",
-    "upper": "A-Z",
-    "space": r"\s",
-    "word": r"\w",
-    "xdigit": "0-9A-Fa-f",
-}
 _PRINTABLE = [chr(code) for code in range(32, 127)]
 _CATEGORY: dict[object, Callable[[str], bool]] = {
     sre.CATEGORY_DIGIT: lambda char: "0" <= char <= "9",
@@ -85,26 +69,6 @@ class _Skip(Unparsed):
 
 def _reason(error: Exception) -> str:
     return error.reason if isinstance(error, _Skip) else _GO
-
-
-@functools.cache
-def _python(pattern: str) -> re.Pattern[str] | None:
-    """An RE2 pattern as Python's ``re`` reads it: flags set mid-pattern apply to all of it, ``\\z`` is
-    ``\\Z``, POSIX classes are spelled out; None when it still does not compile."""
-    flags = 0
-    for found in _GLOBAL_FLAGS.finditer(pattern):
-        for char in found[1]:
-            if char not in _FLAG:
-                return None
-            flags |= _FLAG[char]
-    text = _GLOBAL_FLAGS.sub("", pattern).replace(r"\z", r"\Z")
-    try:
-        text = _POSIX_CLASS.sub(lambda found: _POSIX[found[1]], text)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # "possible nested set" of ``[[...``
-            return re.compile(text, flags)
-    except (KeyError, re.error):
-        return None
 
 
 def _class(items: list[tuple[Any, Any]]) -> list[str]:
@@ -154,7 +118,7 @@ def _emit(tree: sre.SubPattern, rng: random.Random, out: list[str]) -> None:
 
 def _generate(pattern: str, rng: random.Random) -> str:
     """A random string matching an RE2 pattern, as gitleaks' ``secrets.NewSecret`` makes one."""
-    compiled = _python(pattern)
+    compiled = scanner_regex(pattern)
     if compiled is None:
         raise _Skip(_UNGENERATED)
     out: list[str] = []
@@ -443,7 +407,7 @@ class _Go(Parser):
 
 def _secret(rule: _Rule, text: str) -> tuple[str, int] | str:
     """The secret group of the rule's regex on an example and where it starts, or why there is none."""
-    compiled = _python(rule.regex) if rule.regex is not None else None
+    compiled = scanner_regex(rule.regex) if rule.regex is not None else None
     if compiled is None:
         return _NO_RULE if rule.regex is None else _NO_PYTHON
     match = compiled.search(text)

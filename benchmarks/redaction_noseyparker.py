@@ -14,28 +14,14 @@ rules of Nosey Parker's default ruleset count (the others find public ids, bucke
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
 
-from redaction_eval import Case, key_before, scanner_main
+from redaction_eval import Case, key_before, scanner_main, scanner_regex
 
-_FLAGS = re.compile(r"\(\?([imsx]+)\)")
 # Rules whose last group is not the secret: (user, password, host) URLs
 _SECRET_GROUP = {"np.mongodb.1": 2, "np.postgres.1": 2}
-
-
-def _compile(pattern: str) -> re.Pattern[str] | None:
-    """Nosey Parker's patterns are Rust regexes: flags may sit mid-pattern, ``\\z`` is ``\\Z``."""
-    flags = 0
-    for found in _FLAGS.finditer(pattern):
-        for char in found[1]:
-            flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[char]
-    try:
-        return re.compile(_FLAGS.sub("", pattern).replace(r"\z", r"\Z"), flags)
-    except re.error:
-        return None
 
 
 def load(root: Path) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str]]]:
@@ -50,7 +36,7 @@ def load(root: Path) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, s
     negatives: list[tuple[str, str]] = []
     for path in sorted(rules_dir.glob("*.yml")):
         for rule in yaml.safe_load(path.read_text()).get("rules", []):
-            pattern = _compile(rule["pattern"])
+            pattern = scanner_regex(rule["pattern"])
             if pattern is None or (default and rule["id"] not in default):
                 continue
             for example in rule.get("examples") or []:
