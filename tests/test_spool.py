@@ -126,6 +126,28 @@ def test_over_budget_the_oldest_batches_are_evicted_counted_and_reported(
     assert report["evicted_batches"] == evicted
 
 
+def test_a_batch_dropped_while_the_older_segment_is_being_sent_is_counted_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def batch(label: str) -> bytes:
+        spans = ResourceSpans(schema_url=label.ljust(40 * 1024, "."))
+        return ExportTraceServiceRequest(resource_spans=[spans]).SerializeToString()
+
+    writer = Spool(tmp_path, max_bytes=64 * 1024)
+    writer.append(batch("in flight"))
+    writer.seal()
+    (older,) = spool.segments(tmp_path)
+    with spool.claim(older) as fd:  # the sender holds it: it cannot be evicted
+        assert fd is not None
+        assert not writer.append(batch("the newest"))
+    writer.close()
+
+    assert writer.evicted_records == 1
+    assert main(["spool", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["evicted_batches"], report["pending_batches"]) == (1, 1)
+
+
 def test_a_journaled_record_is_kept_until_settled(tmp_path: Path) -> None:
     writer = Spool(tmp_path, max_bytes=1 << 20)
     settled = writer.journal(b"sent by its batch")

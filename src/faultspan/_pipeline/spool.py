@@ -252,7 +252,7 @@ def evictions(directory: Path) -> Evictions:
     except FileNotFoundError:
         return total
     for line in lines:
-        parts = line.split()
+        parts = line.split(maxsplit=4)  # the name last: ``(new batch)`` has a space
         if len(parts) == 5 and parts[2].isdigit() and parts[3].isdigit():
             total.segments += 1
             total.records += int(parts[2])
