@@ -740,3 +740,28 @@ def test_hex_of_a_length_no_digest_has_is_a_key(length: int, seed: int) -> None:
     assert redactor.scrub_text(f"commit {value} deployed") == f"commit {value} deployed"  # public context
     text = b"the order was shipped to the warehouse".hex()  # hex of text, a dump
     assert attribute(text) == text
+
+
+@FAST
+@given(random_body(12, 20), st.sampled_from(["_json_key", "oauth2accesstoken", "deploy"]))
+def test_base64_of_a_service_account_key_file_alone_after_a_login_or_cut_short_is_masked(
+    project: str, login: str
+) -> None:
+    key_file = json.dumps({"type": "service_account", "project_id": project.lower()}, indent=2)
+    for text in (key_file, f"{login}:{key_file}", f"{login}:{key_file}"[:60]):
+        encoded = base64.b64encode(text.encode()).decode()
+        assert attribute(encoded) == REDACTED, text
+    plain = base64.b64encode(json.dumps({"type": "user", "page": 2}).encode()).decode()
+    assert attribute(plain) == plain
+
+
+@FAST
+@given(seeded(string.ascii_lowercase + string.digits, 22))
+def test_a_kubernetes_bootstrap_token_is_masked(drawn: str) -> None:
+    token = f"{drawn[:6]}.{drawn[6:]}"
+    tail = drawn[6:]
+    if sum(c.isdigit() for c in tail) >= 3 and sum(c.isalpha() for c in tail) >= 3:
+        assert attribute(token) == REDACTED, token
+        assert redactor.scrub_text(f"kubeadm join --token {token} 10.0.0.1:6443").count(REDACTED) == 1
+    for kept in ("logging.getlogger_name", "config.applicationname", "v1.2.3", "abcdef.0123456789abcdef.js"):
+        assert attribute(kept) == kept, kept

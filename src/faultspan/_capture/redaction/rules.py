@@ -470,7 +470,13 @@ def _compound_non_secret(window: str, start: int, end: int) -> bool:
 _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credential", "bearer", "signature"})
 
 
+# A Kubernetes bootstrap token (``kubeadm token create``): a public id, a dot, its secret
+_BOOTSTRAP_TOKEN = re.compile(r"[a-z0-9]{6}\.(?=(?:[a-z]*[0-9]){3})(?=(?:[0-9]*[a-z]){3})[a-z0-9]{16}")
+
+
 def token_verdict(token: str, text: str, start: int) -> bool:
+    if len(token) == 23 and token[6] == "." and _BOOTSTRAP_TOKEN.fullmatch(token):
+        return True
     if tokens.canonical_uuid(token):
         return tokens.hex_verdict(token, context_before(text, start))
     if not tokens.candidate(token) or _REFERENCE.fullmatch(token) or tokens.public_material(token):

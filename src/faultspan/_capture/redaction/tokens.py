@@ -203,12 +203,19 @@ def _basic_pair(text: str) -> bool:
 # (``{"k":"<key>","n":...}``), a Docker config (``{"auths":{"<registry>":{"auth":"<user:password>"}}}``), not
 # a pagination cursor (``{"offset":20}``) nor a JWT header (``{"alg":"HS256"}``)
 _JSON_STRING = re.compile(r'"([^"\\]{1,64})"\s*:\s*"([^"\\]{1,512})"')
+_LOGIN = re.compile(r"\w[\w.@+-]{0,63}", re.ASCII)
 
 
 def _json_secret(text: str) -> bool:
+    """Also after a login, as Docker's ``_json_key:{...}`` logs in with a key file; a Google service account's
+    key file is one whatever its keys (a prefix of it encoded shows only its ``type``)."""
     if not text.startswith("{"):
-        return False
+        user, _, text = text.partition(":")
+        if not (text.startswith("{") and _LOGIN.fullmatch(user)):
+            return False
     for key, value in _JSON_STRING.findall(text):
+        if key == "type" and value == "service_account":
+            return True
         kind = key_rules.classify(key, frozenset(), frozenset())
         if (kind and kind not in key_rules.WEAK_TERMS and len(value) >= 4) or (
             len(value) >= 16 and looks_random(value)
