@@ -151,6 +151,9 @@ def _formats(rng: random.Random) -> list[tuple[str, str, str]]:
         ("basic-pair", "CURL_USER", f"deploy:{r(ALNUM, 6)}{rng.choice('!#$%')}{r(ALNUM, 8)}"),
         ("url-credentials", "DATABASE_URL", f"postgres://app:{r(ALNUM, 18)}@db.internal:5432/orders"),
         ("schemeless-basic", "HOST", f"svc:{r(ALNUM, 8)}{r(string.digits, 4)}@cache.internal:6379"),
+        ("asana-pat", "ASANA", f"2/{r(string.digits, 16)}/{r(string.digits, 16)}:{r(HEX, 32)}"),
+        ("k8s-bootstrap-token", "JOIN", f"{r(LOWER_ALNUM, 6)}.{r(string.digits, 3)}{r(string.ascii_lowercase, 3)}{r(LOWER_ALNUM, 10)}"),
+        ("gcr-json-key", "REGISTRY_AUTH", base64.b64encode(("_json_key:" + json.dumps({"type": "service_account", "project_id": f"shop-{r(string.digits, 6)}", "private_key_id": r(HEX, 40)}, indent=2)).encode()).decode()),
     ]  # fmt: skip
 
 

@@ -763,5 +763,20 @@ def test_a_kubernetes_bootstrap_token_is_masked(drawn: str) -> None:
     if sum(c.isdigit() for c in tail) >= 3 and sum(c.isalpha() for c in tail) >= 3:
         assert attribute(token) == REDACTED, token
         assert redactor.scrub_text(f"kubeadm join --token {token} 10.0.0.1:6443").count(REDACTED) == 1
-    for kept in ("logging.getlogger_name", "config.applicationname", "v1.2.3", "abcdef.0123456789abcdef.js"):
+    examples = ("abcdef.0123456789abcdef", "abcdef.0123456789abcdef.js")  # kubeadm's documentation, a file
+    for kept in ("logging.getlogger_name", "config.applicationname", "v1.2.3", *examples):
         assert attribute(kept) == kept, kept
+
+
+GID = st.integers(10**15, 2 * 10**15 - 1)  # Asana's object ids: 16 digits starting with 1
+
+
+@FAST
+@given(seeded(HEX, 32), GID, GID)
+def test_hex_after_a_version_and_numeric_ids_is_a_personal_access_token(
+    hexed: str, user: int, app: int
+) -> None:
+    for token in (f"1/{user}:{hexed}", f"2/{user}/{app}:{hexed}"):
+        assert redactor.scrub_text(f"asana {token}").endswith(f":{REDACTED}"), token
+    for kept in (f"orders/{user}/items:{hexed}", f"2024/{user}:{hexed}", f"sha256:{hexed}{hexed}"):
+        assert redactor.scrub_text(kept) == kept, kept

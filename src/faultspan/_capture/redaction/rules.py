@@ -470,13 +470,15 @@ def _compound_non_secret(window: str, start: int, end: int) -> bool:
 _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credential", "bearer", "signature"})
 
 
+# ``<version>/<account id>[/<app id>]:<secret>``, as Asana's personal access tokens are written
+_ID_PATH_BEFORE = re.compile(r"(?<![\w/])[0-9]{1,2}/[0-9]{10,20}(?:/[0-9]{10,20})?:\Z")
 # A Kubernetes bootstrap token (``kubeadm token create``): a public id, a dot, its secret
 _BOOTSTRAP_TOKEN = re.compile(r"[a-z0-9]{6}\.(?=(?:[a-z]*[0-9]){3})(?=(?:[0-9]*[a-z]){3})[a-z0-9]{16}")
 
 
 def token_verdict(token: str, text: str, start: int) -> bool:
     if len(token) == 23 and token[6] == "." and _BOOTSTRAP_TOKEN.fullmatch(token):
-        return True
+        return not tokens.placeholder(token)  # ``abcdef.0123456789abcdef`` in kubeadm's documentation
     if tokens.canonical_uuid(token):
         return tokens.hex_verdict(token, context_before(text, start))
     if not tokens.candidate(token) or _REFERENCE.fullmatch(token) or tokens.public_material(token):
@@ -484,6 +486,8 @@ def token_verdict(token: str, text: str, start: int) -> bool:
     if _DIGEST_LABEL.search(text, max(0, start - 8), start):
         return False
     if tokens.hex_like(token):  # digests, trace ids: only the words before them can tell
+        if len(token) >= 32 and _ID_PATH_BEFORE.search(text, max(0, start - 48), start):
+            return tokens.hex_verdict(token, tokens.SECRET)
         return tokens.hex_verdict(token, context_before(text, start))
     if tokens.public_prefix(token):
         return tokens.letter_uuid(token)  # PubNub's ``pub-c-...``: no public id is written so
