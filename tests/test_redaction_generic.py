@@ -780,3 +780,31 @@ def test_hex_after_a_version_and_numeric_ids_is_a_personal_access_token(
         assert redactor.scrub_text(f"asana {token}").endswith(f":{REDACTED}"), token
     for kept in (f"orders/{user}/items:{hexed}", f"2024/{user}:{hexed}", f"sha256:{hexed}{hexed}"):
         assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
+@given(random_body(10, 16).map(lambda body: body + "#!"))
+def test_string_literal_forms_comparisons_and_arrays_of_secret_names_are_masked(password: str) -> None:
+    forms = {
+        f'password = @"{password}";': f'password = @"{REDACTED}";',  # Objective-C, C# verbatim
+        f'var pw = $"{password}";': f'var pw = $"{REDACTED}";',  # C# interpolated
+        f"token = rb'{password}'": f"token = rb'{REDACTED}'",
+        f'if (api_key === "{password}") {{': f'if (api_key === "{REDACTED}") {{',
+        f'if (api_key !== "{password}") {{': f'if (api_key !== "{REDACTED}") {{',
+        f'if ("{password}" == my_password) {{': f'if ("{REDACTED}" == my_password) {{',
+        f'char secret[25] = "{password}";': f'char secret[25] = "{REDACTED}";',
+        f'secret[] = "{password}";': f'secret[] = "{REDACTED}";',
+    }
+    for text, expected in forms.items():
+        assert redactor.scrub_text(text) == expected, text
+    for kept in ('if ("" == password) {', 'if ("prod" == mode) {', "password = load(path)", 'password = b"'):
+        assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
+@given(seeded(ALNUM, 12))
+def test_a_bare_value_with_brackets_inside_is_masked_whole(body: str) -> None:
+    value = f"{body[:3]}{{{body[3:5]}}}o)p${{e]{body[5:]}(x[y>-_$#z}}"  # brackets that do not balance
+    out = redactor.scrub_text(f"loaded db_password={value} from the environment")
+    assert out == f"loaded db_password={REDACTED} from the environment"
+    assert redactor.scrub_text(f"{{password={body}{{1}}}}") == f"{{password={REDACTED}}}"

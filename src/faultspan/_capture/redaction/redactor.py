@@ -21,7 +21,9 @@ from faultspan._capture.redaction.rules import (
     _AZURE,
     _BEARER,
     _CALL_NEXT,
+    _CALL_START,
     _CARD,
+    _COMPARED_BEFORE,
     _CONNECTION_STRING,
     _CURL_USER,
     _DIGITALOCEAN,
@@ -67,6 +69,7 @@ from faultspan._capture.redaction.rules import (
     SQL_INSERT,
     SQL_LITERAL,
     SSN_GATE,
+    STRING_PREFIX,
     TOKEN,
     TOKEN_GATE,
     VARIABLE,
@@ -89,6 +92,7 @@ from faultspan._capture.redaction.rules import (
     _strict_credential,
     _token_credential,
     any_gate,
+    bracketed_bare,
     credential_part,
     gate_pattern,
     hash_body,
@@ -475,7 +479,7 @@ class Redactor:
         return _mask_spans(text, self._key_value_spans(text))
 
     def _key_value_spans(self, text: str) -> Iterable[tuple[int, int]]:
-        done = 0
+        done = masked = 0
         for hint in self._key_hint.finditer(_lower(text)):
             if hint.start() < done:
                 continue
@@ -499,17 +503,21 @@ class Redactor:
             if not kind:
                 continue
             match = _KEY_VALUE.match(text, end)
-            if match is None:
-                continue
-            reference = _reference_end(text, match)
+            reference = -1 if match is None else _reference_end(text, match)
             if reference >= 0:
                 done = reference
                 continue
             quote = text[start - 1] if start and text[start - 1] in "'\"" else ""
-            span = self._value_span(text, match, kind, quote)
+            span = None if match is None else self._value_span(text, match, kind, quote)
             if span is not None:
-                done = span[1]
+                done = masked = span[1]
                 yield span
+                continue
+            compared = _COMPARED_BEFORE.search(text, max(masked, start - 260), start)
+            value = compared["quoted"] if compared else ""
+            if compared and (_weak_secret(value) if weak else not _placeholder(value)):
+                masked = compared.end("quoted")
+                yield compared.span("quoted")  # ``if ("..." == password)``
 
     def _value_span(self, text: str, match: re.Match[str], kind: str, quote: str) -> tuple[int, int] | None:
         """The span of the value to mask; ``quote`` is the one that opened the key, if any."""
@@ -525,18 +533,21 @@ class Redactor:
         if quoted is not None:
             accepted = not _placeholder(quoted) if separator else _loose_credential(quoted, numeric)
             return match.span("quoted") if quoted and accepted else None
-        bare, start = match["bare"], match.start("bare")
+        start, after = match.span("bare")
+        if text[after : after + 1] in ("'", '"') and STRING_PREFIX.fullmatch(match["bare"]):
+            return None  # the prefix of a string literal masked already (``b"[REDACTED]"``) or cut short
+        bare = bracketed_bare(text, start, match["bare"])
         name = bare.rstrip(":")
-        followed = _SEPARATOR_NEXT.match(text, match.end("bare")) is not None
+        followed = _SEPARATOR_NEXT.match(text, start + len(bare)) is not None
         if (name != bare or followed) and ":" not in name and self._kind(name):
             return None  # "password= X-Api-Key: ..." or "token: secret = ...": the next key, not a value
         if kind in key_rules.WEAK_TERMS:
-            return match.span("bare") if _weak_secret(name) else None
+            return (start, start + len(bare)) if _weak_secret(name) else None
         if separator not in (None, ":"):  # an assignment or a comparison: ``=``, ``:=``, ``?=``, ``==``
-            expression = bare in ("new", "await") and _CALL_NEXT.match(text, match.end("bare"))
-            if _placeholder(bare) or "(" in bare or expression:
+            expression = bare in ("new", "await") and _CALL_NEXT.match(text, start + len(bare))
+            if _placeholder(bare) or _CALL_START.match(bare) or expression:
                 return None  # not "= load()", "= new Credential(...)"
-            return match.span("bare")
+            return start, start + len(bare)
         bare = name
         if separator is None:
             return (start, start + len(bare)) if _strict_credential(bare, numeric) else None

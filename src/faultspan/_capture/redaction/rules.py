@@ -316,23 +316,51 @@ _IDENT_REST = re.compile(r"[\w.-]+", re.ASCII)
 # A type between a key and `` =`` (spaced, as typed assignments are written; ``Cookie: a=1`` is no type):
 # ``password: str = ``, ``token: Optional[str] = ``, Go's ``var x string =``; the value follows ``=``
 _TYPE = r"[ \t]*[A-Za-z_][\w.]*(?:\[[^\]\r\n=]{0,64}\])?(?:[ \t]*\|[ \t]*[A-Za-z_][\w.]*)*(?=[ \t]+=[^=>])"
+# What opens a string literal before its quote: Python's ``b'..'``, ``rb'..'``, ``f'..'``, C#'s ``@".."`` and
+# ``$".."``, Objective-C's ``@".."``, C's ``L".."`` and ``u8".."``
+_STRING_PREFIX = r"(?:[bruf]{1,2}|@|\$@?|@\$|L|u8)"
+STRING_PREFIX = re.compile(_STRING_PREFIX)
 _KEY_VALUE = re.compile(
     r"""\\?["']?                                         # closing quote of a quoted key
+    (?:\[[0-9]{0,6}\])?                                  # C's ``char secret[25] =``, ``secret[] =``
     (?:[ \t]*:"""
     + _TYPE
     + r"""|[ \t]+string(?=[ \t]+=[^=>]))?
-    (?:[ \t]*(?P<sep>=>|:{1,3}=|[=!?.+]=|[=,]|:(?!"""
+    (?:[ \t]*(?P<sep>=>|:{1,3}=|[=!]==|[=!?.+]=|[=,]|:(?!"""
     + _TYPE
     + r"""))[ \t]*|[ \t]+)
     (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN|Digest|Negotiate|NTLM|AWS4-HMAC-SHA256|FlyV1)
         [ \t]+)?
     (?:
-        (?:[bru]{1,2}(?=["']))?(?P<quote>\\?["']|`(?=[^\s`]+`))(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
+        (?:"""
+    + _STRING_PREFIX
+    + r"""(?=["']))?(?P<quote>\\?["']|`(?=[^\s`]+`))(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
       | (?P<bare>(?!`(?:\s|$))[^\s'"\\,;&)\]}>{\[(<=][^\s'"\\,;&)\]}>]*)
     )""",
     re.VERBOSE,
 )
 _SEPARATOR_NEXT = re.compile(r"[ \t]*[:=]")
+# A string literal compared with a key, the literal first: ``if ("..." === password)``
+_COMPARED_BEFORE = re.compile(
+    r"""(?P<quote>["'])(?P<quoted>[^"'\r\n]{1,256})(?P=quote)[ \t]*[=!]==?[ \t]*\Z"""
+)
+_BARE_RUN = re.compile(r"[^\s'\"\\,;&]+")
+_CALL_START = re.compile(r"[A-Za-z_$][\w.$]*\(")  # ``= load(``, ``= os.environ.get(``
+
+
+def bracketed_bare(text: str, start: int, bare: str) -> str:
+    """A bare value with brackets inside runs on past them to the next space or delimiter, less the closing
+    brackets it has more of than opening ones (those close what the key sits in): ``m{h}o)p${e]n(d[x>-#y}``
+    is one password, ``{password=a{b}}`` gives ``a{b}``."""
+    if not any(char in bare for char in "{[(<"):
+        return bare
+    run = _BARE_RUN.match(text, start)
+    value = run[0] if run else bare
+    while value[-1] in ")]}" and sum(map(value.count, ")]}")) > sum(map(value.count, "([{")):
+        value = value[:-1]
+    return value
+
+
 _CALL_NEXT = re.compile(r"[ \t]+[A-Za-z_][\w.]*[ \t]*\(")  # ``= new NetworkCredential(``
 _LINE_END = re.compile(r"[\r\n\\]")  # a newline, or the backslash of an escaped one
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
