@@ -808,3 +808,20 @@ def test_a_bare_value_with_brackets_inside_is_masked_whole(body: str) -> None:
     out = redactor.scrub_text(f"loaded db_password={value} from the environment")
     assert out == f"loaded db_password={REDACTED} from the environment"
     assert redactor.scrub_text(f"{{password={body}{{1}}}}") == f"{{password={REDACTED}}}"
+
+
+@FAST
+@given(st.sampled_from(["password", "token", "auth", "refresh_token", "api-key-admin"]), seeded(ALNUM, 16))
+def test_a_value_that_reads_as_a_key_leaves_the_next_item_alone(word: str, body: str) -> None:
+    kept = [
+        json.dumps({"grant_type": word, "client": "web", "attempt": 1}),
+        json.dumps({"services": [word, "billing", "search"]}),
+        json.dumps({"services": [word, "billing"]}),
+        f'fields = ("{word}", "email")',
+        f"service={word} attempt=1",
+    ]
+    for text in kept:
+        assert redactor.scrub_text(text) == text, text
+    secret = f"{body}7x!"
+    for pair in (f'[("X-Api-Key", "{secret}")]', f"[('Authorization', 'Bearer {secret}')]"):
+        assert secret not in redactor.scrub_text(pair), pair

@@ -490,6 +490,8 @@ class Redactor:
             while end > hint.end() and text[end - 1] in ".-":
                 end -= 1
             done = end
+            if start and text[start - 1] == "=" and end < len(text) and text[end] in " \t,;&":
+                continue  # a value that reads as a key: ``service=auth-staging attempt=1``
             key = text[start:end].lstrip(".-")
             kind = self._kind(key)
             weak = kind in key_rules.WEAK_TERMS
@@ -507,8 +509,7 @@ class Redactor:
             if reference >= 0:
                 done = reference
                 continue
-            quote = text[start - 1] if start and text[start - 1] in "'\"" else ""
-            span = None if match is None else self._value_span(text, match, kind, quote)
+            span = None if match is None else self._value_span(text, match, kind, start)
             if span is not None:
                 done = masked = span[1]
                 yield span
@@ -519,13 +520,20 @@ class Redactor:
                 masked = compared.end("quoted")
                 yield compared.span("quoted")  # ``if ("..." == password)``
 
-    def _value_span(self, text: str, match: re.Match[str], kind: str, quote: str) -> tuple[int, int] | None:
-        """The span of the value to mask; ``quote`` is the one that opened the key, if any."""
+    def _value_span(
+        self, text: str, match: re.Match[str], kind: str, key_start: int
+    ) -> tuple[int, int] | None:
+        """The span of the value to mask, after the key that starts at ``key_start``."""
         numeric = kind in key_rules.NUMERIC_TERMS
         separator = match["sep"]
         quoted = match["quoted"]
-        if separator == ",":  # ('X-Api-Key', 'value'): a (name, value) pair in a repr
-            return match.span("quoted") if quote and quoted and not _placeholder(quoted) else None
+        quote = text[key_start - 1] if key_start and text[key_start - 1] in "'\"" else ""
+        if separator == ",":  # ('X-Api-Key', 'value'): a (name, value) pair in a repr, not a list of names
+            if not (
+                quote and quoted and _opens_pair(text, key_start - 1) and _PAIR_END.match(text, match.end())
+            ):
+                return None
+            return match.span("quoted") if " " in quoted or _loose_credential(quoted, numeric) else None
         if quoted is not None and match["quote"] == "`" and not separator:
             return None  # prose quoting code: "pass `attr_assign=True`"; Go's raw strings follow ``:=``
         if quoted is not None and kind in key_rules.WEAK_TERMS:
@@ -966,6 +974,18 @@ def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], p
 _MIN_GATED_LENGTH = 8  # the shortest password worth masking
 _KEY_NAME = re.compile(r"[A-Za-z][\w.-]{0,63}")
 _WORD_RUN = re.compile(r"\S{8,130}")
+
+
+_PAIR_END = re.compile(r"[ \t]*[)\]]")
+
+
+def _opens_pair(text: str, quote_at: int) -> bool:
+    """Whether the quote at ``quote_at`` opens the first item of a tuple or list (``("Authorization", ...``),
+    not a value in JSON (``"grant_type": "password", "client": ...``)."""
+    at = quote_at - 1
+    while at >= 0 and text[at] in " \t":
+        at -= 1
+    return at >= 0 and text[at] in "(["
 
 
 def _weak_secret(value: str) -> bool:
