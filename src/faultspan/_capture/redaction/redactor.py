@@ -96,6 +96,7 @@ from faultspan._capture.redaction.rules import (
     credential_part,
     gate_pattern,
     hash_body,
+    in_arn,
     not_placeholder,
     token_verdict,
 )
@@ -492,6 +493,8 @@ class Redactor:
             done = end
             if start and text[start - 1] == "=" and end < len(text) and text[end] in " \t,;&":
                 continue  # a value that reads as a key: ``service=auth-staging attempt=1``
+            if start > 20 and text[start - 1] in ":/" and in_arn(text, start):
+                continue  # ``arn:aws:secretsmanager:...:secret:prod/db-AbCdEf`` names a secret
             key = text[start:end].lstrip(".-")
             kind = self._kind(key)
             weak = kind in key_rules.WEAK_TERMS

@@ -498,6 +498,21 @@ def _compound_non_secret(window: str, start: int, end: int) -> bool:
 _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credential", "bearer", "signature"})
 
 
+# ``arn:<partition>:<service>:<region>:<account>:``, then the resource: an ARN names a resource (a KMS key, a
+# certificate, a secret), it never holds one
+_ARN_HEAD = re.compile(r"arn:aws[a-z-]{0,12}:[a-z0-9-]{1,40}:[a-z0-9-]{0,24}:[0-9]{0,12}:")
+_ARN_BREAK = re.compile(r"[\s'\"<>`,;]")
+
+
+def in_arn(text: str, at: int) -> bool:
+    """Whether position ``at`` of ``text`` is inside an ARN's resource part."""
+    head = text.rfind("arn:aws", max(0, at - 200), at)
+    if head < 0 or (head and (text[head - 1].isalnum() or text[head - 1] in "_-")):
+        return False
+    found = _ARN_HEAD.match(text, head)
+    return found is not None and found.end() <= at and not _ARN_BREAK.search(text, found.end(), at)
+
+
 # ``<version>/<account id>[/<app id>]:<secret>``, as Asana's personal access tokens are written
 _ID_PATH_BEFORE = re.compile(r"(?<![\w/])[0-9]{1,2}/[0-9]{10,20}(?:/[0-9]{10,20})?:\Z")
 # A Kubernetes bootstrap token (``kubeadm token create``): a public id, a dot, its secret
@@ -505,6 +520,8 @@ _BOOTSTRAP_TOKEN = re.compile(r"[a-z0-9]{6}\.(?=(?:[a-z]*[0-9]){3})(?=(?:[0-9]*[
 
 
 def token_verdict(token: str, text: str, start: int) -> bool:
+    if start > 20 and in_arn(text, start):
+        return False
     if len(token) == 23 and token[6] == "." and _BOOTSTRAP_TOKEN.fullmatch(token):
         return not tokens.placeholder(token)  # ``abcdef.0123456789abcdef`` in kubeadm's documentation
     if tokens.canonical_uuid(token):

@@ -30,7 +30,9 @@ _VOWELS = frozenset("aeiouy")
 _IDENTIFIER_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _FILE_SUFFIX = re.compile(
     r"\.(?:png|jpe?g|gif|svg|webp|ico|css|js|mjs|map|html?|json|ya?ml|xml|txt|md|pdf|zip|gz|tgz|tar|whl|"
-    r"py|pyc|so|dll|exe|bin|log|csv|bfu|img|iso|jar|war|lock|toml|cfg|ini|pem|crt|cer|der|p12|key|keytab)$",
+    r"py|pyc|so|dll|exe|bin|log|csv|bfu|img|iso|jar|war|lock|toml|cfg|ini|pem|crt|cer|der|p12|key|keytab|"
+    r"woff2?|ttf|otf|eot|wasm|tsx?|jsx|vue|rb|go|java|class|rs|sh|sql|db|sqlite|proto|pb|parquet|avro|orc|"
+    r"snappy|zst|bz2|xz|mp[34]|wav|avif|bmp|docx?|xlsx?|pptx?)$",
     re.IGNORECASE,
 )
 _PLACEHOLDER_WORDS = ("xxxx", "XXXX", "****", "####", "....", "your", "YOUR", "HERE")
@@ -266,6 +268,26 @@ _NEED = {SECRET: 8, PREFIXED: 10, NEUTRAL: 16, PUBLIC: 24}  # the random part's 
 _SHORTEST = {PUBLIC: _NEED[PUBLIC]}
 
 
+# The directories of a path: words as directories are named, dates, numbers, the two-character fan-out of
+# content-addressed stores (``.git/objects/4b/...``, ``cache/d8/...``); base64's ``/`` cuts random pieces.
+_DIRECTORY = re.compile(r"(?:\.{1,2}|~)?(?:[A-Za-z0-9][a-z0-9_.@+-]{0,39})?")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}\Z")  # ``.woff2``, ``.c000.snappy.parquet``, ``-zlib-1.3.1``
+_FAN_OUT = re.compile(r"[0-9a-f]{2}")
+_HASH_NAME = re.compile(r"[0-9a-z]{20,64}-[a-z][\w.+-]*")  # Nix's ``<hash>-curl-8.6.0-bin``
+
+
+def file_path(token: str) -> bool:
+    """A file's path: 3+ pieces, the directories named as directories are, the last piece ending in an
+    extension, under a content-addressed fan-out or a hash and a name. That last piece, random as it may be
+    (a Nix store hash, a git object, an export's UUID), names a file; a random last piece without any of
+    these (``/reset/<token>``) is still judged."""
+    pieces = token.split("/")
+    if len(pieces) < 3 or not any(pieces[:-1]) or not all(map(_DIRECTORY.fullmatch, pieces[:-1])):
+        return False
+    last = pieces[-1]
+    return bool(_EXTENSION.search(last) or _FAN_OUT.fullmatch(pieces[-2]) or _HASH_NAME.fullmatch(last))
+
+
 def looks_random(token: str, context: int = NEUTRAL) -> bool:
     """Whether ``token`` reads as a random credential, given what its surroundings say about it.
 
@@ -275,7 +297,7 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     numbers count; a public-id context (``sha``, ``trace``, ``commit``) asks for more.
     """
     length = len(token)
-    if length < _SHORTEST.get(context, 8):
+    if length < _SHORTEST.get(context, 8) or ("/" in token and file_path(token)):
         return False
     if _UUID.fullmatch(token):
         return context == SECRET or hex_verdict(token, context)
