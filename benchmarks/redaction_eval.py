@@ -239,6 +239,25 @@ def _lookalikes(rng: random.Random) -> list[tuple[str, str, str]]:
         ("config-reference", "code.line", f"password = process.env.{rng.choice(['DB', 'SMTP', 'REDIS'])}_PASSWORD"),
         ("docker-ports", "cmd", f"docker run -u {rng.randint(1000, 2000)} -p {rng.randint(1024, 9999)}:80 web"),
         ("phone", "contact", f"+1 555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"),
+        # found by a blind probe of ids and paths written for this evaluation's author
+        ("arn-kms-key", "aws.resource.arn", f"arn:aws:kms:us-east-1:{r(string.digits, 12)}:key/{_uuid(rng, 4)}"),
+        ("arn-acm-certificate", "aws.resource.arn", f"arn:aws:acm:eu-west-1:{r(string.digits, 12)}:certificate/{_uuid(rng, 4)}"),
+        ("arn-secret", "aws.resource.arn", f"arn:aws:secretsmanager:us-west-2:{r(string.digits, 12)}:secret:prod/checkout/db-{r(ALNUM, 6)}"),
+        ("arn-ecs-task", "aws.resource.arn", f"arn:aws:ecs:sa-east-1:{r(string.digits, 12)}:task/inventory-cluster/{r(HEX, 32)}"),
+        ("nix-store-path", "file.path", f"/nix/store/{r('0123456789abcdfghijklmnpqrsvwxyz', 32)}-curl-8.6.0-bin"),
+        ("git-object-path", "file.path", f".git/objects/{r(HEX, 2)}/{r(HEX, 38)}"),
+        ("s3-export-key", "aws.s3.key", f"exports/orders/2024-09-25/part-00098-{_uuid(rng, 4)}.c000.snappy.parquet"),
+        ("cache-fan-out", "aws.s3.key", f"cache/{r(HEX, 2)}/{r(HEX, 62)}"),
+        ("font-url", "url.full", f"https://fonts.gstatic.com/s/roboto/v31/{r(B64URL, 30)}.woff2"),
+        ("go-pseudo-version", "go.module.version", f"v0.0.0-2020{rng.randint(10, 12)}{rng.randint(10, 28)}{r(string.digits, 6)}-{r(HEX, 12)}"),
+        ("semver-build", "service.version", f"1.{rng.randint(0, 40)}.{rng.randint(0, 9)}+build.{r(HEX, 8)}"),
+        ("cf-ray", "http.response.header.cf-ray", f"{r(HEX, 16)}-{rng.choice(['IAD', 'AMS', 'NRT', 'GRU'])}"),
+        ("sri-sha384", "integrity", f"sha384-{r(B64, 64)}"),
+        ("go-sum", "go.sum", f"h1:{r(B64, 43)}="),
+        ("webpack-runtime", "url.path", f"/static/js/runtime~main.{r(HEX, 8)}.js"),
+        ("multipart-boundary", "http.request.header.content-type", f"multipart/form-data; boundary=----WebKitFormBoundary{r(ALNUM, 16)}"),
+        ("json-grant-type", "http.request.body", json.dumps({"grant_type": "password", "client": "web", "scope": "orders"})),
+        ("pgp-key-id", "gpg", f'{{"key_id": "0x{r(HEX, 16).upper()}"}}'),
     ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from faultspan._pipeline.processor import redact_span
 
 ALNUM = string.ascii_letters + string.digits
 HEX = "0123456789abcdef"
+B64 = ALNUM + "+/"
 K8S = "bcdfghjklmnpqrstvwxz2456789"
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 WORDS = ["order", "payment", "customer", "display", "metadata", "request", "handler", "types", "service"]
@@ -868,3 +869,40 @@ def test_a_file_path_with_a_hash_or_id_in_its_last_piece_is_kept(hexed: str, nix
         )
     for capability in (f"/reset/{random}", f"{random[:15]}/{random[15:]}Q7x"):  # base64 cut by "/"
         assert attribute(capability) == REDACTED, capability
+
+
+@FAST
+@given(random_body(20, 32), st.sampled_from(["messaging.message.id", "dd.trace_id", "content-md5", "doc_id"]))
+def test_a_key_naming_an_id_or_digest_keeps_a_random_value_but_not_a_credential_format(
+    value: str, key: str
+) -> None:
+    assert redactor.scrub_attributes({key: value}, "", []) is None
+    assert attribute(value) == REDACTED  # the same value under a neutral key
+    assert json.loads(str(redactor.scrub_value("doc", json.dumps({"event": {key: value}}), "doc", []))) == {
+        "event": {key: value}
+    }
+    vendor = f"ghp_{value[:36].ljust(36, 'Q')}"
+    assert redactor.scrub_attributes({key: vendor}, "", []) == {key: REDACTED}
+    assert redactor.scrub_attributes({key: f"token={value}"}, "", []) == {key: f"token={REDACTED}"}
+    assert redactor.scrub_attributes({"dd.trace_id": "4111111111111111"}, "", []) is None  # Luhn, yet an id
+
+
+@FAST
+@given(seeded(HEX, 40), seeded(B64, 64), seeded(ALNUM, 16))
+def test_versions_ray_ids_labelled_digests_boundaries_and_asset_names_are_kept(
+    hexed: str, b64: str, alnum: str
+) -> None:
+    kept = [
+        f"v0.0.0-20200515034346-{hexed[:12]}",  # a Go pseudo-version
+        f"1.4.2+build.{hexed[:8]}",
+        f"{hexed[:16]}-IAD",  # a Cloudflare ray id
+        f"sha384-{b64}",  # subresource integrity
+        f"h1:{b64[:43]}=",  # go.sum
+        f"multipart/form-data; boundary=----WebKitFormBoundary{alnum}",
+        f"/static/js/runtime~main.{hexed[:8]}.js",
+    ]
+    for value in kept:
+        assert attribute(value) == value, value
+        assert redactor.scrub_text(f"fetching {value} failed") == f"fetching {value} failed", value
+    pgp = f'{{"key_id": "0x{hexed[:16].upper()}"}}'
+    assert redactor.scrub_text(pgp) == pgp

@@ -121,6 +121,16 @@ _VALUES = methodcaller("values")
 _NO_KINDS: frozenset[type] = frozenset()
 _CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
 _MAX_PASSES = 4
+_SHAPE_RULES = frozenset({"ssn", "card", "password_value", "token"})
+# The last word of a key that names an id or a digest: its value is one, whatever its shape
+_ID_WORDS = frozenset(
+    {
+        "id", "ids", "uid", "uuid", "guid", "ulid", "sha", "sha1", "sha256", "sha384", "sha512", "md5",
+        "hash", "digest", "checksum", "etag", "revision", "rev", "commit", "fingerprint", "cursor", "ray",
+        "integrity",
+    }
+)  # fmt: skip
+_ONE_WORD = re.compile(r"\S{1,512}")
 _MAX_SHORTCUT_DEPTH = 64
 _PLAIN_KEY = ("", None)  # a key's (kind, renamed) when it is no secret key and holds no secret
 _Applies = tuple[Callable[[str], str], ...]
@@ -159,6 +169,9 @@ class Redactor:
         )
         active = [rule for rule in builtin if rule.name not in disabled]
         self._applies = [rule.apply for rule in active]
+        # The rules that judge a value by its shape alone, which say nothing under a key naming an id
+        self._shape_rules = frozenset(rule.apply for rule in active if rule.name in _SHAPE_RULES)
+        self._id_keys: dict[str, bool] = {}
         anchors = sorted({anchor for rule in active for anchor in rule.anchors})
         self._anchor: re.Pattern[str] | None = None
         self._entries: dict[str, re.Pattern[str]] = {}
@@ -372,11 +385,15 @@ class Redactor:
 
     def _scrub_unknown(self, text: str, maybe_json: bool) -> str:
         """``_scrub_text`` of a text not known clean; ``maybe_json`` is its ``_maybe_json``."""
-        rules = self._triggered(text)
+        result = self._settled(text, self._triggered(text))
+        if result is text and not maybe_json:  # the cache also spares values their JSON walk: see _scrub_str
+            self._remember(text)
+        return result
+
+    def _settled(self, text: str, rules: _Applies) -> str:
+        """``text`` with ``rules`` applied until nothing changes."""
         result = self._scrub_once(text, rules) if rules else text
         if result is text:
-            if not maybe_json:  # the cache also spares values their JSON walk: see _scrub_str
-                self._remember(text)
             return text
         # A new mask can cut short the context of a neighbouring value (its closing quote is now inside the
         # mask) so that a rule finds something else to mask: repeat until stable to make scrubbing idempotent.
@@ -609,7 +626,7 @@ class Redactor:
                 if kind:
                     new = self._by_key(kind, value, path, masked)
                 elif kind_of_value is str:
-                    new = self._scrub_str(value, path, masked)  # type: ignore[arg-type]
+                    new = self._scrub_str(value, path, masked, self._names_id(key))  # type: ignore[arg-type]
                 else:
                     new = self._scrub_any(value, path, masked)
                 if renamed is not None and new is value:
@@ -759,11 +776,12 @@ class Redactor:
                 kind, renamed = self._key(key)
                 name = key if renamed is None else renamed
                 child = f"{path}.{name}"
-                new = (
-                    self._by_key(kind, value, child, masked)
-                    if kind
-                    else self._scrub_any(value, child, masked)
-                )
+                if kind:
+                    new = self._by_key(kind, value, child, masked)
+                elif type(value) is str:
+                    new = self._scrub_str(value, child, masked, self._names_id(key))
+                else:
+                    new = self._scrub_any(value, child, masked)
                 if renamed is not None and new is value:
                     masked.append(child)
             else:
@@ -789,7 +807,23 @@ class Redactor:
             return ""
         return self._kind(items[0]) if _KEY_NAME.fullmatch(items[0]) else ""
 
-    def _scrub_str(self, text: str, path: str, masked: list[str]) -> str:
+    def _names_id(self, key: str) -> bool:
+        """Whether ``key``'s field names an id or a digest (``messaging.message.id``, ``dd.trace_id``,
+        ``http.request.header.content-md5``, ``vcs.ref.head.revision``)."""
+        names_id = self._id_keys.get(key)
+        if names_id is not None:
+            return names_id
+        words = key_rules.words(key_rules.field(key))
+        names_id = bool(words) and words[-1] in _ID_WORDS
+        if len(self._id_keys) >= _CACHE_LIMIT:
+            self._id_keys.clear()
+        self._id_keys[key] = names_id
+        return names_id
+
+    def _scrub_str(self, text: str, path: str, masked: list[str], names_id: bool = False) -> str:
+        """``names_id``: the key names an id or a digest, so a value of one word is judged by the patterns of
+        credential formats only (an id is random-looking by design); not remembered as clean, since the same
+        value elsewhere is judged whole."""
         scope = masked if type(masked) is TaintScope else None
         if text == REDACTED or (
             self._callback is None and text in self._clean and not (scope is not None and scope.secrets)
@@ -808,7 +842,13 @@ class Redactor:
                         masked.append(path)
                     return tainted
                 return encoded
-        result = text if text in self._clean else self._scrub_unknown(text, maybe_json)
+        if text in self._clean:
+            result = text
+        elif names_id and not maybe_json and _ONE_WORD.fullmatch(text):
+            rules = self._triggered(text)
+            result = self._settled(text, tuple(rule for rule in rules if rule not in self._shape_rules))
+        else:
+            result = self._scrub_unknown(text, maybe_json)
         if self._callback is not None:
             result = _call_back(self, self._callback, path, result)
         if scope is not None:
@@ -994,6 +1034,8 @@ def _opens_pair(text: str, quote_at: int) -> bool:
 def _weak_secret(value: str) -> bool:
     """A value under a weak key (``HEROKU_KEY``, ``login``) that reads as a credential."""
     value = value.strip().strip("'\"")
+    if value[:2] in ("0x", "0X"):
+        return False  # a number written in hex: a PGP key id ``0xE452E703CB2FE9F2``
     if tokens.password_like(value):
         return True
     return TOKEN.fullmatch(value) is not None and tokens.looks_random(value, tokens.SECRET)

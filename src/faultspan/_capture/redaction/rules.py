@@ -456,10 +456,11 @@ _SECRET_CONTEXT = re.compile(
 _PUBLIC_CONTEXT = re.compile(
     r"(?<![a-z])(?:ids?|sha\d*|hash|digest|commit|revision|rev|checksum|trace|span|uuid|guid|etag|version|"
     r"build|request|order|nonce|md5|image|tag|ref|object|file|path|row|record|invoice|customer|user|ulid|ksuid|"
-    r"nanoid|cuid|snowflake|objectid|fingerprint)(?![a-z])"
+    r"nanoid|cuid|snowflake|objectid|fingerprint|cursor)(?![a-z])"
 )
-# ``SHA256:nThbg6kXUpJW...`` (an SSH key fingerprint), ``md5=...``: the token after it is a digest
-_DIGEST_LABEL = re.compile(r"(?i:sha(?:1|224|256|384|512)?|md5|blake2[bs]?|crc32)[:=]\Z")
+# ``SHA256:nThbg6kXUpJW...`` (an SSH key fingerprint), ``md5=...``, go.sum's ``h1:``: the token after it is a
+# digest; after a MIME ``boundary=`` it is the boundary of a multipart body
+_DIGEST_LABEL = re.compile(r"(?i:sha(?:1|224|256|384|512)?|md5|blake2[bs]?|crc32|h1|boundary)[:=]\Z")
 _CONTEXT_WINDOW = 40
 
 
@@ -528,7 +529,7 @@ def token_verdict(token: str, text: str, start: int) -> bool:
         return tokens.hex_verdict(token, context_before(text, start))
     if not tokens.candidate(token) or _REFERENCE.fullmatch(token) or tokens.public_material(token):
         return False
-    if _DIGEST_LABEL.search(text, max(0, start - 8), start):
+    if _DIGEST_LABEL.search(text, max(0, start - 9), start):
         return False
     if tokens.hex_like(token):  # digests, trace ids: only the words before them can tell
         if len(token) >= 32 and _ID_PATH_BEFORE.search(text, max(0, start - 48), start):

@@ -374,6 +374,8 @@ def password_like(value: str) -> bool:
     length = len(value)
     if not 8 <= length <= 64 or placeholder(value) or _NOT_PASSWORD.search(value) or len(set(value)) < 6:
         return False
+    if _FILE_SUFFIX.search(value):  # ``runtime~main.03e0a9e3.js``
+        return False
     if max(Counter(value).values()) > length * 0.3:
         return False
     symbols = sum(char in "!#$%^&*@~" for char in _FORMAT_PLACEHOLDER.sub("", value))
@@ -390,12 +392,12 @@ PUBLIC_PREFIXES = frozenset(
         "acct", "ba", "card", "src", "req", "po", "tr", "cs", "seti", "pub", "usr", "user", "org",
         "team", "proj", "project", "job", "run", "task", "msg", "file", "img", "ord", "order", "inv",
         "invoice", "item", "sku", "cart", "trace", "span", "id", "uid", "ref", "tx", "sha", "sha1", "sha256",
-        "sha512", "md5", "git", "commit", "rev", "hash", "digest", "checksum", "etag", "cache", "build",
-        "release", "image", "tag", "v", "node", "pod", "host", "vm", "i", "ami", "vpc", "subnet", "vol",
-        "snap", "eni", "arn", "urn", "uuid", "guid", "x",
+        "sha384", "sha512", "md5", "git", "commit", "rev", "hash", "digest", "checksum", "etag", "cache",
+        "build", "release", "image", "tag", "v", "node", "pod", "host", "vm", "i", "ami", "vpc", "subnet",
+        "vol", "snap", "eni", "arn", "urn", "uuid", "guid", "x",
     }
 )  # fmt: skip
-HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha512", "md5", "blake2b", "crc32", "xxh64"})
+HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha384", "sha512", "md5", "blake2b", "crc32", "xxh64"})
 # not an e-mail, a path (also ``share$\tools\x.exe``) or glob, a URL, code, ``package@1.2.3`` or a page
 # anchor (``2#section-3``); a leading ``@ $ % { #`` is a sigil (decorator, variable, comment: ``#Set-Item``)
 _NOT_PASSWORD = re.compile(
@@ -419,12 +421,15 @@ def _k8s_name(token: str) -> bool:
 
 _ULID = re.compile(r"0[0-7][0-9A-HJKMNP-TV-Z]{24}")  # 48-bit time (10 Crockford characters) + 80 random bits
 _SSH_KEY_TYPES = (b"ssh-", b"ecds", b"sk-s", b"sk-e")
+_VERSION_START = re.compile(r"v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}[-+.]")  # then a pre-release or a build
+_CF_RAY = re.compile(r"[0-9a-f]{16}-[A-Z]{3}")
 
 
 def public_material(token: str) -> bool:
-    """An OpenSSH public key blob (``AAAAC3NzaC1lZDI1NTE5...``: a length, then ``ssh-ed25519``) or a ULID
-    (time-ordered: it starts with the time in ``0[0-7]``): random-looking, public by design."""
-    if _ULID.fullmatch(token):
+    """An OpenSSH public key blob (``AAAAC3NzaC1lZDI1NTE5...``: a length, then ``ssh-ed25519``), a ULID
+    (time-ordered: it starts with the time in ``0[0-7]``), a version (``v0.0.0-20200515034346-e8a3418e911e``,
+    ``1.2.3+build.5f3a9c``) or a Cloudflare ray id (``<16 hex>-IAD``): random-looking, public by design."""
+    if _ULID.fullmatch(token) or _VERSION_START.match(token) or _CF_RAY.fullmatch(token):
         return True
     if not token.startswith("AAAA") or len(token) < 16:
         return False
