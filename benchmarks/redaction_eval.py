@@ -96,6 +96,7 @@ def _formats(rng: random.Random) -> list[tuple[str, str, str]]:
         ("github-fine-grained", "GH_TOKEN", "github_pat_" + r(ALNUM, 22) + "_" + r(ALNUM, 59)),
         ("gitlab-pat", "GITLAB_TOKEN", "glpat-" + r(B64URL, 20)),
         ("gitlab-runner", "RUNNER_TOKEN", "glrt-" + r(ALNUM, 20)),
+        ("gitlab-runner-registration", "REGISTRATION_TOKEN", "GR1348941" + r(B64URL, 20)),
         ("slack-bot", "SLACK_BOT_TOKEN", f"xoxb-{r(string.digits, 12)}-{r(string.digits, 13)}-{r(ALNUM, 24)}"),
         ("slack-webhook", "SLACK_URL", f"https://hooks.slack.com/services/T{r(ALNUM, 8)}/B{r(ALNUM, 8)}/{r(ALNUM, 24)}"),
         ("stripe-secret", "STRIPE_KEY", "sk_live_" + r(ALNUM, 24)),

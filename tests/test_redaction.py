@@ -110,7 +110,7 @@ TOKEN_FAMILIES: dict[str, Callable[[random.Random], str]] = {
     ),
     "github": lambda r: r.choice(["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]) + rand(r, ALNUM, 36),
     "github_pat": lambda r: "github_pat_" + rand(r, ALNUM, 22) + "_" + rand(r, ALNUM, 59),
-    "gitlab": lambda r: "glpat-" + rand(r, B64URL, 20),
+    "gitlab": lambda r: r.choice(["glpat-", "glrt-", "GR1348941"]) + rand(r, B64URL, 20),
     "stripe": lambda r: r.choice(["sk_live_", "sk_test_", "rk_live_", "rk_test_"]) + rand(r, ALNUM, 24),
     "stripe_webhook": lambda r: "whsec_" + rand(r, ALNUM, 32),
     "slack": lambda r: "-".join(

@@ -229,7 +229,7 @@ class Redactor:
             ),
             _Rule("aws_secret_key", anchors("aws"), pattern(_AWS_SECRET_KEY)),
             _Rule("github", anchors("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), pattern(_GITHUB)),
-            _Rule("gitlab", (("gl", "[a-z]{1,5}-"),), pattern(_GITLAB)),
+            _Rule("gitlab", (("gl", "[a-z]{1,5}-"), ("gr1348941", "")), pattern(_GITLAB)),
             _Rule(
                 "stripe", anchors("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), pattern(_STRIPE)
             ),

@@ -202,7 +202,11 @@ _AWS_SECRET_KEY = re.compile(
     re.ASCII,
 )
 _GITHUB = re.compile(r"g(?<![A-Za-z0-9_]g)(?:h[pousr]_[A-Za-z0-9]{20,}|ithub_pat_\w{20,})", re.ASCII)
-_GITLAB = re.compile(r"g(?<![\w-]g)l(?:pat|dt|rt|ptt|ft|soat|cbt|imt|oas|agent)-[\w-]{20,}", re.ASCII)
+_GITLAB = re.compile(
+    r"g(?<![\w-]g)l(?:pat|dt|rt|ptt|ft|soat|cbt|imt|oas|agent)-[\w-]{20,}"
+    r"|G(?<![\w-]G)R1348941[\w-]{20,}",  # a runner registration token
+    re.ASCII,
+)
 _STRIPE = re.compile(
     r"s(?<![A-Za-z0-9_]s)k_(?:live|test)_[A-Za-z0-9]{10,}"
     r"|r(?<![A-Za-z0-9_]r)k_(?:live|test)_[A-Za-z0-9]{10,}"
