@@ -4,6 +4,7 @@ key word model, structured credential forms, look-alikes that must survive, and 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 import string
@@ -906,3 +907,29 @@ def test_versions_ray_ids_labelled_digests_boundaries_and_asset_names_are_kept(
         assert redactor.scrub_text(f"fetching {value} failed") == f"fetching {value} failed", value
     pgp = f'{{"key_id": "0x{hexed[:16].upper()}"}}'
     assert redactor.scrub_text(pgp) == pgp
+
+
+def base58check(payload: bytes) -> str:
+    raw = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    number, out = int.from_bytes(raw, "big"), ""
+    while number:
+        number, digit = divmod(number, 58)
+        out = alphabet[digit] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+@FAST
+@given(st.binary(min_size=20, max_size=20), st.sampled_from([b"\x00", b"\x05"]), seeded(HEX, 32))
+def test_checksummed_addresses_content_ids_and_oauth_client_ids_are_public(
+    digest: bytes, version: bytes, hexed: str
+) -> None:
+    address = base58check(version + digest)
+    broken = address[:-1] + ("2" if address[-1] != "2" else "3")  # the checksum no longer holds
+    cid = "Qm" + base58check(b"\x12\x20" + digest * 2)[2:46]
+    client = f"{int(hexed[:10], 16) % 10**12:012d}-{hexed}.apps.googleusercontent.com"
+    for kept in (address, "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", client):
+        assert attribute(kept) == kept, kept
+    assert tokens.public_material(cid) == (len(cid) == 46)
+    if len(set(broken)) >= 12:
+        assert not tokens.public_material(broken)

@@ -45,6 +45,7 @@ _PUBLIC_QUALIFIERS = frozenset(
         "group", "index", "unique", "shard", "kafka", "redis", "translation", "storage", "file", "config",
         "setting", "settings", "dict", "hash", "composite", "natural", "surrogate", "hotkey", "shortcut",
         "keyboard", "press", "down", "up", "entry", "kms", "issuer", "ssh", "gpg", "pgp", "region", "name",
+        "publishable", "site",
     }
 )  # fmt: skip
 # Terms distinctive enough to be found at the end of a glued lowercase word (``dbpassword``, ``jsessionid``).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import functools
+import hashlib
 import math
 import re
 from collections import Counter
@@ -419,18 +420,59 @@ def _k8s_name(token: str) -> bool:
     return bool(dash and name) and lowercase and _K8S_PART.fullmatch(suffix) is not None
 
 
-_ULID = re.compile(r"0[0-7][0-9A-HJKMNP-TV-Z]{24}")  # 48-bit time (10 Crockford characters) + 80 random bits
 _SSH_KEY_TYPES = (b"ssh-", b"ecds", b"sk-s", b"sk-e")
-_VERSION_START = re.compile(r"v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}[-+.]")  # then a pre-release or a build
-_CF_RAY = re.compile(r"[0-9a-f]{16}-[A-Z]{3}")
+
+# Bitcoin addresses: base58 with a version byte and a checksum (``1...``, ``3...``), or bech32 (``bc1...``)
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BASE58_ADDRESS = re.compile(f"[13][{_BASE58}]{{25,34}}")
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32_ADDRESS = re.compile(f"bc1[{_BECH32}]{{11,71}}")
+
+
+def _base58_checked(token: str) -> bool:
+    """Whether ``token`` decodes to 25 bytes whose last 4 are the double SHA-256 of the rest: an address (a
+    random string passes one time in 4 billion)."""
+    number = 0
+    for char in token:
+        number = number * 58 + _BASE58.index(char)
+    raw = number.to_bytes(25, "big") if number.bit_length() <= 200 else b""
+    return len(raw) == 25 and hashlib.sha256(hashlib.sha256(raw[:21]).digest()).digest()[:4] == raw[21:]
+
+
+def _bech32_checked(token: str) -> bool:
+    """BIP 173/350's checksum over ``bc`` and the data part: bech32 (segwit v0) or bech32m (v1+)."""
+    check = 1
+    for value in [3, 3, 0, 2, 3] + [_BECH32.index(char) for char in token[3:]]:  # "bc" expanded, then data
+        top = check >> 25
+        check = (check & 0x1FFFFFF) << 5 ^ value
+        for bit, generator in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
+            check ^= generator if top >> bit & 1 else 0
+    return check in (1, 0x2BC830A3)
+
+
+_PUBLIC_SHAPE = re.compile(
+    r"0[0-7][0-9A-HJKMNP-TV-Z]{24}"  # a ULID: 48-bit time (10 Crockford characters) + 80 random bits
+    r"|v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}[-+.].*"  # a version, then a pre-release or a build
+    r"|[0-9a-f]{16}-[A-Z]{3}"  # a Cloudflare ray id
+    r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|baf(?:ybei|krei)[a-z2-7]{52}"  # IPFS ids of a SHA-256 (v0, v1)
+    r"|.*\.apps\.googleusercontent\.com",
+    re.DOTALL,
+)
 
 
 def public_material(token: str) -> bool:
     """An OpenSSH public key blob (``AAAAC3NzaC1lZDI1NTE5...``: a length, then ``ssh-ed25519``), a ULID
     (time-ordered: it starts with the time in ``0[0-7]``), a version (``v0.0.0-20200515034346-e8a3418e911e``,
-    ``1.2.3+build.5f3a9c``) or a Cloudflare ray id (``<16 hex>-IAD``): random-looking, public by design."""
-    if _ULID.fullmatch(token) or _VERSION_START.match(token) or _CF_RAY.fullmatch(token):
+    ``1.2.3+build.5f3a9c``), a Cloudflare ray id (``<16 hex>-IAD``), a Google OAuth client id (its secret is
+    ``GOCSPX-...``), an IPFS content id, a Bitcoin address (its checksum verified): random-looking, public by
+    design."""
+    if _PUBLIC_SHAPE.fullmatch(token):
         return True
+    first = token[0]
+    if first in "13" and _BASE58_ADDRESS.fullmatch(token):
+        return _base58_checked(token)
+    if first == "b" and token.startswith("bc1") and _BECH32_ADDRESS.fullmatch(token):
+        return _bech32_checked(token)
     if not token.startswith("AAAA") or len(token) < 16:
         return False
     try:
