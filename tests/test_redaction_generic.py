@@ -933,3 +933,25 @@ def test_checksummed_addresses_content_ids_and_oauth_client_ids_are_public(
     assert tokens.public_material(cid) == (len(cid) == 46)
     if len(set(broken)) >= 12:
         assert not tokens.public_material(broken)
+
+
+@FAST
+@given(random_body(24, 40))
+def test_an_assignment_to_an_id_or_digest_name_in_text_keeps_a_random_value(value: str) -> None:
+    for text in (
+        f"REQUEST_ID={value}",
+        f'{{"doc_id": "{value}"}}',
+        f"x-amz-cf-id: {value}",
+        f"CHECKSUM={value}",
+    ):
+        assert redactor.scrub_text(text) == text, text
+    for text in (
+        f"dwolla_id={value}",
+        f"client_id={value}",
+        f"todo_secret_do_not_commit = {value}",
+        f"ID={value}",
+    ):
+        assert value not in redactor.scrub_text(text), (
+            text
+        )  # an id that goes with a credential, or of nothing
+    assert redactor.scrub_attributes({"dwolla_id": value}, "", []) == {"dwolla_id": REDACTED}

@@ -85,6 +85,34 @@ KEY_HINTS = (
     "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony", "bundle_",
 )  # fmt: skip
 MAX_KEY_WORDS = 12
+_BARE_IDS = frozenset({"id", "ids", "uid"})
+# What telemetry gives ids to: ``messaging.message.id``, ``dd.trace_id``, ``k8s.pod.uid``, ``BUILD_ID``
+_PUBLIC_OBJECTS = frozenset(
+    {
+        "trace", "span", "parent", "request", "req", "response", "message", "msg", "event", "correlation",
+        "causation", "build", "run", "job", "task", "step", "pipeline", "workflow", "execution",
+        "invocation", "deployment", "release", "artifact", "commit", "container", "image", "pod", "node",
+        "instance", "host", "vm", "cluster", "resource", "doc", "document", "object", "record", "row",
+        "entity", "item", "order", "user", "customer", "transaction", "txn", "payment", "invoice", "charge",
+        "cart", "product", "file", "upload", "blob", "query", "device", "tenant", "org", "organization",
+        "project", "workspace", "team", "group", "thread", "conversation", "chat", "channel", "ray", "cf",
+        "amz", "batch", "stream", "partition", "shard", "replica", "snapshot", "volume", "subnet", "vpc",
+        "region", "zone", "test", "case", "ticket", "issue", "incident", "alert", "visitor", "page",
+        "video", "post", "comment", "model", "game",
+    }
+)  # fmt: skip
+# Words of a key that make an id a credential's part: a client id goes with its secret, as scanners find it
+_CREDENTIAL_WORDS = SECRET_TERMS | WEAK_TERMS | {
+    "client", "app", "application", "api", "access", "consumer", "merchant", "license", "not", "private",
+}  # fmt: skip
+# The last word of a key that names an id or a digest: its value is one, whatever its shape
+_ID_WORDS = frozenset(
+    {
+        "id", "ids", "uid", "uuid", "guid", "ulid", "sha", "sha1", "sha256", "sha384", "sha512", "md5",
+        "hash", "digest", "checksum", "etag", "revision", "rev", "commit", "fingerprint", "cursor", "ray",
+        "integrity",
+    }
+)  # fmt: skip
 
 
 def words(key: str) -> list[str]:
@@ -109,6 +137,20 @@ def last_word(key: str) -> str:
     """The last alphabetic word of a key, which the key contains however it is spelled."""
     alphabetic = [word for word in words(key) if word.isalpha()]
     return alphabetic[-1] if alphabetic else ""
+
+
+def names_id(key: str) -> bool:
+    """Whether ``key``'s field names an id or a digest (``messaging.message.id``, ``dd.trace_id``,
+    ``http.request.header.content-md5``, ``REQUEST_ID``), and not an id that goes with a credential
+    (``client_id``, ``token_id``, ``api_key_id``) nor a sentence (``secret_do_not_commit``)."""
+    field_words = words(field(key))
+    if not field_words or field_words[-1] not in _ID_WORDS or not _CREDENTIAL_WORDS.isdisjoint(field_words):
+        return False
+    if field_words[-1] not in _BARE_IDS:
+        return True
+    # ``id`` alone says little (``dwolla_id`` is half of a key pair): the id of what telemetry names
+    all_words = words(key)
+    return len(all_words) >= 2 and all_words[-2] in _PUBLIC_OBJECTS
 
 
 def field(key: str) -> str:

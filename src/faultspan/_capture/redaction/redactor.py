@@ -122,14 +122,6 @@ _NO_KINDS: frozenset[type] = frozenset()
 _CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
 _MAX_PASSES = 4
 _SHAPE_RULES = frozenset({"ssn", "card", "password_value", "token"})
-# The last word of a key that names an id or a digest: its value is one, whatever its shape
-_ID_WORDS = frozenset(
-    {
-        "id", "ids", "uid", "uuid", "guid", "ulid", "sha", "sha1", "sha256", "sha384", "sha512", "md5",
-        "hash", "digest", "checksum", "etag", "revision", "rev", "commit", "fingerprint", "cursor", "ray",
-        "integrity",
-    }
-)  # fmt: skip
 _ONE_WORD = re.compile(r"\S{1,512}")
 _MAX_SHORTCUT_DEPTH = 64
 _PLAIN_KEY = ("", None)  # a key's (kind, renamed) when it is no secret key and holds no secret
@@ -813,8 +805,7 @@ class Redactor:
         names_id = self._id_keys.get(key)
         if names_id is not None:
             return names_id
-        words = key_rules.words(key_rules.field(key))
-        names_id = bool(words) and words[-1] in _ID_WORDS
+        names_id = key_rules.names_id(key)
         if len(self._id_keys) >= _CACHE_LIMIT:
             self._id_keys.clear()
         self._id_keys[key] = names_id

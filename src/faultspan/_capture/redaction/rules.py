@@ -527,6 +527,8 @@ _BOOTSTRAP_TOKEN = re.compile(r"[a-z0-9]{6}\.(?=(?:[a-z]*[0-9]){3})(?=(?:[0-9]*[
 def token_verdict(token: str, text: str, start: int) -> bool:
     if start > 20 and in_arn(text, start):
         return False
+    if start > 2 and _id_key_before(text, start):
+        return False
     if len(token) == 23 and token[6] == "." and _BOOTSTRAP_TOKEN.fullmatch(token):
         return not tokens.placeholder(token)  # ``abcdef.0123456789abcdef`` in kubeadm's documentation
     if tokens.canonical_uuid(token):
@@ -547,6 +549,26 @@ def token_verdict(token: str, text: str, start: int) -> bool:
     if context == tokens.NEUTRAL and _after_user(text, start):
         context = tokens.PREFIXED
     return context != tokens.NEUTRAL and tokens.looks_random(token, context)
+
+
+def _id_key_before(text: str, start: int) -> bool:
+    """Whether the token at ``start`` is the value of ``KEY=``, ``KEY: `` or ``"key": "`` whose key names an
+    id or a digest (``REQUEST_ID=...``, ``"doc_id": "..."``): it declares the value one, as an attribute's
+    key does (the rules of credential formats still run)."""
+    at = start
+    if text[at - 1] in "\"'":
+        at -= 1
+    while at and text[at - 1] == " ":
+        at -= 1
+    if not at or text[at - 1] not in "=:":
+        return False
+    at -= 1
+    while at and text[at - 1] in " \"'":
+        at -= 1
+    end = at
+    while at and text[at - 1] in _IDENT_CHARS:
+        at -= 1
+    return end - at >= 2 and keys.names_id(text[at:end])
 
 
 def _after_user(text: str, start: int) -> bool:
