@@ -829,23 +829,30 @@ def test_a_value_that_reads_as_a_key_leaves_the_next_item_alone(word: str, body:
         assert secret not in redactor.scrub_text(pair), pair
 
 
+def uuid4_of(hexed: str) -> str:
+    """32 hex digits in a version 4 UUID's layout, as libraries write one."""
+    return f"{hexed[:8]}-{hexed[8:12]}-4{hexed[13:16]}-a{hexed[17:20]}-{hexed[20:32]}"
+
+
+def assert_kept(values: list[str], sentence: str) -> None:
+    """Each value unchanged as an attribute and inside ``sentence`` (``{}`` marks where)."""
+    for value in values:
+        assert attribute(value) == value, value
+        text = sentence.format(value)
+        assert redactor.scrub_text(text) == text, text
+
+
 @FAST
 @given(seeded(HEX, 32), st.integers(10**11, 10**12 - 1), seeded(ALNUM, 6))
 def test_arns_name_resources_and_are_kept_whole(hexed: str, account: int, suffix: str) -> None:
-    uuid = f"{hexed[:8]}-{hexed[8:12]}-4{hexed[13:16]}-a{hexed[17:20]}-{hexed[20:]}"
     arns = [
-        f"arn:aws:kms:us-east-1:{account}:key/{uuid}",
-        f"arn:aws:acm:eu-west-1:{account}:certificate/{uuid}",
+        f"arn:aws:kms:us-east-1:{account}:key/{uuid4_of(hexed)}",
+        f"arn:aws:acm:eu-west-1:{account}:certificate/{uuid4_of(hexed)}",
         f"arn:aws:secretsmanager:us-west-2:{account}:secret:prod/checkout/db-{suffix}",
         f"arn:aws:ecs:sa-east-1:{account}:task/inventory-cluster/{hexed}",
         f"arn:aws:elasticloadbalancing:sa-east-1:{account}:targetgroup/gateway-tg/{hexed[:16]}",
     ]
-    for arn in arns:
-        assert attribute(arn) == arn
-        assert (
-            redactor.scrub_text(f"AccessDenied on {arn}: not authorized")
-            == f"AccessDenied on {arn}: not authorized"
-        )
+    assert_kept(arns, "AccessDenied on {}: not authorized")
     secret = f"{suffix}{hexed[:10]}Q7"
     after = redactor.scrub_text(f"role {arns[0]} token={secret}")
     assert after == f"role {arns[0]} token={REDACTED}"
@@ -854,20 +861,14 @@ def test_arns_name_resources_and_are_kept_whole(hexed: str, account: int, suffix
 @FAST
 @given(seeded(HEX, 40), seeded("0123456789abcdfghijklmnpqrsvwxyz", 32), seeded(ALNUM, 30))
 def test_a_file_path_with_a_hash_or_id_in_its_last_piece_is_kept(hexed: str, nix: str, random: str) -> None:
-    uuid = f"{hexed[:8]}-{hexed[8:12]}-4{hexed[13:16]}-a{hexed[17:20]}-{hexed[20:32]}"
     paths = [
         f"/nix/store/{nix}-curl-8.6.0-bin",
         f".git/objects/{hexed[:2]}/{hexed[2:]}",
         f"cache/{hexed[:2]}/{hexed}{hexed[:22]}",
-        f"exports/orders/2024-09-25/part-00098-{uuid}.c000.snappy.parquet",
+        f"exports/orders/2024-09-25/part-00098-{uuid4_of(hexed)}.c000.snappy.parquet",
         f"https://fonts.gstatic.com/s/roboto/v31/{random}.woff2",
     ]
-    for path in paths:
-        assert attribute(path) == path
-        assert (
-            redactor.scrub_text(f"error: object file {path} is empty")
-            == f"error: object file {path} is empty"
-        )
+    assert_kept(paths, "error: object file {} is empty")
     for capability in (f"/reset/{random}", f"{random[:15]}/{random[15:]}Q7x"):  # base64 cut by "/"
         assert attribute(capability) == REDACTED, capability
 
@@ -902,9 +903,7 @@ def test_versions_ray_ids_labelled_digests_boundaries_and_asset_names_are_kept(
         f"multipart/form-data; boundary=----WebKitFormBoundary{alnum}",
         f"/static/js/runtime~main.{hexed[:8]}.js",
     ]
-    for value in kept:
-        assert attribute(value) == value, value
-        assert redactor.scrub_text(f"fetching {value} failed") == f"fetching {value} failed", value
+    assert_kept(kept, "fetching {} failed")
     pgp = f'{{"key_id": "0x{hexed[:16].upper()}"}}'
     assert redactor.scrub_text(pgp) == pgp
 
