@@ -954,3 +954,19 @@ def test_an_assignment_to_an_id_or_digest_name_in_text_keeps_a_random_value(valu
             text
         )  # an id that goes with a credential, or of nothing
     assert redactor.scrub_attributes({"dwolla_id": value}, "", []) == {"dwolla_id": REDACTED}
+
+
+@FAST
+@given(
+    st.sampled_from(["sk-", "shippo_live_", "API-", "spu-", "AGE-SECRET-KEY-1", "pgar_"]),
+    st.sampled_from("AQ1279"),
+    st.integers(20, 48),
+)
+def test_one_character_repeated_after_a_vendor_prefix_is_a_test_key_but_a_filler_is_not(
+    prefix: str, char: str, length: int
+) -> None:
+    assert attribute(prefix + char * length) == REDACTED
+    for filler in "xX0":
+        assert attribute(prefix + filler * length) == prefix + filler * length
+    for public in (f"ORD-{'1' * length}", f"build-{'7' * length}"):  # public prefixes stay ids
+        assert attribute(public) == public

@@ -163,6 +163,11 @@ def _has_digit(value: str) -> bool:
     return any(char.isdigit() for char in value)
 
 
+def digit_key(value: str) -> bool:
+    """An ``sk-`` key: with a digit, as OpenAI's are, and not a filler (``sk-0000...``)."""
+    return _has_digit(value) and not_placeholder(value)
+
+
 def _token_credential(value: str) -> bool:
     """What follows ``Bearer``: long, or with a digit or a base64 character, and not ``XXXXXXXXXXXX``."""
     if len(value) < 24 and not (len(value) >= 8 and any(char.isdigit() or char in "+/=" for char in value)):

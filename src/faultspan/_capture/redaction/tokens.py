@@ -669,19 +669,25 @@ def prefixed_random(token: str) -> bool:
             return True
         return not _CREDENTIAL_WORDS.isdisjoint(_SEPARATORS.split(token[: token.index(uuid[0])].lower()))
     if body.replace("-", "").replace("_", "").isdigit():
-        return False
+        return _dummy(body)
     if all(char in HEX or char in "-_." for char in body):
-        return len(body) >= 20 and not placeholder(body)
-    return looks_random(body, PREFIXED) or _sequence_dummy(body)
+        return len(body) >= 20 and (not placeholder(body) or _dummy(body))
+    return looks_random(body, PREFIXED) or _dummy(body)
 
 
 _CREDENTIAL_WORDS = frozenset({"api", "key", "token", "secret", "access", "auth", "pat", "sk"})
 
 
-def _sequence_dummy(body: str) -> bool:
-    """A test value in a credential's place: a sequence after a vendor prefix (``NRAK-123456788ABCDEFGH...``)
-    stands for a key, where a filler (``ghp_xxxx``) says that none is there."""
+def _dummy(body: str) -> bool:
+    """A test value in a credential's place: a sequence (``NRAK-123456788ABCDEFGH...``) or one character
+    repeated (``sk-AAAA...``, ``shippo_live_1111...``, ``AGE-SECRET-KEY-1QQQ...``) after a vendor prefix
+    stands for a key, where a filler (``ghp_xxxx``, ``ghp_0000``) says that none is there."""
     longest = max(_SEPARATORS.split(body), key=len)
-    if len(longest) < 20 or longest.isdigit() or longest.isalpha() or len(set(longest)) < 8:
+    if len(longest) < 20:
+        return False
+    char, count = Counter(longest).most_common(1)[0]
+    if count >= len(longest) - 1:
+        return char.isalnum() and char not in "xX0"
+    if longest.isdigit() or longest.isalpha() or len(set(longest)) < 8:
         return False
     return any(seq in longest for seq in _SEQUENCES) and not _FILE_SUFFIX.search(body)
