@@ -103,6 +103,8 @@ def _formats(rng: random.Random) -> list[tuple[str, str, str]]:
         ("stripe-restricted", "STRIPE_KEY", "rk_prod_" + r(ALNUM, 40)),
         ("aws-access-key-id", "AWS_ACCESS_KEY_ID", "AKIA" + r(string.ascii_uppercase + string.digits, 16)),
         ("aws-secret-key", "aws", r(B64, 40)),
+        ("aws-bedrock-long-lived", "BEDROCK_KEY", "ABSKQmVkcm9ja0FQSUtleS1" + r(B64, 108) + "="),
+        ("aws-bedrock-short-lived", "AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t" + r(B64, 80)),
         ("google-api-key", "MAPS_KEY", "AIza" + r(B64URL, 35)),
         ("openai", "OPENAI_API_KEY", "sk-proj-" + r(B64URL, 74) + "T3BlbkFJ" + r(B64URL, 74)),
         ("anthropic", "ANTHROPIC_API_KEY", "sk-ant-api03-" + r(B64URL, 93) + "AA"),

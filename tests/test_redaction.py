@@ -108,6 +108,10 @@ TOKEN_FAMILIES: dict[str, Callable[[random.Random], str]] = {
     "aws_access_key": lambda r: (
         r.choice(["AKIA", "ASIA", "ABIA", "ACCA"]) + rand(r, string.ascii_uppercase + string.digits, 16)
     ),
+    "aws_bedrock": lambda r: (
+        r.choice(["ABSKQmVkcm9ja0FQSUtleS1", "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t"])
+        + rand(r, B64, 108)
+    ),
     "github": lambda r: r.choice(["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]) + rand(r, ALNUM, 36),
     "github_pat": lambda r: "github_pat_" + rand(r, ALNUM, 22) + "_" + rand(r, ALNUM, 59),
     "gitlab": lambda r: r.choice(["glpat-", "glrt-", "GR1348941"]) + rand(r, B64URL, 20),

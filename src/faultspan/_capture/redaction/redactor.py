@@ -17,6 +17,7 @@ from faultspan._capture.redaction import tokens
 from faultspan._capture.redaction.rules import (
     _ANTHROPIC,
     _AWS_ACCESS_KEY,
+    _AWS_BEDROCK,
     _AWS_SECRET_KEY,
     _AZURE,
     _BEARER,
@@ -220,6 +221,7 @@ class Redactor:
                 pattern(_AWS_ACCESS_KEY),
             ),
             _Rule("aws_secret_key", anchors("aws"), pattern(_AWS_SECRET_KEY)),
+            _Rule("aws_bedrock", anchors("absk", "bedrock-api-key-"), pattern(_AWS_BEDROCK)),
             _Rule("github", anchors("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), pattern(_GITHUB)),
             _Rule("gitlab", (("gl", "[a-z]{1,5}-"), ("gr1348941", "")), pattern(_GITLAB)),
             _Rule(

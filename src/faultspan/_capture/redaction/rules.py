@@ -201,6 +201,12 @@ _URL_CREDENTIALS = re.compile(
     re.ASCII,
 )
 _AWS_ACCESS_KEY = re.compile(r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Z0-9])")
+# Amazon Bedrock API keys: long-lived ``ABSK`` + base64 of ``BedrockAPIKey-...``, short-lived
+# ``bedrock-api-key-`` + base64 of ``bedrock.amazonaws.com/...``
+_AWS_BEDROCK = re.compile(
+    r"A(?<![A-Za-z0-9+/]A)BSKQmVkcm9ja0FQSUtleS[A-Za-z0-9+/]{20,}={0,2}"
+    r"|b(?<![\w-]b)edrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/]*={0,2}"
+)
 _AWS_SECRET_KEY = re.compile(
     r"[Aa][Ww][Ss][\w. -]{0,40}?(?i:secret|key)[\w.-]{0,40}['\"]?[ \t]*(?:[:=]|=>)?[ \t]*['\"]?"
     r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
