@@ -970,3 +970,61 @@ def test_one_character_repeated_after_a_vendor_prefix_is_a_test_key_but_a_filler
         assert attribute(prefix + filler * length) == prefix + filler * length
     for public in (f"ORD-{'1' * length}", f"build-{'7' * length}"):  # public prefixes stay ids
         assert attribute(public) == public
+
+
+HUMAN = st.sampled_from(["Forest478$", "lemon", "tiger-falcon-pepper13", "Sunshine1759@", "master79"])
+
+
+@FAST
+@given(HUMAN)
+def test_command_line_password_flags_mask_even_a_word(password: str) -> None:
+    lines = [
+        f"sshpass -p '{password}' ssh deploy@host",
+        f"redis-cli -h cache -a {password} PING",
+        f"keytool -genkey -keystore ks.jks -storepass {password} -keypass {password}",
+        f"zip -P '{password}' backup.zip a.txt",
+        f"7z a -p'{password}' out.7z dir",
+        f"xfreerdp /v:host /u:bob /p:'{password}'",
+        f"gpg --batch --passphrase '{password}' -d x.gpg",
+        f"openssl rsa -in k.pem -passout pass:{password}",
+        f"plink -pw {password} host",
+        f"htpasswd -b -c .htpasswd admin {password}",
+        f"net use \\\\fs01\\share {password} /user:CORP\\bob",
+        f"AUTH default {password}",  # a Redis span's db.statement
+    ]
+    for line in lines:
+        out = redactor.scrub_text(line)
+        assert password not in out and REDACTED in out, line
+        assert ("admin" in out) == ("admin" in line)  # the user stays
+    for kept in ("docker run -p 8080:80 web", "zip -r out.zip dir", "git commit --pass-through", "AUTH ?"):
+        assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
+@given(HUMAN)
+def test_sql_that_sets_a_password_and_login_calls_mask_even_a_word(password: str) -> None:
+    statements = [
+        f"CREATE USER 'app'@'%' IDENTIFIED BY '{password}'",
+        f'ALTER USER scott IDENTIFIED BY "{password}"',
+        f"CREATE USER u IDENTIFIED WITH mysql_native_password BY '{password}'",
+        f"SET PASSWORD FOR 'app'@'%' = '{password}'",
+        f"ALTER ROLE app LOGIN PASSWORD '{password}'",
+        f"CREATE LOGIN bob WITH PASSWORD = '{password}'",
+        f'server.login("ana@example.com", "{password}")',
+        f'conn.simple_bind_s("cn=admin,dc=example,dc=com", "{password}")',
+    ]
+    for text in statements:
+        assert password not in redactor.scrub_text(text), text
+    kept = "ALTER TABLE users ADD COLUMN password TEXT NOT NULL"
+    assert redactor.scrub_text(kept) == kept
+
+
+@FAST
+@given(random_body(6, 8), random_body(6, 8))
+def test_comma_glued_pieces_belong_to_a_bare_value_but_the_next_pair_does_not(one: str, two: str) -> None:
+    out = redactor.scrub_text(f"docker run -e MYSQL_ROOT_PASSWORD={one},*{two},x!5 mysql")
+    assert out == f"docker run -e MYSQL_ROOT_PASSWORD={REDACTED} mysql"
+    assert redactor.scrub_text(f"password={one}7,user=bob") == f"password={REDACTED},user=bob"
+    hexed = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    assert redactor.scrub_text(f'{{"routing_key": "{hexed}"}}') == f'{{"routing_key": "{REDACTED}"}}'
+    assert redactor.scrub_text("routing_key=orders.created") == "routing_key=orders.created"

@@ -40,7 +40,7 @@ WEAK_TERMS = frozenset({"key", "keys", "aws", "login", "accessid", "accesskeyid"
 # Words before a weak term that make the key an identifier of something public (``cache_key``).
 _PUBLIC_QUALIFIERS = frozenset(
     {
-        "cache", "primary", "foreign", "message", "object", "partition", "sort", "routing", "idempotency",
+        "cache", "primary", "foreign", "message", "object", "partition", "sort", "idempotency",
         "dedup", "dedupe", "public", "pub", "row", "lookup", "map", "sequence", "seq", "schema", "bucket",
         "group", "index", "unique", "shard", "kafka", "redis", "translation", "storage", "file", "config",
         "setting", "settings", "dict", "hash", "composite", "natural", "surrogate", "hotkey", "shortcut",

@@ -24,6 +24,7 @@ from faultspan._capture.redaction.rules import (
     _CALL_NEXT,
     _CALL_START,
     _CARD,
+    _COMMAND_PASSWORD,
     _COMPARED_BEFORE,
     _CONNECTION_STRING,
     _CURL_USER,
@@ -41,16 +42,19 @@ from faultspan._capture.redaction.rules import (
     _NPM,
     _OPENAI,
     _ORACLE,
+    _PASSWORD_FLAG,
     _PASSWORD_HASH,
     _PEM,
     _PORTS_OR_PATHS,
     _PYPI,
     _QUERY_PARAM,
+    _REDIS_AUTH,
     _SCHEMELESS,
     _SENDGRID,
     _SEPARATOR_NEXT,
     _SHOPIFY,
     _SLACK,
+    _SQL_PASSWORD,
     _SSN,
     _STRIPE,
     _TWILIO,
@@ -266,6 +270,14 @@ class Redactor:
                     "secret",
                     "token",
                     "</",
+                    "identified",
+                    " -pw",
+                    "/p:",
+                    "redis-cli",
+                    "net use",
+                    "login(",
+                    "bind_s(",
+                    "simple_bind(",
                 ),
                 self._credential_pairs,
             ),
@@ -328,7 +340,15 @@ class Redactor:
                 for match in pattern.finditer(text):
                     if credential_part(match["secret"]):
                         yield match.span("secret")
-            for pattern in (_USER_THEN_PASSWORD, _NETRC, CREDENTIAL_CALL, PROSE_IS):  # words count here
+            patterns = (
+                _USER_THEN_PASSWORD,
+                _NETRC,
+                CREDENTIAL_CALL,
+                PROSE_IS,
+                _PASSWORD_FLAG,
+                _COMMAND_PASSWORD,
+            )
+            for pattern in (*patterns, _SQL_PASSWORD, _REDIS_AUTH):  # words count here
                 for match in pattern.finditer(text):
                     secret = match["secret"]
                     if not (_placeholder(secret) or _PORTS_OR_PATHS.fullmatch(secret) or secret[0] in "$%{<"):

@@ -366,14 +366,21 @@ _CALL_START = re.compile(r"[A-Za-z_$][\w.$]*\(")  # ``= load(``, ``= os.environ.
 def bracketed_bare(text: str, start: int, bare: str) -> str:
     """A bare value with brackets inside runs on past them to the next space or delimiter, less the closing
     brackets it has more of than opening ones (those close what the key sits in): ``m{h}o)p${e]n(d[x>-#y}``
-    is one password, ``{password=a{b}}`` gives ``a{b}``."""
-    if not any(char in bare for char in "{[(<"):
-        return bare
-    run = _BARE_RUN.match(text, start)
-    value = run[0] if run else bare
-    while value[-1] in ")]}" and sum(map(value.count, ")]}")) > sum(map(value.count, "([{")):
-        value = value[:-1]
-    return value
+    is one password, ``{password=a{b}}`` gives ``a{b}``. Pieces glued on with commas belong to it too
+    unless they are the next pair (``PASSWORD=ab,*cD~e`` is one value, ``password=ab,user=bob`` is not)."""
+    value = bare
+    if any(char in bare for char in "{[(<"):
+        run = _BARE_RUN.match(text, start)
+        value = run[0] if run else bare
+        while value[-1] in ")]}" and sum(map(value.count, ")]}")) > sum(map(value.count, "([{")):
+            value = value[:-1]
+    end = start + len(value)
+    while text[end : end + 1] == ",":
+        piece = _BARE_RUN.match(text, end + 1)
+        if piece is None or "=" in piece[0] or ":" in piece[0]:
+            break
+        end = piece.end()
+    return text[start:end]
 
 
 _CALL_NEXT = re.compile(r"[ \t]+[A-Za-z_][\w.]*[ \t]*\(")  # ``= new NetworkCredential(``
@@ -600,6 +607,34 @@ _USER_THEN_PASSWORD = re.compile(
     r"-[pP][ \t]*['\"]?(?P<secret>[^\s'\"-][^\s'\"]*)"
 )
 _PORTS_OR_PATHS = re.compile(r"[0-9:./-]+")  # ``docker run -u 1000 -p 8080:80``
+# A flag that names a password whatever the command: keytool's ``-storepass``, gpg's ``--passphrase``,
+# openssl's ``-passin pass:...``, PuTTY's ``-pw``, xfreerdp's ``/p:``
+_PASSWORD_FLAG = re.compile(
+    r"(?:(?<![\w-])-{1,2}(?:(?:src|dest)?(?:store|key)pass|pass(?:phrase|in|out)?|pw)(?![\w-])(?:[ \t]+|=)"
+    r"|(?<![\w/])/p:)(?:pass:)?(?P<q>['\"]?)(?!pass:)(?P<secret>[^\s'\"]{1,256})(?P=q)"
+)
+# A command's own password flag or place: ``sshpass -p``, ``redis-cli -a``, ``zip -P``, ``7z -p<password>``,
+# ``htpasswd -b <file> <user> <password>``, ``net use <share> <password> /user:...``
+_COMMAND_PASSWORD = re.compile(
+    r"(?<![\w-])(?:sshpass(?:[ \t]+-[a-oq-z]\S*)*[ \t]+-p[ \t]*|redis-cli\b[^\r\n|;&]{0,200}?[ \t]-a[ \t]+"
+    r"|(?:un)?zip\b[^\r\n|;&]{0,200}?[ \t]-P[ \t]+|7z[a-z]?\b[^\r\n|;&]{0,200}?[ \t]-p(?=\S)"
+    r"|htpasswd[ \t]+-[a-zA-Z]*b[a-zA-Z]*(?:[ \t]+-[a-zA-Z]+)*[ \t]+(?!-)\S+[ \t]+\S+[ \t]+"
+    r"|net[ \t]+use[ \t]+\\\\\S+[ \t]+(?=[^\s*/][^\s]*[ \t]+/user:))"
+    r"(?P<q>['\"]?)(?P<secret>[^\s'\"]{1,256})(?P=q)"
+)
+# Redis's ``AUTH [user] password`` as a statement of its own (a Redis span's ``db.statement``)
+_REDIS_AUTH = re.compile(
+    r"^AUTH[ \t]+(?:[^\s'\"]+[ \t]+)?(?![?*]+$)(?P<secret>[^\s'\"]{1,256})$",
+    re.MULTILINE,  # not ``AUTH ?``
+)
+# SQL that sets a password: ``CREATE USER ... IDENTIFIED BY '...'``, ``ALTER ROLE ... PASSWORD '...'``,
+# ``CREATE LOGIN ... WITH PASSWORD = '...'``, ``SET PASSWORD FOR ... = '...'``: a word counts
+_SQL_PASSWORD = re.compile(
+    r"(?i:\b(?:create|alter)[ \t]+(?:user|role|login)\b[^;\r\n]{0,200}?"
+    r"\b(?:identified(?:[ \t]+with[ \t]+\w+)?[ \t]+by|password)"
+    r"|\bset[ \t]+password\b[^;\r\n]{0,200}?=)"
+    r"[ \t]*=?[ \t]*(?:(?i:password)[ \t]*\([ \t]*)?(?P<q>['\"])(?P<secret>[^'\"\r\n]{1,256})(?P=q)"
+)
 # ``machine api.example.com login bob password s3cret`` (.netrc)
 _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+password[ \t]+(?P<secret>\S+)")
 # ``<add key="SmtpPassword" value="..."/>``, ``<property name="password" value="..."/>``: a setting's name
@@ -618,7 +653,8 @@ XML_ELEMENT = re.compile(
 _STRING_ARG = r"[bru]?(?:\"[^\"\n]{0,256}\"|'[^'\n]{0,256}')"
 CREDENTIAL_CALL = re.compile(
     r"(?:(?<![\w.])auth[ \t]*=[ \t]*\(|(?:HTTPBasicAuth|HTTPDigestAuth|BasicAuth|NetworkCredential"
-    r"|PSCredential|PasswordAuthentication|UsernamePasswordCredentials|DirectoryEntry)[ \t]*\()"
+    r"|PSCredential|PasswordAuthentication|UsernamePasswordCredentials|DirectoryEntry"
+    r"|(?<=\.)(?:login|simple_bind_s|simple_bind|bind_s))[ \t]*\()"  # smtplib/ftplib/imaplib, python-ldap
     rf"\s*(?:{_STRING_ARG}\s*,\s*)?{_STRING_ARG}\s*,\s*"
     r"[bru]?(?P<q>[\"'])(?P<secret>[^\"'\n]{1,256})(?P=q)(?=\s*(?:\)|,\s*[^\"'\s]))"
 )
