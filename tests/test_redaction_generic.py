@@ -1028,3 +1028,20 @@ def test_comma_glued_pieces_belong_to_a_bare_value_but_the_next_pair_does_not(on
     hexed = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
     assert redactor.scrub_text(f'{{"routing_key": "{hexed}"}}') == f'{{"routing_key": "{REDACTED}"}}'
     assert redactor.scrub_text("routing_key=orders.created") == "routing_key=orders.created"
+
+
+@FAST
+@given(HUMAN)
+def test_a_setter_call_with_a_secret_name_masks_even_a_word_but_a_getter_does_not(password: str) -> None:
+    oracle = password.rstrip("@")  # EZConnect would need an "@" quoted
+    digest = hashlib.sha1(password.encode()).hexdigest()  # a reset link's token
+    for text, secret in (
+        (f"define( 'DB_PASSWORD', '{password}' );", password),
+        (f'os.environ.setdefault("API_TOKEN", "{password}")', password),
+        (f"Login failed for user 'sa' with password '{password}'", password),
+        (f"sqlplus -s scott/{oracle}@//db.internal:1521/ORCLPDB1", oracle),
+        (f"/account/reset-password/{digest}", digest),
+    ):
+        assert secret not in redactor.scrub_text(text), text
+    for kept in ('config.get("password", "default")', 'check("password", "email")', "/reset-password/done"):
+        assert redactor.scrub_text(kept) == kept, kept

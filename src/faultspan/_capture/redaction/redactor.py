@@ -336,7 +336,7 @@ class Redactor:
 
     def _credential_pairs(self, text: str) -> str:
         def spans() -> Iterable[tuple[int, int]]:
-            for pattern in (_CURL_USER, _SCHEMELESS, _MYSQL_PASSWORD, _ORACLE):
+            for pattern in (_CURL_USER, _SCHEMELESS, _MYSQL_PASSWORD):
                 for match in pattern.finditer(text):
                     if credential_part(match["secret"]):
                         yield match.span("secret")
@@ -348,7 +348,7 @@ class Redactor:
                 _PASSWORD_FLAG,
                 _COMMAND_PASSWORD,
             )
-            for pattern in (*patterns, _SQL_PASSWORD, _REDIS_AUTH):  # words count here
+            for pattern in (*patterns, _SQL_PASSWORD, _REDIS_AUTH, _ORACLE):  # words count here
                 for match in pattern.finditer(text):
                     secret = match["secret"]
                     if not (_placeholder(secret) or _PORTS_OR_PATHS.fullmatch(secret) or secret[0] in "$%{<"):
@@ -563,10 +563,11 @@ class Redactor:
         quoted = match["quoted"]
         quote = text[key_start - 1] if key_start and text[key_start - 1] in "'\"" else ""
         if separator == ",":  # ('X-Api-Key', 'value'): a (name, value) pair in a repr, not a list of names
-            if not (
-                quote and quoted and _opens_pair(text, key_start - 1) and _PAIR_END.match(text, match.end())
-            ):
+            opened = _pair_opener(text, key_start - 1) if quote and quoted else ""
+            if not opened or not _PAIR_END.match(text, match.end()):
                 return None
+            if opened == "setter":  # define('DB_PASSWORD', 'master'), setenv("TOKEN", "..."): a word counts
+                return None if _placeholder(quoted) or kind in key_rules.WEAK_TERMS else match.span("quoted")
             return match.span("quoted") if " " in quoted or _loose_credential(quoted, numeric) else None
         if quoted is not None and match["quote"] == "`" and not separator:
             return None  # prose quoting code: "pass `attr_assign=True`"; Go's raw strings follow ``:=``
@@ -1035,13 +1036,24 @@ _WORD_RUN = re.compile(r"\S{8,130}")
 _PAIR_END = re.compile(r"[ \t]*[)\]]")
 
 
-def _opens_pair(text: str, quote_at: int) -> bool:
-    """Whether the quote at ``quote_at`` opens the first item of a tuple or list (``("Authorization", ...``),
-    not a value in JSON (``"grant_type": "password", "client": ...``)."""
+def _pair_opener(text: str, quote_at: int) -> str:
+    """What the quote at ``quote_at`` opens the first item of: a setter's call (``define('DB_PASSWORD',``,
+    ``os.environ.setdefault("TOKEN",``), a tuple or list (``("Authorization", ...``), or nothing (a value in
+    JSON, ``"grant_type": "password", "client": ...``; another call, ``form.get("password", "")``)."""
     at = quote_at - 1
     while at >= 0 and text[at] in " \t":
         at -= 1
-    return at >= 0 and text[at] in "(["
+    if at < 0 or text[at] not in "([":
+        return ""
+    name_end = name_start = at
+    while name_start and (text[name_start - 1].isalnum() or text[name_start - 1] == "_"):
+        name_start -= 1
+    if text[at] == "[" or name_start == name_end:
+        return "tuple"
+    return "setter" if text[name_start:name_end] in _SETTERS else ""
+
+
+_SETTERS = frozenset({"define", "setenv", "putenv", "setdefault", "setProperty", "setItem", "set", "put"})
 
 
 def _weak_secret(value: str) -> bool:
@@ -1077,11 +1089,7 @@ def _tokens(text: str) -> str:
             if start and _variable_or_escape(text, start, token):
                 continue
             if token.startswith("//") and text[start - 1 : start] == ":":  # a URL: its segments are ids
-                at = start
-                for segment in token.split("/"):
-                    if tokens.looks_random(segment, tokens.PUBLIC):
-                        yield at, at + len(segment)
-                    at += len(segment) + 1
+                yield from _path_segments(token, start, tokens.PUBLIC)
             else:
                 end = start + len(token)
                 tail = _TOKEN_TAIL.match(text, end) if token.endswith("=") else None
@@ -1089,8 +1097,32 @@ def _tokens(text: str) -> str:
                     if tail:
                         done = end = tail.end()
                     yield start, end
+                elif "/" in token and _CAPABILITY_WORD.search(token):
+                    yield from _path_segments(token, start, None)
 
     return _mask_spans(text, spans())
+
+
+# A path segment that says the next one is a capability: ``/reset-password/<token>``, ``/invite/<token>``
+_CAPABILITY_WORD = re.compile(
+    r"(?i:passw|token|secret|reset|verif|confirm|invit|activat|magic|unsubscribe|share|signup|api-?key)"
+)
+
+
+def _path_segments(token: str, start: int, context: int | None) -> Iterable[tuple[int, int]]:
+    """The spans of a path's segments judged alone: with ``context`` (a URL's: ids, the public bar), or only
+    after a segment naming a capability (``context`` None), with secret context there, as the words before a
+    token in text would give it."""
+    at, after_capability = start, False
+    for segment in token.split("/"):
+        if after_capability:
+            found = tokens.looks_random(segment, tokens.SECRET) or tokens.hex_verdict(segment, tokens.SECRET)
+        else:
+            found = context is not None and tokens.looks_random(segment, context)
+        if found:
+            yield at, at + len(segment)
+        after_capability = bool(segment) and _CAPABILITY_WORD.search(segment) is not None
+        at += len(segment) + 1
 
 
 def _joined_token(token: str, tail: str, text: str, start: int) -> bool:

@@ -658,9 +658,11 @@ CREDENTIAL_CALL = re.compile(
     rf"\s*(?:{_STRING_ARG}\s*,\s*)?{_STRING_ARG}\s*,\s*"
     r"[bru]?(?P<q>[\"'])(?P<secret>[^\"'\n]{1,256})(?P=q)(?=\s*(?:\)|,\s*[^\"'\s]))"
 )
-# ``the default password is 'blooberry'``, ``the password for user 'postgres' is "admin"``
+# ``the default password is 'blooberry'``, ``the password for user 'postgres' is "admin"``, ``Login failed for
+# user 'sa' with password 'x'``
 PROSE_IS = re.compile(
-    r"(?:[Pp]ass(?:word|phrase)|PASSWORD|[Ss]ecret|[Tt]oken)(?![\w-])[^.\n]{0,40}?[ \t]is[ \t]+"
+    r"(?:(?:[Pp]ass(?:word|phrase)|PASSWORD|[Ss]ecret|[Tt]oken)(?![\w-])[^.\n]{0,40}?[ \t]is"
+    r"|(?<![\w-])(?:with|using)[ \t]+(?:the[ \t]+)?(?:[Pp]assword|PASSWORD))[ \t]+"
     r"(?P<q>[\"'])(?P<secret>[^\"'\n]{1,64})(?P=q)"
 )
 # ``scott/tiger@//db:1521/ORCL``: Oracle's user/password before an EZConnect address
