@@ -1045,3 +1045,11 @@ def test_a_setter_call_with_a_secret_name_masks_even_a_word_but_a_getter_does_no
         assert secret not in redactor.scrub_text(text), text
     for kept in ('config.get("password", "default")', 'check("password", "email")', "/reset-password/done"):
         assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
+@given(seeded(UPPER_DIGITS, 16), seeded(B64, 40))
+def test_an_aws_key_pair_written_together_is_masked_whole(ident: str, secret: str) -> None:
+    for separator in (" / ", ":", ", "):
+        out = redactor.scrub_text(f"using static credentials AKIA{ident}{separator}{secret} for s3 sync")
+        assert out == f"using static credentials {REDACTED} for s3 sync"

@@ -200,7 +200,11 @@ _URL_CREDENTIALS = re.compile(
     r"@(?=[\w\[])",
     re.ASCII,
 )
-_AWS_ACCESS_KEY = re.compile(r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Z0-9])")
+# An access key id, with the secret access key right after it when written as a pair (``AKIA... / <40>``)
+_AWS_ACCESS_KEY = re.compile(
+    r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Z0-9])"
+    r"(?:[ \t]*[,:/|;][ \t]*[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))?"
+)
 # Amazon Bedrock API keys: long-lived ``ABSK`` + base64 of ``BedrockAPIKey-...``, short-lived
 # ``bedrock-api-key-`` + base64 of ``bedrock.amazonaws.com/...``
 _AWS_BEDROCK = re.compile(
