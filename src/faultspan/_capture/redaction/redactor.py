@@ -548,6 +548,9 @@ class Redactor:
                 done = masked = span[1]
                 yield span
                 continue
+            preceding = text[max(masked, start - 8) : start].rstrip(" \t")
+            if not preceding.endswith("="):  # no comparison, ``"..." == key``, ends right before the key
+                continue
             compared = _COMPARED_BEFORE.search(text, max(masked, start - 260), start)
             value = compared["quoted"] if compared else ""
             if compared and (_weak_secret(value) if weak else not _placeholder(value)):
@@ -835,9 +838,9 @@ class Redactor:
         return names_id
 
     def _scrub_str(self, text: str, path: str, masked: list[str], names_id: bool = False) -> str:
-        """``names_id``: the key names an id or a digest, so a value of one word is judged by the patterns of
-        credential formats only (an id is random-looking by design); not remembered as clean, since the same
-        value elsewhere is judged whole."""
+        """``names_id``: the key names an id or a digest, so a one-word value the rules would change is judged
+        again by the patterns of credential formats only (an id is random-looking by design); it is not
+        remembered as clean, since the same value elsewhere is judged whole."""
         scope = masked if type(masked) is TaintScope else None
         if text == REDACTED or (
             self._callback is None and text in self._clean and not (scope is not None and scope.secrets)
@@ -858,11 +861,11 @@ class Redactor:
                 return encoded
         if text in self._clean:
             result = text
-        elif names_id and not maybe_json and _ONE_WORD.fullmatch(text):
-            rules = self._triggered(text)
-            result = self._settled(text, tuple(rule for rule in rules if rule not in self._shape_rules))
         else:
-            result = self._scrub_unknown(text, maybe_json)
+            result = self._scrub_unknown(text, maybe_json)  # remembered when clean, as under any key
+            if result is not text and names_id and not maybe_json and _ONE_WORD.fullmatch(text):
+                rules = self._triggered(text)
+                result = self._settled(text, tuple(rule for rule in rules if rule not in self._shape_rules))
         if self._callback is not None:
             result = _call_back(self, self._callback, path, result)
         if scope is not None:
@@ -1097,23 +1100,29 @@ def _tokens(text: str) -> str:
                     if tail:
                         done = end = tail.end()
                     yield start, end
-                elif "/" in token and _CAPABILITY_WORD.search(token):
+                elif "/" in token and _names_capability(token):
                     yield from _path_segments(token, start, None)
 
     return _mask_spans(text, spans())
 
 
-# A path segment that says the next one is a capability: ``/reset-password/<token>``, ``/invite/<token>``
-_CAPABILITY_WORD = re.compile(
-    r"(?i:passw|token|secret|reset|verif|confirm|invit|activat|magic|unsubscribe|share|signup|api-?key)"
-)
+# What a path segment says when the next one is a capability: ``/reset-password/<token>``, ``/invite/<token>``
+_CAPABILITY_WORDS = (
+    "passw", "token", "secret", "reset", "verif", "confirm", "invit", "activat", "magic", "unsubscribe",
+    "share", "signup", "apikey", "api-key",
+)  # fmt: skip
+
+
+def _names_capability(segment: str) -> bool:
+    low = segment.lower()  # substring tests: an ignore-case alternation costs ten times as much
+    return any(map(low.__contains__, _CAPABILITY_WORDS))
 
 
 def _path_segments(token: str, start: int, context: int | None) -> Iterable[tuple[int, int]]:
     """The spans of a path's segments judged alone: with ``context`` (a URL's: ids, the public bar), or only
     after a segment naming a capability (``context`` None), with secret context there, as the words before a
     token in text would give it."""
-    at, after_capability = start, False
+    at, after_capability, capable = start, False, context is None or _names_capability(token)
     for segment in token.split("/"):
         if after_capability:
             found = tokens.looks_random(segment, tokens.SECRET) or tokens.hex_verdict(segment, tokens.SECRET)
@@ -1121,7 +1130,7 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
             found = context is not None and tokens.looks_random(segment, context)
         if found:
             yield at, at + len(segment)
-        after_capability = bool(segment) and _CAPABILITY_WORD.search(segment) is not None
+        after_capability = capable and bool(segment) and _names_capability(segment)
         at += len(segment) + 1
 
 

@@ -373,7 +373,7 @@ def bracketed_bare(text: str, start: int, bare: str) -> str:
     is one password, ``{password=a{b}}`` gives ``a{b}``. Pieces glued on with commas belong to it too
     unless they are the next pair (``PASSWORD=ab,*cD~e`` is one value, ``password=ab,user=bob`` is not)."""
     value = bare
-    if any(char in bare for char in "{[(<"):
+    if "{" in bare or "[" in bare or "(" in bare or "<" in bare:
         run = _BARE_RUN.match(text, start)
         value = run[0] if run else bare
         while value[-1] in ")]}" and sum(map(value.count, ")]}")) > sum(map(value.count, "([{")):

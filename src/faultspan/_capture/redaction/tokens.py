@@ -283,10 +283,12 @@ def file_path(token: str) -> bool:
     (a Nix store hash, a git object, an export's UUID), names a file; a random last piece without any of
     these (``/reset/<token>``) is still judged."""
     pieces = token.split("/")
-    if len(pieces) < 3 or not any(pieces[:-1]) or not all(map(_DIRECTORY.fullmatch, pieces[:-1])):
+    if len(pieces) < 3:
         return False
     last = pieces[-1]
-    return bool(_EXTENSION.search(last) or _FAN_OUT.fullmatch(pieces[-2]) or _HASH_NAME.fullmatch(last))
+    if not (_EXTENSION.search(last) or _FAN_OUT.fullmatch(pieces[-2]) or _HASH_NAME.fullmatch(last)):
+        return False  # the cheaper test first: most paths with an id end in a word (``/orders/<id>/items``)
+    return any(pieces[:-1]) and all(map(_DIRECTORY.fullmatch, pieces[:-1]))
 
 
 def looks_random(token: str, context: int = NEUTRAL) -> bool:
