@@ -3,9 +3,9 @@
 A key is split into lowercase words (``dbPassword`` -> db password, ``X-Api-Key`` -> x api key,
 ``password_b64`` -> password b64) and is secret when its words *end* with a secret term, possibly followed by
 words that still hold the same value (``password_confirmation``, ``token_sha256``, ``password2``). Any other
-trailing word makes
-it metadata about a secret (``password_policy``, ``token_count``). Weak terms (``key``, ``login``, ``aws``)
-make a key secret only for values that look like credentials.
+trailing word makes it metadata about a secret (``password_policy``, ``token_count``). Weak terms (``key``,
+``login``, ``aws``) make a key secret only for values that look like credentials. The same words tell a key
+that names an id or a digest (``messaging.message.id``, ``content-md5``), whose value is judged as one.
 """
 
 from __future__ import annotations
