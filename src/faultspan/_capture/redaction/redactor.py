@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import is_not, methodcaller
+from typing import TypeVar
 
 from faultspan._capture.redaction import keys as key_rules
 from faultspan._capture.redaction import tokens
@@ -127,6 +128,11 @@ _NO_KINDS: frozenset[type] = frozenset()
 _CACHED_LENGTH = 256  # longer strings and keys are not remembered: they rarely repeat and would hold memory
 _MAX_PASSES = 4
 _SHAPE_RULES = frozenset({"ssn", "card", "password_value", "token"})
+# The credential pairs whose place says "password", so that a plain word counts as one
+_WORD_PAIRS = (
+    _USER_THEN_PASSWORD, _NETRC, CREDENTIAL_CALL, PROSE_IS, _PASSWORD_FLAG, _COMMAND_PASSWORD, _SQL_PASSWORD,
+    _REDIS_AUTH, _ORACLE,
+)  # fmt: skip
 _ONE_WORD = re.compile(r"\S{1,512}")
 _MAX_SHORTCUT_DEPTH = 64
 _PLAIN_KEY = ("", None)  # a key's (kind, renamed) when it is no secret key and holds no secret
@@ -294,13 +300,7 @@ class Redactor:
     def _kind(self, key: str) -> str:
         """The secret term the key ends with, or "" when it is not a secret key."""
         kind = self._kinds.get(key)
-        if kind is None:
-            kind = self._classify(key)
-            if len(key) <= _CACHED_LENGTH:
-                if len(self._kinds) >= _CACHE_LIMIT:
-                    self._kinds.clear()
-                self._kinds[key] = kind
-        return kind
+        return _cached(self._kinds, key, self._classify(key)) if kind is None else kind
 
     def _key(self, key: str) -> tuple[str, str | None]:
         """(its kind, its scrubbed text when the key itself holds a secret, e.g. a dict keyed by tokens)."""
@@ -340,15 +340,7 @@ class Redactor:
                 for match in pattern.finditer(text):
                     if credential_part(match["secret"]):
                         yield match.span("secret")
-            patterns = (
-                _USER_THEN_PASSWORD,
-                _NETRC,
-                CREDENTIAL_CALL,
-                PROSE_IS,
-                _PASSWORD_FLAG,
-                _COMMAND_PASSWORD,
-            )
-            for pattern in (*patterns, _SQL_PASSWORD, _REDIS_AUTH, _ORACLE):  # words count here
+            for pattern in _WORD_PAIRS:
                 for match in pattern.finditer(text):
                     secret = match["secret"]
                     if not (_placeholder(secret) or _PORTS_OR_PATHS.fullmatch(secret) or secret[0] in "$%{<"):
@@ -829,13 +821,7 @@ class Redactor:
         """Whether ``key``'s field names an id or a digest (``messaging.message.id``, ``dd.trace_id``,
         ``http.request.header.content-md5``, ``vcs.ref.head.revision``)."""
         names_id = self._id_keys.get(key)
-        if names_id is not None:
-            return names_id
-        names_id = key_rules.names_id(key)
-        if len(self._id_keys) >= _CACHE_LIMIT:
-            self._id_keys.clear()
-        self._id_keys[key] = names_id
-        return names_id
+        return _cached(self._id_keys, key, key_rules.names_id(key)) if names_id is None else names_id
 
     def _scrub_str(self, text: str, path: str, masked: list[str], names_id: bool = False) -> str:
         """``names_id``: the key names an id or a digest, so a one-word value the rules would change is judged
@@ -1034,6 +1020,19 @@ def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], p
 _MIN_GATED_LENGTH = 8  # the shortest password worth masking
 _KEY_NAME = re.compile(r"[A-Za-z][\w.-]{0,63}")
 _WORD_RUN = re.compile(r"\S{8,130}")
+
+
+Cached = TypeVar("Cached")
+
+
+def _cached(cache: dict[str, Cached], key: str, value: Cached) -> Cached:
+    """``value``, remembered for ``key`` unless the key is too long to be worth it (bounded: a full cache
+    starts over)."""
+    if len(key) <= _CACHED_LENGTH:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = value
+    return value
 
 
 _PAIR_END = re.compile(r"[ \t]*[)\]]")
