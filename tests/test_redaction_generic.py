@@ -247,6 +247,17 @@ def test_credential_pairs_are_masked_whole(user: str, password: str) -> None:
 
 
 @FAST
+@given(random_body(12, 32), st.sampled_from(["-u ", "-u '", '--user "', "--user="]))
+def test_a_curl_user_with_an_empty_password_is_the_api_key(key: str, flag: str) -> None:
+    quote = flag[-1] if flag[-1] in "'\"" else ""
+    out = redactor.scrub_text(f"curl {flag}{key}:{quote} https://api.example.com/v1/charges")
+    assert out == f"curl {flag}{REDACTED}:{quote} https://api.example.com/v1/charges"
+    for user in ("deploy-bot", "alice.smith", "admin"):  # a user name with an empty password stays
+        line = f"curl {flag}{user}:{quote} http://x"
+        assert redactor.scrub_text(line) == line
+
+
+@FAST
 @given(random_body(10, 20))
 def test_comparisons_base64_pem_okta_and_teams_webhooks(token: str) -> None:
     assert redactor.scrub_text(f'if password == "{token}": ok') == f'if password == "{REDACTED}": ok'

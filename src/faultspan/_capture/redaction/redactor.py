@@ -28,6 +28,7 @@ from faultspan._capture.redaction.rules import (
     _COMMAND_PASSWORD,
     _COMPARED_BEFORE,
     _CONNECTION_STRING,
+    _CURL_KEY,
     _CURL_USER,
     _DIGITALOCEAN,
     _GITHUB,
@@ -340,6 +341,9 @@ class Redactor:
                 for match in pattern.finditer(text):
                     if credential_part(match["secret"]):
                         yield match.span("secret")
+            for match in _CURL_KEY.finditer(text):  # a key, not a user name: ``-u deploy-bot:`` stays
+                if _weak_secret(match["secret"]):
+                    yield match.span("secret")
             for pattern in _WORD_PAIRS:
                 for match in pattern.finditer(text):
                     secret = match["secret"]

@@ -601,6 +601,8 @@ def _after_user(text: str, start: int) -> bool:
 
 # ``curl -u user:password`` and ``--user user:password``
 _CURL_USER = re.compile(r"-(?<![\w-]-)(?:u|-user)[ =]+['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)")
+# ``curl -u sk_live_...:``, ``--user "d2LkV78zLx!t:"``: with no password after the colon, the user is the key
+_CURL_KEY = re.compile(r"-(?<![\w-]-)(?:u|-user)[ =]+['\"]?(?P<secret>[^\s:'\"]{8,256}):(?=['\"\s]|$)")
 # ``mysql -uroot -pS3cret`` (the password glued to ``-p``; elsewhere ``-p8080`` is a port)
 _MYSQL_PASSWORD = re.compile(
     r"m(?<![\w-]m)(?:ysql|ariadb)[\w-]{0,16}[ \t][^\r\n]{0,256}?(?<=\s)-p(?P<secret>[^\s'\"]+)"
