@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import string
+import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -216,10 +217,15 @@ def test_one_word_model_for_keys_and_their_qualifiers(term: str, same: str, meta
 
 
 @FAST
-@given(st.sampled_from(["HEROKU_KEY", "bitfinexKey", "Key", "aws", "SONAR_LOGIN"]), random_body(20, 40))
+@given(
+    st.sampled_from(["HEROKU_KEY", "bitfinexKey", "Key", "aws", "SONAR_LOGIN", "VAULT_SECRET_ID"]),
+    random_body(20, 40),
+)
 def test_weak_key_terms_mask_values_that_look_like_credentials(key: str, token: str) -> None:
     assert redactor.scrub_value(key, token, key, []) == REDACTED
     assert redactor.scrub_value(key, "users/42/profile", key, []) == "users/42/profile"
+    secret_id = str(uuid.UUID(bytes=token.encode()[:16].ljust(16, b"0"), version=4))
+    assert redactor.scrub_value("secret_id", secret_id, "k", []) == REDACTED  # Vault's AppRole secret
     assert redactor.scrub_value("cache_key", "8d0f3c2a-4b1e-4f6a-9c7d-2e5b8a1f0c3d", "k", []) != REDACTED
 
 
@@ -247,7 +253,7 @@ def test_credential_pairs_are_masked_whole(user: str, password: str) -> None:
 
 
 @FAST
-@given(random_body(12, 32), st.sampled_from(["-u ", "-u '", '--user "', "--user="]))
+@given(random_body(16, 40), st.sampled_from(["-u ", "-u '", '--user "', "--user="]))
 def test_a_curl_user_with_an_empty_password_is_the_api_key(key: str, flag: str) -> None:
     quote = flag[-1] if flag[-1] in "'\"" else ""
     out = redactor.scrub_text(f"curl {flag}{key}:{quote} https://api.example.com/v1/charges")

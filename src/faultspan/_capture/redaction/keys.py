@@ -35,8 +35,11 @@ SECRET_TERMS = frozenset(
     }
 )  # fmt: skip
 # Names that often, not always, hold a credential: their value is masked when it looks like one.
-# ``sid`` and ``symfony`` are session cookies (``connect.sid`` of Express, Symfony's default name).
-WEAK_TERMS = frozenset({"key", "keys", "aws", "login", "accessid", "accesskeyid", "keyid", "sid", "symfony"})
+# ``sid`` and ``symfony`` are session cookies (``connect.sid`` of Express, Symfony's default name); a
+# ``secret_id`` is Vault's AppRole secret (a UUID) or names a stored secret (``prod/db``, an ARN).
+WEAK_TERMS = frozenset(
+    {"key", "keys", "aws", "login", "accessid", "accesskeyid", "keyid", "sid", "symfony", "secretid"}
+)
 # Words before a weak term that make the key an identifier of something public (``cache_key``).
 _PUBLIC_QUALIFIERS = frozenset(
     {
