@@ -1052,19 +1052,45 @@ def test_comma_glued_pieces_belong_to_a_bare_value_but_the_next_pair_does_not(on
 
 @FAST
 @given(HUMAN)
-def test_a_setter_call_with_a_secret_name_masks_even_a_word_but_a_getter_does_not(password: str) -> None:
+def test_a_setter_or_a_getters_default_with_a_secret_name_masks_even_a_word(password: str) -> None:
     oracle = password.rstrip("@")  # EZConnect would need an "@" quoted
     digest = hashlib.sha1(password.encode()).hexdigest()  # a reset link's token
     for text, secret in (
         (f"define( 'DB_PASSWORD', '{password}' );", password),
         (f'os.environ.setdefault("API_TOKEN", "{password}")', password),
+        (f"SECRET_KEY = os.environ.get('DJANGO_SECRET_KEY', '{password}')", password),
+        (f'token = ENV.fetch("GITHUB_TOKEN", "{password}")', password),
         (f"Login failed for user 'sa' with password '{password}'", password),
         (f"sqlplus -s scott/{oracle}@//db.internal:1521/ORCLPDB1", oracle),
         (f"/account/reset-password/{digest}", digest),
     ):
         assert_masked([text], secret)
-    for kept in ('config.get("password", "default")', 'check("password", "email")', "/reset-password/done"):
+    kept_texts = (
+        'config.get("password", "default")',
+        'form.get("password", "")',
+        'os.environ.get("LOG_LEVEL", "warning")',
+        'check("password", "email")',
+        "/reset-password/done",
+    )
+    for kept in kept_texts:
         assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
+@given(st.integers(0, 2**32))
+def test_secret_context_counts_test_values_and_base64_cut_by_its_symbols(seed: int) -> None:
+    rng = random.Random(seed)
+    start = rng.randrange(10)
+    dummy = ("abcdefghij0123456789" * 4)[start : start + rng.randint(24, 40)]
+    assert redactor.scrub_text(f"weatherbit_key={dummy}") == f"weatherbit_key={REDACTED}"
+    assert redactor.scrub_text(f"upstream call failed with {dummy}") == f"upstream call failed with {dummy}"
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/="
+    assert redactor.scrub_text(f'const keyStr = "{alphabet}"') == f'const keyStr = "{alphabet}"'
+    assert redactor.scrub_text("openuv_key=" + "x" * 32) == "openuv_key=" + "x" * 32  # a filler, no value
+    pieces = ["".join(rng.choice(ALNUM) for _ in range(rng.randint(3, 5))) for _ in range(5)]
+    cut = "".join(piece + symbol for piece, symbol in zip(pieces, "+_-+", strict=False)) + pieces[-1]
+    assert redactor.scrub_text(f"pagerduty_key = {cut}") == f"pagerduty_key = {REDACTED}"
+    assert redactor.scrub_text("key = my-app_name-v2") == "key = my-app_name-v2"
 
 
 @FAST

@@ -565,7 +565,7 @@ class Redactor:
             opened = _pair_opener(text, key_start - 1) if quote and quoted else ""
             if not opened or not _PAIR_END.match(text, match.end()):
                 return None
-            if opened == "setter":  # define('DB_PASSWORD', 'master'), setenv("TOKEN", "..."): a word counts
+            if opened == "setter":  # define('DB_PASSWORD', 'master'), getenv("TOKEN", "..."): a word counts
                 return None if _placeholder(quoted) or kind in key_rules.WEAK_TERMS else match.span("quoted")
             return match.span("quoted") if " " in quoted or _loose_credential(quoted, numeric) else None
         if quoted is not None and match["quote"] == "`" and not separator:
@@ -1043,9 +1043,10 @@ _PAIR_END = re.compile(r"[ \t]*[)\]]")
 
 
 def _pair_opener(text: str, quote_at: int) -> str:
-    """What the quote at ``quote_at`` opens the first item of: a setter's call (``define('DB_PASSWORD',``,
-    ``os.environ.setdefault("TOKEN",``), a tuple or list (``("Authorization", ...``), or nothing (a value in
-    JSON, ``"grant_type": "password", "client": ...``; another call, ``form.get("password", "")``)."""
+    """What the quote at ``quote_at`` opens the first item of: a call that sets a setting or reads one with a
+    default (``define('DB_PASSWORD',``, ``os.environ.setdefault("TOKEN",``, ``os.environ.get("SECRET_KEY",``),
+    a tuple or list (``("Authorization", ...``), or nothing (a value in JSON, ``"grant_type": "password",
+    "client": ...``; another call, ``check("password", ...``)."""
     at = quote_at - 1
     while at >= 0 and text[at] in " \t":
         at -= 1
@@ -1059,7 +1060,13 @@ def _pair_opener(text: str, quote_at: int) -> str:
     return "setter" if text[name_start:name_end] in _SETTERS else ""
 
 
-_SETTERS = frozenset({"define", "setenv", "putenv", "setdefault", "setProperty", "setItem", "set", "put"})
+# the value of a setting they set, or the default of one they read (a fallback secret in a settings file)
+_SETTERS = frozenset(
+    {
+        "define", "setenv", "putenv", "setdefault", "setProperty", "setItem", "set", "put", "get", "getenv",
+        "fetch", "getProperty", "getOrDefault",
+    }
+)  # fmt: skip
 
 
 def _weak_secret(value: str) -> bool:

@@ -19,8 +19,11 @@ REDACTED = "[REDACTED]"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SPECIALS = frozenset("!@#$%^&*+=/~?|:;<>()[]{}")
 _PLACEHOLDERS = frozenset(
-    {"none", "null", "nil", "undefined", "true", "false", "redacted", "<redacted>", "hidden", "masked"}
-)
+    {
+        "none", "null", "nil", "undefined", "true", "false", "redacted", "<redacted>", "hidden", "masked",
+        "default", "empty",
+    }
+)  # fmt: skip
 
 
 # A reference to where the secret is, not the secret: ``$DB_PASS``, ``${token}``, ``%APP_PASSWORD%``,

@@ -27,6 +27,7 @@ _B64_TEXT = re.compile(r"[A-Za-z0-9+/]{10,}={0,2}|[A-Za-z0-9_-]{10,}={0,2}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SEPARATORS = re.compile(r"[-_.~]+")
 _PARTS = re.compile(r"[-_.~/+=]+")
+_BASE64_SYMBOLS = frozenset("+/-_")  # slugs and names use one separator, base64 and base64url two of these
 _VOWELS = frozenset("aeiouy")
 _IDENTIFIER_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _FILE_SUFFIX = re.compile(
@@ -313,7 +314,8 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     if not encoded and (_k8s_name(token) or (context != SECRET and _UUID.search(token.replace("_", "-")))):
         return False
     if placeholder(token) or _FILE_SUFFIX.search(token):
-        return False
+        # where a key or word says "secret", a test value stands for one as after a vendor prefix
+        return context == SECRET and _dummy(token) and not any(word in token for word in _PLACEHOLDER_WORDS)
     if encoded:
         return context != PUBLIC  # ``YWRtaW46cGFzc3dvcmQ=`` (a Basic credential), ``LS0tLS1CRUdJTi...`` (PEM)
     if hex_like(token):
@@ -330,6 +332,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
             return False  # a path
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
+    if context == SECRET and len(body) < _NEED[SECRET] and len(_BASE64_SYMBOLS.intersection(token)) >= 2:
+        body = _PARTS.sub("", token)  # base64's symbols cut one random run (``u+Lyhd2_N2MCy+ZoH-S5``)
+        parts = [body]
     slug = len(parts) > 1 and hex_like(body) and all(_titled(part) for part in parts if part is not body)
     if context <= NEUTRAL and slug:
         return False  # a slug and its id: ``Release-Notes-1bc826ecc0994dd8915be97fc3489cde``
@@ -684,7 +689,7 @@ def _dummy(body: str) -> bool:
     repeated (``sk-AAAA...``, ``shippo_live_1111...``, ``AGE-SECRET-KEY-1QQQ...``) after a vendor prefix
     stands for a key, where a filler (``ghp_xxxx``, ``ghp_0000``) says that none is there."""
     longest = max(_SEPARATORS.split(body), key=len)
-    if len(longest) < 20:
+    if len(longest) < 20 or len(set(body)) >= 62 >= len(body) - 4:  # each letter and digit once: an alphabet
         return False
     char, count = Counter(longest).most_common(1)[0]
     if count >= len(longest) - 1:
