@@ -479,6 +479,33 @@ def seeded(alphabet: str, length: int) -> st.SearchStrategy[str]:
     return st.integers(0, 2**32).map(draw)
 
 
+@FAST
+@given(seeded(B64, 43), st.text(st.sampled_from(string.ascii_lowercase), min_size=5, max_size=12))
+def test_what_is_masked_only_in_the_grouping_template_does_not_spread(digest: str, word: str) -> None:
+    """The template writes digits as ``<n>`` (``SHA256:`` reads ``SHA<n>:``), so it can look more random than
+    the message it comes from; the secrets of the capture are masked in it all the same."""
+    fingerprint, secret = f"SHA256:{digest}", f"zq{word}"
+    template = f"host key mismatch <n>:{digest} after {secret}"
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("t").start_as_current_span("ssh") as span:
+        span.set_attribute("tls.server.hash.sha256", fingerprint)
+        span.add_event(
+            "exception",
+            {
+                "exception.message": f"host key mismatch {fingerprint} after {secret}",
+                "faultspan.frames": json.dumps([{"function": "f", "locals": {"pw": repr(secret)}}]),
+                "faultspan.grouping": json.dumps({"template": template}),
+            },
+        )
+    out = redact_span(exporter.get_finished_spans()[0], redactor)
+    assert out.attributes["tls.server.hash.sha256"] == fingerprint
+    (event,) = out.events
+    assert event.attributes["exception.message"] == f"host key mismatch {fingerprint} after {REDACTED}"
+    assert secret not in event.attributes["faultspan.grouping"]
+
+
 UPPER_DIGITS = string.ascii_uppercase + string.digits
 
 

@@ -39,7 +39,7 @@ from faultspan._capture.redaction import Redactor, TaintScope
 from faultspan._capture.runtime import current
 from faultspan._otlp.sdk_private import bounded, plain_attributes
 from faultspan._pipeline import log_events, recording
-from faultspan._pipeline.processor import MASKED_COUNT, MASKED_KEYS, without_capture
+from faultspan._pipeline.processor import MASKED_COUNT, MASKED_KEYS, scrub_recorded, without_capture
 from faultspan._pipeline.trace_logs import TRACE_LOGS
 from faultspan._pipeline.worker import Worker, flush_through, shut_down_through
 
@@ -149,7 +149,7 @@ def _redact_record(record: ReadWriteLogRecord, redactor: Redactor, masked: Taint
     plain = body is None or type(body) in _SCALARS
     new_body = body if plain else redactor.scrub_value("", body, "body", masked)
     original = plain_attributes(log.attributes)
-    attributes = redactor.scrub_attributes(original, "", masked)
+    attributes = scrub_recorded(redactor, original, "", masked)
     scrubbed = original if attributes is None else attributes
     extra: dict[str, Any] = {}
     if (EXCEPTION_TYPE in scrubbed or EXCEPTION_STACKTRACE in scrubbed) and FINGERPRINT not in scrubbed:

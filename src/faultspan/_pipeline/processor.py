@@ -94,15 +94,34 @@ def without_capture(attributes: Mapping[str, Any]) -> dict[str, Any]:
     return {**recorded, **_text_fingerprints(recorded)}
 
 
+def scrub_recorded(
+    redactor: Redactor, attributes: Mapping[str, Any], prefix: str, masked: TaintScope
+) -> dict[str, Any] | None:
+    """``scrub_attributes`` for an event or record that may carry an exception: its grouping info, derived
+    from the scrubbed message, gets the capture's secrets masked, but what is masked in it alone (its
+    template writes digits as ``<n>``: ``SHA256:`` reads ``SHA<n>:``) spreads nowhere else."""
+    derived = attributes.get(GROUPING)
+    if type(derived) is not str:
+        return redactor.scrub_attributes(attributes, prefix, masked)
+    own = {key: value for key, value in attributes.items() if key != GROUPING}
+    scrubbed = redactor.scrub_attributes(own, prefix, masked)
+    reader = masked.reader()
+    grouping = redactor.scrub_value(GROUPING, derived, prefix + GROUPING, reader)
+    masked.extend(reader)
+    if scrubbed is None and grouping is derived:
+        return None
+    return {**(own if scrubbed is None else scrubbed), GROUPING: grouping}
+
+
 def _events(
-    span: ReadableSpan, redactor: Redactor, masked: list[str]
+    span: ReadableSpan, redactor: Redactor, masked: TaintScope
 ) -> tuple[list[Event] | None, tuple[str, str | None] | None]:
     """Redacted events (None when unchanged) and the keys (fingerprint, path) of the last exception event."""
     changed: list[Event] | None = None
     last: tuple[str, str | None] | None = None
     for index, event in enumerate(span.events):
         original = plain_attributes(event.attributes)
-        attributes = redactor.scrub_attributes(original, f"event[{index}].", masked)
+        attributes = scrub_recorded(redactor, original, f"event[{index}].", masked)
         if event.name == "exception":
             current = attributes or original
             if not isinstance(current.get(FINGERPRINT), str):

@@ -967,17 +967,24 @@ class TaintScope(list[str]):
     a secret was found is caught by scrubbing the redacted copy once more with the same scope.
     """
 
-    def __init__(self, secrets: set[str] | None = None) -> None:
+    def __init__(self, secrets: set[str] | None = None, *, learns: bool = True) -> None:
         super().__init__()
         self.secrets: set[str] = set() if secrets is None else secrets
+        self.learns = learns
 
     def child(self) -> TaintScope:
         """A scope with its own paths and the same secrets (for the leaves of JSON text)."""
-        return TaintScope(self.secrets)
+        return TaintScope(self.secrets, learns=self.learns)
+
+    def reader(self) -> TaintScope:
+        """A scope with its own paths that masks the known secrets but learns none, for text derived from
+        other text of the capture (a grouping template with digits as ``<n>`` reads more random than the
+        message it comes from: what is masked there only must not spread)."""
+        return TaintScope(self.secrets, learns=False)
 
     def taint(self, secret: str) -> None:
         secret = secret.strip().strip("'\"")
-        if len(secret) >= _MIN_TAINT and REDACTED not in secret:
+        if self.learns and len(secret) >= _MIN_TAINT and REDACTED not in secret:
             self.secrets.add(secret)
             escaped = json.dumps(secret, ensure_ascii=False)[1:-1]  # as it reads inside JSON text
             if escaped != secret:
