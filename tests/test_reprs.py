@@ -61,6 +61,32 @@ def test_huge_repr_is_cut_to_the_limit() -> None:
     assert text.endswith("…")
 
 
+class Command:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"<Popen: returncode: 2 args: ['psql', {self.url!r}, '-c', 'select 1']>"
+
+
+@given(
+    st.text(
+        st.sampled_from("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"), min_size=12, max_size=24
+    ),
+    st.integers(0, 11),
+)
+def test_a_cut_drops_the_piece_it_cuts_short(password: str, into: int) -> None:
+    """Left unfinished, a URL's password before its "@" would be one that redaction no longer recognises."""
+    url = f"postgresql://app:{password}@db.internal:5432/orders"
+    for value in (Command(url), url, {"dsn": url}):
+        whole = safe_repr(value, limit=10_000)
+        limit = whole.index(password) + into + 2  # the bound falls inside the password
+        cut = safe_repr(value, limit=limit)
+        assert "…" in cut and len(cut) <= limit
+        assert f"app:{password[0]}" not in cut
+    assert safe_repr("x" * 300, limit=20) == "'" + "x" * 18 + "…"  # one long word: nothing to drop
+
+
 def test_non_text_repr() -> None:
     assert safe_repr(NotText()) == "<NotText (repr raised TypeError)>"
 

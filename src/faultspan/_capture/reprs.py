@@ -47,10 +47,26 @@ def _inline(obj: Any, kind: type, levels_left: int) -> bool:
     return levels_left > 0 and len(obj) <= _MAX_ITEMS and _flat(obj, kind, 1 if levels_left >= 2 else 2)
 
 
+# Where a piece of a repr ends: the bound cuts the last piece short, and a secret in an unfinished piece (a
+# URL's password before its "@", a quoted value before its quote) is one redaction no longer recognises.
+_PIECE_ENDS = frozenset(" \t\n,;([{'\"=<>:/@&")
+
+
+def _head(text: str, length: int) -> str:
+    """The first ``length`` characters of ``text`` less its last, cut piece (none lost when the piece is
+    more than half of them: one long word is then all there is)."""
+    head = text[:length]
+    if len(text) > length:
+        for at in range(len(head) - 1, len(head) // 2, -1):
+            if head[at] in _PIECE_ENDS:
+                return head[: at + 1]
+    return head
+
+
 def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
-    return f"{text[: max(limit - 1, 0)]}…"
+    return f"{_head(text, max(limit - 1, 0))}…"
 
 
 def _opaque(obj: object, reason: str) -> str:
@@ -72,7 +88,9 @@ class _Repr:
     def render(self, obj: object, depth: int) -> str:
         kind = type(obj)
         if kind is str:
-            return repr(obj[: self.limit])  # type: ignore[index]
+            if len(obj) > self.limit:  # type: ignore[arg-type]
+                return repr(_head(obj, self.limit)) + "…"  # type: ignore[arg-type]
+            return repr(obj)
         if kind in _SCALARS:
             return repr(obj)
         if kind is int:
@@ -134,7 +152,7 @@ def safe_repr(obj: object, limit: int = 256, max_depth: int = 3) -> str:
     """Never raises (short of KeyboardInterrupt/SystemExit), never touches attributes of ``obj`` itself."""
     kind = type(obj)
     if kind is str:
-        return _cut(repr(obj[:limit]), limit)  # type: ignore[index]
+        return _cut(repr(obj[: limit + 1]), limit)  # type: ignore[index]
     if kind in _SCALARS or (kind is int and obj.bit_length() <= _MAX_INT_BITS):  # type: ignore[attr-defined]
         return _cut(repr(obj), limit)
     if (kind is dict or kind in _SEQUENCES) and _inline(obj, kind, max_depth):

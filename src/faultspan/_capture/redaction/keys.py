@@ -142,17 +142,29 @@ def last_word(key: str) -> str:
     return alphabetic[-1] if alphabetic else ""
 
 
+# Public qualifiers of ``key`` that make it an identifier; not where the name of a key goes (``hotkey``), a
+# store that may hold a credential (``storage_key``, ``ssh_key``, ``config_key``), nor a cache's key, which
+# holds a session id as often as not (``sess:<id>`` of express-session)
+_ID_QUALIFIERS = _PUBLIC_QUALIFIERS - {
+    "storage", "config", "setting", "settings", "hotkey", "shortcut", "keyboard", "press", "down", "up",
+    "ssh", "cache", "redis",
+}  # fmt: skip
+
+
 def names_id(key: str) -> bool:
     """Whether ``key``'s field names an id or a digest (``messaging.message.id``, ``dd.trace_id``,
-    ``http.request.header.content-md5``, ``REQUEST_ID``), and not an id that goes with a credential
-    (``client_id``, ``token_id``, ``api_key_id``) nor a sentence (``secret_do_not_commit``)."""
+    ``http.request.header.content-md5``, ``REQUEST_ID``, ``cache_key``, ``messaging.kafka.message.key``),
+    and not an id that goes with a credential (``client_id``, ``token_id``, ``api_key_id``) nor a sentence
+    (``secret_do_not_commit``)."""
+    all_words = words(key)
+    if len(all_words) >= 2 and all_words[-1] in ("key", "keys") and all_words[-2] in _ID_QUALIFIERS:
+        return True
     field_words = words(field(key))
     if not field_words or field_words[-1] not in _ID_WORDS or not _CREDENTIAL_WORDS.isdisjoint(field_words):
         return False
     if field_words[-1] not in _BARE_IDS:
         return True
     # ``id`` alone says little (``dwolla_id`` is half of a key pair): the id of what telemetry names
-    all_words = words(key)
     return len(all_words) >= 2 and all_words[-2] in _PUBLIC_OBJECTS
 
 

@@ -103,6 +103,7 @@ from faultspan._capture.redaction.rules import (
     digit_key,
     gate_pattern,
     hash_body,
+    id_key_before,
     in_arn,
     not_placeholder,
     token_verdict,
@@ -592,6 +593,8 @@ class Redactor:
             return start, start + len(bare)
         bare = name
         if separator is None:
+            if _NEXT_PAIR.match(bare):
+                return None  # "changed their password attempt=3": logfmt's next pair, not a value
             return (start, start + len(bare)) if _strict_credential(bare, numeric) else None
         if kind in key_rules.LINE_TERMS and (
             match["scheme"] or "=" in bare or _loose_credential(bare, numeric)
@@ -1067,6 +1070,7 @@ def _pair_opener(text: str, quote_at: int) -> str:
     return "setter" if text[name_start:name_end] in _SETTERS else ""
 
 
+_NEXT_PAIR = re.compile(r"[A-Za-z_][\w.-]{0,63}=(?!=|$)")
 # the value of a setting they set, or the default of one they read (a fallback secret in a settings file)
 _SETTERS = frozenset(
     {
@@ -1178,6 +1182,8 @@ def _passwords(text: str) -> str:
             if len(word) < 8 or "://" in word:
                 continue
             at = match.start() + match[0].rindex(word)
+            if at > 2 and id_key_before(text, at):
+                continue  # ``sort_key=ORDER#01HF...``: a key that names an id says what its value is
             if tokens.password_like(word):
                 yield at, at + len(word)
                 continue

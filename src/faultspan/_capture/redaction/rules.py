@@ -53,8 +53,12 @@ _NAMED = re.compile(r"[A-Z]+(?:_[A-Z]+)*")
 _NAMES_A_SECRET = ("PASS", "PWD", "SECRET", "TOKEN", "KEY", "CRED", "AUTH")
 
 
+# The parameter markers of SQL drivers: ``%s``, ``%(password)s``, ``?``, ``:password``, ``$1``
+_BIND_PARAMETER = re.compile(r"%s|%\([\w.]{1,64}\)s|\?|:[A-Za-z_]\w{0,63}|\$[0-9]{1,3}")
+
+
 def _placeholder(value: str) -> bool:
-    if not value.strip("*xX.-_ ") or value.lower() in _PLACEHOLDERS:
+    if not value.strip("*xX.-_ ") or value.lower() in _PLACEHOLDERS or _BIND_PARAMETER.fullmatch(value):
         return True
     if _NAMED.fullmatch(value) and any(name in value for name in _NAMES_A_SECRET):
         return True
@@ -552,7 +556,7 @@ _BOOTSTRAP_TOKEN = re.compile(r"[a-z0-9]{6}\.(?=(?:[a-z]*[0-9]){3})(?=(?:[0-9]*[
 def token_verdict(token: str, text: str, start: int) -> bool:
     if start > 20 and in_arn(text, start):
         return False
-    if start > 2 and _id_key_before(text, start):
+    if start > 2 and id_key_before(text, start):
         return False
     if len(token) == 23 and token[6] == "." and _BOOTSTRAP_TOKEN.fullmatch(token):
         return not tokens.placeholder(token)  # ``abcdef.0123456789abcdef`` in kubeadm's documentation
@@ -576,7 +580,7 @@ def token_verdict(token: str, text: str, start: int) -> bool:
     return context != tokens.NEUTRAL and tokens.looks_random(token, context)
 
 
-def _id_key_before(text: str, start: int) -> bool:
+def id_key_before(text: str, start: int) -> bool:
     """Whether the token at ``start`` is the value of ``KEY=``, ``KEY: `` or ``"key": "`` whose key names an
     id or a digest (``REQUEST_ID=...``, ``"doc_id": "..."``): it declares the value one, as an attribute's
     key does (the rules of credential formats still run)."""
