@@ -1121,6 +1121,26 @@ def test_secret_context_counts_test_values_and_base64_cut_by_its_symbols(seed: i
 
 
 @FAST
+@given(HUMAN, st.sampled_from(["'", '"']))
+def test_a_command_line_written_as_a_list_of_strings_reads_as_the_shell_line(password: str, q: str) -> None:
+    """``subprocess`` shows argv as a Python list (``CalledProcessError``, ``Popen`` reprs)."""
+    for argv, secret in (
+        (["sshpass", "-p", password, "ssh", "deploy@10.0.0.7"], password),
+        (["mysql", "-uroot", f"-p{password}", "orders"], password),
+        (["curl", "-u", f"admin:{password}9!", "https://api.example.com"], f"{password}9!"),  # not a word
+        (["app", "--password", password, "--verbose"], password),
+        (["htpasswd", "-b", "/etc/nginx/.htpasswd", "bob", password], password),
+    ):
+        listed = "[" + ", ".join(f"{q}{arg}{q}" for arg in argv) + "]"
+        text = f"Command '{listed}' returned non-zero exit status 1."
+        out = redactor.scrub_text(text)
+        assert secret not in out and out.count(REDACTED) == 1, out
+        assert out.replace(REDACTED, "") == text.replace(secret, "")  # only the secret is gone
+    for kept in ("fields = ('password', 'email')", "['ls', '-la', '/tmp']", "use --password to set it"):
+        assert redactor.scrub_text(kept) == kept
+
+
+@FAST
 @given(seeded(UPPER_DIGITS, 16), seeded(B64, 40))
 def test_an_aws_key_pair_written_together_is_masked_whole(ident: str, secret: str) -> None:
     for separator in (" / ", ":", ", "):

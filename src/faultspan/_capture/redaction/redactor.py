@@ -136,6 +136,14 @@ _WORD_PAIRS = (
     _REDIS_AUTH, _ORACLE,
 )  # fmt: skip
 _ONE_WORD = re.compile(r"\S{1,512}")
+# What follows a password flag in prose about it: ``use --password to set it``, ``-p is required``
+_PROSE_WORDS = frozenset(
+    {
+        "is", "are", "was", "to", "the", "a", "an", "and", "or", "not", "flag", "flags", "option", "options",
+        "argument", "arguments", "parameter", "must", "required", "optional", "can", "should", "will", "if",
+        "when", "with", "for", "of", "in", "on",
+    }
+)  # fmt: skip
 _MAX_SHORTCUT_DEPTH = 64
 _PLAIN_KEY = ("", None)  # a key's (kind, renamed) when it is no secret key and holds no secret
 _Applies = tuple[Callable[[str], str], ...]
@@ -289,6 +297,7 @@ class Redactor:
                 ),
                 self._credential_pairs,
             ),
+            _Rule("argv", anchors("', '", '", "', '","'), self._argv),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
             _Rule("ssn", (), pattern(_SSN, _ssn), SSN_GATE, 11),
             _Rule("card", (), pattern(_CARD, _card), CARD_GATE, 13),
@@ -348,7 +357,12 @@ class Redactor:
             for pattern in _WORD_PAIRS:
                 for match in pattern.finditer(text):
                     secret = match["secret"]
-                    if not (_placeholder(secret) or _PORTS_OR_PATHS.fullmatch(secret) or secret[0] in "$%{<"):
+                    if not (
+                        _placeholder(secret)
+                        or _PORTS_OR_PATHS.fullmatch(secret)
+                        or secret[0] in "$%{<"
+                        or secret.lower() in _PROSE_WORDS
+                    ):
                         yield match.span("secret")
             for match in chain(XML_SETTING.finditer(text), XML_ELEMENT.finditer(text)):
                 kind, secret = self._kind(match["name"]), match["secret"]
@@ -357,6 +371,33 @@ class Redactor:
                     yield match.span("secret")
 
         return _mask_spans(text, sorted(set(spans())))
+
+    def _argv(self, text: str) -> str:
+        """A command line written as a list of strings (``subprocess``'s ``['sshpass', '-p', 'pw', ...]`` in
+        a ``CalledProcessError``, ``Popen`` reprs): the rules read it as the shell line it stands for."""
+
+        def spans() -> Iterable[tuple[int, int]]:
+            for match in _ARGV.finditer(text):
+                items = [
+                    (item.start(group), item[group])
+                    for item in _ARGV_ITEM.finditer(text, match.start("items"), match.end("items"))
+                    for group in ("single" if item["single"] is not None else "double",)
+                ]
+                if not any(arg[:1] == "-" for _, arg in items):
+                    continue  # a command has flags; ``['password', 'email']`` names fields
+                line = " ".join(arg for _, arg in items)
+                at = 0
+                places = []  # (where the item starts in the line, in the text, its length)
+                for start, arg in items:
+                    places.append((at, start, len(arg)))
+                    at += len(arg) + 1
+                for low, high in _masked_spans(line, self.scrub_text(line)):
+                    for line_at, text_at, length in places:
+                        start, end = max(low, line_at), min(high, line_at + length)
+                        if start < end:
+                            yield text_at + start - line_at, text_at + end - line_at
+
+        return _mask_spans(text, spans())
 
     def _sql_inserts(self, text: str) -> str:
         def spans() -> Iterable[tuple[int, int]]:
@@ -1007,19 +1048,24 @@ class TaintScope(list[str]):
 
 def _masked_parts(original: str, scrubbed: str) -> list[str]:
     """The substrings of ``original`` that became ``[REDACTED]`` in ``scrubbed``."""
+    return [original[start:end] for start, end in _masked_spans(original, scrubbed)]
+
+
+def _masked_spans(original: str, scrubbed: str) -> list[tuple[int, int]]:
+    """Where the parts of ``original`` that became ``[REDACTED]`` in ``scrubbed`` are."""
     pieces = scrubbed.split(REDACTED)
     if len(pieces) < 2 or not original.startswith(pieces[0]) or not original.endswith(pieces[-1]):
         return []
-    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
     at = len(pieces[0])
     for piece in pieces[1:-1]:
         end = original.find(piece, at + 1) if piece else -1
         if end < 0:
-            return parts
-        parts.append(original[at:end])
+            return spans
+        spans.append((at, end))
         at = end + len(piece)
-    parts.append(original[at : len(original) - len(pieces[-1])])
-    return parts
+    spans.append((at, len(original) - len(pieces[-1])))
+    return spans
 
 
 def _call_back(redactor: Redactor, callback: Callable[[str, str], str | None], path: str, text: str) -> str:
@@ -1070,6 +1116,12 @@ def _pair_opener(text: str, quote_at: int) -> str:
     return "setter" if text[name_start:name_end] in _SETTERS else ""
 
 
+# ``['sshpass', '-p', 'pw', 'ssh', 'host']``: two or more string literals in brackets, a list or a tuple
+_ARGV = re.compile(
+    r"""[\[(][ \t]*(?P<items>(?:b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}")[ \t]*,[ \t]*){1,63}"""
+    r"""b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}"))[ \t]*,?[ \t]*[\])]"""
+)
+_ARGV_ITEM = re.compile(r"""b?(?:'(?P<single>[^'\\\n]*)'|"(?P<double>[^"\\\n]*)")""")
 _NEXT_PAIR = re.compile(r"[A-Za-z_][\w.-]{0,63}=(?!=|$)")
 # the value of a setting they set, or the default of one they read (a fallback secret in a settings file)
 _SETTERS = frozenset(

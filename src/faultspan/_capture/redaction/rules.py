@@ -623,7 +623,8 @@ _PORTS_OR_PATHS = re.compile(r"[0-9:./-]+")  # ``docker run -u 1000 -p 8080:80``
 # A flag that names a password whatever the command: keytool's ``-storepass``, gpg's ``--passphrase``,
 # openssl's ``-passin pass:...``, PuTTY's ``-pw``, xfreerdp's ``/p:``
 _PASSWORD_FLAG = re.compile(
-    r"(?:(?<![\w-])-{1,2}(?:(?:src|dest)?(?:store|key)pass|pass(?:phrase|in|out)?|pw)(?![\w-])(?:[ \t]+|=)"
+    r"(?:(?<![\w-])-{1,2}(?:(?:src|dest)?(?:store|key)pass|pass(?:word|phrase|in|out)?|pw)(?![\w-])"
+    r"(?:[ \t]+|=)"
     r"|(?<![\w/])/p:)(?:pass:)?(?P<q>['\"]?)(?!pass:)(?P<secret>[^\s'\"]{1,256})(?P=q)"
 )
 # A command's own password flag or place: ``sshpass -p``, ``redis-cli -a``, ``zip -P``, ``7z -p<password>``,
