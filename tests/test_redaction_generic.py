@@ -1141,6 +1141,25 @@ def test_a_command_line_written_as_a_list_of_strings_reads_as_the_shell_line(pas
 
 
 @FAST
+@given(HUMAN, st.sampled_from(["?", "%s"]))
+def test_sqlalchemys_parameters_are_masked_in_the_place_of_a_secret_column(
+    password: str, marker: str
+) -> None:
+    text = (
+        "(sqlite3.IntegrityError) UNIQUE constraint failed: users.name\n"
+        f"[SQL: INSERT INTO users (name, email, password) VALUES ({marker}, {marker}, {marker})]\n"
+        f"[parameters: ('alice', 'alice@example.com', '{password}')]\n"
+        "(Background on this error at: https://sqlalche.me/e/20/gkpj)"
+    )
+    assert redactor.scrub_text(text) == text.replace(f"'{password}'", f"'{REDACTED}'")
+    update = f"[SQL: UPDATE users SET password={marker}, seen={marker} WHERE users.id = {marker}]\n"
+    out = redactor.scrub_text(update + f"[parameters: ('{password}', '2024-05-01', 42)]")
+    assert out == update + f"[parameters: ('{REDACTED}', '2024-05-01', 42)]"
+    kept = f"[SQL: SELECT * FROM users WHERE name = {marker}]\n[parameters: ('bob_{len(password)}',)]"
+    assert redactor.scrub_text(kept) == kept
+
+
+@FAST
 @given(seeded(UPPER_DIGITS, 16), seeded(B64, 40))
 def test_an_aws_key_pair_written_together_is_masked_whole(ident: str, secret: str) -> None:
     for separator in (" / ", ":", ", "):

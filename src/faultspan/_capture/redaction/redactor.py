@@ -299,6 +299,7 @@ class Redactor:
             ),
             _Rule("argv", anchors("', '", '", "', '","'), self._argv),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
+            _Rule("sql_parameters", anchors("[parameters:"), self._sql_parameters),
             _Rule("ssn", (), pattern(_SSN, _ssn), SSN_GATE, 11),
             _Rule("card", (), pattern(_CARD, _card), CARD_GATE, 13),
             _Rule("password_value", (), _passwords, PASSWORD_GATE, 8),
@@ -412,9 +413,42 @@ class Redactor:
                     group = "quoted" if literal["quoted"] is not None else "bare"
                     value = literal[group].strip()
                     kind = self._kind(column)
-                    if value and kind and (kind not in key_rules.WEAK_TERMS or _weak_secret(value)):
+                    if (
+                        value
+                        and kind
+                        and not (group == "bare" and _placeholder(value))
+                        and (kind not in key_rules.WEAK_TERMS or _weak_secret(value))
+                    ):
                         start = literal.start(group)
                         yield start, start + len(literal[group].rstrip())
+
+        return _mask_spans(text, spans())
+
+    def _sql_parameters(self, text: str) -> str:
+        """SQLAlchemy's errors: ``[SQL: INSERT INTO users (name, password) VALUES (?, ?)]``, then
+        ``[parameters: ('bob', 'S3cret!')]``: the parameter in the place of a secret column is masked (named
+        parameters come as a dict, which the key rules read already)."""
+
+        def spans() -> Iterable[tuple[int, int]]:
+            for match in _SQLALCHEMY.finditer(text):
+                columns = _marker_columns(match["sql"])
+                at, end = match.start("parameters"), match.end("parameters")
+                for column in columns:
+                    literal = _PY_LITERAL.match(text, at, end)
+                    if literal is None or literal.end() == at:
+                        break
+                    at = literal.end()
+                    start, stop = literal.span("value")
+                    if literal["value"][-1:] in ("'", '"'):
+                        start, stop = (
+                            text.index(literal["value"][-1], start) + 1,
+                            stop - 1,
+                        )  # inside the quotes
+                    value = text[start:stop]
+                    kind = self._kind(column) if column else ""
+                    weak = kind in key_rules.WEAK_TERMS
+                    if kind and value and not _placeholder(value) and (not weak or _weak_secret(value)):
+                        yield start, stop
 
         return _mask_spans(text, spans())
 
@@ -1114,6 +1148,34 @@ def _pair_opener(text: str, quote_at: int) -> str:
     if text[at] == "[" or name_start == name_end:
         return "tuple"
     return "setter" if text[name_start:name_end] in _SETTERS else ""
+
+
+# SQLAlchemy's ``[SQL: ...]`` line and the ``[parameters: (...)]`` line after it (a tuple: positional markers)
+_SQLALCHEMY = re.compile(
+    r"\[SQL: (?P<sql>[^\n]{1,4000})\]\s{0,8}\[parameters: \((?P<parameters>[^\n]{0,4000})\)\]"
+)
+_PY_LITERAL = re.compile(
+    r"""[ \t]*(?P<value>b?'(?:[^'\\\n]|\\.){0,1024}'|b?"(?:[^"\\\n]|\\.){0,1024}"|[^,'"\n]{0,1024}?)"""
+    r"""[ \t]*(?:,|$)"""
+)
+_MARKER = re.compile(r"\?|%s")
+_MARKER_COLUMN = re.compile(r"([\w\"`\[\]]+)[ \t]*=[ \t]*\Z")
+
+
+def _marker_columns(sql: str) -> list[str]:
+    """The column each positional marker of a statement stands for: by position in ``INSERT ... (columns)
+    VALUES (?, ...)``, or the column before ``= ?`` (``SET password = ?``); "" when it cannot tell."""
+    insert = SQL_INSERT.search(sql)
+    inserted = [name.strip(' \t\n"`[]') for name in insert["columns"].split(",")] if insert else []
+    columns: list[str] = []
+    for marker in _MARKER.finditer(sql):
+        if insert and insert.start("values") <= marker.start() < insert.end("values"):
+            index = _MARKER.findall(sql, insert.start("values"), marker.start()).__len__()
+            columns.append(inserted[index] if index < len(inserted) else "")
+        else:
+            before = _MARKER_COLUMN.search(sql, max(0, marker.start() - 80), marker.start())
+            columns.append(before[1].strip('"`[]').rpartition(".")[2] if before else "")
+    return columns
 
 
 # ``['sshpass', '-p', 'pw', 'ssh', 'host']``: two or more string literals in brackets, a list or a tuple
