@@ -1160,6 +1160,34 @@ def test_sqlalchemys_parameters_are_masked_in_the_place_of_a_secret_column(
 
 
 @FAST
+@given(seeded(ALNUM, 24), seeded(ALNUM, 43), seeded(UPPER_DIGITS, 9))
+def test_escaped_cookies_and_passwords_a_bare_webhook_path_and_a_passphrase(
+    pw: str, signature: str, team: str
+) -> None:
+    assert_masked([f"svc:%21{pw}@127.0.0.1:6379"], pw)  # an escaped first character is no %VARIABLE%
+    assert_masked([f"Cookie: connect.sid=s%3A{pw}.{signature}"], pw)
+    assert redactor.scrub_text(f"connect.sid=s%3A{pw}.{signature}") == f"connect.sid={REDACTED}"
+    path = f"/services/T{team}/B{team[::-1]}/{pw}"  # urllib3 names the path only
+    assert redactor.scrub_text(f"Max retries exceeded with url: {path} (Caused by") == (
+        f"Max retries exceeded with url: /services/T{team}/B{team[::-1]}/{REDACTED} (Caused by"
+    )
+    words = ["meadow", "otter", "zebra", "falcon", "juniper"]
+    phrase = "-".join(random.Random(pw).sample(words, 3))
+    assert redactor.scrub_text(f"password: {phrase}") == f"password: {REDACTED}"
+    assert redactor.scrub_text("password: required") == "password: required"
+
+
+@FAST
+@given(st.integers(2**40, 2**48), seeded(B64.replace("/", ""), 36))
+def test_an_address_is_no_secret_and_base64_cut_at_its_slashes_is_no_path(address: int, body: str) -> None:
+    text = f"login failed: <function login at 0x{address:x}>"
+    assert redactor.scrub_text(text) == text
+    cut = "/".join(f"{body[at : at + 7]}q{'KMPR'[at // 9]}{at % 7}" for at in (0, 9, 18, 27))  # mixed pieces
+    assert redactor.scrub_text(f"upstream failed with {cut}") == f"upstream failed with {REDACTED}"
+    assert redactor.scrub_text("GET /v1/Users/Alice2/Orders/2024/x") == "GET /v1/Users/Alice2/Orders/2024/x"
+
+
+@FAST
 @given(seeded(UPPER_DIGITS, 16), seeded(B64, 40))
 def test_an_aws_key_pair_written_together_is_masked_whole(ident: str, secret: str) -> None:
     for separator in (" / ", ":", ", "):

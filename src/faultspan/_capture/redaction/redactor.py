@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import is_not, methodcaller
 from typing import TypeVar
+from urllib.parse import unquote
 
 from faultspan._capture.redaction import keys as key_rules
 from faultspan._capture.redaction import tokens
@@ -106,6 +107,7 @@ from faultspan._capture.redaction.rules import (
     id_key_before,
     in_arn,
     not_placeholder,
+    percent_escaped,
     token_verdict,
 )
 
@@ -247,7 +249,7 @@ class Redactor:
             _Rule(
                 "stripe", anchors("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), pattern(_STRIPE)
             ),
-            _Rule("slack", anchors("xox", "xapp-", "hooks.slack.com"), pattern(_SLACK)),
+            _Rule("slack", anchors("xox", "xapp-", "hooks.slack.com", "/services/t"), pattern(_SLACK)),
             _Rule("google", anchors("aiza", "ya29.", "gocspx-"), pattern(_GOOGLE)),
             _Rule(
                 "webhook",
@@ -1199,6 +1201,10 @@ def _weak_secret(value: str) -> bool:
     value = value.strip().strip("'\"")
     if value[:2] in ("0x", "0X"):
         return False  # a number written in hex: a PGP key id ``0xE452E703CB2FE9F2``
+    if "%" in value and percent_escaped(value.partition("%")[1] + value.partition("%")[2]):
+        value = unquote(value)  # a cookie as it is sent: ``connect.sid=s%3A<id>.<signature>``
+        prefix, colon, rest = value.partition(":")
+        value = rest if colon and len(prefix) <= 2 else value  # express-session's ``s:`` (signed), ``j:``
     if tokens.password_like(value):
         return True
     return TOKEN.fullmatch(value) is not None and tokens.looks_random(value, tokens.SECRET)
@@ -1292,6 +1298,8 @@ def _passwords(text: str) -> str:
     def spans() -> Iterable[tuple[int, int]]:
         for match in _WORD_RUN.finditer(text):
             word = match[0].rpartition("=")[2].strip("'\"()[]{}<>,;")
+            if word[:2] in ("b'", 'b"'):
+                word = word[2:]  # the repr of bytes: ``b'Autumn2023*'``
             word = word[:-1] if word.endswith(".") and not word.endswith("..") else word
             if len(word) < 8 or "://" in word:
                 continue

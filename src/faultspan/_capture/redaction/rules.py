@@ -11,6 +11,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from faultspan._capture.redaction import keys, tokens
 
@@ -83,7 +84,12 @@ def _loose_credential(value: str, numeric: bool) -> bool:
         return True
     if len(value) >= 8 and any(char.isdigit() or char in _SPECIALS for char in value):
         return True
+    if len(value) >= 12 and _PASSPHRASE.fullmatch(value):
+        return True  # ``meadow-otter-zebra``: words joined as a passphrase, not ``required``
     return numeric and _digit_group(value)
+
+
+_PASSPHRASE = re.compile(r"[A-Za-z]{3,}(?:([-_.])[A-Za-z]{3,})(?:\1[A-Za-z]{3,})+")
 
 
 def _strict_credential(value: str, numeric: bool) -> bool:
@@ -236,7 +242,8 @@ _STRIPE = re.compile(
 )
 _SLACK = re.compile(
     r"x(?<![\w-]x)(?:ox[abposre]-|oxe\.xox[bp]-|app-[0-9]-)[A-Za-z0-9-]{10,}"
-    r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]+)",
+    r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]+)"
+    r"|(?<![\w/])/services/T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/(?P<secret_path>[A-Za-z0-9]{24})(?![A-Za-z0-9])",
     re.ASCII,
 )
 _WEBHOOK = re.compile(
@@ -566,6 +573,8 @@ def token_verdict(token: str, text: str, start: int) -> bool:
         return False
     if _DIGEST_LABEL.search(text, max(0, start - 9), start):
         return False
+    if token[:2] == "0x" and len(token) <= 18 and all(char in tokens.HEX for char in token[2:]):
+        return False  # a number or an address (``<function login at 0x7f3a2b1c4d5e>``), whatever the words
     if tokens.hex_like(token):  # digests, trace ids: only the words before them can tell
         if len(token) >= 32 and _ID_PATH_BEFORE.search(text, max(0, start - 48), start):
             return tokens.hex_verdict(token, tokens.SECRET)
@@ -692,11 +701,21 @@ _PLACEHOLDER_WORDS = frozenset(
 
 def credential_part(value: str) -> bool:
     """The password half of a ``user:password`` pair: not empty, not ``$VAR``/``{{ x }}``, not a word."""
+    if percent_escaped(value):
+        value = unquote(value)  # ``%21pw``: a URL's escape, not a variable
     if _placeholder(value) or tokens.placeholder(value) or value.lower() in _PLACEHOLDER_WORDS:
         return False
     if value.isalpha() and value.islower():
         return False  # a word: ``mailto:someone@example.com``
     return value[0] not in "$%{<[(`"
+
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def percent_escaped(value: str) -> bool:
+    """Whether a leading ``%`` is a URL's percent-escape (``%21pw``), not a variable (``%APP_PASSWORD%``)."""
+    return _PERCENT_ESCAPE.match(value) is not None and not value.endswith("%")
 
 
 # ``INSERT INTO users (name, password) VALUES ('bob', 'S3cret!')``

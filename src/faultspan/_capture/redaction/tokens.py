@@ -326,12 +326,17 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         return context != PUBLIC and _grouped_random(token)
     # The longest run between separators carries the randomness: ``ORD-2024-000183`` and ``v1.2.3`` have none.
     parts = [part for part in _PARTS.split(token) if part]
+    cut = False
     if "/" in token:
         pieces = token.split("/")
-        if len(pieces) >= 3 and length / len(pieces) < 12:
+        cut = _random_pieces(pieces)  # base64 cut at its slashes: one random run
+        if len(pieces) >= 3 and length / len(pieces) < 12 and not cut:
             return False  # a path
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
+    if cut:
+        body = _PARTS.sub("", token)
+        parts = [body]
     if context == SECRET and len(body) < _NEED[SECRET] and len(_BASE64_SYMBOLS.intersection(token)) >= 2:
         body = _PARTS.sub("", token)  # base64's symbols cut one random run (``u+Lyhd2_N2MCy+ZoH-S5``)
         parts = [body]
@@ -374,6 +379,16 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     # within 12 characters: at most log2(12) = 3.58 bits)
     bits = min(2.8 if context >= PREFIXED else 3.3, math.log2(length) - 0.5)
     return entropy(token) >= bits and len(set(token)) >= min(10, length // 2)
+
+
+def _random_pieces(pieces: list[str]) -> bool:
+    """Pieces of base64 cut at its ``/`` (``wJalrXUtnFEMI/K7MDENG/bPxRfiCY``): all but one mix capitals, small
+    letters and digits as no path segment does."""
+    mixed = 0
+    for piece in pieces:
+        lower, upper, digit, _, _ = _classes(piece)
+        mixed += len(piece) >= 4 and lower > 0 and upper > 0 and digit > 0 and not _identifier(piece)
+    return mixed >= max(2, len(pieces) - 1)
 
 
 def password_like(value: str) -> bool:
