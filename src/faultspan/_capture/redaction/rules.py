@@ -52,6 +52,17 @@ _FILLER = re.compile(r"[xX]{4}|\*{4}|#{4}|^<[^<>]+>$")
 # ``ACCESS_TOKEN``, ``YOUR_API_KEY``: a constant's name standing where its value goes
 _NAMED = re.compile(r"[A-Z]+(?:_[A-Z]+)*")
 _NAMES_A_SECRET = ("PASS", "PWD", "SECRET", "TOKEN", "KEY", "CRED", "AUTH")
+_HEADER_NAME = re.compile(r"(?:[A-Z][a-z]*|[A-Z]+)(?:-(?:[A-Z][a-z]*|[A-Z]+))+")
+
+
+def _names_a_header(value: str) -> bool:
+    """``X-API-Key``, ``X-Auth-Token``: a header's name with a secret word (``MY-PASSWORD`` is a constant)."""
+    upper = value.upper()
+    return (
+        upper != value
+        and _HEADER_NAME.fullmatch(value) is not None
+        and any(name in upper for name in _NAMES_A_SECRET)
+    )
 
 
 # The parameter markers of SQL drivers: ``%s``, ``%(password)s``, ``?``, ``:password``, ``$1``
@@ -63,6 +74,8 @@ def _placeholder(value: str) -> bool:
         return True
     if _NAMED.fullmatch(value) and any(name in value for name in _NAMES_A_SECRET):
         return True
+    if _names_a_header(value):
+        return True  # the header a setting names (``api_key_header=X-API-Key``), not its value
     return _REFERENCE.fullmatch(value) is not None or _FILLER.search(value) is not None
 
 
@@ -565,10 +578,15 @@ def token_verdict(token: str, text: str, start: int) -> bool:
         return False
     if start > 2 and id_key_before(text, start):
         return False
+    if start > 12 and text[start - 1] == "," and _CONTENT_DATA_URI.search(text, max(0, start - 80), start):
+        return False  # an inlined image or font: ``data:image/png;base64,...``
+    end = start + len(token)
+    if text[end : end + 1] == "@" and (not start or text[start - 1] in _ADDRESS_OPENERS):
+        return False  # the local part of an address: ``Message-ID: <CAJ3k...@mail.gmail.com>``
     if len(token) == 23 and token[6] == "." and _BOOTSTRAP_TOKEN.fullmatch(token):
         return not tokens.placeholder(token)  # ``abcdef.0123456789abcdef`` in kubeadm's documentation
     if tokens.canonical_uuid(token):
-        return tokens.hex_verdict(token, context_before(text, start))
+        return tokens.hex_verdict(token, _context(text, start))
     if not tokens.candidate(token) or _REFERENCE.fullmatch(token) or tokens.public_material(token):
         return False
     if _DIGEST_LABEL.search(text, max(0, start - 9), start):
@@ -578,15 +596,28 @@ def token_verdict(token: str, text: str, start: int) -> bool:
     if tokens.hex_like(token):  # digests, trace ids: only the words before them can tell
         if len(token) >= 32 and _ID_PATH_BEFORE.search(text, max(0, start - 48), start):
             return tokens.hex_verdict(token, tokens.SECRET)
-        return tokens.hex_verdict(token, context_before(text, start))
+        return tokens.hex_verdict(token, _context(text, start))
     if tokens.public_prefix(token):
         return tokens.letter_uuid(token)  # PubNub's ``pub-c-...``: no public id is written so
     if tokens.prefixed_random(token) or tokens.looks_random(token):
         return True
-    context = context_before(text, start)
+    context = _context(text, start)
     if context == tokens.NEUTRAL and _after_user(text, start):
         context = tokens.PREFIXED
     return context != tokens.NEUTRAL and tokens.looks_random(token, context)
+
+
+# ``data:image/png;base64,``: a file's content follows (of a text type it is judged: JSON may hold keys)
+_CONTENT_DATA_URI = re.compile(r"data:(?:image|font|audio|video)/[\w.+-]{1,64};base64,\Z")
+_ADDRESS_OPENERS = frozenset(" \t\n<(\"',;")
+
+
+def _context(text: str, start: int) -> int:
+    """``context_before``, except for a subscript: in ``auth.tasks.send_receipt[<uuid>]`` (Celery's task and
+    its id) the words name the task, not the token."""
+    if start > 1 and text[start - 1] == "[" and text[start - 2] in _IDENT_CHARS:
+        return tokens.NEUTRAL
+    return context_before(text, start)
 
 
 def id_key_before(text: str, start: int) -> bool:

@@ -289,7 +289,9 @@ def file_path(token: str) -> bool:
     last = pieces[-1]
     if not (_EXTENSION.search(last) or _FAN_OUT.fullmatch(pieces[-2]) or _HASH_NAME.fullmatch(last)):
         return False  # the cheaper test first: most paths with an id end in a word (``/orders/<id>/items``)
-    return any(pieces[:-1]) and all(map(_DIRECTORY.fullmatch, pieces[:-1]))
+    return any(pieces[:-1]) and all(
+        _DIRECTORY.fullmatch(piece) or _HASH_NAME.fullmatch(piece) for piece in pieces[:-1]
+    )  # ``/nix/store/<hash>-python3-3.12.1/bin/python3.12``
 
 
 def looks_random(token: str, context: int = NEUTRAL) -> bool:
@@ -418,6 +420,9 @@ PUBLIC_PREFIXES = frozenset(
         "sha384", "sha512", "md5", "git", "commit", "rev", "hash", "digest", "checksum", "etag", "cache",
         "build", "release", "image", "tag", "v", "node", "pod", "host", "vm", "i", "ami", "vpc", "subnet",
         "vol", "snap", "eni", "arn", "urn", "uuid", "guid", "x",
+        # generative AI APIs' response, message, call and object ids; a correlation id; RabbitMQ's queue names
+        "chatcmpl", "cmpl", "resp", "gen", "toolu", "call", "asst", "thread", "batch", "step", "vs", "ftjob",
+        "corr", "amq",
     }
 )  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha384", "sha512", "md5", "blake2b", "crc32", "xxh64"})
@@ -476,18 +481,28 @@ _PUBLIC_SHAPE = re.compile(
     r"0[0-7][0-9A-HJKMNP-TV-Z]{24}"  # a ULID: 48-bit time (10 Crockford characters) + 80 random bits
     r"|v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}[-+.].*"  # a version, then a pre-release or a build
     r"|[0-9a-f]{16}-[A-Z]{3}"  # a Cloudflare ray id
-    r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|baf(?:ybei|krei)[a-z2-7]{52}",  # IPFS ids of a SHA-256 (v0, v1)
+    r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|baf(?:ybei|krei)[a-z2-7]{52}"  # IPFS ids of a SHA-256 (v0, v1)
+    # a CloudFormation physical id: ``<stack>-<LogicalId>-<12 or 13 capitals and digits>``
+    r"|(?:[A-Za-z][A-Za-z0-9-]{0,64}-)?[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+-[A-Z0-9]{12,13}",
     re.DOTALL,
 )
+# How base64 of a binary file starts (PNG, JPEG, GIF, PDF, gzip, zip, RIFF/WebP, WOFF, WOFF2, Ogg, MP3, ELF):
+# content, not a credential (an inlined image, an attachment)
+_FILE_BASE64 = (
+    "iVBORw0KGg", "/9j/", "R0lGOD", "JVBERi0", "H4sI", "UEsDB", "UklGR", "d09GR", "d09GMg", "T2dnUw",
+    "SUQz", "f0VMRg",
+)  # fmt: skip
 
 
 def public_material(token: str) -> bool:
     """An OpenSSH public key blob (``AAAAC3NzaC1lZDI1NTE5...``: a length, then ``ssh-ed25519``), a ULID
     (time-ordered: it starts with the time in ``0[0-7]``), a version (``v0.0.0-20200515034346-e8a3418e911e``,
     ``1.2.3+build.5f3a9c``), a Cloudflare ray id (``<16 hex>-IAD``), a Google OAuth client id (its secret is
-    ``GOCSPX-...``), an IPFS content id, a Bitcoin address (its checksum verified): random-looking, public by
-    design."""
+    ``GOCSPX-...``), an IPFS content id, a Bitcoin address (its checksum verified), a CloudFormation physical
+    id, base64 of a binary file (``iVBORw0KGgo...``, a PNG): random-looking, public by design."""
     if _PUBLIC_SHAPE.fullmatch(token) or token.endswith(".apps.googleusercontent.com"):
+        return True
+    if len(token) >= 24 and token.startswith(_FILE_BASE64):
         return True
     first = token[0]
     if first in "13" and _BASE58_ADDRESS.fullmatch(token):
@@ -691,12 +706,26 @@ def prefixed_random(token: str) -> bool:
         return not _CREDENTIAL_WORDS.isdisjoint(_SEPARATORS.split(token[: token.index(uuid[0])].lower()))
     if body.replace("-", "").replace("_", "").isdigit():
         return _dummy(body)
+    if _counted_names(_SEPARATORS.split(body)):
+        return False  # names with counters: ``aks-nodepool1-23105842-vmss000009``
     if all(char in HEX or char in "-_." for char in body):
         return len(body) >= 20 and (not placeholder(body) or _dummy(body))
     return looks_random(body, PREFIXED) or _dummy(body)
 
 
 _CREDENTIAL_WORDS = frozenset({"api", "key", "token", "secret", "access", "auth", "pat", "sk"})
+_COUNTED_NAME = re.compile(r"[a-z]{0,12}[0-9]*")
+
+
+def _counted_names(pieces: list[str]) -> bool:
+    """Words with counters and numbers (``nodepool1``, ``23105842``, ``vmss000009``), one a word with its
+    counter; not a credential's words (``access-key-...``) nor a qualifier of a test key (``live_1111``)."""
+    counted = False
+    for piece in pieces:
+        if not _COUNTED_NAME.fullmatch(piece) or piece in _CREDENTIAL_WORDS:
+            return False
+        counted = counted or (piece[:1].isalpha() and piece[-1:].isdigit())
+    return counted
 
 
 def _dummy(body: str) -> bool:
