@@ -51,6 +51,10 @@ _PUBLIC_QUALIFIERS = frozenset(
         "publishable", "site",
     }
 )  # fmt: skip
+# Words before ``token`` that make it a cursor or a signal, not a credential
+_PAGING = frozenset(
+    {"page", "next", "continuation", "pagination", "paging", "sync", "resume", "cancellation"}
+)
 # Terms distinctive enough to be found at the end of a glued lowercase word (``dbpassword``, ``jsessionid``).
 _SUFFIX_TERMS = frozenset(
     {
@@ -114,6 +118,8 @@ _ID_WORDS = frozenset(
         "id", "ids", "uid", "uuid", "guid", "ulid", "sha", "sha1", "sha256", "sha384", "sha512", "md5",
         "hash", "digest", "checksum", "etag", "revision", "rev", "commit", "fingerprint", "cursor", "ray",
         "integrity",
+        # ad click ids in landing-page query strings
+        "gclid", "fbclid", "msclkid", "dclid", "gbraid", "wbraid", "yclid", "ttclid", "twclid",
     }
 )  # fmt: skip
 
@@ -214,6 +220,8 @@ def classify(key: str, allow: frozenset[str], extra_terms: frozenset[str]) -> st
     kind = match_tail(tail, SECRET_TERMS | WEAK_TERMS, _SUFFIX_TERMS)
     if kind in WEAK_TERMS and _PUBLIC_QUALIFIERS.intersection(words(key)):
         kind = ""
+    elif kind == "token" and len(tail) >= 2 and tail[-2] in _PAGING and tail[-1] == "token":
+        kind = ""  # a cursor: ``nextPageToken``, S3's ``ContinuationToken``, .NET's ``cancellationToken``
     if not kind and extra_terms:
         kind = match_tail(words(key)[-MAX_KEY_WORDS:], extra_terms, frozenset())
     return kind

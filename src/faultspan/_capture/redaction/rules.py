@@ -519,12 +519,13 @@ _CONTEXT_WINDOW = 40
 
 def context_before(text: str, start: int) -> int:
     """What the words just before ``start`` say about the token there: secret, public or nothing."""
-    window = _lower(text[max(0, start - _CONTEXT_WINDOW) : start])
+    raw = text[max(0, start - _CONTEXT_WINDOW) : start]
+    window = _lower(raw)
     if not window:
         return tokens.NEUTRAL
     secret = public = -1
     for match in _SECRET_CONTEXT.finditer(window):
-        if not _compound_non_secret(window, match.start(), match.end()):
+        if not _compound_non_secret(window, raw, match.start(), match.end()):
             secret = match.end()
     for match in _PUBLIC_CONTEXT.finditer(window):
         public = match.end()
@@ -533,9 +534,10 @@ def context_before(text: str, start: int) -> int:
     return tokens.SECRET if secret > public else tokens.PUBLIC
 
 
-def _compound_non_secret(window: str, start: int, end: int) -> bool:
-    """Whether the context word is part of a longer name the key rules call not secret (``cache_key``); a
-    vendor's name or ``private`` standing alone is no such name (``cloudflare: <key>``)."""
+def _compound_non_secret(window: str, raw: str, start: int, end: int) -> bool:
+    """Whether the context word is part of a longer name the key rules call not secret (``cache_key``,
+    ``pageToken``: the name as written, ``raw``, since case splits words); a vendor's name or ``private``
+    standing alone is no such name (``cloudflare: <key>``)."""
     word = window[start:end]
     while start and (window[start - 1].isalnum() or window[start - 1] in "_-"):
         start -= 1
@@ -546,7 +548,11 @@ def _compound_non_secret(window: str, start: int, end: int) -> bool:
         while start and window[start - 1].isalnum():
             start -= 1
     name = window[start:end]
-    return name != word and name not in _SECRET_WORDS and not keys.classify(name, frozenset(), frozenset())
+    return (
+        name != word
+        and name not in _SECRET_WORDS
+        and not keys.classify(raw[start:end], frozenset(), frozenset())
+    )
 
 
 _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credential", "bearer", "signature"})
