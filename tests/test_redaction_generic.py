@@ -1221,6 +1221,20 @@ def test_public_material_of_telemetry_stays(body: str, n: int, task: uuid.UUID) 
 
 
 @FAST
+@given(HUMAN, seeded("abcdefghijkmnpqrstuvwxyz23456789", 20))
+def test_pgpass_lines_session_files_and_passwords_holding_an_equals_sign(password: str, sid: str) -> None:
+    assert redactor.scrub_text(f"*:*:*:postgres:{password}") == f"*:*:*:postgres:{REDACTED}"
+    sid = f"{sid[:10]}7{sid[10:]}4"  # a session id as Django and PHP draw them: letters and digits
+    missing = f"No such file or directory: '/var/lib/app/sessions/{sid}.json'"
+    assert redactor.scrub_text(missing) == missing.replace(sid, REDACTED)
+    assert redactor.scrub_text("GET /api/sessions/current/refresh") == "GET /api/sessions/current/refresh"
+    with_equals = f"1V38Ie$Un{len(password)}inCg$=w-"
+    assert redactor.scrub_text(f"db password rejected: {with_equals}") == f"db password rejected: {REDACTED}"
+    pairs = "o.keySelector=n,o.haKey=!1,"
+    assert redactor.scrub_text(pairs) == pairs
+
+
+@FAST
 @given(seeded(UPPER_DIGITS, 16), seeded(B64, 40))
 def test_an_aws_key_pair_written_together_is_masked_whole(ident: str, secret: str) -> None:
     for separator in (" / ", ":", ", "):

@@ -48,6 +48,7 @@ from faultspan._capture.redaction.rules import (
     _PASSWORD_FLAG,
     _PASSWORD_HASH,
     _PEM,
+    _PGPASS,
     _PORTS_OR_PATHS,
     _PYPI,
     _QUERY_PARAM,
@@ -134,8 +135,8 @@ _MAX_PASSES = 4
 _SHAPE_RULES = frozenset({"ssn", "card", "password_value", "token"})
 # The credential pairs whose place says "password", so that a plain word counts as one
 _WORD_PAIRS = (
-    _USER_THEN_PASSWORD, _NETRC, CREDENTIAL_CALL, PROSE_IS, _PASSWORD_FLAG, _COMMAND_PASSWORD, _SQL_PASSWORD,
-    _REDIS_AUTH, _ORACLE,
+    _USER_THEN_PASSWORD, _NETRC, _PGPASS, CREDENTIAL_CALL, PROSE_IS, _PASSWORD_FLAG, _COMMAND_PASSWORD,
+    _SQL_PASSWORD, _REDIS_AUTH, _ORACLE,
 )  # fmt: skip
 _ONE_WORD = re.compile(r"\S{1,512}")
 # What follows a password flag in prose about it: ``use --password to set it``, ``-p is required``
@@ -296,6 +297,8 @@ class Redactor:
                     "login(",
                     "bind_s(",
                     "simple_bind(",
+                    ":*:",
+                    "pgpass",
                 ),
                 self._credential_pairs,
             ),
@@ -1118,6 +1121,30 @@ _KEY_NAME = re.compile(r"[A-Za-z][\w.-]{0,63}")
 _WORD_RUN = re.compile(r"\S{8,130}")
 
 
+def _clean_word(word: str) -> str:
+    word = word.strip("'\"()[]{}<>,;")
+    if word[:2] in ("b'", 'b"'):
+        word = word[2:]  # the repr of bytes: ``b'Autumn2023*'``
+    return word[:-1] if word.endswith(".") and not word.endswith("..") else word
+
+
+def _user_password(word: str, at: int) -> tuple[int, int] | None:
+    """Where the password of a ``user:password`` word at ``at`` is, when it is shaped like one."""
+    user, colon, secret = word.partition(":")
+    if not (colon and secret) or ":" in secret or user.lower() in tokens.HASH_NAMES:
+        return None
+    shaped = tokens.password_like(secret) or (
+        TOKEN.fullmatch(secret) is not None and tokens.looks_random(secret)
+    )
+    if shaped and credential_part(secret) and not all(char in tokens.HEX for char in secret):
+        return at + len(user) + 1, at + len(word)
+    return None
+
+
+_PAIRS_INSIDE = re.compile(r"[,&;][\w.]{1,64}=")  # ``n,o.haKey=!1``: pairs, not one password
+_PAIR_KEY = re.compile(r"[\w.\-\[\]'\"]{1,64}")  # ``key=`` before a value, not ``=`` inside a password
+
+
 Cached = TypeVar("Cached")
 
 
@@ -1250,8 +1277,11 @@ def _tokens(text: str) -> str:
 # What a path segment says when the next one is a capability: ``/reset-password/<token>``, ``/invite/<token>``
 _CAPABILITY_WORDS = (
     "passw", "token", "secret", "reset", "verif", "confirm", "invit", "activat", "magic", "unsubscribe",
-    "share", "signup", "apikey", "api-key",
+    "share", "signup", "apikey", "api-key", "session",
 )  # fmt: skip
+
+
+_FILE_NAME = re.compile(r"\.[A-Za-z0-9]{1,5}\Z")
 
 
 def _names_capability(segment: str) -> bool:
@@ -1266,10 +1296,10 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
     at, after_capability, capable = start, False, context is None or _names_capability(token)
     for segment in token.split("/"):
         if after_capability:
-            found = tokens.looks_random(segment, tokens.SECRET) or tokens.hex_verdict(segment, tokens.SECRET)
-        else:
-            found = context is not None and tokens.looks_random(segment, context)
-        if found:
+            name = _FILE_NAME.sub("", segment)  # ``sessions/<id>.json``: a file named by the secret
+            if tokens.looks_random(name, tokens.SECRET) or tokens.hex_verdict(name, tokens.SECRET):
+                yield at, at + len(name)
+        elif context is not None and tokens.looks_random(segment, context):
             yield at, at + len(segment)
         after_capability = capable and bool(segment) and _names_capability(segment)
         at += len(segment) + 1
@@ -1297,25 +1327,26 @@ def _passwords(text: str) -> str:
 
     def spans() -> Iterable[tuple[int, int]]:
         for match in _WORD_RUN.finditer(text):
-            word = match[0].rpartition("=")[2].strip("'\"()[]{}<>,;")
-            if word[:2] in ("b'", 'b"'):
-                word = word[2:]  # the repr of bytes: ``b'Autumn2023*'``
-            word = word[:-1] if word.endswith(".") and not word.endswith("..") else word
-            if len(word) < 8 or "://" in word:
-                continue
-            at = match.start() + match[0].rindex(word)
-            if at > 2 and id_key_before(text, at):
-                continue  # ``sort_key=ORDER#01HF...``: a key that names an id says what its value is
-            if tokens.password_like(word):
-                yield at, at + len(word)
-                continue
-            user, colon, secret = word.partition(":")
-            if not (colon and secret) or ":" in secret or user.lower() in tokens.HASH_NAMES:
-                continue
-            shaped = tokens.password_like(secret) or (
-                TOKEN.fullmatch(secret) is not None and tokens.looks_random(secret)
-            )
-            if shaped and credential_part(secret) and not all(char in tokens.HEX for char in secret):
-                yield at + len(user) + 1, at + len(word)
+            run = match[0]
+            key, _, value = run.partition("=")
+            last = run.rpartition("=")[2]
+            # the value after the last ``=`` (``a=1&pw=...``); when too short to be one, as a password may
+            # hold ``=`` itself (``1V38Ie$Un2inCg$=w-``), the value after a key or the whole word
+            whole = value if _PAIR_KEY.fullmatch(key) else run
+            fallback = len(last) < 8 < len(run) and not _PAIRS_INSIDE.search(whole)
+            choices = (last, whole) if fallback else (last,)
+            for number, choice in enumerate(dict.fromkeys(choices)):
+                word = _clean_word(choice)
+                if len(word) < 8 or "://" in word:
+                    continue
+                at = match.start() + run.rindex(word)
+                if at > 2 and id_key_before(text, at):
+                    break  # ``sort_key=ORDER#01HF...``: a key that names an id says what its value is
+                if tokens.password_like(word):
+                    yield at, at + len(word)
+                    break
+                if number == 0 and (span := _user_password(word, at)):
+                    yield span
+                    break
 
     return _mask_spans(text, spans())

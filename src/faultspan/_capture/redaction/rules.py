@@ -695,6 +695,12 @@ _SQL_PASSWORD = re.compile(
     r"|\bset[ \t]+password\b[^;\r\n]{0,200}?=)"
     r"[ \t]*=?[ \t]*(?:(?i:password)[ \t]*\([ \t]*)?(?P<q>['\"])(?P<secret>[^'\"\r\n]{1,256})(?P=q)"
 )
+# ``db.internal:5432:orders:app:s3cret`` (a .pgpass line: host, port, database, user, password)
+_PGPASS = re.compile(
+    r"^[ \t]*[\w.*-]{1,253}:(?:[0-9]{1,5}|\*):[\w.*-]{1,63}:[A-Za-z_*][\w.@*-]{0,63}:"
+    r"(?P<secret>[^\s:]{4,128})[ \t]*$",
+    re.MULTILINE,
+)
 # ``machine api.example.com login bob password s3cret`` (.netrc)
 _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+password[ \t]+(?P<secret>\S+)")
 # ``<add key="SmtpPassword" value="..."/>``, ``<property name="password" value="..."/>``: a setting's name
