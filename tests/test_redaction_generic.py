@@ -1136,6 +1136,12 @@ def test_a_command_line_written_as_a_list_of_strings_reads_as_the_shell_line(pas
         out = redactor.scrub_text(text)
         assert secret not in out and out.count(REDACTED) == 1, out
         assert out.replace(REDACTED, "") == text.replace(secret, "")  # only the secret is gone
+    piece = password[:-2]  # Popen's repr stops at 80 characters: its last item is cut short
+    for args in (f"'docker', 'login', '-u', 'ci', '-p', '{piece}", f"'curl', '-u', 'admin:{piece}"):
+        cut = f"<Popen: returncode: 1 args: [{args}...>"
+        assert redactor.scrub_text(cut) == cut.replace(piece, REDACTED)
+    url = f"<Popen: returncode: 1 args: ['psql', 'postgresql://app:{piece}...>"
+    assert redactor.scrub_text(url) == url.replace(piece, REDACTED)
     for kept in ("fields = ('password', 'email')", "['ls', '-la', '/tmp']", "use --password to set it"):
         assert redactor.scrub_text(kept) == kept
 

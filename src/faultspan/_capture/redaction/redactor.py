@@ -380,15 +380,26 @@ class Redactor:
 
     def _argv(self, text: str) -> str:
         """A command line written as a list of strings (``subprocess``'s ``['sshpass', '-p', 'pw', ...]`` in
-        a ``CalledProcessError``, ``Popen`` reprs): the rules read it as the shell line it stands for."""
+        a ``CalledProcessError``, ``Popen`` reprs): the rules read it as the shell line it stands for. A list
+        cut short by its repr (``Popen``'s own stops at 80 characters: ``..., '-p', 'ilovehaze...>``) ends in
+        a piece of an item, which is all the more a secret when it is a URL's password before its ``@``."""
 
         def spans() -> Iterable[tuple[int, int]]:
-            for match in _ARGV.finditer(text):
+            for match in chain(_ARGV.finditer(text), _ARGV_CUT.finditer(text)):
                 items = [
                     (item.start(group), item[group])
                     for item in _ARGV_ITEM.finditer(text, match.start("items"), match.end("items"))
                     for group in ("single" if item["single"] is not None else "double",)
                 ]
+                cut = match.groupdict().get("cut")
+                if cut is not None:
+                    items.append((match.start("cut"), cut))
+                    unfinished = _UNFINISHED_USERINFO.match(cut)
+                    if unfinished is None and len(items) >= 2 and items[-2][1] in ("-u", "--user"):
+                        unfinished = _UNFINISHED_USER.match(cut)  # curl's ``-u admin:ilovethund``
+                    if unfinished:
+                        yield match.start("cut") + unfinished.start("secret"), match.end("cut")
+                        continue
                 if not any(arg[:1] == "-" for _, arg in items):
                     continue  # a command has flags; ``['password', 'email']`` names fields
                 line = " ".join(arg for _, arg in items)
@@ -403,7 +414,7 @@ class Redactor:
                         if start < end:
                             yield text_at + start - line_at, text_at + end - line_at
 
-        return _mask_spans(text, spans())
+        return _mask_spans(text, sorted(set(spans())))
 
     def _sql_inserts(self, text: str) -> str:
         def spans() -> Iterable[tuple[int, int]]:
@@ -1212,6 +1223,13 @@ _ARGV = re.compile(
     r"""[\[(][ \t]*(?P<items>(?:b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}")[ \t]*,[ \t]*){1,63}"""
     r"""b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}"))[ \t]*,?[ \t]*[\])]"""
 )
+_ARGV_CUT = re.compile(
+    r"""[\[(][ \t]*(?P<items>(?:b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}")[ \t]*,[ \t]*){1,63})"""
+    r"""b?['"](?P<cut>[^'"\\\n]{1,512}?)(?:\.\.\.>|…)"""
+)
+# ``postgresql://app:cP-5%25oG`` cut before its ``@``
+_UNFINISHED_USERINFO = re.compile(r"[A-Za-z][\w+.-]{0,20}://[^\s/@:]{1,64}:(?P<secret>[^\s/@]+)\Z")
+_UNFINISHED_USER = re.compile(r"[^\s:]{1,64}:(?P<secret>\S+)\Z")
 _ARGV_ITEM = re.compile(r"""b?(?:'(?P<single>[^'\\\n]*)'|"(?P<double>[^"\\\n]*)")""")
 _NEXT_PAIR = re.compile(r"[A-Za-z_][\w.-]{0,63}=(?!=|$)")
 # the value of a setting they set, or the default of one they read (a fallback secret in a settings file)
