@@ -1213,6 +1213,7 @@ def test_public_material_of_telemetry_stays(body: str, n: int, task: uuid.UUID) 
         f"Message-ID: <CA{body}@mail.gmail.com>",
         "api_key_header=X-API-Key",
         f"login failed: <function login at 0x7f3a2b1c4d5{n}>",
+        f"python /app/scripts/rotate_keys.py --dry-run --key-id {task}",  # a KMS key's id
         f"GET /landing?utm_source=ads&gclid=EAIaIQob{body} HTTP/1.1",
     ]
     for cursor in ("nextPageToken", "page_token", "ContinuationToken", "cancellationToken", "sync_token"):

@@ -38,7 +38,7 @@ SECRET_TERMS = frozenset(
 # ``sid`` and ``symfony`` are session cookies (``connect.sid`` of Express, Symfony's default name); a
 # ``secret_id`` is Vault's AppRole secret (a UUID) or names a stored secret (``prod/db``, an ARN).
 WEAK_TERMS = frozenset(
-    {"key", "keys", "aws", "login", "accessid", "accesskeyid", "keyid", "sid", "symfony", "secretid"}
+    {"key", "keys", "aws", "login", "accessid", "accesskeyid", "privatekeyid", "sid", "symfony", "secretid"}
 )
 # Words before a weak term that make the key an identifier of something public (``cache_key``).
 _PUBLIC_QUALIFIERS = frozenset(
