@@ -1295,23 +1295,25 @@ def _tokens(text: str) -> str:
 # What a path segment says when the next one is a capability: ``/reset-password/<token>``, ``/invite/<token>``
 _CAPABILITY_WORDS = (
     "passw", "token", "secret", "reset", "verif", "confirm", "invit", "activat", "magic", "unsubscribe",
-    "share", "signup", "apikey", "api-key", "session",
+    "share", "signup", "apikey", "api-key",
 )  # fmt: skip
-
-
+# In a file's path also a store of sessions, whose files are named by the session id (``sessions/<id>.json``,
+# PHP's ``sess_<id>``); in a URL, ``/sessions/<uuid>`` names a resource by its id
+_FILE_CAPABILITY_WORDS = (*_CAPABILITY_WORDS, "session")
 _FILE_NAME = re.compile(r"\.[A-Za-z0-9]{1,5}\Z")
 
 
-def _names_capability(segment: str) -> bool:
+def _names_capability(segment: str, words: tuple[str, ...] = _FILE_CAPABILITY_WORDS) -> bool:
     low = segment.lower()  # substring tests: an ignore-case alternation costs ten times as much
-    return any(map(low.__contains__, _CAPABILITY_WORDS))
+    return any(map(low.__contains__, words))
 
 
 def _path_segments(token: str, start: int, context: int | None) -> Iterable[tuple[int, int]]:
     """The spans of a path's segments judged alone: with ``context`` (a URL's: ids, the public bar), or only
     after a segment naming a capability (``context`` None), with secret context there, as the words before a
     token in text would give it."""
-    at, after_capability, capable = start, False, context is None or _names_capability(token)
+    words = _FILE_CAPABILITY_WORDS if context is None else _CAPABILITY_WORDS
+    at, after_capability, capable = start, False, context is None or _names_capability(token, words)
     for segment in token.split("/"):
         if after_capability:
             name = _FILE_NAME.sub("", segment)  # ``sessions/<id>.json``: a file named by the secret
@@ -1319,7 +1321,7 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
                 yield at, at + len(name)
         elif context is not None and tokens.looks_random(segment, context):
             yield at, at + len(segment)
-        after_capability = capable and bool(segment) and _names_capability(segment)
+        after_capability = capable and bool(segment) and _names_capability(segment, words)
         at += len(segment) + 1
 
 
