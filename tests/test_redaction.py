@@ -495,6 +495,17 @@ def test_card_rules_luhn_grouping_and_runs() -> None:
         assert redactor.scrub_text(f"ref {broken}") == f"ref {broken}"  # fails Luhn
 
 
+def test_a_luhn_valid_number_of_a_length_no_network_issues_is_no_card() -> None:
+    """A 19-digit GCE instance id or an 18-digit snowflake passes Luhn's check one time in ten."""
+    rng = random.Random(11)
+    for prefix, length in (("2", 19), ("4", 18), ("4", 17), ("37", 16), ("53", 19), ("23", 18)):
+        number = luhn_complete(prefix, length, rng)
+        assert redactor.scrub_text(f"instance {number} stopped") == f"instance {number} stopped", number
+    for prefix, length in (("4", 19), ("4", 16), ("37", 15), ("6", 19), ("6", 18), ("35", 19)):
+        number = luhn_complete(prefix, length, rng)
+        assert redactor.scrub_text(f"card {number} declined") == "card [REDACTED] declined", number
+
+
 # --------------------------------------------------------------------------------------------------
 # Structured values, JSON, identity and paths
 

@@ -1319,8 +1319,12 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
             name = _FILE_NAME.sub("", segment)  # ``sessions/<id>.json``: a file named by the secret
             if tokens.looks_random(name, tokens.SECRET) or tokens.hex_verdict(name, tokens.SECRET):
                 yield at, at + len(name)
-        elif context is not None and tokens.looks_random(segment, context):
-            yield at, at + len(segment)
+        elif (
+            context is not None
+            and tokens.looks_random(segment, context)
+            and not tokens.public_prefix(segment)
+        ):
+            yield at, at + len(segment)  # not a public object's id: ``/v1/customers/cus_dRKXe3zQ.../lines``
         after_capability = capable and bool(segment) and _names_capability(segment, words)
         at += len(segment) + 1
 

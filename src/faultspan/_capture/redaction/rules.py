@@ -130,9 +130,21 @@ def _card(candidate: str) -> bool:
     if len(groups) > 1 and (len(groups[0]) != 4 or not all(3 <= len(group) <= 6 for group in groups[1:-1])):
         return False
     digits = "".join(groups)
-    if digits[0] == "2" and not "2221" <= digits[:4] <= "2720":  # Mastercard's 2-series; 20xx is a date
-        return False
-    return _luhn(digits)
+    return _card_length(digits) and _luhn(digits)
+
+
+def _card_length(digits: str) -> bool:
+    """Whether the number has a length its network issues: Mastercard 16 (its 2-series is 2221-2720; 20xx is
+    a date), Visa 13, 16 or 19, American Express 15; the others 12 to 19. A 19-digit instance id or an
+    18-digit snowflake passes Luhn's check one time in ten."""
+    length, two = len(digits), digits[:2]
+    if digits[0] == "2":
+        return length == 16 and "2221" <= digits[:4] <= "2720"
+    if digits[0] == "4":
+        return length in (13, 16, 19)
+    if two in ("34", "37"):
+        return length == 15
+    return length == 16 if "51" <= two <= "55" else True
 
 
 def _luhn(digits: str) -> bool:
@@ -586,6 +598,8 @@ def token_verdict(token: str, text: str, start: int) -> bool:
         return False
     if start > 12 and text[start - 1] == "," and _CONTENT_DATA_URI.search(text, max(0, start - 80), start):
         return False  # an inlined image or font: ``data:image/png;base64,...``
+    if start > 2 and text.endswith(('W/"', 'W/\\"'), 0, start):
+        return False  # a weak ETag: ``W/"0c3c-vf3zDb4KanZUwkE2k6JSMXAYLCu"``
     end = start + len(token)
     if text[end : end + 1] == "@" and (not start or text[start - 1] in _ADDRESS_OPENERS):
         return False  # the local part of an address: ``Message-ID: <CAJ3k...@mail.gmail.com>``

@@ -431,6 +431,7 @@ HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha384", "sha512", "md5", "bla
 _NOT_PASSWORD = re.compile(
     r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{#]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
     r"|\\[^\\]*\\|/|^[*~]"  # paths and globs: ``pypa/distutils#130``, ``~/Documents``, ``*.xml.j2``
+    r"|^[A-Z]{2,16}(?:_[A-Z]{1,16})*#[A-Za-z0-9_-]{8,}$"  # a DynamoDB key: ``ORDER#01HF8Z3K...``
 )
 # a format string's placeholder is no password symbol (``QuerySet.%s``); ``%d1`` is a percent-escape
 _FORMAT_PLACEHOLDER = re.compile(r"%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])")
