@@ -1231,6 +1231,22 @@ def test_public_material_of_telemetry_stays(body: str, n: int, task: uuid.UUID) 
 
 
 @FAST
+@given(HUMAN.filter(lambda pw: not pw.isalpha()))
+def test_what_a_login_was_tried_with_is_masked(password: str) -> None:
+    for text in (
+        f"login failed for alice with {password}",
+        f"authentication rejected for bob with '{password}'",
+    ):
+        assert redactor.scrub_text(text) == text.replace(password, REDACTED)
+    for kept in (
+        "login failed for bob with error 500",
+        "signed in with Google",
+        "login with bob@example.com",
+    ):
+        assert redactor.scrub_text(kept) == kept
+
+
+@FAST
 @given(HUMAN, seeded("abcdefghijkmnpqrstuvwxyz23456789", 20))
 def test_pgpass_lines_session_files_and_passwords_holding_an_equals_sign(password: str, sid: str) -> None:
     assert redactor.scrub_text(f"*:*:*:postgres:{password}") == f"*:*:*:postgres:{REDACTED}"

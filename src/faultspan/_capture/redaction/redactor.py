@@ -71,6 +71,7 @@ from faultspan._capture.redaction.rules import (
     CARD_START,
     CREDENTIAL_CALL,
     DIGITS_AS_ZERO,
+    LOGIN_WITH,
     PASSWORD_GATE,
     PASSWORD_HASH_IDS,
     PROSE_IS,
@@ -299,6 +300,10 @@ class Redactor:
                     "simple_bind(",
                     ":*:",
                     "pgpass",
+                    "login",
+                    "log in",
+                    "sign",
+                    "authenticat",
                 ),
                 self._credential_pairs,
             ),
@@ -359,6 +364,10 @@ class Redactor:
                         yield match.span("secret")
             for match in _CURL_KEY.finditer(text):  # a key, not a user name: ``-u deploy-bot:`` stays
                 if _weak_secret(match["secret"]):
+                    yield match.span("secret")
+            for match in LOGIN_WITH.finditer(text):  # not ``with error 500``: shaped like a credential
+                secret = match["secret"]
+                if _loose_credential(secret, False) and not (secret.isdigit() or _EMAIL.fullmatch(secret)):
                     yield match.span("secret")
             for pattern in _WORD_PAIRS:
                 for match in pattern.finditer(text):
@@ -1231,6 +1240,7 @@ _ARGV_CUT = re.compile(
 _UNFINISHED_USERINFO = re.compile(r"[A-Za-z][\w+.-]{0,20}://[^\s/@:]{1,64}:(?P<secret>[^\s/@]+)\Z")
 _UNFINISHED_USER = re.compile(r"[^\s:]{1,64}:(?P<secret>\S+)\Z")
 _ARGV_ITEM = re.compile(r"""b?(?:'(?P<single>[^'\\\n]*)'|"(?P<double>[^"\\\n]*)")""")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 _NEXT_PAIR = re.compile(r"[A-Za-z_][\w.-]{0,63}=(?!=|$)")
 # the value of a setting they set, or the default of one they read (a fallback secret in a settings file)
 _SETTERS = frozenset(

@@ -745,6 +745,11 @@ PROSE_IS = re.compile(
     r"|(?<![\w-])(?:with|using)[ \t]+(?:the[ \t]+)?(?:[Pp]assword|PASSWORD))[ \t]+"
     r"(?P<q>[\"'])(?P<secret>[^\"'\n]{1,64})(?P=q)"
 )
+# ``login failed for alice with Celtics#175``: what a login was tried with, in an application's message
+LOGIN_WITH = re.compile(
+    r"(?i:\b(?:log(?:ged)?[ -]?in|sign(?:ed)?[ -]?in|authenticat\w{0,5})\b)[^\n.;:]{0,60}?[ \t]with[ \t]+"
+    r"(?P<q>['\"]?)(?P<secret>[^\s'\",;()]{6,128})(?P=q)(?=[\s'\",;)]|$)"
+)
 # ``scott/tiger@//db:1521/ORCL``: Oracle's user/password before an EZConnect address
 _ORACLE = re.compile(r"(?<![\w/$#.-])[\w$#.-]{1,64}/(?P<secret>[^\s/@'\"]{1,128})@//")
 # ``user:password@host`` without a scheme (a Host header, stdlib frame locals)
