@@ -1217,6 +1217,7 @@ def test_public_material_of_telemetry_stays(body: str, n: int, task: uuid.UUID) 
         f"https://api.example.com/v1/subscriptions/cus_{body[:24]}/lines?limit={n}",  # a Stripe object
         f'timeout while handling W/"0c3c-{body[:27]}"',  # a weak ETag
         f"could not load record 'ORDER#01HMW0EFQP19TB7F2JSC791RB{n}'",  # a DynamoDB key
+        f"handled request key=cart:{task} attempt={n}",  # a namespaced id under a weak key
         f"GET /landing?utm_source=ads&gclid=EAIaIQob{body} HTTP/1.1",
     ]
     for cursor in ("nextPageToken", "page_token", "ContinuationToken", "cancellationToken", "sync_token"):

@@ -527,6 +527,7 @@ _PUBLIC_CONTEXT = re.compile(
 # digest; after a MIME ``boundary=`` it is the boundary of a multipart body
 _DIGEST_LABEL = re.compile(r"(?i:sha(?:1|224|256|384|512)?|md5|blake2[bs]?|crc32|h1|boundary)[:=]\Z")
 _CONTEXT_WINDOW = 40
+_NAMESPACED = re.compile(r"[ \t]*[=:][ \t]*['\"]?[a-z][a-z0-9_-]{0,30}:")
 
 
 def context_before(text: str, start: int) -> int:
@@ -539,6 +540,8 @@ def context_before(text: str, start: int) -> int:
     for match in _SECRET_CONTEXT.finditer(window):
         if not _compound_non_secret(window, raw, match.start(), match.end()):
             secret = match.end()
+    if secret >= 0 and _NAMESPACED.fullmatch(window, secret):
+        secret = -1  # ``key=cart:<uuid>``: the key names the cart's id, its value is judged whole elsewhere
     for match in _PUBLIC_CONTEXT.finditer(window):
         public = match.end()
     if secret < 0 and public < 0:
