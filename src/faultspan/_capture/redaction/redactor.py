@@ -464,11 +464,9 @@ class Redactor:
                         break
                     at = literal.end()
                     start, stop = literal.span("value")
-                    if literal["value"][-1:] in ("'", '"'):
-                        start, stop = (
-                            text.index(literal["value"][-1], start) + 1,
-                            stop - 1,
-                        )  # inside the quotes
+                    quote = literal["value"][-1:]
+                    if quote in ("'", '"'):  # inside the quotes, after a ``b`` prefix
+                        start, stop = text.index(quote, start) + 1, stop - 1
                     value = text[start:stop]
                     kind = self._kind(column) if column else ""
                     weak = kind in key_rules.WEAK_TERMS
@@ -1219,7 +1217,7 @@ def _marker_columns(sql: str) -> list[str]:
     columns: list[str] = []
     for marker in _MARKER.finditer(sql):
         if insert and insert.start("values") <= marker.start() < insert.end("values"):
-            index = _MARKER.findall(sql, insert.start("values"), marker.start()).__len__()
+            index = len(_MARKER.findall(sql, insert.start("values"), marker.start()))
             columns.append(inserted[index] if index < len(inserted) else "")
         else:
             before = _MARKER_COLUMN.search(sql, max(0, marker.start() - 80), marker.start())
@@ -1256,7 +1254,7 @@ def _weak_secret(value: str) -> bool:
     value = value.strip().strip("'\"")
     if value[:2] in ("0x", "0X"):
         return False  # a number written in hex: a PGP key id ``0xE452E703CB2FE9F2``
-    if "%" in value and percent_escaped(value.partition("%")[1] + value.partition("%")[2]):
+    if "%" in value and percent_escaped(value[value.index("%") :]):
         value = unquote(value)  # a cookie as it is sent: ``connect.sid=s%3A<id>.<signature>``
         prefix, colon, rest = value.partition(":")
         value = rest if colon and len(prefix) <= 2 else value  # express-session's ``s:`` (signed), ``j:``

@@ -328,19 +328,18 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         return context != PUBLIC and _grouped_random(token)
     # The longest run between separators carries the randomness: ``ORD-2024-000183`` and ``v1.2.3`` have none.
     parts = [part for part in _PARTS.split(token) if part]
-    cut = False
+    cut = False  # base64 cut by its symbols into pieces of one random run
     if "/" in token:
         pieces = token.split("/")
-        cut = _random_pieces(pieces)  # base64 cut at its slashes: one random run
+        cut = _random_pieces(pieces)  # ``wJalrXUtnFEMI/K7MDENG/bPxRfiCY...``
         if len(pieces) >= 3 and length / len(pieces) < 12 and not cut:
             return False  # a path
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
-    if cut:
-        body = _PARTS.sub("", token)
-        parts = [body]
-    if context == SECRET and len(body) < _NEED[SECRET] and len(_BASE64_SYMBOLS.intersection(token)) >= 2:
-        body = _PARTS.sub("", token)  # base64's symbols cut one random run (``u+Lyhd2_N2MCy+ZoH-S5``)
+    if cut or (
+        context == SECRET and len(body) < _NEED[SECRET] and len(_BASE64_SYMBOLS.intersection(token)) >= 2
+    ):
+        body = _PARTS.sub("", token)  # with secret context, two of its symbols: ``u+Lyhd2_N2MCy+ZoH-S5``
         parts = [body]
     slug = len(parts) > 1 and hex_like(body) and all(_titled(part) for part in parts if part is not body)
     if context <= NEUTRAL and slug:
