@@ -380,9 +380,7 @@ class Redactor:
                     ):
                         yield match.span("secret")
             for match in chain(XML_SETTING.finditer(text), XML_ELEMENT.finditer(text)):
-                kind, secret = self._kind(match["name"]), match["secret"]
-                weak = kind in key_rules.WEAK_TERMS
-                if kind and not _placeholder(secret) and (not weak or _weak_secret(secret)):
+                if _named_secret(self._kind(match["name"]), match["secret"]):
                     yield match.span("secret")
 
         return _mask_spans(text, sorted(set(spans())))
@@ -467,10 +465,7 @@ class Redactor:
                     quote = literal["value"][-1:]
                     if quote in ("'", '"'):  # inside the quotes, after a ``b`` prefix
                         start, stop = text.index(quote, start) + 1, stop - 1
-                    value = text[start:stop]
-                    kind = self._kind(column) if column else ""
-                    weak = kind in key_rules.WEAK_TERMS
-                    if kind and value and not _placeholder(value) and (not weak or _weak_secret(value)):
+                    if column and _named_secret(self._kind(column), text[start:stop]):
                         yield start, stop
 
         return _mask_spans(text, spans())
@@ -1226,12 +1221,13 @@ def _marker_columns(sql: str) -> list[str]:
 
 
 # ``['sshpass', '-p', 'pw', 'ssh', 'host']``: two or more string literals in brackets, a list or a tuple
+_STRING_ITEM = r"""b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}")"""
 _ARGV = re.compile(
-    r"""[\[(][ \t]*(?P<items>(?:b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}")[ \t]*,[ \t]*){1,63}"""
-    r"""b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}"))[ \t]*,?[ \t]*[\])]"""
+    rf"[\[(][ \t]*(?P<items>(?:{_STRING_ITEM}[ \t]*,[ \t]*){{1,63}}{_STRING_ITEM})[ \t]*,?[ \t]*[\])]"
 )
+# The same list cut short by a repr's bound: its last item ends in ``...>`` (``Popen``'s) or ``…`` (ours)
 _ARGV_CUT = re.compile(
-    r"""[\[(][ \t]*(?P<items>(?:b?(?:'[^'\\\n]{0,512}'|"[^"\\\n]{0,512}")[ \t]*,[ \t]*){1,63})"""
+    rf"[\[(][ \t]*(?P<items>(?:{_STRING_ITEM}[ \t]*,[ \t]*){{1,63}})"
     r"""b?['"](?P<cut>[^'"\\\n]{1,512}?)(?:\.\.\.>|…)"""
 )
 # ``postgresql://app:cP-5%25oG`` cut before its ``@``
@@ -1247,6 +1243,14 @@ _SETTERS = frozenset(
         "fetch", "getProperty", "getOrDefault",
     }
 )  # fmt: skip
+
+
+def _named_secret(kind: str, value: str) -> bool:
+    """Whether ``value``, named by a key of this kind (an XML setting, a SQL column), is to be masked: any
+    value but a placeholder under a secret term, one that reads as a credential under a weak term."""
+    return (
+        bool(kind) and not _placeholder(value) and (kind not in key_rules.WEAK_TERMS or _weak_secret(value))
+    )
 
 
 def _weak_secret(value: str) -> bool:
