@@ -1267,3 +1267,65 @@ def test_an_aws_key_pair_written_together_is_masked_whole(ident: str, secret: st
     for separator in (" / ", ":", ", "):
         out = redactor.scrub_text(f"using static credentials AKIA{ident}{separator}{secret} for s3 sync")
         assert out == f"using static credentials {REDACTED} for s3 sync"
+
+
+@FAST
+@given(st.integers(10**7, 10**10), seeded(ALNUM + "-_", 33), seeded(ALNUM + "-_", 140))
+def test_a_telegram_bot_token_and_a_firebase_server_key_are_masked_whole(
+    bot: int, body: str, key: str
+) -> None:
+    token = f"{bot}:AA{body}"
+    for text, kept in (
+        (f"https://api.telegram.org/bot{token}/sendMessage?chat_id=42", "https://api.telegram.org/bot"),
+        (f"GET https://api.telegram.org/file/bot{token}/photos/file_1.jpg", "/photos/file_1.jpg"),
+        (f"bot rejected: {token}", "bot rejected: "),
+        (f"fcm push failed with AAAA{key[:7]}:APA91b{key[7:]}", "fcm push failed with "),
+    ):
+        out = redactor.scrub_text(text)
+        assert str(bot) not in out and body not in out and key[7:] not in out and kept in out, out
+    assert redactor.scrub_text(f"{bot}:AA{'b' * 33}") == f"{bot}:AA{'b' * 33}"  # a filler after the bot id
+
+
+@FAST
+@given(seeded(B64, 43))
+def test_a_digest_under_a_name_with_its_encoding_stays_and_a_secret_with_one_goes(body: str) -> None:
+    digest = body + "="
+    for key in ("file.hash.sha256_b64", "checksum_base64", "artifact.digest.hex"):
+        assert attribute_under(key, digest) == digest, key
+        assert redactor.scrub_text(f"{key.upper()}={digest}") == f"{key.upper()}={digest}", key
+    for key in ("password_b64", "secret_base64", "token_hex"):
+        assert attribute_under(key, digest) == REDACTED, key
+
+
+def attribute_under(key: str, value: str) -> object:
+    return (redactor.scrub_attributes({key: value}, "", []) or {key: value})[key]
+
+
+@FAST
+@given(seeded(ALNUM, 28), seeded(ALNUM, 24), st.integers(0x80, 0xFF))
+def test_base64_of_a_login_and_secret_with_a_byte_beyond_ascii_is_a_credential(
+    user: str, secret: str, byte: int
+) -> None:
+    raw = f"{user}:{secret[:12]}".encode() + bytes([byte]) + secret[12:].encode()
+    encoded = base64.b64encode(raw).decode()
+    assert attribute(encoded) == REDACTED
+
+
+@FAST
+@given(HUMAN, st.integers(1024, 65535), st.sampled_from(["&", ";", ","]))
+def test_a_password_keeps_its_own_separators_and_a_pgpass_line_its_port(
+    password: str, port: int, separator: str
+) -> None:
+    own = f"{password}{separator}!nTW{port}x+"
+    for text in (f"STRIPE_KEY=x\nDB_PASS={own}\nDEBUG=0", f"DB_PASS={own}"):
+        assert own.split(separator)[1] not in redactor.scrub_text(text), text
+    for kept in (
+        f"?password={password}&user=bob",
+        f"Password={password}{separator}Server=db{separator}",
+        f"password={password}{separator}retries=3",
+    ):
+        assert redactor.scrub_text(kept) == kept.replace(password, REDACTED, 1), kept
+    line = f"db.internal:{port}:orders:app:{password}"
+    assert redactor.scrub_text(line) == line.replace(password, REDACTED)
+    for kept in (f"at 12:30:{port % 60:02d} ok", f"main.c:{port}:5: error: expected ';'", "fe80::1:2:abcd"):
+        assert redactor.scrub_text(kept) == kept

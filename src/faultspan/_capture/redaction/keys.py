@@ -93,6 +93,7 @@ KEY_HINTS = (
 )  # fmt: skip
 MAX_KEY_WORDS = 12
 _BARE_IDS = frozenset({"id", "ids", "uid"})
+_ENCODINGS = frozenset({"b64", "base64", "b32", "base32", "hex", "encoded"})
 # What telemetry gives ids to: ``messaging.message.id``, ``dd.trace_id``, ``k8s.pod.uid``, ``BUILD_ID``
 _PUBLIC_OBJECTS = frozenset(
     {
@@ -166,6 +167,10 @@ def names_id(key: str) -> bool:
     if len(all_words) >= 2 and all_words[-1] in ("key", "keys") and all_words[-2] in _ID_QUALIFIERS:
         return True
     field_words = words(field(key))
+    if field_words and field_words[-1] in _ENCODINGS:  # the same digest written another way:
+        field_words = all_words  # ``file.hash.sha256_b64``, ``artifact.digest.hex``
+        while len(field_words) > 1 and field_words[-1] in _ENCODINGS:
+            field_words = field_words[:-1]
     if not field_words or field_words[-1] not in _ID_WORDS or not _CREDENTIAL_WORDS.isdisjoint(field_words):
         return False
     if field_words[-1] not in _BARE_IDS:

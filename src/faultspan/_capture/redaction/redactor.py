@@ -61,6 +61,7 @@ from faultspan._capture.redaction.rules import (
     _SQL_PASSWORD,
     _SSN,
     _STRIPE,
+    _TELEGRAM,
     _TWILIO,
     _URL_CREDENTIALS,
     _USER_THEN_PASSWORD,
@@ -82,6 +83,7 @@ from faultspan._capture.redaction.rules import (
     STRING_PREFIX,
     TOKEN,
     TOKEN_GATE,
+    VALUE_GOES_ON,
     VARIABLE,
     XML_ELEMENT,
     XML_SETTING,
@@ -252,11 +254,16 @@ class Redactor:
                 "stripe", anchors("sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"), pattern(_STRIPE)
             ),
             _Rule("slack", anchors("xox", "xapp-", "hooks.slack.com", "/services/t"), pattern(_SLACK)),
-            _Rule("google", anchors("aiza", "ya29.", "gocspx-"), pattern(_GOOGLE)),
             _Rule(
-                "webhook",
-                anchors("discord", "webhookb2", "office.com/webhook", "telegram.org/bot"),
-                pattern(_WEBHOOK),
+                "google",
+                (*anchors("aiza", "ya29.", "gocspx-"), (":apa", "[0-9]{2}b")),  # ``:APA91b``: digits as one
+                pattern(_GOOGLE),
+            ),
+            _Rule("webhook", anchors("discord", "webhookb2", "office.com/webhook"), pattern(_WEBHOOK)),
+            _Rule(
+                "telegram",
+                anchors(":aa"),
+                pattern(_TELEGRAM, lambda token: not_placeholder(token.partition(":")[2])),
             ),
             _Rule("anthropic", anchors("sk-ant-"), pattern(_ANTHROPIC)),
             _Rule("openai", anchors("sk-"), pattern(_OPENAI, digit_key)),
@@ -274,36 +281,39 @@ class Redactor:
             _Rule("key_value", anchors(*key_hints), self._key_values),
             _Rule(
                 "credential_pair",
-                anchors(
-                    "curl",
-                    "--user",
-                    "@",
-                    "mysql",
-                    "mariadb",
-                    " -p",
-                    "machine",
-                    "value=",
-                    "auth",
-                    "credential",
-                    "directoryentry",
-                    "pass",
-                    "secret",
-                    "token",
-                    "</",
-                    "identified",
-                    " -pw",
-                    "/p:",
-                    "redis-cli",
-                    "net use",
-                    "login(",
-                    "bind_s(",
-                    "simple_bind(",
-                    ":*:",
-                    "pgpass",
-                    "login",
-                    "log in",
-                    "sign",
-                    "authenticat",
+                (
+                    *anchors(
+                        "curl",
+                        "--user",
+                        "@",
+                        "mysql",
+                        "mariadb",
+                        " -p",
+                        "machine",
+                        "value=",
+                        "auth",
+                        "credential",
+                        "directoryentry",
+                        "pass",
+                        "secret",
+                        "token",
+                        "</",
+                        "identified",
+                        " -pw",
+                        "/p:",
+                        "redis-cli",
+                        "net use",
+                        "login(",
+                        "bind_s(",
+                        "simple_bind(",
+                        ":*:",
+                        "pgpass",
+                        "login",
+                        "log in",
+                        "sign",
+                        "authenticat",
+                    ),
+                    (":", "[0-9]{1,5}:[a-z_*]"),  # a .pgpass line's port
                 ),
                 self._credential_pairs,
             ),
@@ -683,7 +693,8 @@ class Redactor:
             expression = bare in ("new", "await") and _CALL_NEXT.match(text, start + len(bare))
             if _placeholder(bare) or _CALL_START.match(bare) or expression:
                 return None  # not "= load()", "= new Credential(...)"
-            return start, start + len(bare)
+            goes_on = VALUE_GOES_ON.match(text, start + len(bare))
+            return start, goes_on.end() if goes_on else start + len(bare)
         bare = name
         if separator is None:
             if _NEXT_PAIR.match(bare):

@@ -272,13 +272,16 @@ _SLACK = re.compile(
     re.ASCII,
 )
 _WEBHOOK = re.compile(
-    r"(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2|outlook\.office\.com/webhook"
-    r"|api\.telegram\.org/bot)"
+    r"(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2|outlook\.office\.com/webhook)"
     r"/(?P<secret>[\w:/@.-]{16,})",
     re.ASCII,
 )
+# A bot's id, a colon and ``AA`` + 33: whole, in ``api.telegram.org/bot<token>/<method>`` as anywhere
+_TELEGRAM = re.compile(r"(?<![\w:])(?:bot)?(?P<secret>\d{5,16}:AA[\w-]{30,33})(?![\w-])", re.ASCII)
 _GOOGLE = re.compile(
-    r"A(?<![\w-]A)Iza[\w-]{30,}|y(?<![\w-]y)a29\.[\w-]{20,}|G(?<![\w-]G)OCSPX-[\w-]{20,}", re.ASCII
+    r"A(?<![\w-]A)Iza[\w-]{30,}|y(?<![\w-]y)a29\.[\w-]{20,}|G(?<![\w-]G)OCSPX-[\w-]{20,}"
+    r"|A(?<![\w-]A)AAA[\w-]{7}:APA91b[\w-]{100,}",  # a Firebase Cloud Messaging server key, whole
+    re.ASCII,
 )
 _ANTHROPIC = re.compile(r"s(?<![\w-]s)k-ant-[\w-]{20,}", re.ASCII)
 _OPENAI = re.compile(r"s(?<![\w-]s)k-(?!ant-)[\w-]{20,}", re.ASCII)
@@ -398,6 +401,9 @@ _KEY_VALUE = re.compile(
     re.VERBOSE,
 )
 _SEPARATOR_NEXT = re.compile(r"[ \t]*[:=]")
+# What an assigned value keeps after a ``&``, ``;`` or ``,`` of its own (``DB_PASS=x&!nTWR``): runs that are
+# not the next pair (``&user=bob``, ``;Server=db``, ``,retries=3``), up to where the word ends
+VALUE_GOES_ON = re.compile(r"(?:[&;,](?![A-Za-z_][\w.\[\]-]{0,63}=)[^\s'\"\\&;,]+)+(?=[\s'\"\\]|\Z)")
 # A string literal compared with a key, the literal first: ``if ("..." === password)``
 _COMPARED_BEFORE = re.compile(
     r"""(?P<quote>["'])(?P<quoted>[^"'\r\n]{1,256})(?P=quote)[ \t]*[=!]==?[ \t]*\Z"""

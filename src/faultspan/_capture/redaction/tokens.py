@@ -185,9 +185,9 @@ def _readable(raw: bytes) -> bool:
     return sum(32 <= byte < 127 or byte in (9, 10, 13) for byte in raw) >= len(raw) * 0.95
 
 
-# What HTTP Basic authentication encodes: ``user:password`` (a user name or e-mail, then printable
-# characters), not ``scheme://...`` nor JSON (``{"alg":"HS256"}``).
-_BASIC_PAIR = re.compile(r"\w[\w.@+-]{0,63}:(?!//)[!-~][ -~]{0,127}", re.ASCII)
+# What HTTP Basic authentication encodes: ``user:password`` (a user name or e-mail, then characters, a few
+# of them maybe beyond ASCII as ``_readable`` allows), not ``scheme://...`` nor JSON (``{"alg":"HS256"}``).
+_BASIC_PAIR = re.compile(r"\w[\w.@+-]{0,63}:(?!//)[!-~\x80-\xff][ -~\x80-\xff]{0,127}", re.ASCII)
 
 
 def _basic_pair(text: str) -> bool:
