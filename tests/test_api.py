@@ -309,6 +309,33 @@ def test_breadcrumb_handler(pipeline: Pipeline) -> None:
     assert exception.attributes["exception.type"] == "ConnectionError"
 
 
+def test_breadcrumb_handler_keeps_a_records_extra_fields_as_data_redacted_and_bounded(
+    pipeline: Pipeline,
+) -> None:
+    logger = logging.getLogger("test.extra")
+    logger.propagate = False
+    handler = faultspan.BreadcrumbHandler()
+    logger.addHandler(handler)
+    token = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+    many = {f"field_{index}": index for index in range(100)}
+    try:
+        with pipeline.tracer.start_as_current_span("request"):
+            logger.warning("charge retried", extra={"order_id": 7, "api_token": token, "otelSpanID": "x"})
+            logger.warning("many fields", extra=many)
+            try:
+                raise ConnectionError("gateway down")
+            except ConnectionError as exc:
+                faultspan.capture_exception(exc)
+    finally:
+        logger.removeHandler(handler)
+    first, second = (event.attributes for event in events(only(pipeline.spans(), "request"), "breadcrumb"))
+    assert first["breadcrumb.data.order_id"] == 7
+    assert first["breadcrumb.data.logger"] == "test.extra"
+    assert token not in str(first) and "breadcrumb.data.api_token" in first
+    assert not any(key.startswith(("breadcrumb.data.otel", "breadcrumb.data.levelno")) for key in first)
+    assert 10 < sum(key.startswith("breadcrumb.data.field_") for key in second) < 100
+
+
 def test_breadcrumb_handler_does_not_capture_an_exception_twice(pipeline: Pipeline) -> None:
     """``log.exception`` after the span the exception escaped from has ended: a crumb, not a second event."""
     logger = logging.getLogger("test.twice")

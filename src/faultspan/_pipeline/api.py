@@ -257,7 +257,7 @@ class BreadcrumbHandler(logging.Handler):
                 record.name,
                 _message(record),
                 record.levelname.lower(),
-                {"logger": record.name},
+                _record_data(record),
                 current().settings.max_breadcrumbs,
                 logged=logged,
             )
@@ -276,6 +276,19 @@ class BreadcrumbHandler(logging.Handler):
             and not recording.left_to_owner(exc)
         ):
             capture_exception(exc)
+
+
+# What every record has; what else it holds came from ``extra=`` (or a filter) and is the crumb's data, as
+# Sentry's logging integration keeps it. OpenTelemetry's log correlation adds its ``otel*`` fields.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+def _record_data(record: logging.LogRecord) -> dict[str, object]:
+    data: dict[str, object] = {"logger": record.name}
+    for key, value in vars(record).items():
+        if key not in _RECORD_FIELDS and not key.startswith(("otel", "_")):
+            data.setdefault(key, value)
+    return data
 
 
 def _message(record: logging.LogRecord) -> str:

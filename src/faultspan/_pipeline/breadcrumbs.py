@@ -20,6 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from itertools import islice
 
 from opentelemetry import trace
 
@@ -108,7 +109,7 @@ def add(
         if type(message) is str
         else safe_repr(message),
         level=str(level),
-        data={str(key): attribute_value(value) for key, value in data.items()},
+        data={str(key): attribute_value(value) for key, value in islice(data.items(), _STRUCTURED_ITEMS)},
         trace_id=ids.trace_id,
         span_id=ids.span_id,
     )
