@@ -1329,3 +1329,68 @@ def test_a_password_keeps_its_own_separators_and_a_pgpass_line_its_port(
     assert redactor.scrub_text(line) == line.replace(password, REDACTED)
     for kept in (f"at 12:30:{port % 60:02d} ok", f"main.c:{port}:5: error: expected ';'", "fe80::1:2:abcd"):
         assert redactor.scrub_text(kept) == kept
+
+
+@FAST
+@given(seeded(B64.replace("+", "-").replace("/", "_"), 32), seeded(B64.replace("+", ""), 43))
+def test_what_follows_a_percent_escape_is_judged_and_escaped_text_is_no_password(sid: str, sig: str) -> None:
+    cookie = f"s%3A{sid}.{sig}"  # express-session's signed id as it is sent
+    for text in (f"upstream rejected {cookie}", cookie):
+        assert sid not in redactor.scrub_text(text) and sig not in redactor.scrub_text(text), text
+    for kept in (
+        "GET /search?q=hello%20world%20this%20is%20a%20longer%20query",
+        "redirect=https%3A%2F%2Fexample.com%2Fcallback%3Fstate%3Dabc",
+        "path=%2Fvar%2Flib%2Fdocker%2Foverlay2%2F3f9a1c2be0d84b7a9c1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e",
+        "name=%E4%BD%A0%E5%A5%BD%E4%B8%96%E7%95%8C",
+    ):
+        assert redactor.scrub_text(kept) == kept
+    assert redactor.scrub_text("login with p%40ssW0rd%21x") == f"login with {REDACTED}"
+
+
+@FAST
+@given(seeded(ALNUM, 17), seeded(ALNUM, 24), st.integers(10, 10**9))
+def test_names_of_code_and_offsets_stay_and_incoming_webhook_paths_go(ident: str, token: str, n: int) -> None:
+    for kept in (
+        f"isodate.isoerror.ISO{n}Error: Unable to parse duration string",
+        f"class=com.shop.{WORDS[n % len(WORDS)]}.OrderLine$HibernateProxy$$Lambda",
+        f"position=orders.dlq-{n % 100}@{n}",
+    ):
+        assert redactor.scrub_text(kept) == kept
+    for url in (
+        f"https://chat.example.com/hooks/{ident}/{token}",
+        f"https://open.example.cn/open-apis/bot/v2/hook/{uuid.UUID(int=n * 7919)}",
+    ):
+        out = redactor.scrub_text(url)
+        assert ident not in out and token not in out and str(uuid.UUID(int=n * 7919)) not in out, out
+    assert redactor.scrub_text(f"/repos/o/r/hooks/{n}/deliveries") == f"/repos/o/r/hooks/{n}/deliveries"
+
+
+@FAST
+@given(HUMAN, seeded(HEX, 64))
+def test_settings_and_commands_that_carry_a_password_by_their_own_names(password: str, key: str) -> None:
+    lines = [
+        (f'network={{\n    ssid="Floor-IoT"\n    psk={key}\n}}', key),
+        (f"masterauth {key}", key),
+        (f"requirepass {password}#1A", f"{password}#1A"),
+        (f"ssh-keygen -t ed25519 -N {password} -C deploy@ci -f /tmp/k", password),
+        (f"ldapsearch -x -D cn=svc,dc=corp -w '{password}' -b dc=corp", password),
+        (
+            f"-----BEGIN OpenVPN Static key V1-----\n{key[:32]}\n{key[32:]}\n"
+            "-----END OpenVPN Static key V1-----",
+            key,
+        ),
+        (f"{{'ParameterKey': 'DBPassword', 'ParameterValue': '{password}'}}", password),
+        (f'[{{"name": "DB_PASSWORD", "value": "{password}"}}]', password),
+        (f"env:\n  - name: API_TOKEN\n    value: {key}\n", key),
+    ]
+    for text, secret in lines:
+        out = redactor.scrub_text(text)
+        assert secret[:32] not in out and secret[-32:] not in out, out
+    for kept in (
+        "psk_mode=wpa2",
+        "key_mgmt=WPA-PSK",
+        'ssh-keygen -t ed25519 -N "" -f k',
+        '[{"name": "LOG_LEVEL", "value": "debug"}]',
+        '{"key": "color", "value": "blue"}',
+    ):
+        assert redactor.scrub_text(kept) == kept

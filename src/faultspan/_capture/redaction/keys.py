@@ -32,6 +32,8 @@ SECRET_TERMS = frozenset(
         # what restores an account or a wallet
         "mnemonic", "seedphrase", "recoverycode", "recoverycodes", "backupcode", "backupcodes", "mfacode",
         "totpseed", "otpseed",
+        # a Wi-Fi or VPN pre-shared key; Redis's and Kickstart's password settings
+        "psk", "presharedkey", "requirepass", "masterauth", "rootpw",
     }
 )  # fmt: skip
 # Names that often, not always, hold a credential: their value is masked when it looks like one.
@@ -89,7 +91,7 @@ QUERY_TERMS = frozenset({"sig", "signature", "key", "xamzsignature", "xamzcreden
 KEY_HINTS = (
     "pass", "pwd", "pw", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf",
     "ssn", "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number", "login", "aws", "access",
-    "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony", "bundle_",
+    "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony", "bundle_", "psk",
 )  # fmt: skip
 MAX_KEY_WORDS = 12
 _BARE_IDS = frozenset({"id", "ids", "uid"})

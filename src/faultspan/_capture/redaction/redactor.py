@@ -73,6 +73,7 @@ from faultspan._capture.redaction.rules import (
     CREDENTIAL_CALL,
     DIGITS_AS_ZERO,
     LOGIN_WITH,
+    NAMED_VALUE,
     PASSWORD_GATE,
     PASSWORD_HASH_IDS,
     PROSE_IS,
@@ -237,7 +238,7 @@ class Redactor:
             return _pattern_rule(compiled, accept)
 
         return [
-            _Rule("pem_private_key", anchors("private key"), pattern(_PEM)),
+            _Rule("pem_private_key", anchors("private key", "static key"), pattern(_PEM)),
             _Rule("jwt", anchors("eyj"), pattern(_JWT)),
             _Rule("password_hash", anchors(*PASSWORD_HASH_IDS), pattern(_PASSWORD_HASH, hash_body)),
             _Rule("url_credentials", anchors("@"), pattern(_URL_CREDENTIALS, _not_placeholder)),
@@ -291,6 +292,9 @@ class Redactor:
                         " -p",
                         "machine",
                         "value=",
+                        "value'",
+                        'value"',
+                        "value:",
                         "auth",
                         "credential",
                         "directoryentry",
@@ -302,6 +306,8 @@ class Redactor:
                         " -pw",
                         "/p:",
                         "redis-cli",
+                        "ssh-keygen",
+                        "ldap",
                         "net use",
                         "login(",
                         "bind_s(",
@@ -392,6 +398,10 @@ class Redactor:
             for match in chain(XML_SETTING.finditer(text), XML_ELEMENT.finditer(text)):
                 if _named_secret(self._kind(match["name"]), match["secret"]):
                     yield match.span("secret")
+            for match in NAMED_VALUE.finditer(text):
+                group = "secret" if match["secret"] is not None else "secret_bare"
+                if _named_secret(self._kind(match["name"]), match[group]):
+                    yield match.span(group)
 
         return _mask_spans(text, sorted(set(spans())))
 
@@ -1299,7 +1309,9 @@ def _tokens(text: str) -> str:
                 continue
             token = match[0].rstrip(".")
             if start and _variable_or_escape(text, start, token):
-                continue
+                if text[start - 1] != "%" or text.startswith("%", start + len(token)) or len(token) < 10:
+                    continue
+                start, token = start + 2, token[2:]  # what follows an escape: ``s%3A<session id>``
             if token.startswith("//") and text[start - 1 : start] == ":":  # a URL: its segments are ids
                 yield from _path_segments(token, start, tokens.PUBLIC)
             else:
@@ -1315,10 +1327,12 @@ def _tokens(text: str) -> str:
     return _mask_spans(text, spans())
 
 
-# What a path segment says when the next one is a capability: ``/reset-password/<token>``, ``/invite/<token>``
+# What a path segment says when the next one is a capability: ``/reset-password/<token>``,
+# ``/invite/<token>``, an incoming webhook's ``/hooks/<id>/<token>`` (Rocket.Chat, Mattermost; Feishu's
+# ``/bot/v2/hook/<uuid>``)
 _CAPABILITY_WORDS = (
     "passw", "token", "secret", "reset", "verif", "confirm", "invit", "activat", "magic", "unsubscribe",
-    "share", "signup", "apikey", "api-key",
+    "share", "signup", "apikey", "api-key", "hook",
 )  # fmt: skip
 # In a file's path also a store of sessions, whose files are named by the session id (``sessions/<id>.json``,
 # PHP's ``sess_<id>``); in a URL, ``/sessions/<uuid>`` names a resource by its id
@@ -1369,6 +1383,12 @@ def _variable_or_escape(text: str, start: int, token: str) -> bool:
     return False
 
 
+def _escaped_text(word: str) -> bool:
+    """Percent-escaped words or a URL (``hello%20world%21``, ``https%3A%2F%2F...``): what a query holds."""
+    plain = unquote(word)
+    return plain != word and ("://" in plain or any(char.isspace() for char in plain))
+
+
 def _passwords(text: str) -> str:
     """Words shaped like a password (``M0Xvq!ZjxTW3#57``), or the password of a ``user:password`` word."""
 
@@ -1384,7 +1404,7 @@ def _passwords(text: str) -> str:
             choices = (last, whole) if fallback else (last,)
             for number, choice in enumerate(dict.fromkeys(choices)):
                 word = _clean_word(choice)
-                if len(word) < 8 or "://" in word:
+                if len(word) < 8 or "://" in word or ("%" in word and _escaped_text(word)):
                     continue
                 at = match.start() + run.rindex(word)
                 if at > 2 and id_key_before(text, at):

@@ -218,9 +218,11 @@ def _token_credential(value: str) -> bool:
 # to candidate positions; the lookbehind right after that first character keeps a token from starting in
 # the middle of a longer word.
 
+# Also OpenVPN's ``-----BEGIN OpenVPN Static key V1-----`` (a shared secret). A truncated block is masked to
+# the end.
 _PEM = re.compile(
-    r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:.*?-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|.*)",  # a truncated block is masked to the end
+    r"-----BEGIN[A-Z0-9 ]{0,40}(?:PRIVATE KEY(?: BLOCK)?|OpenVPN Static key V[0-9])-----"
+    r"(?:.*?-----END[A-Za-z0-9 ]{0,40}(?:PRIVATE KEY(?: BLOCK)?|Static key V[0-9])-----|.*)",
     re.DOTALL,
 )
 # crypt(3) and PHC password hashes: ``$6$salt$hash``, ``$2b$12$...``, ``$argon2id$v=19$m=...$salt$hash``; a
@@ -702,7 +704,9 @@ _COMMAND_PASSWORD = re.compile(
     r"(?<![\w-])(?:sshpass(?:[ \t]+-[a-oq-z]\S*)*[ \t]+-p[ \t]*|redis-cli\b[^\r\n|;&]{0,200}?[ \t]-a[ \t]+"
     r"|(?:un)?zip\b[^\r\n|;&]{0,200}?[ \t]-P[ \t]+|7z[a-z]?\b[^\r\n|;&]{0,200}?[ \t]-p(?=\S)"
     r"|htpasswd[ \t]+-[a-zA-Z]*b[a-zA-Z]*(?:[ \t]+-[a-zA-Z]+)*[ \t]+(?!-)\S+[ \t]+\S+[ \t]+"
-    r"|net[ \t]+use[ \t]+\\\\\S+[ \t]+(?=[^\s*/][^\s]*[ \t]+/user:))"
+    r"|net[ \t]+use[ \t]+\\\\\S+[ \t]+(?=[^\s*/][^\s]*[ \t]+/user:)"
+    r"|ssh-keygen\b[^\r\n|;&]{0,200}?[ \t]-[NP][ \t]+"  # the new and the old passphrase
+    r"|ldap(?:search|modify|add|delete|passwd|whoami|compare|modrdn)\b[^\r\n|;&]{0,200}?[ \t]-w[ \t]+)"
     r"(?P<q>['\"]?)(?P<secret>[^\s'\"]{1,256})(?P=q)"
 )
 # Redis's ``AUTH [user] password`` as a statement of its own (a Redis span's ``db.statement``)
@@ -726,6 +730,15 @@ _PGPASS = re.compile(
 )
 # ``machine api.example.com login bob password s3cret`` (.netrc)
 _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+password[ \t]+(?P<secret>\S+)")
+# ``{"name": "DB_PASSWORD", "value": "..."}`` (ECS and Kubernetes environments, also as YAML on two lines),
+# CloudFormation's ``{'ParameterKey': 'DBPassword', 'ParameterValue': '...'}``: a setting's name says what its
+# value is
+NAMED_VALUE = re.compile(
+    r"(?P<nq>[\"']?)(?:[Nn]ame|[Kk]ey|ParameterKey|OptionName)(?P=nq)[ \t]*[:=][ \t]*(?P<q>[\"']?)"
+    r"(?P<name>[\w.-]{1,128})(?P=q)[ \t]*,?[ \t]*(?:\r?\n[ \t]*)?"
+    r"(?P<vq>[\"']?)(?:[Vv]alue|ParameterValue)(?P=vq)[ \t]*[:=][ \t]*"
+    r"(?:(?P<q2>[\"'])(?P<secret>[^\"'\r\n]{1,1024})(?P=q2)|(?P<secret_bare>[^\s\"',}]{1,1024}))"
+)
 # ``<add key="SmtpPassword" value="..."/>``, ``<property name="password" value="..."/>``: a setting's name
 # says what its value is
 XML_SETTING = re.compile(

@@ -431,6 +431,8 @@ _NOT_PASSWORD = re.compile(
     r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{#]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
     r"|\\[^\\]*\\|/|^[*~]"  # paths and globs: ``pypa/distutils#130``, ``~/Documents``, ``*.xml.j2``
     r"|^[A-Z]{2,16}(?:_[A-Z]{1,16})*#[A-Za-z0-9_-]{8,}$"  # a DynamoDB key: ``ORDER#01HF8Z3K...``
+    r"|^(?:[a-z_][a-z0-9_]*\.)+[A-Z]\w*\$[\w$]*$"  # a JVM inner class: ``com.shop.Order$HibernateProxy``
+    r"|^[a-z][a-z0-9_]*(?:[.-][a-z0-9_]+)+@[0-9]+$"  # a name at an offset: Kafka's ``orders.dlq-37@5956``
 )
 # a format string's placeholder is no password symbol (``QuerySet.%s``); ``%d1`` is a percent-escape
 _FORMAT_PLACEHOLDER = re.compile(r"%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])")
@@ -486,6 +488,7 @@ _PUBLIC_SHAPE = re.compile(
     r"|(?:[A-Za-z][A-Za-z0-9-]{0,64}-)?[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+-[A-Z0-9]{12,13}",
     re.DOTALL,
 )
+_DOTTED_CLASS = re.compile(r"(?:[a-z][a-z0-9_]{2,}\.)+[A-Z][A-Za-z0-9]*[A-Z][a-z]{3,}")
 # How base64 of a binary file starts (PNG, JPEG, GIF, PDF, gzip, zip, RIFF/WebP, WOFF, WOFF2, Ogg, MP3, ELF):
 # content, not a credential (an inlined image, an attachment)
 _FILE_BASE64 = (
@@ -499,12 +502,15 @@ def public_material(token: str) -> bool:
     (time-ordered: it starts with the time in ``0[0-7]``), a version (``v0.0.0-20200515034346-e8a3418e911e``,
     ``1.2.3+build.5f3a9c``), a Cloudflare ray id (``<16 hex>-IAD``), a Google OAuth client id (its secret is
     ``GOCSPX-...``), an IPFS content id, a Bitcoin address (its checksum verified), a CloudFormation physical
-    id, base64 of a binary file (``iVBORw0KGgo...``, a PNG): random-looking, public by design."""
+    id, base64 of a binary file (``iVBORw0KGgo...``, a PNG), a class in its module: random-looking, public by
+    design."""
     if _PUBLIC_SHAPE.fullmatch(token) or token.endswith(".apps.googleusercontent.com"):
         return True
     if len(token) >= 24 and token.startswith(_FILE_BASE64):
         return True
     first = token[0]
+    if first.islower() and "." in token and _DOTTED_CLASS.fullmatch(token):
+        return True  # a class in its module: ``isodate.isoerror.ISO8601Error``
     if first in "13" and _BASE58_ADDRESS.fullmatch(token):
         return _base58_checked(token)
     if first == "b" and token.startswith("bc1") and _BECH32_ADDRESS.fullmatch(token):
