@@ -1394,3 +1394,44 @@ def test_settings_and_commands_that_carry_a_password_by_their_own_names(password
         '{"key": "color", "value": "blue"}',
     ):
         assert redactor.scrub_text(kept) == kept
+
+
+def der(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    length = bytes([size]) if size < 0x80 else b"\x82" + size.to_bytes(2, "big")
+    return bytes([tag]) + length + content
+
+
+@FAST
+@given(
+    st.binary(min_size=64, max_size=300),
+    st.sampled_from([b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01", b"\x2b\x65\x70"]),
+)
+def test_base64_of_a_public_key_or_certificate_stays_and_of_a_private_key_goes(
+    key: bytes, oid: bytes
+) -> None:
+    algorithm = der(0x30, der(0x06, oid) + der(0x05, b""))
+    public = der(0x30, algorithm + der(0x03, b"\x00" + key))
+    certificate = der(0x30, der(0x30, der(0xA0, der(0x02, b"\x02")) + der(0x02, key[:16])) + algorithm)
+    private = der(0x30, der(0x02, b"\x00") + algorithm + der(0x04, key))
+    encrypted = der(0x30, algorithm + der(0x04, key))
+    for kept in (public, certificate):
+        text = f"txt=v=DKIM1; k=rsa; p={base64.b64encode(kept).decode()}"
+        assert redactor.scrub_text(text) == text
+    for secret in (private, encrypted):
+        encoded = base64.b64encode(secret).decode()
+        if tokens.looks_random(encoded):
+            assert encoded not in redactor.scrub_text(f"p={encoded}")
+
+
+def test_public_addresses_with_a_valid_checksum_and_public_names_stay() -> None:
+    age = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"  # age's documented recipient
+    onion = "mtlcewycyq3baptsafzyrd4nlf6vyek2uvbhyjzh27zl72glla7usnyd.onion"
+    for kept in (
+        f"recipient={age}",
+        f"onion={onion}",
+        "System.Text.Json, Version=4.3.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35",
+    ):
+        assert redactor.scrub_text(kept) == kept
+    broken = age[:-1] + ("q" if age[-1] != "q" else "p")  # the checksum no longer holds
+    assert broken not in redactor.scrub_text(f"recipient={broken}")

@@ -216,6 +216,9 @@ def match_tail(words_: list[str], terms: frozenset[str], suffixes: frozenset[str
 _BUNDLER_CREDENTIALS = re.compile(r"BUNDLE_(?!(?:BUILD|MIRROR|LOCAL)__)[A-Z0-9-]+(?:__[A-Z0-9-]+){2,}")
 
 
+_PUBLIC_KEY_TOKEN = ["public", "key", "token"]
+
+
 def classify(key: str, allow: frozenset[str], extra_terms: frozenset[str]) -> str:
     """The secret term a key ends with ("" when none); a weak term only without a public qualifier."""
     field_words = words(field(key))
@@ -223,6 +226,8 @@ def classify(key: str, allow: frozenset[str], extra_terms: frozenset[str]) -> st
         return ""
     if key.startswith("BUNDLE_") and _BUNDLER_CREDENTIALS.fullmatch(key):
         return "credentials"
+    if field_words[-3:] == _PUBLIC_KEY_TOKEN:
+        return ""  # .NET's ``PublicKeyToken=31bf3856ad364e35``: the last 8 bytes of a public key's hash
     tail = field_words[-MAX_KEY_WORDS:]
     kind = match_tail(tail, SECRET_TERMS | WEAK_TERMS, _SUFFIX_TERMS)
     if kind in WEAK_TERMS and _PUBLIC_QUALIFIERS.intersection(words(key)):

@@ -455,7 +455,11 @@ _SSH_KEY_TYPES = (b"ssh-", b"ecds", b"sk-s", b"sk-e")
 _BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _BASE58_ADDRESS = re.compile(f"[13][{_BASE58}]{{25,34}}")
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
-_BECH32_ADDRESS = re.compile(f"bc1[{_BECH32}]{{11,71}}")
+# A human-readable part, ``1`` and 11+ data characters: a Bitcoin address (``bc1...``), an age recipient
+# (``age1...``), a Nostr public key (``npub1...``), a Cosmos address; not what names a secret (``nsec1``,
+# ``AGE-SECRET-KEY-1``)
+_BECH32_ADDRESS = re.compile(f"(?P<hrp>[a-z][a-z0-9]{{1,19}})1[{_BECH32}]{{11,90}}")
+_SECRET_PARTS = ("sec", "priv", "key")
 
 
 def _base58_checked(token: str) -> bool:
@@ -468,10 +472,11 @@ def _base58_checked(token: str) -> bool:
     return len(raw) == 25 and hashlib.sha256(hashlib.sha256(raw[:21]).digest()).digest()[:4] == raw[21:]
 
 
-def _bech32_checked(token: str) -> bool:
-    """BIP 173/350's checksum over ``bc`` and the data part: bech32 (segwit v0) or bech32m (v1+)."""
+def _bech32_checked(hrp: str, data: str) -> bool:
+    """BIP 173/350's checksum over the human-readable part and the data: bech32 or bech32m."""
     check = 1
-    for value in [3, 3, 0, 2, 3] + [_BECH32.index(char) for char in token[3:]]:  # "bc" expanded, then data
+    expanded = [ord(char) >> 5 for char in hrp] + [0] + [ord(char) & 31 for char in hrp]
+    for value in expanded + [_BECH32.index(char) for char in data]:
         top = check >> 25
         check = (check & 0x1FFFFFF) << 5 ^ value
         for bit, generator in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
@@ -482,6 +487,7 @@ def _bech32_checked(token: str) -> bool:
 _PUBLIC_SHAPE = re.compile(
     r"0[0-7][0-9A-HJKMNP-TV-Z]{24}"  # a ULID: 48-bit time (10 Crockford characters) + 80 random bits
     r"|v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}[-+.].*"  # a version, then a pre-release or a build
+    r"|[a-z2-7]{56}\.onion"  # a Tor v3 onion service's address (its public key)
     r"|[0-9a-f]{16}-[A-Z]{3}"  # a Cloudflare ray id
     r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|baf(?:ybei|krei)[a-z2-7]{52}"  # IPFS ids of a SHA-256 (v0, v1)
     # a CloudFormation physical id: ``<stack>-<LogicalId>-<12 or 13 capitals and digits>``
@@ -506,15 +512,16 @@ def public_material(token: str) -> bool:
     design."""
     if _PUBLIC_SHAPE.fullmatch(token) or token.endswith(".apps.googleusercontent.com"):
         return True
-    if len(token) >= 24 and token.startswith(_FILE_BASE64):
+    if len(token) >= 24 and (token.startswith(_FILE_BASE64) or (token[0] == "M" and _public_der(token))):
         return True
     first = token[0]
     if first.islower() and "." in token and _DOTTED_CLASS.fullmatch(token):
         return True  # a class in its module: ``isodate.isoerror.ISO8601Error``
     if first in "13" and _BASE58_ADDRESS.fullmatch(token):
         return _base58_checked(token)
-    if first == "b" and token.startswith("bc1") and _BECH32_ADDRESS.fullmatch(token):
-        return _bech32_checked(token)
+    address = _BECH32_ADDRESS.fullmatch(token) if "1" in token else None
+    if address and not any(part in address["hrp"] for part in _SECRET_PARTS):
+        return _bech32_checked(address["hrp"], token[address.end("hrp") + 1 :])
     if not token.startswith("AAAA") or len(token) < 16:
         return False
     try:
@@ -522,6 +529,37 @@ def public_material(token: str) -> bool:
     except (binascii.Error, ValueError):
         return False
     return head[4:8] in _SSH_KEY_TYPES
+
+
+def _public_der(token: str) -> bool:
+    """Base64 of DER that is public: a public key (``MIIBIjANBgkqhkiG9w0BAQEFAAOC...``, DKIM's ``p=``: an
+    algorithm, then a BIT STRING) or a certificate (its signed part starts with its version, ``[0]``); not a
+    private key (a version INTEGER first) nor an encrypted one (an OCTET STRING after the algorithm)."""
+    try:
+        der = binascii.a2b_base64(token[:4096])
+    except (binascii.Error, ValueError):
+        return False
+    outer = _der_header(der, 0) if der[:1] == b"\x30" else None
+    inner = _der_header(der, outer[0]) if outer and der[outer[0] : outer[0] + 1] == b"\x30" else None
+    if inner is None:
+        return False  # not a SEQUENCE in a SEQUENCE
+    body, length = inner
+    if der[body : body + 1] == b"\xa0":
+        return True  # a certificate's TBSCertificate
+    return der[body : body + 1] == b"\x06" and der[body + length : body + length + 1] == b"\x03"
+
+
+def _der_header(der: bytes, at: int) -> tuple[int, int] | None:
+    """(where the content of the DER element at ``at`` starts, its length), or None."""
+    if len(der) < at + 2:
+        return None
+    first = der[at + 1]
+    if first < 0x80:
+        return at + 2, first
+    size = first & 0x7F
+    if not 1 <= size <= 2 or len(der) < at + 2 + size:
+        return None
+    return at + 2 + size, int.from_bytes(der[at + 2 : at + 2 + size], "big")
 
 
 @functools.lru_cache(maxsize=4096)
