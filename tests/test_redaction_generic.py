@@ -1435,3 +1435,20 @@ def test_public_addresses_with_a_valid_checksum_and_public_names_stay() -> None:
         assert redactor.scrub_text(kept) == kept
     broken = age[:-1] + ("q" if age[-1] != "q" else "p")  # the checksum no longer holds
     assert broken not in redactor.scrub_text(f"recipient={broken}")
+
+
+@FAST
+@given(seeded("abcdefghijklmnopqrstuvwxyz0123456789", 12), seeded(HEX, 16), seeded(HEX.upper(), 8))
+def test_host_names_generated_names_of_tools_and_imeis_stay(label: str, digest: str, short: str) -> None:
+    imei = "357563723452948"  # 15 digits that pass Luhn's check, as every IMEI does
+    for kept in (
+        f"host=media-replica-1.{label}.ca-central-1.rds.amazonaws.com",
+        f"k8s-accounts-{label}.eu-north-1.elb.amazonaws.com",
+        f"resource HandlerInvoicePayment{short} failed to create",
+        f"violation of PRIMARY KEY constraint 'PK__Orders__{digest.upper()}'",
+        f"  29: shop::auth::get::{{{{closure}}}}::h{digest}",
+        f"pytorch-1.22.3-cuda120py311h{digest[:7]}_1.conda",
+        f"imei {imei}",
+    ):
+        assert redactor.scrub_text(kept) == kept
+    assert redactor.scrub_text("card 371449635398431") == f"card {REDACTED}"  # Amex's 15 digits

@@ -636,6 +636,8 @@ class Redactor:
                 continue  # a value that reads as a key: ``service=auth-staging attempt=1``
             if start > 20 and text[start - 1] in ":/" and in_arn(text, start):
                 continue  # ``arn:aws:secretsmanager:...:secret:prod/db-AbCdEf`` names a secret
+            if text.startswith("::", end) and not text.startswith(("::=", ":::="), end):
+                continue  # a path in code: Rust's ``shop::auth::get``, C++'s ``auth::Token``
             key = text[start:end].lstrip(".-")
             kind = self._kind(key)
             weak = kind in key_rules.WEAK_TERMS

@@ -135,8 +135,8 @@ def _card(candidate: str) -> bool:
 
 def _card_length(digits: str) -> bool:
     """Whether the number has a length its network issues: Mastercard 16 (its 2-series is 2221-2720; 20xx is
-    a date), Visa 13, 16 or 19, American Express 15; the others 12 to 19. A 19-digit instance id or an
-    18-digit snowflake passes Luhn's check one time in ten."""
+    a date), Visa 13, 16 or 19, American Express 15 (no other network but UATP issues 15); the others 12 to
+    19. A 19-digit instance id or an 18-digit snowflake passes Luhn's check one time in ten."""
     length, two = len(digits), digits[:2]
     if digits[0] == "2":
         return length == 16 and "2221" <= digits[:4] <= "2720"
@@ -144,6 +144,8 @@ def _card_length(digits: str) -> bool:
         return length in (13, 16, 19)
     if two in ("34", "37"):
         return length == 15
+    if length == 15:  # American Express's and UATP's (``1...``); an IMEI is 15 Luhn-valid digits
+        return digits[0] == "1"
     return length == 16 if "51" <= two <= "55" else True
 
 

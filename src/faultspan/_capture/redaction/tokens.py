@@ -34,7 +34,7 @@ _FILE_SUFFIX = re.compile(
     r"\.(?:png|jpe?g|gif|svg|webp|ico|css|js|mjs|map|html?|json|ya?ml|xml|txt|md|pdf|zip|gz|tgz|tar|whl|"
     r"py|pyc|so|dll|exe|bin|log|csv|bfu|img|iso|jar|war|lock|toml|cfg|ini|pem|crt|cer|der|p12|key|keytab|"
     r"woff2?|ttf|otf|eot|wasm|tsx?|jsx|vue|rb|go|java|class|rs|sh|sql|db|sqlite|proto|pb|parquet|avro|orc|"
-    r"snappy|zst|bz2|xz|mp[34]|wav|avif|bmp|docx?|xlsx?|pptx?)$",
+    r"snappy|zst|bz2|xz|mp[34]|wav|avif|bmp|docx?|xlsx?|pptx?|conda|egg|deb|rpm|apk|nupkg|gem|crate)$",
     re.IGNORECASE,
 )
 _PLACEHOLDER_WORDS = ("xxxx", "XXXX", "****", "####", "....", "your", "YOUR", "HERE")
@@ -488,6 +488,11 @@ _PUBLIC_SHAPE = re.compile(
     r"0[0-7][0-9A-HJKMNP-TV-Z]{24}"  # a ULID: 48-bit time (10 Crockford characters) + 80 random bits
     r"|v?[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,6}[-+.].*"  # a version, then a pre-release or a build
     r"|[a-z2-7]{56}\.onion"  # a Tor v3 onion service's address (its public key)
+    r"|(?:[A-Z][a-z]{2,}[0-9]*){2,}[0-9A-F]{8}"  # a CDK logical id: its path in PascalCase, 8 hex of a hash
+    r"|(?:PK|FK|UQ|DF|CK)__\w+__[0-9A-F]{16}"  # SQL Server's generated constraint names
+    r"|h[0-9a-f]{16}"  # a Rust symbol's hash (``get::{{closure}}::h140289cd2cb0d453``)
+    # a host name: lowercase labels under a top-level domain (``db-1.c8nccn957rgm.rds.amazonaws.com``)
+    r"|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){2,}(?:com|net|org|io|dev|app|cloud|ai|co|internal|local)"
     r"|[0-9a-f]{16}-[A-Z]{3}"  # a Cloudflare ray id
     r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|baf(?:ybei|krei)[a-z2-7]{52}"  # IPFS ids of a SHA-256 (v0, v1)
     # a CloudFormation physical id: ``<stack>-<LogicalId>-<12 or 13 capitals and digits>``
