@@ -1452,3 +1452,19 @@ def test_host_names_generated_names_of_tools_and_imeis_stay(label: str, digest: 
     ):
         assert redactor.scrub_text(kept) == kept
     assert redactor.scrub_text("card 371449635398431") == f"card {REDACTED}"  # Amex's 15 digits
+
+
+@FAST
+@given(HUMAN, st.sampled_from([("name", "value"), ("Name", "Value"), ("ParameterKey", "ParameterValue")]))
+def test_a_setting_written_as_a_name_and_a_value_is_read_by_its_name(
+    password: str, keys: tuple[str, str]
+) -> None:
+    name, value = keys
+    settings = [{name: "LOG_LEVEL", value: "debug"}, {name: "DB_PASSWORD", value: password}]
+    assert redactor.scrub_value("environment", settings, "environment", []) == [
+        {name: "LOG_LEVEL", value: "debug"},
+        {name: "DB_PASSWORD", value: REDACTED},
+    ]
+    document = json.dumps({"containerDefinitions": [{"name": "api", "environment": settings}]})
+    scrubbed = str(redactor.scrub_value("task", document, "task", []))
+    assert password not in scrubbed and '"debug"' in scrubbed

@@ -151,6 +151,8 @@ _PROSE_WORDS = frozenset(
         "when", "with", "for", "of", "in", "on",
     }
 )  # fmt: skip
+_SETTING_NAMES = ("name", "Name", "key", "Key", "ParameterKey", "OptionName")
+_SETTING_VALUES = ("value", "Value", "ParameterValue")
 _MAX_SHORTCUT_DEPTH = 64
 _PLAIN_KEY = ("", None)  # a key's (kind, renamed) when it is no secret key and holds no secret
 _Applies = tuple[Callable[[str], str], ...]
@@ -883,6 +885,18 @@ class Redactor:
         odd.update(text for text in strings if not self._shape_triggers_nothing(text))
         return odd
 
+    def _setting(self, mapping: Mapping[object, object]) -> tuple[object, str]:
+        """(the key of the value, the kind its name says) of a setting written as a name and a value
+        (``{"name": "DB_PASSWORD", "value": ...}``, CloudFormation's ``ParameterKey``/``ParameterValue``)."""
+        if len(mapping) <= 8:
+            for value_key in _SETTING_VALUES:
+                if value_key in mapping:
+                    for name_key in _SETTING_NAMES:
+                        name = mapping.get(name_key)
+                        if type(name) is str and len(name) <= 128 and (kind := self._kind(name)):
+                            return value_key, kind
+        return None, ""
+
     def _scrub_any(self, value: object, path: str, masked: list[str]) -> object:
         kind = type(value)  # exact types first: parsed JSON is only these, and ABC checks are slow
         if kind is str:
@@ -903,10 +917,13 @@ class Redactor:
 
     def _scrub_mapping(self, mapping: Mapping[object, object], path: str, masked: list[str]) -> object:
         result: dict[object, object] | None = None
+        setting, setting_kind = self._setting(mapping)
         for index, (key, value) in enumerate(mapping.items()):
             name: object = key
             if isinstance(key, str):
                 kind, renamed = self._key(key)
+                if key == setting:
+                    kind = setting_kind
                 name = key if renamed is None else renamed
                 child = f"{path}.{name}"
                 if kind:
@@ -1014,6 +1031,8 @@ class Redactor:
         if type(data) is list and self._pair_kind(data):
             return False
         if type(data) is dict:
+            if self._setting(data)[1]:
+                return False
             keys = self._keys
             for key in data:
                 kind, renamed = keys.get(key) or self._key(key)
