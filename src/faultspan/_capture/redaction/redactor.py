@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, filterfalse, repeat
 from operator import is_not, methodcaller
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from faultspan._capture.redaction import keys as key_rules
@@ -885,7 +885,7 @@ class Redactor:
         odd.update(text for text in strings if not self._shape_triggers_nothing(text))
         return odd
 
-    def _setting(self, mapping: Mapping[object, object]) -> tuple[object, str]:
+    def _setting(self, mapping: Mapping[Any, object]) -> tuple[object, str]:
         """(the key of the value, the kind its name says) of a setting written as a name and a value
         (``{"name": "DB_PASSWORD", "value": ...}``, CloudFormation's ``ParameterKey``/``ParameterValue``)."""
         if len(mapping) <= 8:
