@@ -66,11 +66,13 @@ _SUFFIX_TERMS = frozenset(
         "sessid", "cookie", "cookies", "creditcard", "cardnumber", "connectionstring", "dsn",
     }
 )  # fmt: skip
-_SAME_VALUE_WORDS = frozenset(
+# The same value written another way: ``password_b64``, ``file.hash.sha256_b64``
+_ENCODINGS = frozenset({"b64", "base64", "b32", "base32", "hex", "encoded"})
+_SAME_VALUE_WORDS = _ENCODINGS | frozenset(
     {
         "value", "values", "val", "str", "string", "text", "raw", "plain", "plaintext", "clear", "cleartext",
         "confirm", "confirmation", "again", "repeat", "new", "old", "current", "prev", "previous", "orig",
-        "original", "encoded", "enc", "encrypted", "b64", "base64", "base32", "b32", "hex", "bytes", "hash",
+        "original", "enc", "encrypted", "bytes", "hash",
         "hashed", "digest", "sha1", "sha256", "sha512", "md5", "hmac", "code", "header", "headers", "input",
         "env", "var", "data", "json", "yaml", "yml", "pem", "number", "num", "no", "nr",
         # which deployment, lifetime or scope the same secret is for: ``API_KEY_PROD``, ``..._LONG_LIVED``
@@ -95,7 +97,6 @@ KEY_HINTS = (
 )  # fmt: skip
 MAX_KEY_WORDS = 12
 _BARE_IDS = frozenset({"id", "ids", "uid"})
-_ENCODINGS = frozenset({"b64", "base64", "b32", "base32", "hex", "encoded"})
 # What telemetry gives ids to: ``messaging.message.id``, ``dd.trace_id``, ``k8s.pod.uid``, ``BUILD_ID``
 _PUBLIC_OBJECTS = frozenset(
     {

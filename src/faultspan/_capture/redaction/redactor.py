@@ -78,6 +78,8 @@ from faultspan._capture.redaction.rules import (
     PASSWORD_HASH_IDS,
     PROSE_IS,
     REDACTED,
+    SETTING_NAMES,
+    SETTING_VALUES,
     SQL_INSERT,
     SQL_LITERAL,
     SSN_GATE,
@@ -151,8 +153,6 @@ _PROSE_WORDS = frozenset(
         "when", "with", "for", "of", "in", "on",
     }
 )  # fmt: skip
-_SETTING_NAMES = ("name", "Name", "key", "Key", "ParameterKey", "OptionName")
-_SETTING_VALUES = ("value", "Value", "ParameterValue")
 _MAX_SHORTCUT_DEPTH = 64
 _PLAIN_KEY = ("", None)  # a key's (kind, renamed) when it is no secret key and holds no secret
 _Applies = tuple[Callable[[str], str], ...]
@@ -889,9 +889,9 @@ class Redactor:
         """(the key of the value, the kind its name says) of a setting written as a name and a value
         (``{"name": "DB_PASSWORD", "value": ...}``, CloudFormation's ``ParameterKey``/``ParameterValue``)."""
         if len(mapping) <= 8:
-            for value_key in _SETTING_VALUES:
+            for value_key in SETTING_VALUES:
                 if value_key in mapping:
-                    for name_key in _SETTING_NAMES:
+                    for name_key in SETTING_NAMES:
                         name = mapping.get(name_key)
                         if type(name) is str and len(name) <= 128 and (kind := self._kind(name)):
                             return value_key, kind

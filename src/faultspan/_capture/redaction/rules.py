@@ -735,10 +735,12 @@ _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+passw
 # ``{"name": "DB_PASSWORD", "value": "..."}`` (ECS and Kubernetes environments, also as YAML on two lines),
 # CloudFormation's ``{'ParameterKey': 'DBPassword', 'ParameterValue': '...'}``: a setting's name says what its
 # value is
+SETTING_NAMES = ("name", "Name", "key", "Key", "ParameterKey", "OptionName")
+SETTING_VALUES = ("value", "Value", "ParameterValue")
 NAMED_VALUE = re.compile(
-    r"(?P<nq>[\"']?)(?:[Nn]ame|[Kk]ey|ParameterKey|OptionName)(?P=nq)[ \t]*[:=][ \t]*(?P<q>[\"']?)"
+    rf"(?P<nq>[\"']?)(?:{'|'.join(SETTING_NAMES)})(?P=nq)[ \t]*[:=][ \t]*(?P<q>[\"']?)"
     r"(?P<name>[\w.-]{1,128})(?P=q)[ \t]*,?[ \t]*(?:\r?\n[ \t]*)?"
-    r"(?P<vq>[\"']?)(?:[Vv]alue|ParameterValue)(?P=vq)[ \t]*[:=][ \t]*"
+    rf"(?P<vq>[\"']?)(?:{'|'.join(SETTING_VALUES)})(?P=vq)[ \t]*[:=][ \t]*"
     r"(?:(?P<q2>[\"'])(?P<secret>[^\"'\r\n]{1,1024})(?P=q2)|(?P<secret_bare>[^\s\"',}]{1,1024}))"
 )
 # ``<add key="SmtpPassword" value="..."/>``, ``<property name="password" value="..."/>``: a setting's name
