@@ -1049,6 +1049,74 @@ def test_command_line_password_flags_mask_even_a_word(password: str) -> None:
 
 
 @FAST
+@given(
+    HUMAN,
+    st.sampled_from(["--api-key", "--token", "--client-secret", "-Password", "-AccessToken", "--db-pass"]),
+)
+def test_a_flag_named_for_a_secret_takes_even_a_word(password: str, flag: str) -> None:
+    assert_masked(
+        [
+            f"tool {flag} {password} --verbose",
+            f"Connect-Thing {flag} '{password}'",
+            f'tool {flag} "{password}"',
+        ],
+        password,
+    )
+    for kept in (
+        "ansible-playbook --ask-become-pass site.yml",  # a switch about the secret, not its value
+        "tool --no-password --user bob",
+        "use --token to authenticate",
+        f"tool {flag} $TOKEN",
+        f"tool {flag} --verbose",
+        "tool --password-file /run/secrets/db",
+        "aws secretsmanager get-secret-value --secret-id prod/db",
+        "openssl req -new -key server.key -out server.csr",
+    ):
+        assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
+@given(HUMAN)
+def test_commands_that_take_a_password_in_their_own_place_mask_even_a_word(password: str) -> None:
+    lines = [
+        f'echo "root:{password}" | chpasswd',
+        f"echo '{password}' | docker login -u bob --password-stdin registry.example.com",
+        f"echo {password} | sudo -S systemctl restart app",
+        f"net user bob {password} /add",
+        f"useradd -m -p {password} bob",
+        f"rabbitmqctl add_user bob {password}",
+        f"mc alias set local http://127.0.0.1:9000 minioadmin {password}",
+        f'ConvertTo-SecureString "{password}" -AsPlainText -Force',
+        f"openssl enc -aes-256-cbc -k {password} -in a.txt",
+        f"smbclient //fs/share -U bob%{password}",
+        f"GRANT ALL ON *.* TO 'bob'@'%' IDENTIFIED BY '{password}'",
+        f'smtp.login(self.user, "{password}")',
+        f'os.environ["DB_PASSWORD"] = "{password}"',
+        f"ENV['SECRET_KEY'] ||= '{password}'",
+        f"<AdministratorPassword><Value>{password}</Value><PlainText>true</PlainText></AdministratorPassword>",
+        f"requirepass {password}",
+        f"  auth_pass {password}",
+        f"ENV DB_PASSWORD {password}",
+        f"setenv API_TOKEN {password}",
+    ]
+    assert_masked(lines, password)
+    out = redactor.scrub_text(f"snmpwalk -v3 -u bob -a SHA -A {password}1 -x AES -X {password}2 host")
+    assert f"{password}1" not in out and f"{password}2" not in out
+    for kept in (
+        "echo hello | grep h",
+        "net user bob * /add",
+        "net user /domain",
+        "auth_token refreshed",
+        "Password expired",
+        "session key",
+        "secret_name prod-db",
+        "<Setting><Value>42</Value></Setting>",
+        'if d["password"] == "": pass',
+    ):
+        assert redactor.scrub_text(kept) == kept, kept
+
+
+@FAST
 @given(HUMAN)
 def test_sql_that_sets_a_password_and_login_calls_mask_even_a_word(password: str) -> None:
     statements = [

@@ -26,6 +26,7 @@ from faultspan._capture.redaction.rules import (
     _CALL_NEXT,
     _CALL_START,
     _CARD,
+    _CHPASSWD,
     _COMMAND_PASSWORD,
     _COMPARED_BEFORE,
     _CONNECTION_STRING,
@@ -58,12 +59,14 @@ from faultspan._capture.redaction.rules import (
     _SEPARATOR_NEXT,
     _SHOPIFY,
     _SLACK,
+    _SNMP_PRIVACY,
     _SQL_PASSWORD,
     _SSN,
     _STRIPE,
     _TELEGRAM,
     _TWILIO,
     _URL_CREDENTIALS,
+    _USER_PERCENT,
     _USER_THEN_PASSWORD,
     _WEBHOOK,
     BRACKETED_REFERENCE,
@@ -72,10 +75,12 @@ from faultspan._capture.redaction.rules import (
     CARD_START,
     CREDENTIAL_CALL,
     DIGITS_AS_ZERO,
+    DIRECTIVE,
     LOGIN_WITH,
     NAMED_VALUE,
     PASSWORD_GATE,
     PASSWORD_HASH_IDS,
+    PLAIN_SECRET_WORDS,
     PROSE_IS,
     REDACTED,
     SETTING_NAMES,
@@ -109,6 +114,7 @@ from faultspan._capture.redaction.rules import (
     bracketed_bare,
     credential_part,
     digit_key,
+    directive_value,
     gate_pattern,
     hash_body,
     id_key_before,
@@ -142,7 +148,7 @@ _SHAPE_RULES = frozenset({"ssn", "card", "password_value", "token"})
 # The credential pairs whose place says "password", so that a plain word counts as one
 _WORD_PAIRS = (
     _USER_THEN_PASSWORD, _NETRC, _PGPASS, CREDENTIAL_CALL, PROSE_IS, _PASSWORD_FLAG, _COMMAND_PASSWORD,
-    _SQL_PASSWORD, _REDIS_AUTH, _ORACLE,
+    _SQL_PASSWORD, _REDIS_AUTH, _ORACLE, _USER_PERCENT, _CHPASSWD, _SNMP_PRIVACY,
 )  # fmt: skip
 _ONE_WORD = re.compile(r"\S{1,512}")
 # What follows a password flag in prose about it: ``use --password to set it``, ``-p is required``
@@ -320,6 +326,27 @@ class Redactor:
                         "log in",
                         "sign",
                         "authenticat",
+                        "useradd",
+                        "usermod",
+                        "openssl",
+                        # SNMP's commands by anchors no key hint overlaps (not on every ``key``, ``pin``)
+                        "snmpget",
+                        "snmpset",
+                        "snmptrap",
+                        "snmpwal",
+                        "snmpbulkw",
+                        "snmpbulkg",
+                        "net user",
+                        "rabbitmqctl",
+                        "mc alias",
+                        "convertto-securestring",
+                        "sudo -s",
+                        "smbclient",
+                        "smbmap",
+                        "smbget",
+                        "smbcacls",
+                        "rpcclient",
+                        "winexe",
                     ),
                     (":", "[0-9]{1,5}:[a-z_*]"),  # a .pgpass line's port
                 ),
@@ -397,8 +424,20 @@ class Redactor:
                         or secret.lower() in _PROSE_WORDS
                     ):
                         yield match.span("secret")
-            for match in chain(XML_SETTING.finditer(text), XML_ELEMENT.finditer(text)):
+            for match in XML_SETTING.finditer(text):
                 if _named_secret(self._kind(match["name"]), match["secret"]):
+                    yield match.span("secret")
+            for match in XML_ELEMENT.finditer(text):
+                group = "secret" if match["secret"] is not None else "nested"
+                if _named_secret(self._kind(match["name"]), match[group]):
+                    yield match.span(group)
+            for match in DIRECTIVE.finditer(text):
+                name, secret = match["name"], match["secret"]
+                if (
+                    name.lower() not in PLAIN_SECRET_WORDS
+                    and directive_value(secret)
+                    and _named_secret(self._kind(name), secret)
+                ):
                     yield match.span("secret")
             for match in NAMED_VALUE.finditer(text):
                 group = "secret" if match["secret"] is not None else "secret_bare"
@@ -686,6 +725,12 @@ class Redactor:
             if opened == "setter":  # define('DB_PASSWORD', 'master'), getenv("TOKEN", "..."): a word counts
                 return None if _placeholder(quoted) or kind in key_rules.WEAK_TERMS else match.span("quoted")
             return match.span("quoted") if " " in quoted or _loose_credential(quoted, numeric) else None
+        if (
+            separator is None
+            and _FLAG.match(text, key_start)
+            and (not key_start or text[key_start - 1] in " \t'\"([")
+        ):
+            return self._flag_value(text, match, kind, key_start)
         if quoted is not None and match["quote"] == "`" and not separator:
             return None  # prose quoting code: "pass `attr_assign=True`"; Go's raw strings follow ``:=``
         if quoted is not None and kind in key_rules.WEAK_TERMS:
@@ -724,6 +769,31 @@ class Redactor:
             value = text[start:end].rstrip()
             return None if _placeholder(value) else (start, start + len(value))  # not "Bearer $API_KEY"
         return (start, start + len(bare)) if _loose_credential(bare, numeric) else None
+
+    def _flag_value(
+        self, text: str, match: re.Match[str], kind: str, key_start: int
+    ) -> tuple[int, int] | None:
+        """The value of a command line's flag that names a secret (``--api-key <v>``, PowerShell's
+        ``-Password <v>``): a word counts, as it does after ``=``; not a switch that says how the secret is
+        got (``--ask-pass``, ``--no-password``), the next flag, or prose (``--token is required``)."""
+        flag = _FLAG.match(text, key_start)
+        if flag is None or flag["word"].lower() in _SWITCH_WORDS:
+            return None
+        if match["quoted"] is not None:
+            value, start = match["quoted"], match.start("quoted")
+        else:
+            start = match.start("bare")
+            value = bracketed_bare(text, start, match["bare"])
+        if (
+            not value
+            or value[0] in "-$%{<"
+            or value.lower() in _PROSE_WORDS
+            or _CALL_START.match(value)
+            or _NEXT_PAIR.match(value)
+            or not _named_secret(kind, value)
+        ):
+            return None
+        return start, start + len(value)
 
     # ---- structured values -------------------------------------------------------------------------
 
@@ -1278,6 +1348,16 @@ _UNFINISHED_USER = re.compile(r"[^\s:]{1,64}:(?P<secret>\S+)\Z")
 _ARGV_ITEM = re.compile(r"""b?(?:'(?P<single>[^'\\\n]*)'|"(?P<double>[^"\\\n]*)")""")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 _NEXT_PAIR = re.compile(r"[A-Za-z_][\w.-]{0,63}=(?!=|$)")
+# A command line's flag, and its first word: ``--api-key``, ``-Password``, ``--ask-become-pass``
+_FLAG = re.compile(r"-{1,2}(?P<word>[A-Za-z][a-z0-9]*)")
+# The first words of flags that are switches about a secret rather than its value
+_SWITCH_WORDS = frozenset(
+    {
+        "ask", "no", "prompt", "with", "use", "require", "show", "print", "skip", "disable", "enable",
+        "allow", "generate", "reset", "rotate", "check", "verify", "validate", "read", "stdin", "interactive",
+        "random",
+    }
+)  # fmt: skip
 # the value of a setting they set, or the default of one they read (a fallback secret in a settings file)
 _SETTERS = frozenset(
     {

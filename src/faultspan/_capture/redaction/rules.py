@@ -387,11 +387,12 @@ _STRING_PREFIX = r"(?:[bruf]{1,2}|@|\$@?|@\$|L|u8)"
 STRING_PREFIX = re.compile(_STRING_PREFIX)
 _KEY_VALUE = re.compile(
     r"""\\?["']?                                         # closing quote of a quoted key
+    (?:(?<=["'])\](?=[ \t]*(?:\|\||\?\?)?=[^=]))?        # a subscript assigned: ``os.environ["TOKEN"] =``
     (?:\[[0-9]{0,6}\])?                                  # C's ``char secret[25] =``, ``secret[] =``
     (?:[ \t]*:"""
     + _TYPE
     + r"""|[ \t]+string(?=[ \t]+=[^=>]))?
-    (?:[ \t]*(?P<sep>=>|:{1,3}=|[=!]==|[=!?.+]=|[=,]|:(?!"""
+    (?:[ \t]*(?P<sep>=>|:{1,3}=|\|\|=|\?\?=|[=!]==|[=!?.+]=|[=,]|:(?!"""
     + _TYPE
     + r"""))[ \t]*|[ \t]+)
     (?P<scheme>(?:[Bb]earer|BEARER|[Bb]asic|BASIC|Token|TOKEN|Digest|Negotiate|NTLM|AWS4-HMAC-SHA256|FlyV1)
@@ -708,8 +709,30 @@ _COMMAND_PASSWORD = re.compile(
     r"|htpasswd[ \t]+-[a-zA-Z]*b[a-zA-Z]*(?:[ \t]+-[a-zA-Z]+)*[ \t]+(?!-)\S+[ \t]+\S+[ \t]+"
     r"|net[ \t]+use[ \t]+\\\\\S+[ \t]+(?=[^\s*/][^\s]*[ \t]+/user:)"
     r"|ssh-keygen\b[^\r\n|;&]{0,200}?[ \t]-[NP][ \t]+"  # the new and the old passphrase
-    r"|ldap(?:search|modify|add|delete|passwd|whoami|compare|modrdn)\b[^\r\n|;&]{0,200}?[ \t]-w[ \t]+)"
+    r"|ldap(?:search|modify|add|delete|passwd|whoami|compare|modrdn)\b[^\r\n|;&]{0,200}?[ \t]-w[ \t]+"
+    r"|user(?:add|mod)\b[^\r\n|;&]{0,200}?[ \t]-p[ \t]+|openssl[ \t]+enc\b[^\r\n|;&]{0,200}?[ \t]-k[ \t]+"
+    r"|snmp[a-z]{2,12}\b[^\r\n|;&]{0,200}?[ \t]-A[ \t]+"  # SNMPv3's authentication passphrase
+    r"|net[ \t]+user[ \t]+(?!/)\S+[ \t]+(?=[^\s*/])"
+    r"|rabbitmqctl[ \t]+(?:add_user|change_password)[ \t]+\S+[ \t]+"
+    r"|mc[ \t]+alias[ \t]+set(?:[ \t]+\S+){3}[ \t]+"  # a name, a URL, a user
+    r"|ConvertTo-SecureString[ \t]+(?:-String[ \t]+)?(?=\S+[ \t]+-AsPlainText)"
+    r"|echo[ \t]+(?:-[ne][ \t]+)?"  # what is piped into a command that reads its password from stdin
+    r"(?=\S+[ \t]*\|[^\r\n|]{0,200}?(?:--password-stdin|sudo[ \t]+-S|passwd[ \t]+--stdin)))"
     r"(?P<q>['\"]?)(?P<secret>[^\s'\"]{1,256})(?P=q)"
+)
+# SNMPv3's privacy passphrase (a second match of the same command)
+_SNMP_PRIVACY = re.compile(
+    r"snmp[a-z]{2,12}\b[^\r\n|;&]{0,300}?[ \t]-X[ \t]+(?P<q>['\"]?)(?P<secret>[^\s'\"]{1,256})(?P=q)"
+)
+# Samba's ``-U user%password`` (smbclient, rpcclient, winexe), chpasswd's ``user:password`` lines
+_USER_PERCENT = re.compile(
+    r"(?<![\w-])(?:smbclient|rpcclient|smbcacls|smbget|smbmap|winexe)\b"
+    r"[^\r\n|;&]{0,200}?"
+    r"[ \t](?:-U[ \t]*|--user(?:name)?[= \t])['\"]?[^\s%'\"]{1,64}%(?P<secret>[^\s'\"]{1,256})"
+)
+_CHPASSWD = re.compile(
+    r"echo[ \t]+(?:-[ne][ \t]+)?['\"]?[\w.@-]{1,64}:(?P<secret>[^\s'\"]{1,256})['\"]?"
+    r"[ \t]*\|[ \t]*(?:sudo[ \t]+)?chpasswd"
 )
 # Redis's ``AUTH [user] password`` as a statement of its own (a Redis span's ``db.statement``)
 _REDIS_AUTH = re.compile(
@@ -719,8 +742,8 @@ _REDIS_AUTH = re.compile(
 # SQL that sets a password: ``CREATE USER ... IDENTIFIED BY '...'``, ``ALTER ROLE ... PASSWORD '...'``,
 # ``CREATE LOGIN ... WITH PASSWORD = '...'``, ``SET PASSWORD FOR ... = '...'``: a word counts
 _SQL_PASSWORD = re.compile(
-    r"(?i:\b(?:create|alter)[ \t]+(?:user|role|login)\b[^;\r\n]{0,200}?"
-    r"\b(?:identified(?:[ \t]+with[ \t]+\w+)?[ \t]+by|password)"
+    r"(?i:\b(?:create|alter)[ \t]+(?:user|role|login)\b[^;\r\n]{0,200}?\bpassword"
+    r"|\bidentified(?:[ \t]+with[ \t]+\w+)?[ \t]+by"  # also in MySQL's ``GRANT ... IDENTIFIED BY``
     r"|\bset[ \t]+password\b[^;\r\n]{0,200}?=)"
     r"[ \t]*=?[ \t]*(?:(?i:password)[ \t]*\([ \t]*)?(?P<q>['\"])(?P<secret>[^'\"\r\n]{1,256})(?P=q)"
 )
@@ -732,6 +755,37 @@ _PGPASS = re.compile(
 )
 # ``machine api.example.com login bob password s3cret`` (.netrc)
 _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+password[ \t]+(?P<secret>\S+)")
+# A configuration file's directive, a name and its value alone on a line: Redis's ``requirepass x``,
+# keepalived's ``auth_pass x``, a Dockerfile's ``ENV DB_PASSWORD x``, csh's ``setenv TOKEN x``. The name must
+# be more than a plain word: a log line ``Token expired`` is no directive.
+DIRECTIVE = re.compile(
+    r"^[ \t]*(?:(?:ENV|setenv|SetEnv|export)[ \t]+)?(?P<name>[A-Za-z_][\w.-]{1,63})[ \t]+"
+    r"(?P<q>[\"']?)(?P<secret>[^\s\"']{1,256})(?P=q)[ \t]*\r?$",
+    re.MULTILINE,
+)
+PLAIN_SECRET_WORDS = frozenset(
+    {
+        "password", "passwd", "pass", "passphrase", "token", "secret", "key", "auth", "credential",
+        "credentials", "apikey", "pwd", "bearer", "signature", "authorization", "session", "cookie",
+        "cookies",
+    }
+)  # fmt: skip
+# What a log line says of a secret after its name: ``auth_token refreshed``, ``db_password missing``
+_STATE_WORDS = frozenset(
+    {
+        "refreshed", "expired", "missing", "rotated", "revoked", "invalid", "empty", "none", "null", "unset",
+        "required", "ok", "true", "false", "changed", "updated", "created", "deleted", "loaded", "saved",
+        "set", "found", "accepted", "rejected", "denied", "failed", "generated", "issued", "verified",
+        "validated", "reset", "cleared", "cached", "provided", "configured", "enabled", "disabled", "present",
+        "absent", "redacted", "masked", "hidden", "ready", "pending", "valid", "renewed", "received", "sent",
+    }
+)  # fmt: skip
+
+
+def directive_value(value: str) -> bool:
+    return value.lower() not in _STATE_WORDS
+
+
 # ``{"name": "DB_PASSWORD", "value": "..."}`` (ECS and Kubernetes environments, also as YAML on two lines),
 # CloudFormation's ``{'ParameterKey': 'DBPassword', 'ParameterValue': '...'}``: a setting's name says what its
 # value is
@@ -749,10 +803,12 @@ XML_SETTING = re.compile(
     r"(?<![\w-])(?i:key|name)[ \t]*=[ \t]*(?P<q>[\"'])(?P<name>[^\"'<>\s]{1,128})(?P=q)[ \t]+"
     r"(?i:value)[ \t]*=[ \t]*(?P<q2>[\"'])(?P<secret>[^\"'<>]{1,1024})(?P=q2)"
 )
-# ``<password>...</password>``, ``<SessionToken>...</SessionToken>``: an element's name says what it holds
+# ``<password>...</password>``, ``<SessionToken>...</SessionToken>``: an element's name says what it holds,
+# also in a ``<Value>`` of its own (Windows' unattend.xml: ``<AdministratorPassword><Value>...</Value>``)
 XML_ELEMENT = re.compile(
-    r"<(?P<name>[A-Za-z_][\w.:-]{0,63})(?:[ \t][^<>]{0,256})?>"
-    r"\s{0,64}(?P<secret>[^<>\s](?:[^<>\r\n]{0,1022}[^<>\s])?)\s{0,64}</(?P=name)>"  # no spaces at either end
+    r"<(?P<name>[A-Za-z_][\w.:-]{0,63})(?:[ \t][^<>]{0,256})?>\s{0,64}"
+    r"(?:<(?P<inner>[Vv]alue)>(?P<nested>[^<>\r\n]{1,1024})</(?P=inner)>"
+    r"|(?P<secret>[^<>\s](?:[^<>\r\n]{0,1022}[^<>\s])?)\s{0,64}</(?P=name)>)"  # no spaces at either end
 )
 # ``requests.get(url, auth=("admin", "S3cret"))``, ``HTTPBasicAuth("u", "p")``, ``DirectoryEntry("LDAP://h",
 # "user", "p")``, ``new NetworkCredential("u", "p")``: the last string, after the user, of a credential call
@@ -761,7 +817,8 @@ CREDENTIAL_CALL = re.compile(
     r"(?:(?<![\w.])auth[ \t]*=[ \t]*\(|(?:HTTPBasicAuth|HTTPDigestAuth|BasicAuth|NetworkCredential"
     r"|PSCredential|PasswordAuthentication|UsernamePasswordCredentials|DirectoryEntry"
     r"|(?<=\.)(?:login|simple_bind_s|simple_bind|bind_s))[ \t]*\()"  # smtplib/ftplib/imaplib, python-ldap
-    rf"\s*(?:{_STRING_ARG}\s*,\s*)?{_STRING_ARG}\s*,\s*"
+    # then the user: a literal or a name
+    rf"\s*(?:{_STRING_ARG}\s*,\s*)?(?:{_STRING_ARG}|[A-Za-z_][\w.]{{0,64}})\s*,\s*"
     r"[bru]?(?P<q>[\"'])(?P<secret>[^\"'\n]{1,256})(?P=q)(?=\s*(?:\)|,\s*[^\"'\s]))"
 )
 # ``the default password is 'blooberry'``, ``the password for user 'postgres' is "admin"``, ``Login failed for
