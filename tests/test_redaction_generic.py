@@ -1098,6 +1098,8 @@ def test_commands_that_take_a_password_in_their_own_place_mask_even_a_word(passw
         f"  auth_pass {password}",
         f"ENV DB_PASSWORD {password}",
         f"setenv API_TOKEN {password}",
+        f"nmcli dev wifi connect Office password {password}",
+        f"wpa_passphrase Office {password}",
     ]
     assert_masked(lines, password)
     out = redactor.scrub_text(f"snmpwalk -v3 -u bob -a SHA -A {password}1 -x AES -X {password}2 host")

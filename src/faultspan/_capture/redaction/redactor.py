@@ -337,6 +337,8 @@ class Redactor:
                         "snmpbulkw",
                         "snmpbulkg",
                         "net user",
+                        "nmcli",
+                        "wpa_passphrase",
                         "rabbitmqctl",
                         "mc alias",
                         "convertto-securestring",

@@ -715,6 +715,7 @@ _COMMAND_PASSWORD = re.compile(
     r"|net[ \t]+user[ \t]+(?!/)\S+[ \t]+(?=[^\s*/])"
     r"|rabbitmqctl[ \t]+(?:add_user|change_password)[ \t]+\S+[ \t]+"
     r"|mc[ \t]+alias[ \t]+set(?:[ \t]+\S+){3}[ \t]+"  # a name, a URL, a user
+    r"|nmcli\b[^\r\n|;&]{0,200}?[ \t](?:password|wifi-sec\.psk)[ \t]+|wpa_passphrase[ \t]+\S+[ \t]+"  # Wi-Fi
     r"|ConvertTo-SecureString[ \t]+(?:-String[ \t]+)?(?=\S+[ \t]+-AsPlainText)"
     r"|echo[ \t]+(?:-[ne][ \t]+)?"  # what is piped into a command that reads its password from stdin
     r"(?=\S+[ \t]*\|[^\r\n|]{0,200}?(?:--password-stdin|sudo[ \t]+-S|passwd[ \t]+--stdin)))"
