@@ -33,7 +33,7 @@ SECRET_TERMS = frozenset(
         "mnemonic", "seedphrase", "recoverycode", "recoverycodes", "backupcode", "backupcodes", "mfacode",
         "totpseed", "otpseed",
         # a Wi-Fi or VPN pre-shared key; Redis's and Kickstart's password settings
-        "psk", "presharedkey", "requirepass", "masterauth", "rootpw",
+        "psk", "presharedkey", "requirepass", "masterauth", "rootpw", "sshpass",
     }
 )  # fmt: skip
 # Names that often, not always, hold a credential: their value is masked when it looks like one.
@@ -79,6 +79,8 @@ _SAME_VALUE_WORDS = _ENCODINGS | frozenset(
         "prod", "production", "dev", "development", "stage", "staging", "test", "testing", "qa", "uat",
         "live", "sandbox", "local", "primary", "secondary", "backup", "fallback", "default", "main", "alt",
         "temp", "tmp", "long", "short", "lived", "readonly", "ro", "rw", "admin",
+        # the private half of a pair, a secret's base (Mailjet's ``MJ_APIKEY_PRIVATE``, ``secret_key_base``)
+        "private", "base",
     }
 )  # fmt: skip
 # Secrets that are short digit strings: ``pin 1234`` is worth masking, ``session 1234`` is not.

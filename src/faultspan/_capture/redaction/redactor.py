@@ -70,6 +70,8 @@ from faultspan._capture.redaction.rules import (
     _USER_THEN_PASSWORD,
     _WEBHOOK,
     BRACKETED_REFERENCE,
+    BYTE_KEY,
+    BYTE_KEY_GATE,
     CARD_DIGITS,
     CARD_GATE,
     CARD_START,
@@ -94,6 +96,7 @@ from faultspan._capture.redaction.rules import (
     VALUE_GOES_ON,
     VARIABLE,
     XML_ELEMENT,
+    XML_KEYED,
     XML_SETTING,
     _anchor_patterns,
     _anchors,
@@ -119,6 +122,7 @@ from faultspan._capture.redaction.rules import (
     hash_body,
     id_key_before,
     in_arn,
+    key_bytes,
     not_placeholder,
     percent_escaped,
     token_verdict,
@@ -268,7 +272,13 @@ class Redactor:
                 (*anchors("aiza", "ya29.", "gocspx-"), (":apa", "[0-9]{2}b")),  # ``:APA91b``: digits as one
                 pattern(_GOOGLE),
             ),
-            _Rule("webhook", anchors("discord", "webhookb2", "office.com/webhook"), pattern(_WEBHOOK)),
+            _Rule(
+                "webhook",
+                anchors(
+                    "discord", "webhookb2", "office.com/webhook", "zapier.com", "ifttt.com", "loggly.com"
+                ),
+                pattern(_WEBHOOK),
+            ),
             _Rule(
                 "telegram",
                 anchors(":aa"),
@@ -338,6 +348,7 @@ class Redactor:
                         "snmpbulkg",
                         "net user",
                         "nmcli",
+                        "lftp",
                         "wpa_passphrase",
                         "rabbitmqctl",
                         "mc alias",
@@ -357,6 +368,13 @@ class Redactor:
             _Rule("argv", anchors("', '", '", "', '","'), self._argv),
             _Rule("sql_insert", anchors("insert"), self._sql_inserts),
             _Rule("sql_parameters", anchors("[parameters:"), self._sql_parameters),
+            _Rule(
+                "byte_key",
+                (),
+                pattern(BYTE_KEY, lambda array: key_bytes(json.loads(array))),
+                BYTE_KEY_GATE,
+                128,
+            ),
             _Rule("ssn", (), pattern(_SSN, _ssn), SSN_GATE, 11),
             _Rule("card", (), pattern(_CARD, _card), CARD_GATE, 13),
             _Rule("password_value", (), _passwords, PASSWORD_GATE, 8),
@@ -426,7 +444,7 @@ class Redactor:
                         or secret.lower() in _PROSE_WORDS
                     ):
                         yield match.span("secret")
-            for match in XML_SETTING.finditer(text):
+            for match in chain(XML_SETTING.finditer(text), XML_KEYED.finditer(text)):
                 if _named_secret(self._kind(match["name"]), match["secret"]):
                     yield match.span("secret")
             for match in XML_ELEMENT.finditer(text):
@@ -1015,6 +1033,8 @@ class Redactor:
         return mapping if result is None else result
 
     def _scrub_sequence(self, items: Sequence[object], path: str, masked: list[str]) -> object:
+        if len(items) == 64 and key_bytes(items):
+            return _mask_whole(items, path, masked)
         kind = self._pair_kind(items)  # a (name, value) pair: headers as a list of tuples
         if kind and self._by_key(kind, items[1], f"{path}[1]", masked) is not items[1]:
             return (items[0], REDACTED) if isinstance(items, tuple) else [items[0], REDACTED]
@@ -1100,7 +1120,7 @@ class Redactor:
         if depth > _MAX_SHORTCUT_DEPTH:
             return False
         items: Iterable[object] = data
-        if type(data) is list and self._pair_kind(data):
+        if type(data) is list and (self._pair_kind(data) or (len(data) == 64 and key_bytes(data))):
             return False
         if type(data) is dict:
             if self._setting(data)[1]:

@@ -277,7 +277,11 @@ _SLACK = re.compile(
 )
 _WEBHOOK = re.compile(
     r"(?:discord(?:app)?\.com/api/webhooks|webhook\.office\.com/webhookb2|outlook\.office\.com/webhook)"
-    r"/(?P<secret>[\w:/@.-]{16,})",
+    r"/(?P<secret>[\w:/@.-]{16,})"
+    # whose key is short or follows words: Zapier's catch hooks, IFTTT's Maker key, Loggly's customer token
+    r"|hooks\.zapier\.com/hooks/(?:catch|standard)/[0-9]{3,12}/(?P<secret_zapier>[A-Za-z0-9]{5,40})"
+    r"|maker\.ifttt\.com/(?:trigger/[\w.-]{1,64}/(?:json/)?with/key|use)/(?P<secret_ifttt>[\w-]{10,64})"
+    r"|loggly\.com/(?:inputs|bulk)/(?P<secret_loggly>[\w-]{16,64})",
     re.ASCII,
 )
 # A bot's id, a colon and ``AA`` + 33: whole, in ``api.telegram.org/bot<token>/<method>`` as anywhere
@@ -367,6 +371,23 @@ def any_gate(gates: Sequence[Gate]) -> re.Pattern[str]:
 # A value runs to the next parameter: a ``#`` in it is more likely part of a password (JDBC URLs) than the
 # start of a fragment, and only the values of secret parameters are masked.
 _QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&\s'\"<>]+)", re.ASCII)
+# A private key written as its bytes: Solana's keypair file (``id.json``), a JSON array of 64 numbers 0-255
+_BYTE = r"[ \t]*(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])[ \t]*"
+BYTE_KEY = re.compile(rf"\[(?:{_BYTE},){{63}}{_BYTE}\]")
+
+
+def key_bytes(values: Sequence[object]) -> bool:
+    """64 numbers 0-255 in no order with most of them different: random bytes, not a filler or a counter."""
+    numbers = [value for value in values if type(value) is int and 0 <= value <= 255]
+    return (
+        len(numbers) == 64
+        and len(set(numbers)) >= 40
+        and numbers != sorted(numbers)
+        and numbers != sorted(numbers, reverse=True)
+    )
+
+
+BYTE_KEY_GATE: Gate = ((",", r"(?:[ \t]*[0-9]{1,3}[ \t]*,){5}"),)  # entered at commas, which ids lack
 _SSN = re.compile(r"[0-8](?<![\w.+-][0-8])[0-9]{2}-[0-9]{2}-[0-9]{4}(?![\w-]|\.[0-9])", re.ASCII)
 # not glued to a word or after a trace id's hex and ``/`` (Google's ``<trace id>/<decimal span id>``)
 _CARD = re.compile(
@@ -383,7 +404,7 @@ _IDENT_REST = re.compile(r"[\w.-]+", re.ASCII)
 _TYPE = r"[ \t]*[A-Za-z_][\w.]*(?:\[[^\]\r\n=]{0,64}\])?(?:[ \t]*\|[ \t]*[A-Za-z_][\w.]*)*(?=[ \t]+=[^=>])"
 # What opens a string literal before its quote: Python's ``b'..'``, ``rb'..'``, ``f'..'``, C#'s ``@".."`` and
 # ``$".."``, Objective-C's ``@".."``, C's ``L".."`` and ``u8".."``
-_STRING_PREFIX = r"(?:[bruf]{1,2}|@|\$@?|@\$|L|u8)"
+_STRING_PREFIX = r"(?:[bruf]{1,2}|@|\$@?|@\$|L|u8|N)"
 STRING_PREFIX = re.compile(_STRING_PREFIX)
 _KEY_VALUE = re.compile(
     r"""\\?["']?                                         # closing quote of a quoted key
@@ -538,6 +559,8 @@ _PUBLIC_CONTEXT = re.compile(
 # digest; after a MIME ``boundary=`` it is the boundary of a multipart body
 _DIGEST_LABEL = re.compile(r"(?i:sha(?:1|224|256|384|512)?|md5|blake2[bs]?|crc32|h1|boundary)[:=]\Z")
 _CONTEXT_WINDOW = 40
+# A pair's start after a context word, whose key is then the token's own: ``, 'value': ``, ``&id=``
+_NEXT_KEY = re.compile(r"""[,;&\n{(][ \t]*["']?[a-z_][\w.-]{0,63}["']?[ \t]*[:=]""")
 _NAMESPACED = re.compile(r"[ \t]*[=:][ \t]*['\"]?[a-z][a-z0-9_-]{0,30}:")
 
 
@@ -553,6 +576,8 @@ def context_before(text: str, start: int) -> int:
             secret = match.end()
     if secret >= 0 and _NAMESPACED.fullmatch(window, secret):
         secret = -1  # ``key=cart:<uuid>``: the key names the cart's id, its value is judged whole elsewhere
+    if secret >= 0 and _NEXT_KEY.search(window, secret):
+        secret = -1  # ``{'key': 'note', 'value': <hex>}``: the word was another pair's key
     for match in _PUBLIC_CONTEXT.finditer(window):
         public = match.end()
     if secret < 0 and public < 0:
@@ -648,9 +673,13 @@ _ADDRESS_OPENERS = frozenset(" \t\n<(\"',;")
 
 def _context(text: str, start: int) -> int:
     """``context_before``, except for a subscript: in ``auth.tasks.send_receipt[<uuid>]`` (Celery's task and
-    its id) the words name the task, not the token."""
+    its id) the words name the task, not the token. A token right after ``:`` at the start of a text that the
+    rules see between masks is the second half of a pair whose first half was masked: Twilio's ``curl -u
+    AC<sid>:<auth token>``, an access key id and its secret."""
     if start > 1 and text[start - 1] == "[" and text[start - 2] in _IDENT_CHARS:
         return tokens.NEUTRAL
+    if start == 1 and text[0] == ":":
+        return tokens.SECRET
     return context_before(text, start)
 
 
@@ -681,7 +710,7 @@ def _after_user(text: str, start: int) -> bool:
 
 
 # ``curl -u user:password`` and ``--user user:password``
-_CURL_USER = re.compile(r"-(?<![\w-]-)(?:u|-user)[ =]+['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)")
+_CURL_USER = re.compile(r"-(?<![\w-]-)(?:u|U|-user|-proxy-user)[ =]+['\"]?[^\s:'\"]*:(?P<secret>[^\s'\"]+)")
 # ``curl -u sk_live_...:``, ``--user "d2LkV78zLx!t:"``: with no password after the colon, the user is the key
 _CURL_KEY = re.compile(r"-(?<![\w-]-)(?:u|-user)[ =]+['\"]?(?P<secret>[^\s:'\"]{8,256}):(?=['\"\s]|$)")
 # ``mysql -uroot -pS3cret`` (the password glued to ``-p``; elsewhere ``-p8080`` is a port)
@@ -707,12 +736,13 @@ _COMMAND_PASSWORD = re.compile(
     r"(?<![\w-])(?:sshpass(?:[ \t]+-[a-oq-z]\S*)*[ \t]+-p[ \t]*|redis-cli\b[^\r\n|;&]{0,200}?[ \t]-a[ \t]+"
     r"|(?:un)?zip\b[^\r\n|;&]{0,200}?[ \t]-P[ \t]+|7z[a-z]?\b[^\r\n|;&]{0,200}?[ \t]-p(?=\S)"
     r"|htpasswd[ \t]+-[a-zA-Z]*b[a-zA-Z]*(?:[ \t]+-[a-zA-Z]+)*[ \t]+(?!-)\S+[ \t]+\S+[ \t]+"
-    r"|net[ \t]+use[ \t]+\\\\\S+[ \t]+(?=[^\s*/][^\s]*[ \t]+/user:)"
+    r"|net[ \t]+use[ \t]+(?:[A-Za-z]:[ \t]+)?\\\\\S+[ \t]+(?=[^\s*/])"  # then options, each after a /
     r"|ssh-keygen\b[^\r\n|;&]{0,200}?[ \t]-[NP][ \t]+"  # the new and the old passphrase
     r"|ldap(?:search|modify|add|delete|passwd|whoami|compare|modrdn)\b[^\r\n|;&]{0,200}?[ \t]-w[ \t]+"
     r"|user(?:add|mod)\b[^\r\n|;&]{0,200}?[ \t]-p[ \t]+|openssl[ \t]+enc\b[^\r\n|;&]{0,200}?[ \t]-k[ \t]+"
     r"|snmp[a-z]{2,12}\b[^\r\n|;&]{0,200}?[ \t]-A[ \t]+"  # SNMPv3's authentication passphrase
     r"|net[ \t]+user[ \t]+(?!/)\S+[ \t]+(?=[^\s*/])"
+    r"|lftp\b[^\r\n|;&]{0,200}?[ \t]-u[ \t]+['\"]?[^\s,'\"]{1,64},"  # ``lftp -u user,password``
     r"|rabbitmqctl[ \t]+(?:add_user|change_password)[ \t]+\S+[ \t]+"
     r"|mc[ \t]+alias[ \t]+set(?:[ \t]+\S+){3}[ \t]+"  # a name, a URL, a user
     r"|nmcli\b[^\r\n|;&]{0,200}?[ \t](?:password|wifi-sec\.psk)[ \t]+|wpa_passphrase[ \t]+\S+[ \t]+"  # Wi-Fi
@@ -746,7 +776,8 @@ _SQL_PASSWORD = re.compile(
     r"(?i:\b(?:create|alter)[ \t]+(?:user|role|login)\b[^;\r\n]{0,200}?\bpassword"
     r"|\bidentified(?:[ \t]+with[ \t]+\w+)?[ \t]+by"  # also in MySQL's ``GRANT ... IDENTIFIED BY``
     r"|\bset[ \t]+password\b[^;\r\n]{0,200}?=)"
-    r"[ \t]*=?[ \t]*(?:(?i:password)[ \t]*\([ \t]*)?(?P<q>['\"])(?P<secret>[^'\"\r\n]{1,256})(?P=q)"
+    # the value quoted, also as T-SQL's N'...'
+    r"[ \t]*=?[ \t]*(?:(?i:password)[ \t]*\([ \t]*)?N?(?P<q>['\"])(?P<secret>[^'\"\r\n]{1,256})(?P=q)"
 )
 # ``db.internal:5432:orders:app:s3cret`` (a .pgpass line: host, port, database, user, password)
 _PGPASS = re.compile(
@@ -761,7 +792,7 @@ _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+passw
 # be more than a plain word: a log line ``Token expired`` is no directive.
 DIRECTIVE = re.compile(
     r"^[ \t]*(?:(?:ENV|setenv|SetEnv|export)[ \t]+)?(?P<name>[A-Za-z_][\w.-]{1,63})[ \t]+"
-    r"(?P<q>[\"']?)(?P<secret>[^\s\"']{1,256})(?P=q)[ \t]*\r?$",
+    r"(?P<q>[\"']?)(?P<secret>[^\s\"'-][^\s\"']{0,255})(?P=q)[ \t]*\r?$",  # not a flag: ``sshpass -p``
     re.MULTILINE,
 )
 PLAIN_SECRET_WORDS = frozenset(
@@ -810,6 +841,11 @@ XML_ELEMENT = re.compile(
     r"<(?P<name>[A-Za-z_][\w.:-]{0,63})(?:[ \t][^<>]{0,256})?>\s{0,64}"
     r"(?:<(?P<inner>[Vv]alue)>(?P<nested>[^<>\r\n]{1,1024})</(?P=inner)>"
     r"|(?P<secret>[^<>\s](?:[^<>\r\n]{0,1022}[^<>\s])?)\s{0,64}</(?P=name)>)"  # no spaces at either end
+)
+# ``<key>Password</key><string>...</string>`` (a property list), ``<entry><key>db.password</key><value>...``
+XML_KEYED = re.compile(
+    r"<key>(?P<name>[^<>\s]{1,128})</key>\s{0,64}<(?P<tag>string|value|data)>"
+    r"\s{0,64}(?P<secret>[^<>\s](?:[^<>\r\n]{0,1022}[^<>\s])?)\s{0,64}</(?P=tag)>"
 )
 # ``requests.get(url, auth=("admin", "S3cret"))``, ``HTTPBasicAuth("u", "p")``, ``DirectoryEntry("LDAP://h",
 # "user", "p")``, ``new NetworkCredential("u", "p")``: the last string, after the user, of a credential call
