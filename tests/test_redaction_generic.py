@@ -1119,6 +1119,101 @@ def test_commands_that_take_a_password_in_their_own_place_mask_even_a_word(passw
 
 
 @FAST
+@given(HUMAN, random_body(12, 24), seeded(HEX, 32))
+def test_hook_keys_pairs_and_keyed_values_mask_even_a_word(password: str, key: str, token: str) -> None:
+    lines = [
+        (f"POST https://hooks.zapier.com/hooks/catch/482913/{key[:7]}/", key[:7]),
+        (f"https://maker.ifttt.com/trigger/door_open/with/key/{key}", key),
+        (f"https://logs-01.loggly.com/inputs/{uuid.UUID(token)}/tag/http/", str(uuid.UUID(token))),
+        (f"curl -u AC{seeded_hex(token)}:{token} https://api.twilio.com/", token),  # both halves masked
+        (f"curl --proxy-user bob:{password}9! -x http://proxy:3128 https://example.com", f"{password}9!"),
+        (f"lftp -u bob,{password} ftp.example.com", password),
+        (f"net use Z: \\\\fs01\\share {password} /persistent:yes", password),
+        (f"CREATE LOGIN bob WITH PASSWORD = N'{password}'", password),
+        (f"<key>Password</key>\n<string>{password}</string>", password),
+        (f"<entry><key>db.password</key><value>{password}</value></entry>", password),
+    ]
+    for text, secret in lines:
+        out = redactor.scrub_text(text)
+        assert secret not in out and REDACTED in out, out
+    for name in ("MJ_APIKEY_PRIVATE", "secret_key_base", "SSHPASS"):
+        assert attribute_named(name, token) == REDACTED, name
+    for kept in (
+        "https://zapier.com/apps/slack/integrations",
+        "<key>CFBundleVersion</key><string>1.2.3</string>",
+        f"{{'key': 'note', 'value': '{token}'}}",  # the context word is another pair's key
+    ):
+        assert redactor.scrub_text(kept) == kept, kept
+    assert attribute_named("MJ_APIKEY_PUBLIC", token) == token
+
+
+def seeded_hex(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def attribute_named(key: str, value: str) -> object:
+    return (redactor.scrub_attributes({key: value}, "", []) or {key: value})[key]
+
+
+@FAST
+@given(st.integers(0, 2**32))
+def test_a_private_key_written_as_its_64_bytes_is_masked_and_a_counter_stays(seed: int) -> None:
+    rng = random.Random(seed)
+    key = [rng.randrange(256) for _ in range(64)]
+    assert REDACTED in redactor.scrub_text(f"loaded keypair {json.dumps(key)} from ~/.config/solana/id.json")
+    assert attribute(json.dumps(key)) != json.dumps(key)
+    assert attribute(tuple(key)) == REDACTED or REDACTED in str(attribute(tuple(key)))
+    for kept in (list(range(64)), list(range(200, 136, -1)), key[:32], [rng.randrange(4) for _ in range(64)]):
+        assert redactor.scrub_text(json.dumps(kept)) == json.dumps(kept)
+        assert attribute(json.dumps(kept)) == json.dumps(kept)
+
+
+def mangled(words: list[str], rust: bool) -> str:
+    names = "".join(f"{len(word)}{word}" for word in words)
+    return (
+        f"_RNvCs15kBYyAo9fc_{names}"
+        if rust
+        else f"_ZN{names}17h{hashlib.md5(names.encode()).hexdigest()[:16]}E"
+    )
+
+
+@FAST
+@given(
+    st.lists(
+        st.sampled_from([*WORDS, "push_back", "panicking", "scheduler", "error_code"]), min_size=2, max_size=4
+    ),
+    st.booleans(),
+    st.integers(0, 2**32).map(lambda seed: random.Random(seed).randbytes(300)),
+    seeded(HEX, 40),
+    st.integers(100_000_000, 999_999_999),
+)
+def test_public_material_in_its_own_grammar_stays(
+    words: list[str], rust: bool, body: bytes, fingerprint: str, nanos: int
+) -> None:
+    encoded = base64.b64encode(body).decode()
+    lines = "\n".join(encoded[i : i + 64] for i in range(0, len(encoded), 64))
+    kept = [
+        mangled(words, rust),
+        f"panicked at {mangled(words, rust)} in thread main",
+        f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----",
+        f"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n{lines}\n-----END PGP PUBLIC KEY BLOCK-----",
+        f"ts=2019-02-12T18:37:43.{nanos}Z level=info",
+        f"gpg: using RSA key {fingerprint.upper()}",
+        f"Content-Digest: sha-256=:{base64.b64encode(hashlib.sha256(body).digest()).decode()}:",
+        f"github.com ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAI{encoded[:60]}",
+        f"specified secret arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-{encoded[:6]} gone",
+        "sudo: ana : TTY=pts/0 ; PWD=/home/ana ; USER=root ; COMMAND=/bin/ls",
+        f"Back-off restarting container in pod web-7d4b9c8f6d-x2k9p_default({uuid.UUID(fingerprint[:32], version=4)})",
+    ]
+    for text in kept:
+        assert redactor.scrub_text(text) == text, text
+    assert attribute_named("aws.s3.key", f"AWSLogs/123456789012/CloudTrail/{fingerprint[:8]}/") != REDACTED
+    private = f"-----BEGIN PRIVATE KEY-----\n{lines}\n-----END PRIVATE KEY-----"
+    assert encoded[:64] not in redactor.scrub_text(private)
+    assert REDACTED in redactor.scrub_text("DRIVER={ODBC};SERVER=db;UID=sa;PWD=Sunny-day1999;")
+
+
+@FAST
 @given(HUMAN)
 def test_sql_that_sets_a_password_and_login_calls_mask_even_a_word(password: str) -> None:
     statements = [

@@ -50,7 +50,7 @@ _PUBLIC_QUALIFIERS = frozenset(
         "group", "index", "unique", "shard", "kafka", "redis", "translation", "storage", "file", "config",
         "setting", "settings", "dict", "hash", "composite", "natural", "surrogate", "hotkey", "shortcut",
         "keyboard", "press", "down", "up", "entry", "kms", "issuer", "ssh", "gpg", "pgp", "region", "name",
-        "publishable", "site",
+        "publishable", "site", "rsa", "dsa", "ecdsa", "eddsa", "ed25519", "s3", "gcs", "blob",
     }
 )  # fmt: skip
 # Words before ``token`` that make it a cursor or a signal, not a credential

@@ -125,6 +125,7 @@ from faultspan._capture.redaction.rules import (
     key_bytes,
     not_placeholder,
     percent_escaped,
+    reference_value,
     token_verdict,
 )
 
@@ -415,7 +416,9 @@ class Redactor:
     def _by_key(self, kind: str, value: object, path: str, masked: list[str]) -> object:
         """``value`` under a key of this kind: masked whole by a secret term, by a weak one if it looks like
         a credential, or scrubbed by the value rules."""
-        if kind in key_rules.WEAK_TERMS and not (isinstance(value, str) and _weak_secret(value)):
+        if (kind in key_rules.WEAK_TERMS and not (isinstance(value, str) and _weak_secret(value))) or (
+            isinstance(value, str) and reference_value(kind, value)
+        ):
             return self._scrub_any(value, path, masked)
         return _mask_whole(value, path, masked)
 
@@ -738,6 +741,8 @@ class Redactor:
         separator = match["sep"]
         quoted = match["quoted"]
         quote = text[key_start - 1] if key_start and text[key_start - 1] in "'\"" else ""
+        if reference_value(kind, text, match.start("quoted" if quoted is not None else "bare")):
+            return None
         if separator == ",":  # ('X-Api-Key', 'value'): a (name, value) pair in a repr, not a list of names
             opened = _pair_opener(text, key_start - 1) if quote and quoted else ""
             if not opened or not _PAIR_END.match(text, match.end()):
@@ -1424,6 +1429,8 @@ _TOKEN_TAIL = re.compile(r"[A-Za-z0-9+/_.~=-]*")
 
 
 def _tokens(text: str) -> str:
+    armored = "-----BEGIN " in text
+
     def spans() -> Iterable[tuple[int, int]]:
         done = 0
         for match in TOKEN.finditer(text):
@@ -1440,7 +1447,9 @@ def _tokens(text: str) -> str:
             else:
                 end = start + len(token)
                 tail = _TOKEN_TAIL.match(text, end) if token.endswith("=") else None
-                if token_verdict(token, text, start) or (tail and _joined_token(token, tail[0], text, start)):
+                if (
+                    token_verdict(token, text, start) or (tail and _joined_token(token, tail[0], text, start))
+                ) and not (armored and _in_public_block(text, start)):
                     if tail:
                         done = end = tail.end()
                     yield start, end
@@ -1448,6 +1457,24 @@ def _tokens(text: str) -> str:
                     yield from _path_segments(token, start, None)
 
     return _mask_spans(text, spans())
+
+
+def _in_public_block(text: str, at: int) -> bool:
+    """Whether ``at`` is inside a PEM or PGP block of public material (a certificate, a public key, a
+    signature): its lines are random base64 by design."""
+    begin = text.rfind("-----BEGIN ", 0, at)
+    if begin < 0 or text.find("-----END ", begin, at) >= 0:
+        return False
+    label_end = text.find("-----", begin + 11, at)
+    return label_end >= 0 and text[begin + 11 : label_end] in _PUBLIC_BLOCKS
+
+
+_PUBLIC_BLOCKS = frozenset(
+    {
+        "CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CRL", "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST",
+        "PUBLIC KEY", "RSA PUBLIC KEY", "SSH2 PUBLIC KEY", "PGP PUBLIC KEY BLOCK", "PGP SIGNATURE",
+    }
+)  # fmt: skip
 
 
 # What a path segment says when the next one is a capability: ``/reset-password/<token>``,
@@ -1483,6 +1510,7 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
             context is not None
             and tokens.looks_random(segment, context)
             and not tokens.public_prefix(segment)
+            and not tokens.public_material(segment)  # ``ipfs://bafy...``
         ):
             yield at, at + len(segment)  # not a public object's id: ``/v1/customers/cus_dRKXe3zQ.../lines``
         after_capability = capable and bool(segment) and _names_capability(segment, words)

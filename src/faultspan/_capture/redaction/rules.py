@@ -313,7 +313,8 @@ _BEARER = re.compile(
 )
 _CONNECTION_STRING = re.compile(
     r"[Pp](?<![A-Za-z0-9_][Pp])(?i:assword|wd|asswd)[ \t]*=[ \t]*"
-    r"(?:(?P<secret>\{[^}\r\n]{0,256}\})|(?P<secret_plain>[^;\r\n'\"{ \t][^;\r\n'\"]{0,256}?))[ \t]*;"
+    # not a directory: sudo's log writes ``PWD=/home/ana ;``
+    r"(?:(?P<secret>\{[^}\r\n]{0,256}\})|(?P<secret_plain>[^;\r\n'\"{ \t/][^;\r\n'\"]{0,256}?))[ \t]*;"
 )
 # Gates are searched in the text itself where no literal can say that a rule may apply (cards, passwords,
 # random tokens). Each is a few (character class, what follows) alternatives: entered at a class that ordinary
@@ -557,7 +558,7 @@ _PUBLIC_CONTEXT = re.compile(
 )
 # ``SHA256:nThbg6kXUpJW...`` (an SSH key fingerprint), ``md5=...``, go.sum's ``h1:``: the token after it is a
 # digest; after a MIME ``boundary=`` it is the boundary of a multipart body
-_DIGEST_LABEL = re.compile(r"(?i:sha(?:1|224|256|384|512)?|md5|blake2[bs]?|crc32|h1|boundary)[:=]\Z")
+_DIGEST_LABEL = re.compile(r"(?i:sha-?(?:1|224|256|384|512)?|md5|blake2[bs]?|crc32|h1|boundary)(?:[:=]|=:)\Z")
 _CONTEXT_WINDOW = 40
 # A pair's start after a context word, whose key is then the token's own: ``, 'value': ``, ``&id=``
 _NEXT_KEY = re.compile(r"""[,;&\n{(][ \t]*["']?[a-z_][\w.-]{0,63}["']?[ \t]*[:=]""")
@@ -613,6 +614,20 @@ _SECRET_WORDS = frozenset({"key", "token", "secret", "password", "pwd", "credent
 # certificate, a secret), it never holds one
 _ARN_HEAD = re.compile(r"arn:aws[a-z-]{0,12}:[a-z0-9-]{1,40}:[a-z0-9-]{0,24}:[0-9]{0,12}:")
 _ARN_BREAK = re.compile(r"[\s'\"<>`,;]")
+
+
+def reference_value(kind: str, value: str, at: int = 0) -> bool:
+    """Whether the value at ``at`` under a key of this kind names something rather than holds a secret: an
+    ARN (``secret arn:aws:secretsmanager:...``), or under ``PWD`` a directory (the shell's working directory
+    in sudo's log and in environment dumps; ODBC's ``PWD=`` is a password)."""
+    if value.startswith("arn:", at):
+        return _ARN_HEAD.match(value, at) is not None
+    return kind == "pwd" and (
+        value.startswith(("/", "~/"), at) or _WINDOWS_DIRECTORY.match(value, at) is not None
+    )
+
+
+_WINDOWS_DIRECTORY = re.compile(r"[A-Za-z]:\\")
 
 
 def in_arn(text: str, at: int) -> bool:
@@ -706,7 +721,12 @@ def id_key_before(text: str, start: int) -> bool:
 def _after_user(text: str, start: int) -> bool:
     """Whether the token is the second half of ``user:<token>`` (``curl -u``, a login pair), which says as
     much as a vendor's prefix does: ``svc-deploy:qgsnai0xokrw4j1``, ``ana@example.org:pQ9wTxu4Fg``."""
-    return start >= 2 and text[start - 1] == ":" and (text[start - 2].isalnum() or text[start - 2] in "_.-")
+    if start < 2 or text[start - 1] != ":":
+        return False
+    at = start - 1
+    while at and (text[at - 1].isalnum() or text[at - 1] in "_.-@"):
+        at -= 1
+    return any(char.isalpha() for char in text[at : start - 1])  # a name, not a time: ``18:37:43.139620629Z``
 
 
 # ``curl -u user:password`` and ``--user user:password``

@@ -422,6 +422,8 @@ PUBLIC_PREFIXES = frozenset(
         # generative AI APIs' response, message, call and object ids; a correlation id; RabbitMQ's queue names
         "chatcmpl", "cmpl", "resp", "gen", "toolu", "call", "asst", "thread", "batch", "step", "vs", "ftjob",
         "corr", "amq",
+        # Stripe's other objects (invoice lines, webhook endpoints, credit notes, ...), Glue's job runs
+        "il", "we", "cn", "du", "fee", "fr", "li", "prv", "iar", "trr", "sli", "jr",
     }
 )  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha384", "sha512", "md5", "blake2b", "crc32", "xxh64"})
@@ -444,6 +446,10 @@ def _k8s_name(token: str) -> bool:
     """Kubernetes generated names end in a 5-character suffix and maybe an 8-10 character template hash, both
     from an alphabet without vowels and confusable digits (``web-7d4b9c8f6d-x2k9p``); like every Kubernetes
     name they are lowercase DNS labels."""
+    if "_" in token:  # the kubelet's ``<pod>_<namespace>``
+        token, _, namespace = token.rpartition("_")
+        if _DNS_NAME.fullmatch(namespace) is None:
+            return False
     name, dash, suffix = token.rpartition("-")
     lowercase = _DNS_NAME.fullmatch(token) is not None
     return bool(dash and name) and lowercase and _K8S_PART.fullmatch(suffix) is not None
@@ -495,6 +501,7 @@ _PUBLIC_SHAPE = re.compile(
     r"|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){2,}(?:com|net|org|io|dev|app|cloud|ai|co|internal|local)"
     r"|[0-9a-f]{16}-[A-Z]{3}"  # a Cloudflare ray id
     r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|baf(?:ybei|krei)[a-z2-7]{52}"  # IPFS ids of a SHA-256 (v0, v1)
+    r"|(?:sk-)?ecdsa-sha2-nistp(?:256|384|521)(?:@openssh\.com)?"  # an SSH key's type
     # a CloudFormation physical id: ``<stack>-<LogicalId>-<12 or 13 capitals and digits>``
     r"|(?:[A-Za-z][A-Za-z0-9-]{0,64}-)?[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+-[A-Z0-9]{12,13}",
     re.DOTALL,
@@ -508,6 +515,25 @@ _FILE_BASE64 = (
 )  # fmt: skip
 
 
+def _mangled(token: str) -> bool:
+    """A C++ (Itanium) or Rust symbol as the linker writes it: ``_ZN4core9panicking5panic17h...E``, names each
+    after its length, which spell most of the symbol (a random token's digits rarely count their letters)."""
+    spelled = names = 0
+    for match in _LENGTH_PREFIX.finditer(token, 2):
+        length = int(match[0])
+        if length >= 3 and _NAME_PART.fullmatch(token, match.end(), match.end() + length):
+            spelled += len(match[0]) + length
+            names += 1
+        elif length == 17 and _RUST_HASH.fullmatch(token, match.end(), match.end() + length):
+            spelled += len(match[0]) + length  # Rust's legacy ``17h<16 hex>``
+    return names >= 2 and spelled >= len(token) * 0.4
+
+
+_LENGTH_PREFIX = re.compile(r"(?<![0-9])[1-9][0-9]?(?=[A-Za-z_])")
+_RUST_HASH = re.compile(r"h[0-9a-f]{16}")
+_NAME_PART = re.compile(r"[A-Za-z_][a-z_]+[0-9]{0,2}")  # a name in code: ``push_back``, ``panicking``
+
+
 def public_material(token: str) -> bool:
     """An OpenSSH public key blob (``AAAAC3NzaC1lZDI1NTE5...``: a length, then ``ssh-ed25519``), a ULID
     (time-ordered: it starts with the time in ``0[0-7]``), a version (``v0.0.0-20200515034346-e8a3418e911e``,
@@ -516,6 +542,8 @@ def public_material(token: str) -> bool:
     id, base64 of a binary file (``iVBORw0KGgo...``, a PNG), a class in its module: random-looking, public by
     design."""
     if _PUBLIC_SHAPE.fullmatch(token) or token.endswith(".apps.googleusercontent.com"):
+        return True
+    if token[:2] in ("_Z", "_R") and _mangled(token):
         return True
     if len(token) >= 24 and (token.startswith(_FILE_BASE64) or (token[0] == "M" and _public_der(token))):
         return True
