@@ -1168,6 +1168,20 @@ def test_a_private_key_written_as_its_64_bytes_is_masked_and_a_counter_stays(see
         assert attribute(json.dumps(kept)) == json.dumps(kept)
 
 
+@FAST
+@given(st.integers(0, 2**32), st.sampled_from("_.+-"))
+def test_a_short_password_cut_by_one_symbol_is_masked_under_a_neutral_key(seed: int, symbol: str) -> None:
+    rng = random.Random(seed)
+    rare = "bcdfgjkmpqvwxzBCDFGJKMPQVWXZ"  # letters in pairs no word has, as a random draw's mostly are
+    letters, digits = rng.sample(rare, 12), rng.sample("2345679", 3)
+    first = [digits[0], *letters[:4], digits[1], *letters[4:8]]  # a digit first: the token gate's run of 8
+    second = [letters[8].lower(), digits[2], letters[9].upper(), letters[10].lower(), letters[11]]
+    password = "".join(first) + symbol + "".join(second)
+    assert attribute(password) == REDACTED, password
+    for kept in ("x86_64.ubuntu.22", "v1.2_Beta3", "get_User2_v3", "en_US.UTF-8", "Python-3.11.6"):
+        assert attribute(kept) == kept
+
+
 def mangled(words: list[str], rust: bool) -> str:
     names = "".join(f"{len(word)}{word}" for word in words)
     return (

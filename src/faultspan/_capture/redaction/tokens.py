@@ -341,6 +341,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     ):
         body = _PARTS.sub("", token)  # with secret context, two of its symbols: ``u+Lyhd2_N2MCy+ZoH-S5``
         parts = [body]
+    elif context == NEUTRAL and len(body) < 12 and _random_halves(parts):
+        body = "".join(parts)  # a short password cut by a symbol: ``pk0D6j_67XR2Fwu``, ``j0t91x+9FJBhpcX``
+        parts = [body]
     slug = len(parts) > 1 and hex_like(body) and all(_titled(part) for part in parts if part is not body)
     if context <= NEUTRAL and slug:
         return False  # a slug and its id: ``Release-Notes-1bc826ecc0994dd8915be97fc3489cde``
@@ -380,6 +383,17 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     # within 12 characters: at most log2(12) = 3.58 bits)
     bits = min(2.8 if context >= PREFIXED else 3.3, math.log2(length) - 0.5)
     return entropy(token) >= bits and len(set(token)) >= min(10, length // 2)
+
+
+def _random_halves(parts: list[str]) -> bool:
+    """Two or three pieces of 12-24 characters in all, each of 3+ mixing classes as no name's words do."""
+    if not 2 <= len(parts) <= 3 or not 12 <= sum(map(len, parts)) <= 24:
+        return False
+    for part in parts:
+        lower, upper, digit, _, _ = _classes(part)
+        if len(part) < 3 or (lower > 0) + (upper > 0) + (digit > 0) < 2 or _identifier(part):
+            return False
+    return True
 
 
 def _random_pieces(pieces: list[str]) -> bool:
