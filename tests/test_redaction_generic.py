@@ -1182,6 +1182,24 @@ def test_a_short_password_cut_by_one_symbol_is_masked_under_a_neutral_key(seed: 
         assert attribute(kept) == kept
 
 
+@FAST
+@given(
+    st.lists(
+        st.sampled_from(["maple", "velvet", "falcon", "nimbus", "copper", "autumn"]), min_size=1, max_size=3
+    ),
+    st.integers(10, 2030),  # 8 characters at least, as the rule asks
+    st.sampled_from("!#*$@"),
+)
+def test_words_a_number_and_a_symbol_last_read_as_a_password(
+    words: list[str], number: int, symbol: str
+) -> None:
+    password = "".join(words).capitalize() + str(number) + symbol
+    assert attribute(password) == REDACTED, password
+    assert password not in redactor.scrub_text(f"login rejected: {password} for bob")
+    for kept in (f"see Issue#{number} and PR#{number % 97}", f"Build#{number} passed"):
+        assert redactor.scrub_text(kept) == kept
+
+
 def mangled(words: list[str], rust: bool) -> str:
     names = "".join(f"{len(word)}{word}" for word in words)
     return (

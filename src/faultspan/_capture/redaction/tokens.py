@@ -419,7 +419,14 @@ def password_like(value: str) -> bool:
     symbols = sum(char in "!#$%^&*@~" for char in _FORMAT_PLACEHOLDER.sub("", value))
     lower, upper, digit, _, changes = _classes(value)
     kinds = (lower > 0) + (upper > 0) + (digit > 0) + (symbols > 0)
-    return kinds >= 3 and symbols > 0 and changes >= 4 and lower + upper >= 3
+    if kinds >= 3 and symbols > 0 and changes >= 4 and lower + upper >= 3:
+        return True
+    return _HUMAN_PASSWORD.fullmatch(value) is not None
+
+
+# What people pick when told to mix classes: words, a year or a number, a symbol last (``Maplevelvet1982#``,
+# ``Falcon-nimbus2009!``); not a ticket (``Issue#1234``: the symbol before the number)
+_HUMAN_PASSWORD = re.compile(r"[A-Z][a-z]{2,}(?:[-_.]?[A-Za-z][a-z]{2,}){0,3}[0-9]{1,4}[!#$%^&*@~?]{1,2}")
 
 
 # Prefixes of ids that are public by design (Stripe-style object ids, publishable keys), of hashes, and of
