@@ -1200,6 +1200,22 @@ def test_words_a_number_and_a_symbol_last_read_as_a_password(
         assert redactor.scrub_text(kept) == kept
 
 
+@FAST
+@given(random_body(24, 32), random_body(8, 12), seeded(HEX, 40))
+def test_public_id_prefixes_hold_one_run_and_their_secrets_are_masked(body: str, head: str, key: str) -> None:
+    for secret in (
+        f"re_{head}_{body}",  # Resend's key: a second run after the public-looking prefix
+        f"pi_{body}_secret_{head}{body[:8]}",  # a PaymentIntent's client secret
+        f"cs_{key}",  # WooCommerce: Stripe's checkout sessions are cs_live_/cs_test_
+        f"django-insecure-{hashlib.sha256(body.encode()).hexdigest()[:44]}!@#(+)",
+        f"AAAAAAAAAAAAAAAAAAAAA{body}%3D{head}{body[:20]}",  # an app-only bearer token, URL-escaped
+    ):
+        out = redactor.scrub_text(f"using {secret} now")
+        assert secret[-12:] not in out and REDACTED in out, out
+    for kept in (f"re_{body}", f"evt_{body}", f"sub_sched_{body}", f"cs_test_{body}"):
+        assert attribute(kept) == kept, kept
+
+
 def mangled(words: list[str], rust: bool) -> str:
     names = "".join(f"{len(word)}{word}" for word in words)
     return (

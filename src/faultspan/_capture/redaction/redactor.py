@@ -33,6 +33,7 @@ from faultspan._capture.redaction.rules import (
     _CURL_KEY,
     _CURL_USER,
     _DIGITALOCEAN,
+    _DJANGO,
     _GITHUB,
     _GITLAB,
     _GOOGLE,
@@ -286,6 +287,7 @@ class Redactor:
                 pattern(_TELEGRAM, lambda token: not_placeholder(token.partition(":")[2])),
             ),
             _Rule("anthropic", anchors("sk-ant-"), pattern(_ANTHROPIC)),
+            _Rule("django", anchors("django-insecure-"), pattern(_DJANGO)),
             _Rule("openai", anchors("sk-"), pattern(_OPENAI, digit_key)),
             _Rule("npm", anchors("npm_"), pattern(_NPM)),
             _Rule("pypi", anchors("pypi-age"), pattern(_PYPI)),
@@ -1424,6 +1426,8 @@ def _reference_end(text: str, match: re.Match[str]) -> int:
 
 
 _VALUE_END = re.compile(r"""$|[\s'",;)\]}]""")
+# base64's ``=``, ``+`` and ``/`` percent-escaped, and what follows them (a token in a URL's query)
+_ESCAPED_BASE64 = re.compile(r"(?:%(?:3[Dd]|2[BbFf])[A-Za-z0-9_.~-]*)+")
 # What a masked token ending in ``=`` runs on with: base64 and its kin have ``=`` inside too (``ab=cd``)
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9+/_.~=-]*")
 
@@ -1446,6 +1450,11 @@ def _tokens(text: str) -> str:
                 yield from _path_segments(token, start, tokens.PUBLIC)
             else:
                 end = start + len(token)
+                escaped = _ESCAPED_BASE64.match(text, end) if text.startswith("%", end) else None
+                if escaped and token_verdict(unquote(token + escaped[0]), text, start):
+                    done = escaped.end()  # base64 in a URL: ``AAAA...%3D<rest>`` is one bearer token
+                    yield start, done
+                    continue
                 tail = _TOKEN_TAIL.match(text, end) if token.endswith("=") else None
                 if (
                     token_verdict(token, text, start) or (tail and _joined_token(token, tail[0], text, start))

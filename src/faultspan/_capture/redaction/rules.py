@@ -291,6 +291,8 @@ _GOOGLE = re.compile(
     r"|A(?<![\w-]A)AAA[\w-]{7}:APA91b[\w-]{100,}",  # a Firebase Cloud Messaging server key, whole
     re.ASCII,
 )
+# Django's generated ``SECRET_KEY``: 50 characters of its own alphabet after ``django-insecure-``
+_DJANGO = re.compile(r"django-insecure-(?P<secret>[a-z0-9!@#$%^&*(\-_=+)]{40,60})")
 _ANTHROPIC = re.compile(r"s(?<![\w-]s)k-ant-[\w-]{20,}", re.ASCII)
 _OPENAI = re.compile(r"s(?<![\w-]s)k-(?!ant-)[\w-]{20,}", re.ASCII)
 _NPM = re.compile(r"n(?<![A-Za-z0-9_]n)pm_[A-Za-z0-9]{30,}")

@@ -633,17 +633,21 @@ _PREFIX = re.compile(
 
 def public_prefix(token: str) -> bool:
     """Whether the token starts like a public id (``evt_``, ``pk_live_``, ``sha256-``) or a hex id."""
-    prefix, _ = split_prefix(token)
+    prefix, body = split_prefix(token)
     first = _SEPARATORS.split(prefix, 1)[0].lower()
     starts = _PUBLIC_ONLY_AS.get(first)
     if starts is not None:
         return token.startswith(starts)
+    head, cut, tail = body.partition("_")
+    if cut and tail and not head.islower():
+        return False  # a public id's body is one run: ``re_<a>_<b>`` (Resend), ``pi_<id>_secret_<secret>``
     return bool(prefix) and (first in PUBLIC_PREFIXES or _hex_start(first))
 
 
-# Prefixes public only as one vendor writes them: Stripe's and Clerk's publishable keys, AWS security groups;
-# other vendors' ``pk_``/``pk.`` tokens and SendGrid's ``SG.`` keys are credentials
-_PUBLIC_ONLY_AS = {"pk": ("pk_live_", "pk_test_"), "sg": ("sg-",)}
+# Prefixes public only as one vendor writes them: Stripe's and Clerk's publishable keys, Stripe's checkout
+# sessions, AWS security groups; other vendors' ``pk_``/``pk.`` tokens, WooCommerce's ``cs_<hex>`` and
+# SendGrid's ``SG.`` keys are credentials
+_PUBLIC_ONLY_AS = {"pk": ("pk_live_", "pk_test_"), "cs": ("cs_live_", "cs_test_"), "sg": ("sg-",)}
 
 
 def _hex_start(word: str) -> bool:
