@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from faultspan._capture.redaction import REDACTED, Redactor, TaintScope, tokens
+from faultspan._capture.reprs import safe_repr
 from faultspan._pipeline.processor import redact_span
 
 ALNUM = string.ascii_letters + string.digits
@@ -1132,6 +1133,7 @@ def test_hook_keys_pairs_and_keyed_values_mask_even_a_word(password: str, key: s
         (f"CREATE LOGIN bob WITH PASSWORD = N'{password}'", password),
         (f"<key>Password</key>\n<string>{password}</string>", password),
         (f"<entry><key>db.password</key><value>{password}</value></entry>", password),
+        (f"jdbc:oracle:thin:svc_app/{password}@db.example.net:1521:ORCL", password),
     ]
     for text, secret in lines:
         out = redactor.scrub_text(text)
@@ -1163,6 +1165,8 @@ def test_a_private_key_written_as_its_64_bytes_is_masked_and_a_counter_stays(see
     assert REDACTED in redactor.scrub_text(f"loaded keypair {json.dumps(key)} from ~/.config/solana/id.json")
     assert attribute(json.dumps(key)) != json.dumps(key)
     assert attribute(tuple(key)) == REDACTED or REDACTED in str(attribute(tuple(key)))
+    assert redactor.scrub_text(safe_repr(key)) == REDACTED  # a captured local shows its first 10 items
+    assert redactor.scrub_text(safe_repr(list(range(64)))) == safe_repr(list(range(64)))
     for kept in (list(range(64)), list(range(200, 136, -1)), key[:32], [rng.randrange(4) for _ in range(64)]):
         assert redactor.scrub_text(json.dumps(kept)) == json.dumps(kept)
         assert attribute(json.dumps(kept)) == json.dumps(kept)

@@ -47,6 +47,7 @@ from faultspan._capture.redaction.rules import (
     _NPM,
     _OPENAI,
     _ORACLE,
+    _ORACLE_JDBC,
     _PASSWORD_FLAG,
     _PASSWORD_HASH,
     _PEM,
@@ -124,6 +125,7 @@ from faultspan._capture.redaction.rules import (
     id_key_before,
     in_arn,
     key_bytes,
+    key_bytes_text,
     not_placeholder,
     percent_escaped,
     reference_value,
@@ -154,7 +156,7 @@ _SHAPE_RULES = frozenset({"ssn", "card", "password_value", "token"})
 # The credential pairs whose place says "password", so that a plain word counts as one
 _WORD_PAIRS = (
     _USER_THEN_PASSWORD, _NETRC, _PGPASS, CREDENTIAL_CALL, PROSE_IS, _PASSWORD_FLAG, _COMMAND_PASSWORD,
-    _SQL_PASSWORD, _REDIS_AUTH, _ORACLE, _USER_PERCENT, _CHPASSWD, _SNMP_PRIVACY,
+    _SQL_PASSWORD, _REDIS_AUTH, _ORACLE, _ORACLE_JDBC, _USER_PERCENT, _CHPASSWD, _SNMP_PRIVACY,
 )  # fmt: skip
 _ONE_WORD = re.compile(r"\S{1,512}")
 # What follows a password flag in prose about it: ``use --password to set it``, ``-p is required``
@@ -374,9 +376,9 @@ class Redactor:
             _Rule(
                 "byte_key",
                 (),
-                pattern(BYTE_KEY, lambda array: key_bytes(json.loads(array))),
+                pattern(BYTE_KEY, key_bytes_text),
                 BYTE_KEY_GATE,
-                128,
+                50,  # a captured local's repr shows 10 of the 64
             ),
             _Rule("ssn", (), pattern(_SSN, _ssn), SSN_GATE, 11),
             _Rule("card", (), pattern(_CARD, _card), CARD_GATE, 13),

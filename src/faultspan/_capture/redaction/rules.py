@@ -376,7 +376,15 @@ def any_gate(gates: Sequence[Gate]) -> re.Pattern[str]:
 _QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&\s'\"<>]+)", re.ASCII)
 # A private key written as its bytes: Solana's keypair file (``id.json``), a JSON array of 64 numbers 0-255
 _BYTE = r"[ \t]*(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])[ \t]*"
-BYTE_KEY = re.compile(rf"\[(?:{_BYTE},){{63}}{_BYTE}\]")
+# whole, or as a captured local's bounded repr shows it: its first 10 items, then ``... 54 more]``
+BYTE_KEY = re.compile(rf"\[(?:(?:{_BYTE},){{63}}{_BYTE}|(?:{_BYTE},){{10}} \.\.\. 54 more)\]")
+
+
+def key_bytes_text(array: str) -> bool:
+    numbers = [int(number) for number in re.findall(r"[0-9]+", array.removesuffix(" ... 54 more]"))]
+    if len(numbers) == 10:  # the repr's first items: as random as the whole
+        return len(set(numbers)) >= 8 and numbers != sorted(numbers) and max(numbers) >= 64
+    return key_bytes(numbers)
 
 
 def key_bytes(values: Sequence[object]) -> bool:
@@ -894,6 +902,8 @@ LOGIN_WITH = re.compile(
 )
 # ``scott/tiger@//db:1521/ORCL``: Oracle's user/password before an EZConnect address
 _ORACLE = re.compile(r"(?<![\w/$#.-])[\w$#.-]{1,64}/(?P<secret>[^\s/@'\"]{1,128})@//")
+# ``jdbc:oracle:thin:scott/tiger@db:1521:ORCL``: a JDBC URL's user/password, whatever the address
+_ORACLE_JDBC = re.compile(r"jdbc:oracle:[a-z0-9]{1,8}:[\w$#.-]{1,64}/(?P<secret>[^\s/@'\"]{1,128})@")
 # ``user:password@host`` without a scheme (a Host header, stdlib frame locals)
 _SCHEMELESS = re.compile(
     r"(?<![\w:/@.%+\\-])[A-Za-z0-9_.+-]{1,64}:(?P<secret>[^\s:/@'\"<>]{3,128})@(?=[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:[/\s'\",;)]|$))"
