@@ -426,7 +426,9 @@ def password_like(value: str) -> bool:
 
 # What people pick when told to mix classes: words, a year or a number, a symbol last (``Maplevelvet1982#``,
 # ``Falcon-nimbus2009!``); not a ticket (``Issue#1234``: the symbol before the number)
-_HUMAN_PASSWORD = re.compile(r"[A-Z]{1,2}[a-z]{2,}(?:[-_.]?[A-Za-z][a-z]{2,}){0,3}[0-9]{1,4}[!#$%^&*@~?]{1,3}")
+_HUMAN_PASSWORD = re.compile(
+    r"[A-Z]{1,2}[a-z]{2,}(?:[-_.]?[A-Za-z][a-z]{2,}){0,3}[0-9]{1,4}[!#$%^&*@~?]{1,3}"
+)
 
 
 # Prefixes of ids that are public by design (Stripe-style object ids, publishable keys), of hashes, and of
