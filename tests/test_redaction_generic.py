@@ -1220,6 +1220,40 @@ def test_public_id_prefixes_hold_one_run_and_their_secrets_are_masked(body: str,
         assert attribute(kept) == kept, kept
 
 
+@FAST
+@given(seeded(HEX, 64), random_body(22, 22), st.integers(1_600_000_000_000, 1_900_000_000_000))
+def test_names_protocol_values_and_time_ordered_ids_of_telemetry_stay(
+    digest: str, body: str, ms: int
+) -> None:
+    kept = [
+        "TerminalController#status failed",  # Ruby's Class#method
+        "https://www.example.com/search?q=OpenTelemetry#SemConv",
+        f"Nov 9 12:11:31 local@tbird-admin{ms % 9} xinetd[1798]: START",
+        f"[Main.cc@{ms % 997}] ready",
+        f"Message-ID: <{ms}.4264.62.camel@localhost>",
+        "SigV2 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader s3.ap-southeast-1.amazonaws.com TLSv1.2",
+        f"feature_flag.key=adHigh{body[:4]}Cpu",
+        f"GET /authorize?code_challenge={body}{body[:21]}&code_challenge_method=S256",
+        f"Content-Security-Policy: script-src 'nonce-{body}'",
+        f"------WebKitFormBoundary{body[:16]}",
+        f"path=/run/containerd/io.containerd.runtime.v2.task/moby/{digest}",
+        f"CBS Session: {ms % 99999999}_{ms % 77777777}",
+        f"zookeeper.session_id=0x{digest[:15]}",
+        f"operation-{ms}-{digest[:13]}-{digest[13:21]}-{digest[21:29]}",
+        f"infra-ami-eks-worker-node-{digest[:10]}",
+        f"13176 TID-otszewf94 FooWorker JID-{digest[:24]} INFO: start",
+    ]
+    for text in kept:
+        assert redactor.scrub_text(text) == text, text
+    for secret in (
+        f"sk_pr_mykey_{digest[:40]}",
+        f"dd_secret_key-{digest[:40]}",
+        "p@ssw0rd99",
+        f"session={body}",
+    ):
+        assert REDACTED in redactor.scrub_text(secret), secret
+
+
 def mangled(words: list[str], rust: bool) -> str:
     names = "".join(f"{len(word)}{word}" for word in words)
     return (

@@ -51,6 +51,7 @@ _PUBLIC_QUALIFIERS = frozenset(
         "setting", "settings", "dict", "hash", "composite", "natural", "surrogate", "hotkey", "shortcut",
         "keyboard", "press", "down", "up", "entry", "kms", "issuer", "ssh", "gpg", "pgp", "region", "name",
         "publishable", "site", "rsa", "dsa", "ecdsa", "eddsa", "ed25519", "s3", "gcs", "blob",
+        "flag",
     }
 )  # fmt: skip
 # Words before ``token`` that make it a cursor or a signal, not a credential
@@ -123,7 +124,7 @@ _ID_WORDS = frozenset(
     {
         "id", "ids", "uid", "uuid", "guid", "ulid", "sha", "sha1", "sha256", "sha384", "sha512", "md5",
         "hash", "digest", "checksum", "etag", "revision", "rev", "commit", "fingerprint", "cursor", "ray",
-        "integrity",
+        "integrity", "challenge", "nonce",  # PKCE's code_challenge is a hash; a nonce is public by protocol
         # ad click ids in landing-page query strings
         "gclid", "fbclid", "msclkid", "dclid", "gbraid", "wbraid", "yclid", "ttclid", "twclid",
     }

@@ -106,10 +106,13 @@ _PASSPHRASE = re.compile(r"[A-Za-z]{3,}(?:([-_.])[A-Za-z]{3,})(?:\1[A-Za-z]{3,})
 
 
 def _strict_credential(value: str, numeric: bool) -> bool:
-    """A bare word after ``key `` in prose: shaped like a password or a random token, not a word or UUID."""
+    """A bare word after ``key `` in prose: shaped like a password or a random token, not a word, a UUID or
+    a host name (S3's access log: ``AuthHeader s3.ap-southeast-1.amazonaws.com``)."""
     if numeric and _digit_group(value):
         return True
     if len(value) < 6 or _UUID.fullmatch(value) or _placeholder(value):  # the cheaper test first
+        return False
+    if "." in value and tokens.public_material(value):
         return False
     if not _has_digit(value) or not any(char.isalpha() for char in value):
         return False
@@ -632,11 +635,15 @@ def reference_value(kind: str, value: str, at: int = 0) -> bool:
     in sudo's log and in environment dumps; ODBC's ``PWD=`` is a password)."""
     if value.startswith("arn:", at):
         return _ARN_HEAD.match(value, at) is not None
+    if kind in _SESSION_KINDS and _NUMBERED.match(value, at):
+        return True  # a counter, not a web session's random id: ``CBS Session: 30546174_50419890``
     return kind == "pwd" and (
         value.startswith(("/", "~/"), at) or _WINDOWS_DIRECTORY.match(value, at) is not None
     )
 
 
+_SESSION_KINDS = frozenset({"session", "sessionid", "sessid"})
+_NUMBERED = re.compile(r"(?:0x[0-9a-fA-F]{1,16}|[0-9]{1,20}(?:[_.:-][0-9]{1,20}){0,3})(?=$|[\s,;&'\")\]}])")
 _WINDOWS_DIRECTORY = re.compile(r"[A-Za-z]:\\")
 
 

@@ -287,7 +287,8 @@ def file_path(token: str) -> bool:
     if len(pieces) < 3:
         return False
     last = pieces[-1]
-    if not (_EXTENSION.search(last) or _FAN_OUT.fullmatch(pieces[-2]) or _HASH_NAME.fullmatch(last)):
+    named = _EXTENSION.search(last) or _FAN_OUT.fullmatch(pieces[-2]) or _HASH_NAME.fullmatch(last)
+    if not (named or (len(last) in (32, 40, 64) and hex_like(last))):  # also a container's or a blob's digest
         return False  # the cheaper test first: most paths with an id end in a word (``/orders/<id>/items``)
     return any(pieces[:-1]) and all(
         _DIRECTORY.fullmatch(piece) or _HASH_NAME.fullmatch(piece) for piece in pieces[:-1]
@@ -345,8 +346,10 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         body = "".join(parts)  # a short password cut by a symbol: ``pk0D6j_67XR2Fwu``, ``j0t91x+9FJBhpcX``
         parts = [body]
     slug = len(parts) > 1 and hex_like(body) and all(_titled(part) for part in parts if part is not body)
-    if context <= NEUTRAL and slug:
-        return False  # a slug and its id: ``Release-Notes-1bc826ecc0994dd8915be97fc3489cde``
+    if slug and (context <= NEUTRAL or (context == PREFIXED and _named_parts(parts, body))):
+        return False  # a slug and its id: ``Release-Notes-1bc826ecc0994dd8915be97fc3489cde``, a worker's name
+    if context < SECRET and any(map(_epoch, parts)):
+        return False  # an id that starts from the time: ``operation-1706619154623-610293c7a6a25-...``
     need = _NEED[context]
     lower, upper, digit, _, changes = _classes(token)
     kinds = (lower > 0) + (upper > 0) + (digit > 0)
@@ -400,9 +403,10 @@ def _random_pieces(pieces: list[str]) -> bool:
     """Pieces of base64 cut at its ``/`` (``wJalrXUtnFEMI/K7MDENG/bPxRfiCY``): all but one mix capitals, small
     letters and digits as no path segment does."""
     mixed = 0
+    pieces = [piece for piece in pieces if len(piece) >= 4]  # base64 can hold ``//`` and end in ``/j/t``
     for piece in pieces:
         lower, upper, digit, _, _ = _classes(piece)
-        mixed += len(piece) >= 4 and lower > 0 and upper > 0 and digit > 0 and not _identifier(piece)
+        mixed += lower > 0 and upper > 0 and digit > 0 and not _identifier(piece)
     return mixed >= max(2, len(pieces) - 1)
 
 
@@ -418,6 +422,9 @@ def password_like(value: str) -> bool:
         return False
     symbols = sum(char in "!#$%^&*@~" for char in _FORMAT_PLACEHOLDER.sub("", value))
     lower, upper, digit, _, changes = _classes(value)
+    joined = _NAME_JOINERS.split(value) if not digit and symbols == 1 else ()
+    if len(joined) == 2 and all(map(_identifier, filter(None, joined))):
+        return False  # names joined by a symbol: Ruby's ``TerminalController#status``, a URL's ``#SemConv``
     kinds = (lower > 0) + (upper > 0) + (digit > 0) + (symbols > 0)
     if kinds >= 3 and symbols > 0 and changes >= 4 and lower + upper >= 3:
         return True
@@ -446,18 +453,22 @@ PUBLIC_PREFIXES = frozenset(
         "chatcmpl", "cmpl", "resp", "gen", "toolu", "call", "asst", "thread", "batch", "step", "vs", "ftjob",
         "corr", "amq",
         # Stripe's other objects (invoice lines, webhook endpoints, credit notes, ...), Glue's job runs
+        "nonce",  # a Content-Security-Policy's ``'nonce-<base64>'``
+        "jid",  # Sidekiq's job ids
         "il", "we", "cn", "du", "fee", "fr", "li", "prv", "iar", "trr", "sli", "jr",
     }
 )  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha384", "sha512", "md5", "blake2b", "crc32", "xxh64"})
 # not an e-mail, a path (also ``share$\tools\x.exe``) or glob, a URL, code, ``package@1.2.3`` or a page
 # anchor (``2#section-3``); a leading ``@ $ % { #`` is a sigil (decorator, variable, comment: ``#Set-Item``)
+_NAME_JOINERS = re.compile(r"[#@]")
 _NOT_PASSWORD = re.compile(
     r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{#]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
     r"|\\[^\\]*\\|/|^[*~]"  # paths and globs: ``pypa/distutils#130``, ``~/Documents``, ``*.xml.j2``
     r"|^[A-Z]{2,16}(?:_[A-Z]{1,16})*#[A-Za-z0-9_-]{8,}$"  # a DynamoDB key: ``ORDER#01HF8Z3K...``
     r"|^(?:[a-z_][a-z0-9_]*\.)+[A-Z]\w*\$[\w$]*$"  # a JVM inner class: ``com.shop.Order$HibernateProxy``
-    r"|^[a-z][a-z0-9_]*(?:[.-][a-z0-9_]+)+@[0-9]+$"  # a name at an offset: Kafka's ``orders.dlq-37@5956``
+    r"|^[\w.-]+@[0-9]+$"  # a name at an offset or a line: Kafka's ``orders.dlq-37@5956``, ``Main.cc@117``
+    r"|^[a-z0-9][a-z0-9.-]{2,}@[a-z][a-z0-9.-]*(?:@[a-z0-9.-]+)?$"  # a user or process at a host: ``ana@db1``
 )
 # a format string's placeholder is no password symbol (``QuerySet.%s``); ``%d1`` is a percent-escape
 _FORMAT_PLACEHOLDER = re.compile(r"%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])")
@@ -525,6 +536,7 @@ _PUBLIC_SHAPE = re.compile(
     r"|[0-9a-f]{16}-[A-Z]{3}"  # a Cloudflare ray id
     r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|baf(?:ybei|krei)[a-z2-7]{52}"  # IPFS ids of a SHA-256 (v0, v1)
     r"|(?:sk-)?ecdsa-sha2-nistp(?:256|384|521)(?:@openssh\.com)?"  # an SSH key's type
+    r"|-*WebKitFormBoundary[A-Za-z0-9]{15,16}"  # a browser's multipart boundary
     # a CloudFormation physical id: ``<stack>-<LogicalId>-<12 or 13 capitals and digits>``
     r"|(?:[A-Za-z][A-Za-z0-9-]{0,64}-)?[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+-[A-Z0-9]{12,13}",
     re.DOTALL,
@@ -810,11 +822,27 @@ def prefixed_random(token: str) -> bool:
         return not _CREDENTIAL_WORDS.isdisjoint(_SEPARATORS.split(token[: token.index(uuid[0])].lower()))
     if body.replace("-", "").replace("_", "").isdigit():
         return _dummy(body)
+    if any(map(_epoch, _SEPARATORS.split(body))):
+        return False  # a time-ordered id: GCP's ``operation-<ms>-<hex>-...``, Vercel's ``<id>-<ms>-<hex>``
     if _counted_names(_SEPARATORS.split(body)):
         return False  # names with counters: ``aks-nodepool1-23105842-vmss000009``
     if all(char in HEX or char in "-_." for char in body):
         return len(body) >= 20 and (not placeholder(body) or _dummy(body))
     return looks_random(body, PREFIXED) or _dummy(body)
+
+
+def _named_parts(parts: list[str], body: str) -> bool:
+    """Two or more words of 3+ letters besides the hex, none a credential's (``ami-eks-worker-node-<hex>``
+    names a host; ``sk_pr_mykey_<hex>`` and ``dd_secret_key-<hex>`` are keys)."""
+    words = [part.lower() for part in parts if part is not body]
+    return len(words) >= 2 and all(
+        len(word) >= 3 and not any(term in word for term in _CREDENTIAL_WORDS) for word in words
+    )
+
+
+def _epoch(piece: str) -> bool:
+    """Unix time in seconds or milliseconds between 2001 and 2039, as time-ordered ids begin."""
+    return len(piece) in (10, 13) and piece.isdigit() and 1_000_000_000 <= int(piece[:10]) <= 2_200_000_000
 
 
 _CREDENTIAL_WORDS = frozenset({"api", "key", "token", "secret", "access", "auth", "pat", "sk"})
