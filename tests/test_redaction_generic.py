@@ -1251,6 +1251,25 @@ def test_names_protocol_values_and_time_ordered_ids_of_telemetry_stay(
         assert REDACTED in redactor.scrub_text(secret), secret
 
 
+@FAST
+@given(HUMAN, seeded(HEX, 32), random_body(40, 48))
+def test_library_renderings_of_credentials_are_masked(password: str, key: str, signature: str) -> None:
+    """Found by a blind probe of what real libraries' errors and frame locals render."""
+    assert_masked([f"{{'auth': ('svc-export', '{password}'), 'timeout': 3}}"], password)
+    netloc = f"ParseResult(scheme='redis', netloc=':Q{key[:10]}x*!@cache.internal:6379', path='/0')"
+    assert f"Q{key[:10]}x*!" not in redactor.scrub_text(netloc)
+    for text in (
+        f"GET /data/2.5/weather?q=London&appid={key} HTTP/1.1",
+        f"/v2/export?format=csv&oauth_signature={key}&page=2",
+        f"/hook?hmac={key}&ts=1",
+    ):
+        assert key not in redactor.scrub_text(text), text
+    assert_unchanged(["https://example.com/open?appid=com.example.app"])
+    scope = TaintScope()  # a masked path's long segments are known in the rest of the capture
+    redactor.scrub_text(f"https://acme.webhook.office.com/webhookb2/{key}/IncomingWebhook/{signature}", scope)
+    assert signature not in redactor.scrub_text(f"/IncomingWebhook/{signature} (Caused by ProxyError)", scope)
+
+
 def mangled(words: list[str], rust: bool) -> str:
     names = "".join(f"{len(word)}{word}" for word in words)
     return (

@@ -91,7 +91,12 @@ NUMERIC_TERMS = frozenset(
 # Header-like keys whose unquoted value runs to the end of the line (``Cookie: a=1; b=2``).
 LINE_TERMS = frozenset({"cookie", "cookies", "authorization"})
 # Query parameters that carry a credential although the name alone would not make a secret key.
-QUERY_TERMS = frozenset({"sig", "signature", "key", "xamzsignature", "xamzcredential", "xgoogsignature"})
+QUERY_TERMS = frozenset(
+    {
+        "sig", "signature", "key", "xamzsignature", "xamzcredential", "xgoogsignature", "appid", "hmac",
+        "oauthsignature",  # OpenWeather's ``appid=<key>``, a request's ``hmac=``, OAuth 1.0's signature
+    }
+)  # fmt: skip
 # Substrings that every secret key name contains, used to find candidate keys in free text quickly.
 KEY_HINTS = (
     "pass", "pwd", "pw", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf",

@@ -301,7 +301,7 @@ class Redactor:
             _Rule("azure", anchors("accountkey", "sharedaccess"), pattern(_AZURE, _not_placeholder)),
             _Rule("bearer", anchors("bearer", "basic", "token", "ssws"), pattern(_BEARER, _token_credential)),
             _Rule("connection_string", anchors("pass", "pwd"), pattern(_CONNECTION_STRING, _not_placeholder)),
-            _Rule("query_param", anchors(*key_hints, "sig"), self._query_params),
+            _Rule("query_param", anchors(*key_hints, "sig", "appid", "hmac"), self._query_params),
             _Rule("key_value", anchors(*key_hints), self._key_values),
             _Rule(
                 "credential_pair",
@@ -678,9 +678,10 @@ class Redactor:
         def spans() -> Iterable[tuple[int, int]]:
             for match in _QUERY_PARAM.finditer(text):
                 name, value = match["name"], match["value"]
-                if (
-                    self._kind(name) or key_rules.canonical(name) in key_rules.QUERY_TERMS
-                ) and not _placeholder(value):
+                term = key_rules.canonical(name)
+                named = self._kind(name) or term in key_rules.QUERY_TERMS
+                # ``appid=com.example.app`` names an app: OpenWeather's key is credential-shaped
+                if named and not _placeholder(value) and (term != "appid" or _weak_secret(value)):
                     yield match.span("value")
 
         return _mask_spans(text, spans())
@@ -1195,6 +1196,7 @@ def _mask_whole(value: object, path: str, masked: list[str]) -> object:
 
 
 _MIN_TAINT = 6  # shorter secrets are not searched elsewhere: "1234" would mask every line number
+_MIN_PIECE = 16  # a masked path's segment this long is searched on its own (a webhook's signature)
 
 
 class TaintScope(list[str]):
@@ -1228,6 +1230,8 @@ class TaintScope(list[str]):
             escaped = json.dumps(secret, ensure_ascii=False)[1:-1]  # as it reads inside JSON text
             if escaped != secret:
                 self.secrets.add(escaped)
+            if "/" in secret:  # a masked path's long segments, as a shorter rendering of it shows them
+                self.secrets.update(piece for piece in secret.split("/") if len(piece) >= _MIN_PIECE)
 
     def absorb(self, original: str, scrubbed: str) -> str:
         """Learn the secrets masked between ``original`` and ``scrubbed``; mask the known ones in it."""

@@ -888,7 +888,8 @@ XML_KEYED = re.compile(
 # "user", "p")``, ``new NetworkCredential("u", "p")``: the last string, after the user, of a credential call
 _STRING_ARG = r"[bru]?(?:\"[^\"\n]{0,256}\"|'[^'\n]{0,256}')"
 CREDENTIAL_CALL = re.compile(
-    r"(?:(?<![\w.])auth[ \t]*=[ \t]*\(|(?:HTTPBasicAuth|HTTPDigestAuth|BasicAuth|NetworkCredential"
+    r"(?:(?<![\w.])auth[ \t]*=[ \t]*\(|['\"]auth['\"][ \t]*:[ \t]*\("  # also a mapping's ``'auth': (``
+    r"|(?:HTTPBasicAuth|HTTPDigestAuth|BasicAuth|NetworkCredential"
     r"|PSCredential|PasswordAuthentication|UsernamePasswordCredentials|DirectoryEntry"
     r"|(?<=\.)(?:login|simple_bind_s|simple_bind|bind_s))[ \t]*\()"  # smtplib/ftplib/imaplib, python-ldap
     # then the user: a literal or a name
@@ -911,9 +912,10 @@ LOGIN_WITH = re.compile(
 _ORACLE = re.compile(r"(?<![\w/$#.-])[\w$#.-]{1,64}/(?P<secret>[^\s/@'\"]{1,128})@//")
 # ``jdbc:oracle:thin:scott/tiger@db:1521:ORCL``: a JDBC URL's user/password, whatever the address
 _ORACLE_JDBC = re.compile(r"jdbc:oracle:[a-z0-9]{1,8}:[\w$#.-]{1,64}/(?P<secret>[^\s/@'\"]{1,128})@")
-# ``user:password@host`` without a scheme (a Host header, stdlib frame locals)
+# ``user:password@host`` without a scheme (a Host header, stdlib frame locals), also with no user in a quoted
+# netloc (``urlparse``'s ``netloc=':pw@cache:6379'``)
 _SCHEMELESS = re.compile(
-    r"(?<![\w:/@.%+\\-])[A-Za-z0-9_.+-]{1,64}:(?P<secret>[^\s:/@'\"<>]{3,128})@(?=[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:[/\s'\",;)]|$))"
+    r"(?:(?<![\w:/@.%+\\-])[A-Za-z0-9_.+-]{1,64}|(?<=['\"])):(?P<secret>[^\s:/@'\"<>]{3,128})@(?=[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:[/\s'\",;)]|$))"
 )
 _PLACEHOLDER_WORDS = frozenset(
     {"password", "pass", "passwd", "pwd", "token", "secret", "test", "key", "changeme"}
