@@ -1613,8 +1613,9 @@ def test_what_follows_a_percent_escape_is_judged_and_escaped_text_is_no_password
 
 
 @FAST
-@given(random_body(17, 17), seeded(ALNUM, 24), st.integers(10, 10**9))
-def test_names_of_code_and_offsets_stay_and_incoming_webhook_paths_go(ident: str, token: str, n: int) -> None:
+@given(random_body(15, 15), seeded(ALNUM, 24), st.integers(10, 10**9))
+def test_names_of_code_and_offsets_stay_and_incoming_webhook_paths_go(body: str, token: str, n: int) -> None:
+    ident = f"{body[:6]}4{body[6:12]}9{body[12:]}"  # a Meteor id as Rocket.Chat's: digits among letters
     for kept in (
         f"isodate.isoerror.ISO{n}Error: Unable to parse duration string",
         f"class=com.shop.{WORDS[n % len(WORDS)]}.OrderLine$HibernateProxy$$Lambda",
