@@ -452,9 +452,9 @@ PUBLIC_PREFIXES = frozenset(
         # generative AI APIs' response, message, call and object ids; a correlation id; RabbitMQ's queue names
         "chatcmpl", "cmpl", "resp", "gen", "toolu", "call", "asst", "thread", "batch", "step", "vs", "ftjob",
         "corr", "amq",
-        # Stripe's other objects (invoice lines, webhook endpoints, credit notes, ...), Glue's job runs
         "nonce",  # a Content-Security-Policy's ``'nonce-<base64>'``
         "jid",  # Sidekiq's job ids
+        # Stripe's other objects (invoice lines, webhook endpoints, credit notes, ...), Glue's job runs
         "il", "we", "cn", "du", "fee", "fr", "li", "prv", "iar", "trr", "sli", "jr",
     }
 )  # fmt: skip
@@ -653,7 +653,7 @@ def public_prefix(token: str) -> bool:
     if starts is not None:
         return token.startswith(starts)
     head, cut, tail = body.partition("_")
-    if cut and tail and not head.islower():
+    if cut and tail and head != head.lower():
         return False  # a public id's body is one run: ``re_<a>_<b>`` (Resend), ``pi_<id>_secret_<secret>``
     return bool(prefix) and (first in PUBLIC_PREFIXES or _hex_start(first))
 
