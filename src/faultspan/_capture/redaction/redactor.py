@@ -755,12 +755,9 @@ class Redactor:
             if opened == "setter":  # define('DB_PASSWORD', 'master'), getenv("TOKEN", "..."): a word counts
                 return None if _placeholder(quoted) or kind in key_rules.WEAK_TERMS else match.span("quoted")
             return match.span("quoted") if " " in quoted or _loose_credential(quoted, numeric) else None
-        if (
-            separator is None
-            and _FLAG.match(text, key_start)
-            and (not key_start or text[key_start - 1] in " \t'\"([")
-        ):
-            return self._flag_value(text, match, kind, key_start)
+        flag = _FLAG.match(text, key_start) if separator is None else None
+        if flag and (not key_start or text[key_start - 1] in " \t'\"(["):
+            return _flag_value(text, match, kind, flag["word"])
         if quoted is not None and match["quote"] == "`" and not separator:
             return None  # prose quoting code: "pass `attr_assign=True`"; Go's raw strings follow ``:=``
         if quoted is not None and kind in key_rules.WEAK_TERMS:
@@ -799,31 +796,6 @@ class Redactor:
             value = text[start:end].rstrip()
             return None if _placeholder(value) else (start, start + len(value))  # not "Bearer $API_KEY"
         return (start, start + len(bare)) if _loose_credential(bare, numeric) else None
-
-    def _flag_value(
-        self, text: str, match: re.Match[str], kind: str, key_start: int
-    ) -> tuple[int, int] | None:
-        """The value of a command line's flag that names a secret (``--api-key <v>``, PowerShell's
-        ``-Password <v>``): a word counts, as it does after ``=``; not a switch that says how the secret is
-        got (``--ask-pass``, ``--no-password``), the next flag, or prose (``--token is required``)."""
-        flag = _FLAG.match(text, key_start)
-        if flag is None or flag["word"].lower() in _SWITCH_WORDS:
-            return None
-        if match["quoted"] is not None:
-            value, start = match["quoted"], match.start("quoted")
-        else:
-            start = match.start("bare")
-            value = bracketed_bare(text, start, match["bare"])
-        if (
-            not value
-            or value[0] in "-$%{<"
-            or value.lower() in _PROSE_WORDS
-            or _CALL_START.match(value)
-            or _NEXT_PAIR.match(value)
-            or not _named_secret(kind, value)
-        ):
-            return None
-        return start, start + len(value)
 
     # ---- structured values -------------------------------------------------------------------------
 
@@ -1400,6 +1372,29 @@ _SETTERS = frozenset(
         "fetch", "getProperty", "getOrDefault",
     }
 )  # fmt: skip
+
+
+def _flag_value(text: str, match: re.Match[str], kind: str, word: str) -> tuple[int, int] | None:
+    """The value of a command line's flag that names a secret (``--api-key <v>``, PowerShell's
+    ``-Password <v>``): a word counts, as it does after ``=``; not a switch that says how the secret is got
+    (its first ``word``: ``--ask-pass``, ``--no-password``), the next flag, or prose (``--token is set``)."""
+    if word.lower() in _SWITCH_WORDS:
+        return None
+    if match["quoted"] is not None:
+        value, start = match["quoted"], match.start("quoted")
+    else:
+        start = match.start("bare")
+        value = bracketed_bare(text, start, match["bare"])
+    if (
+        not value
+        or value[0] in "-$%{<"
+        or value.lower() in _PROSE_WORDS
+        or _CALL_START.match(value)
+        or _NEXT_PAIR.match(value)
+        or not _named_secret(kind, value)
+    ):
+        return None
+    return start, start + len(value)
 
 
 def _named_secret(kind: str, value: str) -> bool:

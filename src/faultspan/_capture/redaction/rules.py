@@ -631,8 +631,8 @@ _ARN_BREAK = re.compile(r"[\s'\"<>`,;]")
 
 def reference_value(kind: str, value: str, at: int = 0) -> bool:
     """Whether the value at ``at`` under a key of this kind names something rather than holds a secret: an
-    ARN (``secret arn:aws:secretsmanager:...``), or under ``PWD`` a directory (the shell's working directory
-    in sudo's log and in environment dumps; ODBC's ``PWD=`` is a password)."""
+    ARN (``secret arn:aws:secretsmanager:...``), under a session word a counter, or under ``PWD`` a directory
+    (the shell's working directory in sudo's log and in environment dumps; ODBC's ``PWD=`` is a password)."""
     if value.startswith("arn:", at):
         return _ARN_HEAD.match(value, at) is not None
     if kind in _SESSION_KINDS and _NUMBERED.match(value, at):
@@ -792,12 +792,13 @@ _COMMAND_PASSWORD = re.compile(
 _SNMP_PRIVACY = re.compile(
     r"snmp[a-z]{2,12}\b[^\r\n|;&]{0,300}?[ \t]-X[ \t]+(?P<q>['\"]?)(?P<secret>[^\s'\"]{1,256})(?P=q)"
 )
-# Samba's ``-U user%password`` (smbclient, rpcclient, winexe), chpasswd's ``user:password`` lines
+# Samba's ``-U user%password`` (smbclient, rpcclient, winexe)
 _USER_PERCENT = re.compile(
     r"(?<![\w-])(?:smbclient|rpcclient|smbcacls|smbget|smbmap|winexe)\b"
     r"[^\r\n|;&]{0,200}?"
     r"[ \t](?:-U[ \t]*|--user(?:name)?[= \t])['\"]?[^\s%'\"]{1,64}%(?P<secret>[^\s'\"]{1,256})"
 )
+# ``echo "user:password" | chpasswd``
 _CHPASSWD = re.compile(
     r"echo[ \t]+(?:-[ne][ \t]+)?['\"]?[\w.@-]{1,64}:(?P<secret>[^\s'\"]{1,256})['\"]?"
     r"[ \t]*\|[ \t]*(?:sudo[ \t]+)?chpasswd"
@@ -832,11 +833,10 @@ DIRECTIVE = re.compile(
     r"(?P<q>[\"']?)(?P<secret>[^\s\"'-][^\s\"']{0,255})(?P=q)[ \t]*\r?$",  # not a flag: ``sshpass -p``
     re.MULTILINE,
 )
-PLAIN_SECRET_WORDS = frozenset(
+PLAIN_SECRET_WORDS = _SECRET_WORDS | frozenset(
     {
-        "password", "passwd", "pass", "passphrase", "token", "secret", "key", "auth", "credential",
-        "credentials", "apikey", "pwd", "bearer", "signature", "authorization", "session", "cookie",
-        "cookies",
+        "passwd", "pass", "passphrase", "auth", "credentials", "apikey", "authorization", "session",
+        "cookie", "cookies",
     }
 )  # fmt: skip
 # What a log line says of a secret after its name: ``auth_token refreshed``, ``db_password missing``
