@@ -1092,6 +1092,18 @@ def test_command_line_password_flags_mask_even_a_word(password: str) -> None:
 
 @FAST
 @given(
+    random_body(),
+    st.sampled_from(["meraki_token", "DB_PASSWORD", "api_key", "clientSecret"]),
+    st.sampled_from([" = ", " := ", " => ", ": ", " =", "= "]),
+)
+def test_only_the_value_of_a_pair_is_masked(value: str, key: str, separator: str) -> None:
+    # the separator before a masked value is no directive's value: ``meraki_token [REDACTED] [REDACTED]``
+    for text in (f"{key}{separator}{value}", f"{key}{separator}{value} next"):
+        assert redactor.scrub_text(text) == text.replace(value, REDACTED), text
+
+
+@FAST
+@given(
     HUMAN,
     st.sampled_from(["--api-key", "--token", "--client-secret", "-Password", "-AccessToken", "--db-pass"]),
 )

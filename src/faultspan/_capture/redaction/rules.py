@@ -830,7 +830,8 @@ _NETRC = re.compile(r"m(?<![\w-]m)achine[ \t]+\S+[ \t]+login[ \t]+\S+[ \t]+passw
 # be more than a plain word: a log line ``Token expired`` is no directive.
 DIRECTIVE = re.compile(
     r"^[ \t]*(?:(?:ENV|setenv|SetEnv|export)[ \t]+)?(?P<name>[A-Za-z_][\w.-]{1,63})[ \t]+"
-    r"(?P<q>[\"']?)(?P<secret>[^\s\"'-][^\s\"']{0,255})(?P=q)[ \t]*\r?$",  # not a flag: ``sshpass -p``
+    # not a flag (``sshpass -p``), nor the separator before a value masked already (``token = [REDACTED]``)
+    r"(?P<q>[\"']?)(?P<secret>(?=[^\s\"']*[A-Za-z0-9])[^\s\"'=:-][^\s\"']{0,255})(?P=q)[ \t]*\r?$",
     re.MULTILINE,
 )
 PLAIN_SECRET_WORDS = _SECRET_WORDS | frozenset(
