@@ -186,8 +186,19 @@ def names_id(key: str) -> bool:
         return False
     if field_words[-1] not in _BARE_IDS:
         return True
-    # ``id`` alone says little (``dwolla_id`` is half of a key pair): the id of what telemetry names
-    return len(all_words) >= 2 and all_words[-2] in _PUBLIC_OBJECTS
+    # ``id`` alone says little (``dwolla_id`` is half of a key pair): the id of what telemetry names, or a
+    # dotted attribute's own ``.id`` field (``enduser.id``, ``gen_ai.tool.call.id``, ``k8s.statefulset.uid``),
+    # as semantic conventions name one, not a credential's (``azure.client.id``)
+    if len(all_words) < 2:
+        return False
+    namespace = key.rpartition(".")[0]
+    dotted = namespace and key.endswith(tuple("." + word for word in _BARE_IDS))
+    if dotted and _DOTTED_NAME.fullmatch(key):
+        return _CREDENTIAL_WORDS.isdisjoint(words(field(namespace))) or all_words[-2] == "app"
+    return all_words[-2] in _PUBLIC_OBJECTS
+
+
+_DOTTED_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 
 
 def field(key: str) -> str:
