@@ -80,6 +80,14 @@ def test_placeholders_are_kept(prefix: str, filler: str, length: int) -> None:
 
 
 @FAST
+@given(random_body(18, 30), st.sampled_from(["1234567890", "123456789012", "0123456789"]))
+def test_a_test_number_beside_a_random_body_is_no_placeholder(body: str, number: str) -> None:
+    token = f"xoxb-{number}-{body}"
+    assert attribute(token) == REDACTED
+    assert redactor.scrub_text(f"set xoxp-{number} in the config") == f"set xoxp-{number} in the config"
+
+
+@FAST
 @given(st.lists(st.sampled_from(WORDS), min_size=2, max_size=6), st.sampled_from(["hf_", "api_org_", ""]))
 def test_code_identifiers_are_kept_even_behind_a_token_prefix(words: list[str], prefix: str) -> None:
     identifier = prefix + words[0] + "".join(word.capitalize() for word in words[1:])

@@ -194,7 +194,9 @@ def _pattern_rule(
 
 def not_placeholder(value: str) -> bool:
     """What a vendor pattern found is a credential: not ``ghp_xxxx``, not ``hf_requiredCharacteristic...``."""
-    return not tokens.placeholder(value) and not tokens.identifier_body(value)
+    if tokens.identifier_body(value):
+        return False
+    return not tokens.placeholder(value) or tokens.sequence_beside_random(value)
 
 
 def hash_body(value: str) -> bool:

@@ -860,6 +860,20 @@ def _counted_names(pieces: list[str]) -> bool:
     return counted
 
 
+def sequence_beside_random(token: str) -> bool:
+    """A test number beside a random key (``xoxb-123456789012-Xw937qtWSXJss1lFaKe``): the sequence is a part
+    of its own and another part is random, so the filler does not stand for the whole token."""
+    if any(word in token for word in _PLACEHOLDER_WORDS):
+        return False
+    parts = _PARTS.split(token)
+    filled = [any(seq in part for seq in _SEQUENCES) for part in parts]
+    return any(filled) and any(
+        len(part) >= 16 and looks_random(part, PREFIXED)
+        for part, filler in zip(parts, filled, strict=True)
+        if not filler
+    )
+
+
 def _dummy(body: str) -> bool:
     """A test value in a credential's place: a sequence (``NRAK-123456788ABCDEFGH...``) or one character
     repeated (``sk-AAAA...``, ``shippo_live_1111...``, ``AGE-SECRET-KEY-1QQQ...``) after a vendor prefix
