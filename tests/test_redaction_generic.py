@@ -80,6 +80,19 @@ def test_placeholders_are_kept(prefix: str, filler: str, length: int) -> None:
 
 
 @FAST
+@given(random_body(43, 43), random_body(43, 43), random_body(8, 43), st.sampled_from(["EC", "OKP"]))
+def test_a_json_web_keys_members_say_what_is_public(x: str, y: str, d: str, kty: str) -> None:
+    public = {"kty": kty, "crv": "P-256", "x": x, "y": y, "kid": "k1"}
+    jwks = json.dumps({"keys": [public]})
+    assert redactor.scrub_attributes({"http.response.body": jwks}, "", []) is None
+    private = json.dumps({**public, "d": d})
+    out = json.loads(str(redactor.scrub_value("body", private, "body", [])))
+    assert out == {**public, "d": REDACTED}
+    assert redactor.scrub_value("jwk", {"kty": "oct", "k": d[:8]}, "jwk", []) == {"kty": "oct", "k": REDACTED}
+    assert attribute(x) == REDACTED  # the same value outside a key is judged as any token
+
+
+@FAST
 @given(random_body(18, 30), st.sampled_from(["1234567890", "123456789012", "0123456789"]))
 def test_a_test_number_beside_a_random_body_is_no_placeholder(body: str, number: str) -> None:
     token = f"xoxb-{number}-{body}"

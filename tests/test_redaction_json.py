@@ -22,8 +22,29 @@ SECRETS = [
     "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
     json.dumps({"api_key": "k-1", "note": "ok"}),
 ]
-HARMLESS = ["retry with backoff", "jane@example.com", "{'id': 9}", "[1, 2]", "password_policy", "", REDACTED]
-KEYS = ["password", "pa_ss", "apiKey", "db.password", "client_secret", "token_count", "session", "note", "x"]
+HARMLESS = [
+    "retry with backoff",
+    "jane@example.com",
+    "{'id': 9}",
+    "[1, 2]",
+    "password_policy",
+    "",
+    REDACTED,
+    "oct",
+]
+KEYS = [
+    "password",
+    "pa_ss",
+    "apiKey",
+    "db.password",
+    "client_secret",
+    "token_count",
+    "session",
+    "note",
+    "x",
+    "kty",
+    "k",
+]
 
 LEAVES = st.one_of(
     st.none(),

@@ -990,18 +990,22 @@ class Redactor:
     def _scrub_mapping(self, mapping: Mapping[object, object], path: str, masked: list[str]) -> object:
         result: dict[object, object] | None = None
         setting, setting_kind = self._setting(mapping)
+        jwk = _jwk(mapping)
         for index, (key, value) in enumerate(mapping.items()):
             name: object = key
             if isinstance(key, str):
                 kind, renamed = self._key(key)
                 if key == setting:
                     kind = setting_kind
+                elif jwk and key in _JWK_PRIVATE:
+                    kind = "privatekey"
                 name = key if renamed is None else renamed
                 child = f"{path}.{name}"
                 if kind:
                     new = self._by_key(kind, value, child, masked)
                 elif type(value) is str:
-                    new = self._scrub_str(value, child, masked, self._names_id(key))
+                    public = jwk and key in _JWK_PUBLIC
+                    new = self._scrub_str(value, child, masked, public or self._names_id(key))
                 else:
                     new = self._scrub_any(value, child, masked)
                 if renamed is not None and new is value:
@@ -1105,7 +1109,7 @@ class Redactor:
         if type(data) is list and (self._pair_kind(data) or (len(data) == 64 and key_bytes(data))):
             return False
         if type(data) is dict:
-            if self._setting(data)[1]:
+            if self._setting(data)[1] or (_jwk(data) and not _JWK_PRIVATE.isdisjoint(data)):
                 return False
             keys = self._keys
             for key in data:
@@ -1121,6 +1125,17 @@ class Redactor:
             elif isinstance(item, (dict, list)) and not self._unchanged(item, depth + 1):
                 return False
         return True
+
+
+def _jwk(mapping: Mapping[Any, object]) -> bool:
+    """A JSON Web Key (RFC 7517/7518): its members say which of its random-looking values are public."""
+    kty = mapping.get("kty")
+    return type(kty) is str and kty in _JWK_TYPES
+
+
+_JWK_TYPES = frozenset({"RSA", "EC", "OKP", "oct"})
+_JWK_PUBLIC = frozenset({"n", "e", "x", "y", "crv", "kid", "x5t", "x5t#S256"})  # a modulus, a point, a digest
+_JWK_PRIVATE = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})  # however short: ``"k": "GawgguFy..."``
 
 
 def _lowercase_hex_id(raw: bytes) -> bool:
