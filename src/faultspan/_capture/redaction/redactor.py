@@ -1135,7 +1135,7 @@ def _jwk(mapping: Mapping[Any, object]) -> bool:
 
 _JWK_TYPES = frozenset({"RSA", "EC", "OKP", "oct"})
 _JWK_PUBLIC = frozenset({"n", "e", "x", "y", "crv", "kid", "x5t", "x5t#S256"})  # a modulus, a point, a digest
-_JWK_PRIVATE = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})  # however short: ``"k": "GawgguFy..."``
+_JWK_PRIVATE = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})  # however short: ``"k": "Gawg..."``
 
 
 def _lowercase_hex_id(raw: bytes) -> bool:
