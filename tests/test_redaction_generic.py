@@ -1002,6 +1002,9 @@ def test_checksummed_addresses_content_ids_and_oauth_client_ids_are_public(
     for kept in (address, "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", client):
         assert attribute(kept) == kept, kept
     assert tokens.public_material(cid) == (len(cid) == 46)
+    body = base58check(digest * 2)[:44].rjust(44, "z")
+    for peer in (f"12D3KooW{body}", f"16Uiu2HAm{body}"):  # libp2p's peer ids: a public key
+        assert attribute(peer) == peer
     if len(set(broken)) >= 12:
         assert not tokens.public_material(broken)
 
