@@ -11,6 +11,7 @@ import string
 import uuid
 from collections.abc import Iterable
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
@@ -90,6 +91,34 @@ def test_a_json_web_keys_members_say_what_is_public(x: str, y: str, d: str, kty:
     assert out == {**public, "d": REDACTED}
     assert redactor.scrub_value("jwk", {"kty": "oct", "k": d[:8]}, "jwk", []) == {"kty": "oct", "k": REDACTED}
     assert attribute(x) == REDACTED  # the same value outside a key is judged as any token
+
+
+def generated_key(seed: int) -> str:
+    """A key as WordPress's generator makes them: 64 printable characters, now and then a space."""
+    rng = random.Random(seed)
+    alphabet = ALNUM + "!@#$%^&*()-_[]{}<>~`+=,.;:/?|"
+    return "".join(rng.choice(alphabet) for _ in range(60)) + "aZ7%"
+
+
+@pytest.mark.parametrize("name", ["AUTH_SALT", "NONCE_KEY", "LOGGED_IN_KEY"])
+def test_generated_printable_keys_under_weak_names_and_glued_passwords_are_masked(name: str) -> None:
+    values = [generated_key(seed) for seed in range(200)]  # fixed seeds: the rule is a judgement of chance
+    masked = sum(redactor.scrub_attributes({name: value}, "", []) == {name: REDACTED} for value in values)
+    assert masked >= 195
+    assert sum(value not in redactor.scrub_text(f"define('{name}', '{value}');") for value in values) >= 195
+    for key in ("dbpass", "smtppass", "mysqlpass"):
+        assert redactor.scrub_attributes({key: "hunter2x"}, "", []) == {key: REDACTED}
+    assert (
+        redactor.scrub_text('define("db_password", "hunter2x", true);')
+        == 'define("db_password", "[REDACTED]", true);'
+    )
+    for kept in ("bypass", "compass", "renderpass"):
+        assert redactor.scrub_attributes({kept: "hunter2x"}, "", []) is None
+    for regex in (
+        r"^(?P<name>[a-zA-Z0-9_]+)=(?P<quote>[\"']?)(?P<v>.*)$",
+        "arn:aws:iam::123456789012:role/Ab-9+x",
+    ):
+        assert redactor.scrub_attributes({"key": regex}, "", []) is None, regex
 
 
 @FAST

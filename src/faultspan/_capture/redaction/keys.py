@@ -40,8 +40,11 @@ SECRET_TERMS = frozenset(
 # ``sid`` and ``symfony`` are session cookies (``connect.sid`` of Express, Symfony's default name); a
 # ``secret_id`` is Vault's AppRole secret (a UUID) or names a stored secret (``prod/db``, an ARN).
 WEAK_TERMS = frozenset(
-    {"key", "keys", "aws", "login", "accessid", "accesskeyid", "privatekeyid", "sid", "symfony", "secretid"}
-)
+    {
+        "key", "keys", "aws", "login", "accessid", "accesskeyid", "privatekeyid", "sid", "symfony",
+        "secretid", "salt",  # WordPress's ``AUTH_SALT``; a salt beside its hash is no secret
+    }
+)  # fmt: skip
 # Words before a weak term that make the key an identifier of something public (``cache_key``).
 _PUBLIC_QUALIFIERS = frozenset(
     {
@@ -65,6 +68,17 @@ _SUFFIX_TERMS = frozenset(
         "jwt", "authorization", "credential", "credentials", "creds", "apikey", "apikeys", "privatekey",
         "secretkey", "accesskey", "signingkey", "encryptionkey", "masterkey", "sessionkey", "sessionid",
         "sessid", "cookie", "cookies", "creditcard", "cardnumber", "connectionstring", "dsn",
+    }
+)  # fmt: skip
+# What a glued ``...pass`` is the password of
+_PASS_OWNERS = frozenset(
+    {
+        "db", "mysql", "pg", "postgres", "redis", "mongo", "smtp", "mail", "imap", "pop", "ftp", "sftp",
+        "ssh", "user", "admin", "root", "ldap", "bind", "proxy", "vnc", "rdp", "wifi", "wpa", "store",
+        "keystore", "truststore", "key", "api", "app", "sa", "sys", "master", "default", "auth", "login",
+        "my", "your", "new", "old", "web", "http", "basic", "db2", "oracle", "mssql", "sql", "rabbit",
+        "amqp", "mq", "kafka", "es", "elastic", "jks", "p12", "pfx", "cert", "zip", "rar", "vault", "client",
+        "server",
     }
 )  # fmt: skip
 # The same value written another way: ``password_b64``, ``file.hash.sha256_b64``
@@ -101,7 +115,7 @@ QUERY_TERMS = frozenset(
 KEY_HINTS = (
     "pass", "pwd", "pw", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf",
     "ssn", "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number", "login", "aws", "access",
-    "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony", "bundle_", "psk",
+    "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony", "bundle_", "psk", "salt",
 )  # fmt: skip
 MAX_KEY_WORDS = 12
 _BARE_IDS = frozenset({"id", "ids", "uid"})
@@ -254,6 +268,8 @@ def classify(key: str, allow: frozenset[str], extra_terms: frozenset[str]) -> st
         kind = ""
     elif kind == "token" and len(tail) >= 2 and tail[-2] in _PAGING and tail[-1] == "token":
         kind = ""  # a cursor: ``nextPageToken``, S3's ``ContinuationToken``, .NET's ``cancellationToken``
+    if not kind and field_words[-1].endswith("pass") and field_words[-1][:-4] in _PASS_OWNERS:
+        kind = "pass"  # ``dbpass``, ``smtppass``; not ``bypass``, ``compass``, ``renderpass``
     if not kind and extra_terms:
         kind = match_tail(words(key)[-MAX_KEY_WORDS:], extra_terms, frozenset())
     return kind

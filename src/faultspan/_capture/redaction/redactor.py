@@ -753,7 +753,9 @@ class Redactor:
             if not opened or not _PAIR_END.match(text, match.end()):
                 return None
             if opened == "setter":  # define('DB_PASSWORD', 'master'), getenv("TOKEN", "..."): a word counts
-                return None if _placeholder(quoted) or kind in key_rules.WEAK_TERMS else match.span("quoted")
+                if kind in key_rules.WEAK_TERMS:
+                    return match.span("quoted") if _weak_secret(quoted) else None  # define('NONCE_KEY', ...)
+                return None if _placeholder(quoted) else match.span("quoted")
             return match.span("quoted") if " " in quoted or _loose_credential(quoted, numeric) else None
         flag = _FLAG.match(text, key_start) if separator is None else None
         if flag and (not key_start or text[key_start - 1] in " \t'\"(["):
@@ -1305,7 +1307,7 @@ def _cached(cache: dict[str, Cached], key: str, value: Cached) -> Cached:
     return value
 
 
-_PAIR_END = re.compile(r"[ \t]*[)\]]")
+_PAIR_END = re.compile(r"[ \t]*(?:,[ \t]*(?:true|false|TRUE|FALSE)[ \t]*)?[)\]]")  # PHP's define(..., true)
 
 
 def _pair_opener(text: str, quote_at: int) -> str:
@@ -1429,7 +1431,7 @@ def _weak_secret(value: str) -> bool:
         value = unquote(value)  # a cookie as it is sent: ``connect.sid=s%3A<id>.<signature>``
         prefix, colon, rest = value.partition(":")
         value = rest if colon and len(prefix) <= 2 else value  # express-session's ``s:`` (signed), ``j:``
-    if tokens.password_like(value):
+    if tokens.password_like(value) or tokens.generated_printable(value):
         return True
     return TOKEN.fullmatch(value) is not None and tokens.looks_random(value, tokens.SECRET)
 

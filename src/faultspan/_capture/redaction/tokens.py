@@ -431,6 +431,30 @@ def password_like(value: str) -> bool:
     return _HUMAN_PASSWORD.fullmatch(value) is not None
 
 
+# a regular expression's ranges and groups
+_PATTERN_SYNTAX = re.compile(r"[a-zA-Z0-9]-[a-zA-Z0-9]\]|\(\?")
+
+
+def generated_printable(value: str) -> bool:
+    """A secret generated from all printable characters (WordPress's keys and salts:
+    ``Q$:B]zZjN-x|:|g$-+E8:8``): 24+ characters of lowercase, uppercase and digits among four or more distinct
+    symbols (a tenth of the characters), hardly a space, letters in no word's order, as dense as a
+    generator makes them; code and prose have a class too few or words between their symbols."""
+    length = len(value)
+    if not 24 <= length <= 256 or value.count(" ") > 3 or not value.isascii() or "\\" in value:
+        return False
+    if len(_PATTERN_SYNTAX.findall(value)) >= 2 or any(seq in value for seq in _SEQUENCES):
+        return False  # a regular expression, an alphabet
+    lower, upper, digit, _, _ = _classes(value)
+    symbols = [char for char in value if not char.isalnum() and char != " "]
+    if not (lower and upper and digit) or len(symbols) < length * 0.1 or len(set(symbols)) < 4:
+        return False
+    share, pairs = scrambled(value)
+    if pairs >= 6 and share < 0.3:
+        return False  # words between the symbols: an ARN, a URL, a regular expression's group names
+    return entropy(value) >= min(4.5, math.log2(length) - 0.3)
+
+
 # What people pick when told to mix classes: words, a year or a number, a symbol last (``Maplevelvet1982#``,
 # ``Falcon-nimbus2009!``); not a ticket (``Issue#1234``: the symbol before the number)
 _HUMAN_PASSWORD = re.compile(
