@@ -248,6 +248,26 @@ def test_access_ids_in_prose_are_weak_keys(key: str, token: str) -> None:
 
 
 @FAST
+@given(
+    st.lists(
+        st.sampled_from(["Key", "Id", "Tape", "Web", "Arn", "Group", "Name", "Volume"]),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from(["Kms", "ARNs", "ACL", "Sse", ""]),
+    st.text(st.sampled_from(string.ascii_letters), min_size=12, max_size=19),
+)
+def test_a_weak_key_holding_a_fields_name_is_kept_and_random_letters_are_not(
+    words: list[str], abbreviation: str, letters: str
+) -> None:
+    # ``for key in params:`` leaves ``key = 'KmsKeyId'`` among the frame's locals
+    name = "".join([abbreviation, *words])[:19]
+    assert redactor.scrub_attributes({"key": name}, "", []) is None, name
+    if tokens.scrambled(letters)[0] >= 0.5 and len(set(letters)) >= 10:
+        assert redactor.scrub_attributes({"key": letters}, "", []) == {"key": REDACTED}, letters
+
+
+@FAST
 @given(random_body(24, 32), st.text(st.sampled_from(K8S), min_size=8, max_size=8))
 def test_only_lowercase_dns_names_read_as_kubernetes_names(body: str, suffix: str) -> None:
     token = f"glsa_{body}_{suffix}"

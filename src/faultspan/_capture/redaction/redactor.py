@@ -1433,6 +1433,8 @@ def _weak_secret(value: str) -> bool:
         value = rest if colon and len(prefix) <= 2 else value  # express-session's ``s:`` (signed), ``j:``
     if tokens.password_like(value) or tokens.generated_printable(value):
         return True
+    if value.isalpha() and len(value) < 20 and tokens.field_name(value):
+        return False  # a field's name in a loop over a mapping (``key = 'KmsKeyId'``), not a key
     return TOKEN.fullmatch(value) is not None and tokens.looks_random(value, tokens.SECRET)
 
 

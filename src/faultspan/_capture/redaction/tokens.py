@@ -158,6 +158,27 @@ def _identifier(segment: str) -> bool:
     return wordy >= letters * 0.9 and few_short
 
 
+_FIELD_PIECES = re.compile(r"[A-Z]{2,}s(?![a-z])|[A-Z]?[a-z]+|[A-Z]+(?![a-z])")  # ``ARNs`` is one acronym
+
+
+def field_name(value: str) -> bool:
+    """Letters as a field's name is spelled: a word (``password``), or words and acronyms in camelCase with
+    one odd abbreviation at most (``KmsKeyId``, ``TapeARNs``); random case changes leave several pieces that
+    no word holds (``qXzRtWpL``: Xz, Rt, Wp)."""
+    pieces = _FIELD_PIECES.findall(value)
+    if len(pieces) == 1:
+        return _word_like(value)
+    odd = 0
+    for piece in pieces:
+        if piece.isupper():
+            odd += not 2 <= len(piece) <= 4  # an acronym: ``ACL``, ``ARN``
+        else:
+            odd += (
+                len(piece) == 1 or scrambled(piece)[0] >= 0.5 or (len(piece) >= 4 and not _word_like(piece))
+            )
+    return odd <= 1 and len(pieces) <= 5
+
+
 def _titled(part: str) -> bool:
     """A word as titles and slugs write it, not a vendor's capitals (``NRJS``)."""
     return not part.isupper() and _identifier(part)
