@@ -1172,6 +1172,36 @@ def test_command_line_password_flags_mask_even_a_word(password: str) -> None:
 
 
 @FAST
+@given(HUMAN, st.sampled_from(["passwords", "api_keys", "client_secrets"]))
+def test_the_items_of_a_list_under_a_secret_key_are_masked(password: str, key: str) -> None:
+    second = "Q7" + password
+    texts = [
+        f'{key}: ["{password}", "{second}"]',
+        f'"{key}": [\n  "{password}",\n  "{second}"\n]',
+        f'{key}:\n  - "{password}"\n  - {second}\nnext: 1',
+    ]
+    for text in texts:
+        out = redactor.scrub_text(text)
+        assert password not in out and second not in out and key in out, out
+    assert_unchanged(
+        ["tokens: [1, 2, 3]", 'password_rules: ["min_length", "upper"]', "secrets:\n  - name: db"]
+    )
+
+
+@FAST
+@given(HUMAN)
+def test_a_key_and_its_quoted_value_as_a_statement_of_their_own_assign(password: str) -> None:
+    gradle = f'credentials {{\n    username "deploy"\n    password "{password}"\n}}'
+    assert redactor.scrub_text(gradle) == gradle.replace(password, REDACTED)
+    assert_unchanged(['the password "lemonade" was refused', 'password "lemonade" is weak'])  # prose
+    # a value that is the key's own word masks the value, not the keys that name it elsewhere
+    assert (
+        redactor.scrub_text('  password "password"\n  password "x"')
+        == '  password "[REDACTED]"\n  password "x"'
+    )
+
+
+@FAST
 @given(
     random_body(),
     st.sampled_from(["meraki_token", "DB_PASSWORD", "api_key", "clientSecret"]),

@@ -720,6 +720,10 @@ class Redactor:
             if not kind:
                 continue
             match = _KEY_VALUE.match(text, end)
+            if match is None and (items := _listed_secrets(text, end, weak)):
+                done = masked = items[-1][1]
+                yield from items
+                continue
             reference = -1 if match is None else _reference_end(text, match)
             if reference >= 0:
                 done = reference
@@ -765,7 +769,10 @@ class Redactor:
         if quoted is not None and kind in key_rules.WEAK_TERMS:
             return match.span("quoted") if _weak_secret(quoted) else None
         if quoted is not None:
-            accepted = not _placeholder(quoted) if separator else _loose_credential(quoted, numeric)
+            # a statement of its own: Gradle's ``password "..."``, Ruby's ``password '...'`` (a call without
+            # parentheses) assigns as ``=`` does
+            assigned = separator or _statement(text, key_start - len(quote), match.end())
+            accepted = not _placeholder(quoted) if assigned else _loose_credential(quoted, numeric)
             return match.span("quoted") if quoted and accepted else None
         start, after = match.span("bare")
         if text[after : after + 1] in ("'", '"') and STRING_PREFIX.fullmatch(match["bare"]):
@@ -1186,6 +1193,7 @@ def _mask_whole(value: object, path: str, masked: list[str]) -> object:
 
 _MIN_TAINT = 6  # shorter secrets are not searched elsewhere: "1234" would mask every line number
 _MIN_PIECE = 16  # a masked path's segment this long is searched on its own (a webhook's signature)
+_NAMING_WORDS = key_rules.SECRET_TERMS | key_rules.WEAK_TERMS
 
 
 class TaintScope(list[str]):
@@ -1214,6 +1222,8 @@ class TaintScope(list[str]):
 
     def taint(self, secret: str) -> None:
         secret = secret.strip().strip("'\"")
+        if secret.lower() in _NAMING_WORDS:
+            return  # ``password "password"``: searched elsewhere, the value would mask the keys that name it
         if self.learns and len(secret) >= _MIN_TAINT and REDACTED not in secret:
             self.secrets.add(secret)
             escaped = json.dumps(secret, ensure_ascii=False)[1:-1]  # as it reads inside JSON text
@@ -1389,6 +1399,49 @@ _SETTERS = frozenset(
         "fetch", "getProperty", "getOrDefault",
     }
 )  # fmt: skip
+
+
+def _statement(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is a line of its own, but for indentation and a closing ``;``."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return not text[line_start:start].strip(" \t") and _STATEMENT_END.match(text, end) is not None
+
+
+_STATEMENT_END = re.compile(r"[ \t]*;?[ \t]*(?:\r?\n|\Z)")
+# A list under a key: ``passwords: ["a", "b"]`` (also over lines, as JSON writes it), YAML's block sequence
+_LIST_VALUE = re.compile(
+    r"""["']?[ \t]*[:=][ \t]*(?:\[(?P<inline>[^\]\[{}]{1,1024})\]"""
+    r"""|\r?\n(?P<block>(?:[ \t]*-[ \t]+[^\r\n]{1,256}(?:\r?\n|\Z)){1,32}))"""
+)
+_LIST_ITEM = re.compile(r"""(?P<q>["'])(?P<quoted>[^"'\r\n]{1,256})(?P=q)|(?P<bare>[^\s"',\[\]]{1,256})""")
+_BLOCK_ITEM = re.compile(
+    r"""[ \t]*-[ \t]+(?P<q>["']?)(?P<item>[^"'\s][^\r\n]{0,255}?)(?P=q)[ \t]*(?:\r?\n|\Z)"""
+)
+
+
+def _listed_secrets(text: str, end: int, weak: bool) -> list[tuple[int, int]]:
+    """The spans of the items of a list after the secret key that ends at ``end``, each one judged as a
+    value of its own; not a list of mappings (``- name: x``) nor of numbers."""
+    listed = _LIST_VALUE.match(text, end)
+    if listed is None:
+        return []
+    if listed["inline"] is not None:
+        found = (
+            (item.start(group), item[group])
+            for item in _LIST_ITEM.finditer(listed.string, listed.start("inline"), listed.end("inline"))
+            for group in ("quoted" if item["quoted"] is not None else "bare",)
+        )
+    else:
+        found = (
+            (item.start("item"), item["item"])
+            for item in _BLOCK_ITEM.finditer(listed.string, listed.start("block"), listed.end("block"))
+        )
+    return [
+        (start, start + len(value))
+        for start, value in found
+        if not (value.isdigit() or ": " in value or value[:1] in "$%{<" or _placeholder(value))
+        and (not weak or _weak_secret(value))
+    ]
 
 
 def _flag_value(text: str, match: re.Match[str], kind: str, word: str) -> tuple[int, int] | None:
