@@ -1337,8 +1337,16 @@ def test_public_id_prefixes_hold_one_run_and_their_secrets_are_masked(body: str,
     ):
         out = redactor.scrub_text(f"using {secret} now")
         assert secret[-12:] not in out and REDACTED in out, out
-    for kept in (f"re_{body}", f"evt_{body}", f"sub_sched_{body}", f"cs_test_{body}"):
+    for kept in (
+        f"re_{body}",
+        f"evt_{body}",
+        f"sub_sched_{body}",
+        f"cs_test_{body}",
+        f"ca_{body}",
+        f"mtr_test_{body}",
+    ):
         assert attribute(kept) == kept, kept
+    assert attribute(f"dp.pt.{body}") == REDACTED  # Doppler's token: Stripe writes its ids with ``_``
 
 
 @FAST

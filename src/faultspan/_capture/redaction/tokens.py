@@ -503,6 +503,17 @@ PUBLIC_PREFIXES = frozenset(
         "il", "we", "cn", "du", "fee", "fr", "li", "prv", "iar", "trr", "sli", "jr",
     }
 )  # fmt: skip
+# The ids of Stripe's other objects in its API fixtures (not its secrets: ``ephkey``, ``*_secret``), public
+# as Stripe writes them, with ``_``: Doppler's ``dp.pt.<token>`` is a credential
+_STRIPE_PREFIXES = frozenset(
+    {
+        "apwc", "bpc", "bps", "ca", "cbtxn", "ccsbtxn", "climorder", "climsup", "cnli", "credrev", "debrev",
+        "di", "dp", "ent", "fa", "fca", "fcaown", "fcaowns", "fctxn", "fctxnref", "feat", "frr", "iauth",
+        "ibt", "ic", "ich", "idp", "ipi", "issfr", "mtr", "obp", "obt", "pmc", "pmd", "prodft", "promo",
+        "pst", "qt", "rsl", "rsli", "setatt", "shr", "srcmn", "srctxn", "taxcalc", "taxreg", "tmc", "tml",
+        "tmr", "trxn", "tu", "txi", "txr", "plink", "ipcd",
+    }
+)  # fmt: skip
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha384", "sha512", "md5", "blake2b", "crc32", "xxh64"})
 # not an e-mail, a path (also ``share$\tools\x.exe``) or glob, a URL, code, ``package@1.2.3`` or a page
 # anchor (``2#section-3``); a leading ``@ $ % { #`` is a sigil (decorator, variable, comment: ``#Set-Item``)
@@ -702,6 +713,8 @@ def public_prefix(token: str) -> bool:
     head, cut, tail = body.partition("_")
     if cut and tail and head != head.lower():
         return False  # a public id's body is one run: ``re_<a>_<b>`` (Resend), ``pi_<id>_secret_<secret>``
+    if first in _STRIPE_PREFIXES:
+        return token[len(first) : len(first) + 1] == "_"
     return bool(prefix) and (first in PUBLIC_PREFIXES or _hex_start(first))
 
 
