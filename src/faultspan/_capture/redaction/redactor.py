@@ -1521,6 +1521,13 @@ def _tokens(text: str) -> str:
                 start, token = start + 2, token[2:]  # what follows an escape: ``s%3A<session id>``
             if token.startswith("//") and text[start - 1 : start] == ":":  # a URL: its segments are ids
                 yield from _path_segments(token, start, tokens.PUBLIC)
+            elif token[:1] == "/" and _NAMED_PATH.match(token) and token_verdict(token, text, start):
+                # a resource's path read as random: only its random segments go (``/reset/<token>``, not
+                # ``/reset/``), none in ``/.well-known/acme-challenge/<token>``, all of it where no one does
+                segments = list(_path_segments(token, start, tokens.NEUTRAL))
+                if not segments and "/acme-challenge/" not in token:
+                    segments = [(start, start + len(token))]
+                yield from segments
             else:
                 end = start + len(token)
                 escaped = _ESCAPED_BASE64.match(text, end) if text.startswith("%", end) else None
@@ -1570,6 +1577,8 @@ _CAPABILITY_WORDS = (
 # PHP's ``sess_<id>``); in a URL, ``/sessions/<uuid>`` names a resource by its id
 _FILE_CAPABILITY_WORDS = (*_CAPABILITY_WORDS, "session")
 _FILE_NAME = re.compile(r"\.[A-Za-z0-9]{1,5}\Z")
+# An absolute path with a named directory before its last segment: ``/.well-known/acme-challenge/<token>``
+_NAMED_PATH = re.compile(r"/(?:[^/]*/)*?\.?[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*/[^/]")
 
 
 def _names_capability(segment: str, words: tuple[str, ...] = _FILE_CAPABILITY_WORDS) -> bool:
@@ -1583,8 +1592,11 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
     token in text would give it."""
     words = _FILE_CAPABILITY_WORDS if context is None else _CAPABILITY_WORDS
     at, after_capability, capable = start, False, context is None or _names_capability(token, words)
+    public = False
     for segment in token.split("/"):
-        if after_capability:
+        if public:
+            pass  # an ACME challenge's token, served to anyone who asks: RFC 8555's ``/.well-known/...``
+        elif after_capability:
             name = _FILE_NAME.sub("", segment)  # ``sessions/<id>.json``: a file named by the secret
             if tokens.looks_random(name, tokens.SECRET) or tokens.hex_verdict(name, tokens.SECRET):
                 yield at, at + len(name)
@@ -1596,6 +1608,7 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
         ):
             yield at, at + len(segment)  # not a public object's id: ``/v1/customers/cus_dRKXe3zQ.../lines``
         after_capability = capable and bool(segment) and _names_capability(segment, words)
+        public = segment == "acme-challenge"
         at += len(segment) + 1
 
 
