@@ -994,7 +994,16 @@ def test_a_file_path_with_a_hash_or_id_in_its_last_piece_is_kept(hexed: str, nix
     random_body(20, 32),
     st.sampled_from(
         # semantic conventions' own ``.id`` fields name ids whatever their namespace
-        ["messaging.message.id", "dd.trace_id", "content-md5", "doc_id", "enduser.id", "gen_ai.tool.call.id"]
+        [
+            "messaging.message.id",
+            "dd.trace_id",
+            "content-md5",
+            "doc_id",
+            "enduser.id",
+            "gen_ai.tool.call.id",
+            "ArchiveId",
+            "certificate_id",
+        ]  # fmt: skip
     ),
 )
 def test_a_key_naming_an_id_or_digest_keeps_a_random_value_but_not_a_credential_format(
@@ -1009,7 +1018,12 @@ def test_a_key_naming_an_id_or_digest_keeps_a_random_value_but_not_a_credential_
     assert redactor.scrub_attributes({key: vendor}, "", []) == {key: REDACTED}
     assert redactor.scrub_attributes({key: f"token={value}"}, "", []) == {key: f"token={REDACTED}"}
     assert redactor.scrub_attributes({"dd.trace_id": "4111111111111111"}, "", []) is None  # Luhn, yet an id
-    for credential_half in ("azure.client.id", "DWOLLA_ID", "api.id"):  # the id of a key pair's other half
+    for credential_half in (
+        "azure.client.id",
+        "DWOLLA_ID",
+        "api.id",
+        "role_id",
+    ):  # the id of a key pair's other half
         assert redactor.scrub_attributes({credential_half: value}, "", []) == {credential_half: REDACTED}
 
 

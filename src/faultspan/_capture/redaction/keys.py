@@ -132,6 +132,12 @@ _PUBLIC_OBJECTS = frozenset(
         "amz", "batch", "stream", "partition", "shard", "replica", "snapshot", "volume", "subnet", "vpc",
         "region", "zone", "test", "case", "ticket", "issue", "incident", "alert", "visitor", "page",
         "video", "post", "comment", "model", "game",
+        # cloud resources (not a role: Vault's AppRole pairs ``role_id`` with ``secret_id``)
+        "address", "archive", "lock", "capacity", "certificate", "cert", "environment", "env", "location",
+        "endpoint", "vault", "bundle", "reservation", "backup", "table", "database", "queue", "topic",
+        "subscription", "rule", "policy", "distribution", "function", "layer", "gateway", "listener",
+        "target", "filter", "set", "ipset", "domain", "hosted", "registry", "repository",
+        "repo", "branch", "pr", "merge", "change", "download", "attachment",
     }
 )  # fmt: skip
 # Words of a key that make an id a credential's part: a client id goes with its secret, as scanners find it
