@@ -1003,7 +1003,7 @@ def test_a_file_path_with_a_hash_or_id_in_its_last_piece_is_kept(hexed: str, nix
             "gen_ai.tool.call.id",
             "ArchiveId",
             "certificate_id",
-        ]  # fmt: skip
+        ]
     ),
 )
 def test_a_key_naming_an_id_or_digest_keeps_a_random_value_but_not_a_credential_format(
