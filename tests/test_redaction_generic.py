@@ -987,6 +987,9 @@ def test_a_file_path_with_a_hash_or_id_in_its_last_piece_is_kept(hexed: str, nix
     # a resource's path is judged segment by segment, as a URL's: the capability goes, the path stays
     assert attribute(f"/reset/{random}") == f"/reset/{REDACTED}"
     assert attribute(f"/.well-known/acme-challenge/{random}") == f"/.well-known/acme-challenge/{random}"
+    balancer = f"app/checkout-{hexed[:6]}-api/{hexed[:16]}"  # a load balancer's resource label
+    assert attribute(balancer) == balancer
+    assert attribute(f"prod/{random}") == REDACTED  # a random name after a directory's
 
 
 @FAST

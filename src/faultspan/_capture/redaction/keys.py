@@ -137,7 +137,7 @@ _PUBLIC_OBJECTS = frozenset(
         "endpoint", "vault", "bundle", "reservation", "backup", "table", "database", "queue", "topic",
         "subscription", "rule", "policy", "distribution", "function", "layer", "gateway", "listener",
         "target", "filter", "set", "ipset", "domain", "hosted", "registry", "repository",
-        "repo", "branch", "pr", "merge", "change", "download", "attachment",
+        "repo", "branch", "pr", "merge", "change", "download", "attachment", "community", "flow",
     }
 )  # fmt: skip
 # Words of a key that make an id a credential's part: a client id goes with its secret, as scanners find it

@@ -356,6 +356,8 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
         cut = _random_pieces(pieces)  # ``wJalrXUtnFEMI/K7MDENG/bPxRfiCY...``
         if len(pieces) >= 3 and length / len(pieces) < 12 and not cut:
             return False  # a path
+        if not cut and _NAMED_DIRECTORY.fullmatch(pieces[0]) and not any(map(looks_random, pieces[1:])):
+            return False  # a resource's path, none of its names random alone: ``app/<lb name>/<16 hex>``
     parts = [part for part in parts if not part.isdigit()] or parts
     body = max(parts, key=len) if parts else ""
     if cut or (
@@ -407,6 +409,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     # within 12 characters: at most log2(12) = 3.58 bits)
     bits = min(2.8 if context >= PREFIXED else 3.3, math.log2(length) - 0.5)
     return entropy(token) >= bits and len(set(token)) >= min(10, length // 2)
+
+
+_NAMED_DIRECTORY = re.compile(r"[a-z]{3,}(?:[-_][a-z]+)*")
 
 
 def _random_halves(parts: list[str]) -> bool:
