@@ -1521,13 +1521,6 @@ def _tokens(text: str) -> str:
                 start, token = start + 2, token[2:]  # what follows an escape: ``s%3A<session id>``
             if token.startswith("//") and text[start - 1 : start] == ":":  # a URL: its segments are ids
                 yield from _path_segments(token, start, tokens.PUBLIC)
-            elif token[:1] == "/" and _NAMED_PATH.match(token) and token_verdict(token, text, start):
-                # a resource's path read as random: only its random segments go (``/reset/<token>``, not
-                # ``/reset/``), none in ``/.well-known/acme-challenge/<token>``, all of it where no one does
-                segments = list(_path_segments(token, start, tokens.NEUTRAL))
-                if not segments and "/acme-challenge/" not in token:
-                    segments = [(start, start + len(token))]
-                yield from segments
             else:
                 end = start + len(token)
                 escaped = _ESCAPED_BASE64.match(text, end) if text.startswith("%", end) else None
@@ -1541,7 +1534,10 @@ def _tokens(text: str) -> str:
                 ) and not (armored and _in_public_block(text, start)):
                     if tail:
                         done = end = tail.end()
-                    yield start, end
+                    if token[:1] == "/" and _NAMED_PATH.match(token):
+                        yield from _resource_path(token, start)
+                    else:
+                        yield start, end
                 elif "/" in token and _names_capability(token):
                     yield from _path_segments(token, start, None)
 
@@ -1584,6 +1580,15 @@ _NAMED_PATH = re.compile(r"/(?:[^/]*/)*?\.?[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*/[^/]
 def _names_capability(segment: str, words: tuple[str, ...] = _FILE_CAPABILITY_WORDS) -> bool:
     low = segment.lower()  # substring tests: an ignore-case alternation costs ten times as much
     return any(map(low.__contains__, words))
+
+
+def _resource_path(token: str, start: int) -> list[tuple[int, int]]:
+    """A resource's path read as random: only its random segments go (``/reset/<token>``, not ``/reset/``),
+    none in ``/.well-known/acme-challenge/<token>``, all of it where no segment alone is random."""
+    segments = list(_path_segments(token, start, tokens.NEUTRAL))
+    if not segments and "/acme-challenge/" not in token:
+        return [(start, start + len(token))]
+    return segments
 
 
 def _path_segments(token: str, start: int, context: int | None) -> Iterable[tuple[int, int]]:
