@@ -634,6 +634,7 @@ def test_hex_groups_joined_are_a_key_and_trace_formats_are_not(hexed: str, count
     kept = (
         f"00-{hexed[:32]}-{hexed[32:48]}-01",  # traceparent
         f"{hexed[:32]}-{hexed[32:48]}",  # sentry-trace without its sampling flag
+        f"bpf_prog_{hexed[:16]}_prog_after_redirect+0x17/0x3c",  # a kernel symbol in an oops trace
         f"1-{hexed[:8]}-{hexed[8:32]}",  # X-Ray
         f"{hexed[:32]}/{decimal};o=1",  # Google's X-Cloud-Trace-Context
         f"{hexed[:40]}..{hexed[40:80]}",  # a git range
@@ -1006,6 +1007,7 @@ def test_a_file_path_with_a_hash_or_id_in_its_last_piece_is_kept(hexed: str, nix
             "gen_ai.tool.call.id",
             "ArchiveId",
             "certificate_id",
+            "uid",
         ]
     ),
 )

@@ -118,7 +118,7 @@ KEY_HINTS = (
     "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony", "bundle_", "psk", "salt",
 )  # fmt: skip
 MAX_KEY_WORDS = 12
-_BARE_IDS = frozenset({"id", "ids", "uid"})
+_BARE_IDS = frozenset({"id", "ids"})  # a ``uid`` is one whatever it names (Zeek's connection uids, a user's)
 # What telemetry gives ids to: ``messaging.message.id``, ``dd.trace_id``, ``k8s.pod.uid``, ``BUILD_ID``
 _PUBLIC_OBJECTS = frozenset(
     {

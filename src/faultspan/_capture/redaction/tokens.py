@@ -596,6 +596,7 @@ _PUBLIC_SHAPE = re.compile(
     r"|(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.){2,}(?:com|net|org|io|dev|app|cloud|ai|co|internal|local)"
     r"|[0-9a-f]{16}-[A-Z]{3}"  # a Cloudflare ray id
     r"|[0-9a-f]{32}-[0-9a-f]{16}"  # a trace and a span id: Sentry's ``sentry-trace`` without its flag
+    r"|[A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+"  # a kernel symbol at an offset (an oops trace)
     r"|Qm[1-9A-HJ-NP-Za-km-z]{44}|baf(?:ybei|krei)[a-z2-7]{52}"  # IPFS ids of a SHA-256 (v0, v1)
     # a public key as libp2p's peer id (Ed25519, secp256k1) and as a did:key (multibase Ed25519)
     r"|(?:12D3KooW|16Uiu2HAm|z6Mk)[1-9A-HJ-NP-Za-km-z]{44}"
