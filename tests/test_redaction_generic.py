@@ -1194,6 +1194,32 @@ def test_command_line_password_flags_mask_even_a_word(password: str) -> None:
 
 
 @FAST
+@given(HUMAN, random_body(20, 30))
+def test_the_key_of_a_signing_call_and_crypto_key_names_are_secrets_but_code_is_not(
+    password: str, body: str
+) -> None:
+    for call in (
+        f'token = jwt.encode(payload, "{password}", algorithm="HS256")',
+        f"JWT.verify(token, '{password}')",
+        f"token = JWT.encode payload, '{password}', 'HS256'",
+        f'Algorithm.HMAC256("{password}")',
+        f'mac = hmac.new(b"{password}", message, hashlib.sha256)',
+    ):
+        assert_masked([call], password)
+    for key in ("jwtKey", "AES_KEY", "privKey", "secret_const"):
+        assert redactor.scrub_attributes({key: "my_signing_words"}, "", []) == {key: REDACTED}, key
+    assert_unchanged(
+        [
+            "if (event.keyCode === wysihtml5.ENTER_KEY && !wysihtml5.browser.insertsLineBreaksOnReturn())",
+            "newPassword=this.mPassword",
+            "token = JWT.encode payload, secret, 'HS256'",  # Ruby's call, not a value
+            'AUTH_HEADER="Authorization: Bearer ${{ secrets.GITHUB_TOKEN }}"',
+            f"github.com/abbot/go-http-auth v0.4.0 h1:{body}=",  # go.sum: a module's version
+        ]
+    )
+
+
+@FAST
 @given(HUMAN, st.sampled_from(["passwords", "api_keys", "client_secrets"]))
 def test_the_items_of_a_list_under_a_secret_key_are_masked(password: str, key: str) -> None:
     second = "Q7" + password

@@ -26,7 +26,8 @@ SECRET_TERMS = frozenset(
         "creds", "apikey", "apikeys", "privatekey", "secretkey", "accesskey", "signingkey", "encryptionkey",
         "masterkey", "sessionkey", "licensekey", "accountkey", "sharedkey", "appkey", "authkey", "adminkey",
         "rootkey", "deploykey", "hmackey", "writekey", "subscriptionkey", "functionkey", "functionskey",
-        "clientkey", "serverkey", "userkey", "cookie", "cookies", "session", "sessionid", "sessid", "csrf",
+        "clientkey", "serverkey", "userkey", "jwtkey", "aeskey", "cryptokey", "cipherkey", "privkey",
+        "cookie", "cookies", "session", "sessionid", "sessid", "csrf",
         "xsrf", "ssn", "socialsecurity", "creditcard", "cardnumber", "ccnumber", "cvv", "cvc", "securitycode",
         "pin", "otp", "totp", "dsn", "connectionstring", "connstring", "connstr",
         # what restores an account or a wallet
@@ -93,7 +94,7 @@ _SAME_VALUE_WORDS = _ENCODINGS | frozenset(
         # which deployment, lifetime or scope the same secret is for: ``API_KEY_PROD``, ``..._LONG_LIVED``
         "prod", "production", "dev", "development", "stage", "staging", "test", "testing", "qa", "uat",
         "live", "sandbox", "local", "primary", "secondary", "backup", "fallback", "default", "main", "alt",
-        "temp", "tmp", "long", "short", "lived", "readonly", "ro", "rw", "admin",
+        "temp", "tmp", "long", "short", "lived", "readonly", "ro", "rw", "admin", "const", "constant",
         # the private half of a pair, a secret's base (Mailjet's ``MJ_APIKEY_PRIVATE``, ``secret_key_base``)
         "private", "base",
     }
@@ -272,6 +273,8 @@ def classify(key: str, allow: frozenset[str], extra_terms: frozenset[str]) -> st
     kind = match_tail(tail, SECRET_TERMS | WEAK_TERMS, _SUFFIX_TERMS)
     if kind in WEAK_TERMS and _PUBLIC_QUALIFIERS.intersection(words(key)):
         kind = ""
+    elif kind == "key" and tail[-1] in ("code", "codes"):
+        kind = ""  # a keyboard's: ``keyCode``, ``event.key_code``
     elif kind == "token" and len(tail) >= 2 and tail[-2] in _PAGING and tail[-1] == "token":
         kind = ""  # a cursor: ``nextPageToken``, S3's ``ContinuationToken``, .NET's ``cancellationToken``
     if not kind and field_words[-1].endswith("pass") and field_words[-1][:-4] in _PASS_OWNERS:

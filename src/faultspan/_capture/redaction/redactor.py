@@ -89,6 +89,7 @@ from faultspan._capture.redaction.rules import (
     REDACTED,
     SETTING_NAMES,
     SETTING_VALUES,
+    SIGNING_CALL,
     SQL_INSERT,
     SQL_LITERAL,
     SSN_GATE,
@@ -156,7 +157,7 @@ _SHAPE_RULES = frozenset({"ssn", "card", "password_value", "token"})
 # The credential pairs whose place says "password", so that a plain word counts as one
 _WORD_PAIRS = (
     _USER_THEN_PASSWORD, _NETRC, _PGPASS, CREDENTIAL_CALL, PROSE_IS, _PASSWORD_FLAG, _COMMAND_PASSWORD,
-    _SQL_PASSWORD, _REDIS_AUTH, _ORACLE, _ORACLE_JDBC, _USER_PERCENT, _CHPASSWD, _SNMP_PRIVACY,
+    _SQL_PASSWORD, _REDIS_AUTH, _ORACLE, _ORACLE_JDBC, _USER_PERCENT, _CHPASSWD, _SNMP_PRIVACY, SIGNING_CALL,
 )  # fmt: skip
 _ONE_WORD = re.compile(r"\S{1,512}")
 # What follows a password flag in prose about it: ``use --password to set it``, ``-p is required``
@@ -320,6 +321,10 @@ class Redactor:
                         "value:",
                         "auth",
                         "credential",
+                        "jwt",
+                        "jws",
+                        "jsonwebtoken",
+                        "hmac",
                         "directoryentry",
                         "pass",
                         "secret",
@@ -777,6 +782,8 @@ class Redactor:
         start, after = match.span("bare")
         if text[after : after + 1] in ("'", '"') and STRING_PREFIX.fullmatch(match["bare"]):
             return None  # the prefix of a string literal masked already (``b"[REDACTED]"``) or cut short
+        if text[after : after + 1] == "(" and not separator:
+            return None  # a call's name after the key: ``ENTER_KEY && !browser.insertsLineBreaks()``
         bare = bracketed_bare(text, start, match["bare"])
         name = bare.rstrip(":")
         followed = _SEPARATOR_NEXT.match(text, start + len(bare)) is not None
@@ -786,8 +793,10 @@ class Redactor:
             return (start, start + len(bare)) if _weak_secret(name) else None
         if separator not in (None, ":"):  # an assignment or a comparison: ``=``, ``:=``, ``?=``, ``==``
             expression = bare in ("new", "await") and _CALL_NEXT.match(text, start + len(bare))
-            if _placeholder(bare) or _CALL_START.match(bare) or expression:
-                return None  # not "= load()", "= new Credential(...)"
+            if _placeholder(bare) or _CALL_START.match(bare) or expression or _CODE_VALUE.fullmatch(bare):
+                return None  # not "= load()", "= new Credential(...)", "= this.mPassword"
+            if _QUALIFIED_NAME.fullmatch(bare) and _RUBY_CALL.match(text, start + len(bare)):
+                return None  # Ruby's call without parentheses: ``token = JWT.encode payload, key``
             goes_on = VALUE_GOES_ON.match(text, start + len(bare))
             return start, goes_on.end() if goes_on else start + len(bare)
         bare = name
@@ -1382,6 +1391,11 @@ _UNFINISHED_USER = re.compile(r"[^\s:]{1,64}:(?P<secret>\S+)\Z")
 _ARGV_ITEM = re.compile(r"""b?(?:'(?P<single>[^'\\\n]*)'|"(?P<double>[^"\\\n]*)")""")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 _NEXT_PAIR = re.compile(r"[A-Za-z_][\w.-]{0,63}=(?!=|$)")
+# A member of the object at hand, not a literal: ``this.mPassword``, ``self._token``, ``@secret`` in Ruby
+_CODE_VALUE = re.compile(r"(?:this|self|cls|that)\.[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
+_RUBY_CALL = re.compile(r"[ \t]+[a-z_]\w*[ \t]*,")
+# A module's or a class's method: ``JWT.encode``, ``Base64::encode``
+_QUALIFIED_NAME = re.compile(r"[A-Z][A-Za-z0-9_]*(?:\.|::)[a-z_][a-z0-9_]*[!?]?")
 # A command line's flag, and its first word: ``--api-key``, ``-Password``, ``--ask-become-pass``
 _FLAG = re.compile(r"-{1,2}(?P<word>[A-Za-z][a-z0-9]*)")
 # The first words of flags that are switches about a secret rather than its value

@@ -72,11 +72,18 @@ _BIND_PARAMETER = re.compile(r"%s|%\([\w.]{1,64}\)s|\?|:[A-Za-z_]\w{0,63}|\$[0-9
 def _placeholder(value: str) -> bool:
     if not value.strip("*xX.-_ ") or value.lower() in _PLACEHOLDERS or _BIND_PARAMETER.fullmatch(value):
         return True
+    if value[-1:] == "}" and _TEMPLATE_LAST.search(value):
+        return True  # the credential a template fills in: ``Authorization: Bearer ${{ secrets.TOKEN }}``
     if _NAMED.fullmatch(value) and any(name in value for name in _NAMES_A_SECRET):
         return True
     if _names_a_header(value):
         return True  # the header a setting names (``api_key_header=X-API-Key``), not its value
     return _REFERENCE.fullmatch(value) is not None or _FILLER.search(value) is not None
+
+
+_TEMPLATE_LAST = re.compile(
+    r"(?:^|[\s:=])(?:\$\{\{[^{}]{1,128}\}\}|\$\{[^{}]{1,128}\}|\{\{[^{}]{1,128}\}\})\Z"
+)
 
 
 def _digit_group(value: str) -> bool:
@@ -86,6 +93,7 @@ def _digit_group(value: str) -> bool:
 
 
 # ``io.jsonwebtoken:jjwt-jackson-0.11.2``: a package and its version (Maven coordinates), not a credential
+_VERSION = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:[-+][0-9A-Za-z.-]{1,40})?")
 _PACKAGE_VERSION = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*[-_:]v?[0-9]+(?:\.[0-9]+)+(?:[-.][a-z0-9]+)*")
 
 
@@ -106,11 +114,12 @@ _PASSPHRASE = re.compile(r"[A-Za-z]{3,}(?:([-_.])[A-Za-z]{3,})(?:\1[A-Za-z]{3,})
 
 
 def _strict_credential(value: str, numeric: bool) -> bool:
-    """A bare word after ``key `` in prose: shaped like a password or a random token, not a word, a UUID or
-    a host name (S3's access log: ``AuthHeader s3.ap-southeast-1.amazonaws.com``)."""
+    """A bare word after ``key `` in prose: shaped like a password or a random token, not a word, a UUID,
+    a version (go.sum's ``go-http-auth v0.4.0``) or a host name (S3's access log: ``AuthHeader
+    s3.ap-southeast-1.amazonaws.com``)."""
     if numeric and _digit_group(value):
         return True
-    if len(value) < 6 or _UUID.fullmatch(value) or _placeholder(value):  # the cheaper test first
+    if len(value) < 6 or _UUID.fullmatch(value) or _placeholder(value) or _VERSION.fullmatch(value):
         return False
     if "." in value and tokens.public_material(value):
         return False
@@ -898,6 +907,15 @@ CREDENTIAL_CALL = re.compile(
     # then the user: a literal or a name
     rf"\s*(?:{_STRING_ARG}\s*,\s*)?(?:{_STRING_ARG}|[A-Za-z_][\w.]{{0,64}})\s*,\s*"
     r"[bru]?(?P<q>[\"'])(?P<secret>[^\"'\n]{1,256})(?P=q)(?=\s*(?:\)|,\s*[^\"'\s]))"
+)
+# The key argument of a signing call: ``jwt.encode(payload, "secret")``, Ruby's ``JWT.encode payload, 'k'``,
+# ``JWT.verify(token, 'shhhhh')``, ``Algorithm.HMAC256("secret")``, ``hmac.new(b"key", msg)``
+SIGNING_CALL = re.compile(
+    r"(?:(?<![\w])(?:jwt|JWT|jws|JWS|jsonwebtoken|Jwts)\.(?:encode|decode|sign|verify)(?:[ \t]*\(|[ \t]+)"
+    r"[^,()\n]{1,200},[ \t]*"
+    r"|(?<![\w])Algorithm\.HMAC(?:256|384|512)[ \t]*\([ \t]*"
+    r"|(?<![\w.])hmac\.(?:new|HMAC|digest)[ \t]*\([ \t]*(?:key[ \t]*=[ \t]*)?)"
+    r"[bru]?(?P<q>[\"'])(?P<secret>[^\"'\n]{1,256})(?P=q)"
 )
 # ``the default password is 'blooberry'``, ``the password for user 'postgres' is "admin"``, ``Login failed for
 # user 'sa' with password 'x'``

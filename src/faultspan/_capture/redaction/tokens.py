@@ -530,6 +530,7 @@ _NOT_PASSWORD = re.compile(
     r"|^(?:[a-z_][a-z0-9_]*\.)+[A-Z]\w*\$[\w$]*$"  # a JVM inner class: ``com.shop.Order$HibernateProxy``
     r"|^[\w.-]+@[0-9]+$"  # a name at an offset or a line: Kafka's ``orders.dlq-37@5956``, ``Main.cc@117``
     r"|^[a-z0-9][a-z0-9.-]{2,}@[a-z][a-z0-9.-]*(?:@[a-z0-9.-]+)?$"  # a user or process at a host: ``ana@db1``
+    r"|^!?(?:[A-Za-z_$][\w$]*\.){2,}[A-Za-z_$][\w$]*$"  # code's member chain, negated: ``!app.browser.isOk``
 )
 # a format string's placeholder is no password symbol (``QuerySet.%s``); ``%d1`` is a percent-escape
 _FORMAT_PLACEHOLDER = re.compile(r"%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])")
