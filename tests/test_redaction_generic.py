@@ -1194,6 +1194,20 @@ def test_command_line_password_flags_mask_even_a_word(password: str) -> None:
 
 
 @FAST
+@given(random_body(18, 30), st.sampled_from(["\\t", "\\n", "\\x1b", "\\u00e9"]))
+def test_a_mask_after_an_escape_in_a_repr_keeps_the_escape(token: str, escape: str) -> None:
+    text = f"'1432555199.63\\t{escape}{token}\\t192.168.1.1'"  # a repr of a TSV line
+    assert redactor.scrub_text(text) == text.replace(token, REDACTED)
+    kept = f"'C:\\\\t{token}'"  # an escaped backslash, then the token's own ``t``
+    assert redactor.scrub_text(kept) == f"'C:\\\\{REDACTED}'"
+
+
+def test_a_secret_word_that_ends_a_path_is_no_key() -> None:
+    assert_unchanged(['"GET /api/token HTTP/1.1" 200 512', "GET /etc/passwd HTTP/1.1", "GET /auth HTTP/2.0"])
+    assert redactor.scrub_text("/v1/token=Abc123xyz9Qw") == f"/v1/token={REDACTED}"
+
+
+@FAST
 @given(HUMAN, random_body(20, 30))
 def test_the_key_of_a_signing_call_and_crypto_key_names_are_secrets_but_code_is_not(
     password: str, body: str

@@ -753,6 +753,8 @@ class Redactor:
         """The span of the value to mask, after the key that starts at ``key_start``."""
         numeric = kind in key_rules.NUMERIC_TERMS
         separator = match["sep"]
+        if separator is None and key_start and text[key_start - 1] in "/\\":
+            return None  # a path's last segment, then a word: ``GET /api/token HTTP/1.1``, ``/etc/passwd x``
         quoted = match["quoted"]
         quote = text[key_start - 1] if key_start and text[key_start - 1] in "'\"" else ""
         if reference_value(kind, text, match.start("quoted" if quoted is not None else "bare")):
@@ -1529,6 +1531,10 @@ def _tokens(text: str) -> str:
             if start < done:
                 continue
             token = match[0].rstrip(".")
+            if start and text[start - 1] == "\\" and (escape := _repr_escape(text, start, token)):
+                start, token = start + escape, token[escape:]  # ``\tCOpk6E3v...`` in a repr: not the ``t``
+                if len(token) < 8:
+                    continue
             if start and _variable_or_escape(text, start, token):
                 if text[start - 1] != "%" or text.startswith("%", start + len(token)) or len(token) < 10:
                     continue
@@ -1556,6 +1562,21 @@ def _tokens(text: str) -> str:
                     yield from _path_segments(token, start, None)
 
     return _mask_spans(text, spans())
+
+
+def _repr_escape(text: str, start: int, token: str) -> int:
+    """The length of the escape a token at ``start`` begins with, after an odd run of backslashes (``\t``,
+    ``\n``, ``\x1b``, ``\u00e9`` in a repr or JSON text; ``\\tools`` is a backslash, then a word)."""
+    before = start - 1
+    while before and text[before - 1] == "\\":
+        before -= 1
+    if (start - before) % 2 == 0:
+        return 0
+    escape = _ESCAPE.match(token)
+    return escape.end() if escape else 0
+
+
+_ESCAPE = re.compile(r"[tnrfvab0]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}")
 
 
 def _in_public_block(text: str, at: int) -> bool:
