@@ -1202,6 +1202,13 @@ def test_a_mask_after_an_escape_in_a_repr_keeps_the_escape(token: str, escape: s
     assert redactor.scrub_text(kept) == f"'C:\\\\{REDACTED}'"
 
 
+def test_an_iam_member_is_no_schemeless_credential() -> None:
+    assert_unchanged(
+        ['"principalSubject": "user:ana.lopez@example.com"', "serviceAccount:ci-bot@p.iam.example.com"]
+    )
+    assert redactor.scrub_text("user:hunter2x@db.internal") == f"user:{REDACTED}@db.internal"
+
+
 def test_a_secret_word_that_ends_a_path_is_no_key() -> None:
     assert_unchanged(['"GET /api/token HTTP/1.1" 200 512', "GET /etc/passwd HTTP/1.1", "GET /auth HTTP/2.0"])
     assert redactor.scrub_text("/v1/token=Abc123xyz9Qw") == f"/v1/token={REDACTED}"

@@ -574,6 +574,12 @@ _SECRET_CONTEXT = re.compile(
     r"github|gitlab|slack|stripe|aws|azure|gcp|google|openai|anthropic|twilio|sendgrid|mailgun|heroku|npm|"
     r"pypi|docker|vault|okta|datadog|sentry|jira|atlassian|notion|huggingface|shopify|cloudflare|"
     r"digitalocean|linear|doppler|grafana|discord|telegram|dropbox|firebase)"
+    # more services whose name alone, as a setting's, says a key follows (``SONARQUBE=<hex>``)
+    r"|(?<![a-z])(?:sonar(?:qube|cloud)?|softlayer|paypal|braintree|mailchimp|sendinblue|brevo|postmark|mailjet|algolia|"
+    r"mixpanel|amplitude|newrelic|pagerduty|opsgenie|circleci|bitbucket|artifactory|jfrog|snyk|netlify|"
+    r"vercel|fastly|cloudinary|contentful|airtable|asana|zendesk|intercom|hubspot|salesforce|coinbase|"
+    r"binance|shippo|easypost|twitch|mapbox|pusher|nexmo|vonage|plivo|messagebird|rollbar|bugsnag|"
+    r"logdna|loggly|sumologic|dynatrace|confluent|supabase|planetscale|onelogin)(?![a-z])"
 )
 _PUBLIC_CONTEXT = re.compile(
     r"(?<![a-z])(?:ids?|sha\d*|hash|digest|commit|revision|rev|checksum|trace|span|uuid|guid|etag|version|"
@@ -936,6 +942,8 @@ _ORACLE_JDBC = re.compile(r"jdbc:oracle:[a-z0-9]{1,8}:[\w$#.-]{1,64}/(?P<secret>
 # ``user:password@host`` without a scheme (a Host header, stdlib frame locals), also with no user in a quoted
 # netloc (``urlparse``'s ``netloc=':pw@cache:6379'``)
 _SCHEMELESS = re.compile(
+    # not an IAM member: Google Cloud's ``user:ana.lopez@example.com``, ``serviceAccount:ci@p.iam...``
+    r"(?!(?:user|group|serviceAccount|domain|principal|deleted):[a-z0-9]+(?:[._-][a-z0-9]+)+@)"
     r"(?:(?<![\w:/@.%+\\-])[A-Za-z0-9_.+-]{1,64}|(?<=['\"])):(?P<secret>[^\s:/@'\"<>]{3,128})@(?=[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?(?:[/\s'\",;)]|$))"
 )
 _PLACEHOLDER_WORDS = frozenset(
