@@ -1202,6 +1202,13 @@ def test_a_mask_after_an_escape_in_a_repr_keeps_the_escape(token: str, escape: s
     assert redactor.scrub_text(kept) == f"'C:\\\\{REDACTED}'"
 
 
+@FAST
+@given(seeded(HEX, 40), st.sampled_from(["SONARQUBE", "softlayer", "Postmark", "artifactory"]))
+def test_a_services_name_alone_before_a_value_is_context(hexed: str, service: str) -> None:
+    assert hexed not in redactor.scrub_text(f"{service}={hexed}")
+    assert hexed not in redactor.scrub_text(f"{service}: {hexed}")
+
+
 def test_an_iam_member_is_no_schemeless_credential() -> None:
     assert_unchanged(
         ['"principalSubject": "user:ana.lopez@example.com"', "serviceAccount:ci-bot@p.iam.example.com"]
