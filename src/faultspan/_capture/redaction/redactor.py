@@ -1555,7 +1555,7 @@ def _tokens(text: str) -> str:
                     if tail:
                         done = end = tail.end()
                     if token[:1] == "/" and _NAMED_PATH.match(token):
-                        yield from _resource_path(token, start)
+                        yield from _resource_path(text[start:end], start)  # with the tail after ``=``
                     else:
                         yield start, end
                 elif "/" in token and _names_capability(token):
