@@ -212,9 +212,8 @@ def names_id(key: str) -> bool:
     # as semantic conventions name one, not a credential's (``azure.client.id``)
     if len(all_words) < 2:
         return False
-    namespace = key.rpartition(".")[0]
-    dotted = namespace and key.endswith(tuple("." + word for word in _BARE_IDS))
-    if dotted and _DOTTED_NAME.fullmatch(key):
+    namespace, _, last = key.rpartition(".")
+    if namespace and last in _BARE_IDS and _DOTTED_NAME.fullmatch(key):
         return _CREDENTIAL_WORDS.isdisjoint(words(field(namespace))) or all_words[-2] == "app"
     return all_words[-2] in _PUBLIC_OBJECTS
 

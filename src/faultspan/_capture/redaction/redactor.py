@@ -1608,6 +1608,8 @@ _CAPABILITY_WORDS = (
 # PHP's ``sess_<id>``); in a URL, ``/sessions/<uuid>`` names a resource by its id
 _FILE_CAPABILITY_WORDS = (*_CAPABILITY_WORDS, "session")
 _FILE_NAME = re.compile(r"\.[A-Za-z0-9]{1,5}\Z")
+# The directory whose segments are public by protocol (RFC 8555 serves ACME's challenge tokens to anyone)
+_PUBLIC_PARENT = "acme-challenge"
 # An absolute path with a named directory before its last segment: ``/.well-known/acme-challenge/<token>``
 _NAMED_PATH = re.compile(r"/(?:[^/]*/)*?\.?[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*/[^/]")
 
@@ -1621,7 +1623,7 @@ def _resource_path(token: str, start: int) -> list[tuple[int, int]]:
     """A resource's path read as random: only its random segments go (``/reset/<token>``, not ``/reset/``),
     none in ``/.well-known/acme-challenge/<token>``, all of it where no segment alone is random."""
     segments = list(_path_segments(token, start, tokens.NEUTRAL))
-    if not segments and "/acme-challenge/" not in token:
+    if not segments and f"/{_PUBLIC_PARENT}/" not in token:
         return [(start, start + len(token))]
     return segments
 
@@ -1635,7 +1637,7 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
     public = False
     for segment in token.split("/"):
         if public:
-            pass  # an ACME challenge's token, served to anyone who asks: RFC 8555's ``/.well-known/...``
+            pass  # an ACME challenge's token
         elif after_capability:
             name = _FILE_NAME.sub("", segment)  # ``sessions/<id>.json``: a file named by the secret
             if tokens.looks_random(name, tokens.SECRET) or tokens.hex_verdict(name, tokens.SECRET):
@@ -1648,7 +1650,7 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
         ):
             yield at, at + len(segment)  # not a public object's id: ``/v1/customers/cus_dRKXe3zQ.../lines``
         after_capability = capable and bool(segment) and _names_capability(segment, words)
-        public = segment == "acme-challenge"
+        public = segment == _PUBLIC_PARENT
         at += len(segment) + 1
 
 
