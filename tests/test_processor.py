@@ -54,7 +54,7 @@ def test_every_place_is_redacted_and_reported() -> None:
     assert out is not raw
     assert out.name == "GET /reset?token=[REDACTED]"
     assert out.attributes["http.request.header.authorization"] == "[REDACTED]"
-    assert out.attributes["payload"] == '{"user":"bob","password":"[REDACTED]"}'
+    assert out.attributes["payload"] == '{"user": "bob", "password": "[REDACTED]"}'
     assert out.events[0].attributes["detail"] == "connect postgres://app:[REDACTED]@db/app"
     assert out.links[0].attributes["api_key"] == "[REDACTED]"
     assert out.status.description == "login failed password=[REDACTED]"

@@ -119,6 +119,30 @@ def test_json_in_any_layout_is_walked_whatever_its_first_value(
     assert (walked_document[-1] if in_a_list else walked_document)["token"] == REDACTED
 
 
+@FAST
+@given(
+    st.one_of(st.lists(DOCUMENTS, max_size=4), st.dictionaries(st.sampled_from(KEYS), DOCUMENTS)),
+    st.sampled_from([None, 2, "\t"]),
+    st.sampled_from([None, (",", ":"), (", ", ": ")]),
+)
+def test_masking_keeps_the_layout_of_the_json_text(
+    document: Any, indent: int | str | None, separators: tuple[str, str] | None
+) -> None:
+    text = json.dumps(document, indent=indent, separators=separators, ensure_ascii=False)
+    result = shortcut.scrub_value("payload", text, "payload", [])
+    assert isinstance(result, str)
+    layout = json.dumps(json.loads(result), indent=indent, separators=separators, ensure_ascii=False)
+    assert result == layout  # only values changed: the same document written the same way
+
+
+def test_only_the_masked_value_of_json_text_changes() -> None:
+    text = '{\n  "price": 1.50, "city": "Caf\\u00e9",\n  "login": {"user": "bob", "password": "pw-9x!Kq2"}\n}'
+    result = Redactor().scrub_value("payload", text, "payload", [])
+    assert result == text.replace('"pw-9x!Kq2"', '"[REDACTED]"')
+    duplicated = '{"password": "pw-9x!Kq2", "password": "pw-9x!Kq3"}'  # two keys, one value: written anew
+    assert Redactor().scrub_value("payload", duplicated, "payload", []) == '{"password":"[REDACTED]"}'
+
+
 def test_a_secret_key_name_is_masked_although_every_value_is_known_clean() -> None:
     redactor = Redactor()
     clean = frames("attempt", "'bob'")
@@ -150,7 +174,7 @@ def test_json_first_scrubbed_as_text_is_still_walked_as_a_value() -> None:
     assert redactor.scrub_text(message) is message  # as text, a short number after "token:" is no secret
     masked: list[str] = []
     result = redactor.scrub_attributes({"exception.message": message}, "event[0].", masked)
-    assert result == {"exception.message": '{"token":"[REDACTED]"}'}
+    assert result == {"exception.message": '{"token": "[REDACTED]"}'}
     assert masked == ["event[0].exception.message.token"]
 
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from faultspan._capture.redaction import keys as key_rules
 from faultspan._capture.redaction import tokens
+from faultspan._capture.redaction.json_text import spliced
 from faultspan._capture.redaction.rules import (
     _ANTHROPIC,
     _AWS_ACCESS_KEY,
@@ -1113,7 +1114,7 @@ class Redactor:
         if scrubbed is data:
             return text
         masked.extend(found)
-        return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":"))
+        return spliced(text, data, scrubbed)
 
     def _unchanged(self, data: dict[str, object] | list[object], depth: int = 0) -> bool:
         """Whether ``_scrub_any`` would return parsed JSON unchanged, for a redactor without a callback.
