@@ -342,11 +342,24 @@ def test_lookalike_key_names(key: str) -> None:
     assert redactor.scrub_text(f"{key}=plainvalue") == f"{key}=plainvalue"
 
 
-@pytest.mark.parametrize("value", [42, 4.2, True, [1, 2], {"nested": "x"}, b"raw"])
+@pytest.mark.parametrize("value", [42, 4.2, [1, 2], b"raw"])
 def test_secret_key_masks_any_value_type(value: object) -> None:
     masked: list[str] = []
     assert redactor.scrub_value("api_key", value, "attr.api_key", masked) == REDACTED
     assert masked == ["attr.api_key"]
+
+
+def test_a_secret_key_keeps_flags_and_the_shape_of_what_it_holds() -> None:
+    masked: list[str] = []
+    assert redactor.scrub_value("leakedPassword", False, "attr.leakedPassword", masked) is False
+    held = {"user": "bob", "mfa": True, "factors": {"otp": "492817", "expires": None}, "pin": 4821}
+    assert redactor.scrub_value("auth", held, "auth", masked) == {
+        "user": REDACTED,
+        "mfa": True,
+        "factors": {"otp": REDACTED, "expires": None},
+        "pin": REDACTED,
+    }
+    assert masked == ["auth.user", "auth.factors.otp", "auth.pin"]
 
 
 @pytest.mark.parametrize(("value", "expected"), [(["a", "b"], [REDACTED, REDACTED]), (("a",), (REDACTED,))])

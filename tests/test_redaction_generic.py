@@ -1942,3 +1942,101 @@ def test_a_setting_written_as_a_name_and_a_value_is_read_by_its_name(
     document = json.dumps({"containerDefinitions": [{"name": "api", "environment": settings}]})
     scrubbed = str(redactor.scrub_value("task", document, "task", []))
     assert password not in scrubbed and '"debug"' in scrubbed
+
+
+def test_every_secret_term_is_found_in_free_text_by_a_key_hint() -> None:
+    from faultspan._capture.redaction import keys
+
+    terms = keys.SECRET_TERMS | keys.WEAK_TERMS
+    unhinted = {term for term in terms if not any(hint in term for hint in keys.KEY_HINTS)}
+    assert unhinted == {"sid"}  # a session cookie's name: a hint would run the key rules on every "side"
+
+
+@FAST
+@given(
+    st.sampled_from(["PSWD", "X3_PSWD", "PASWORD", "db_passwort", "mot_de_passe", "senha", "Wachtwoord"]),
+    seeded(ALNUM, 12),
+    st.sampled_from(["=", ": ", " = "]),
+)
+def test_abbreviated_and_translated_password_keys_are_secret_in_prose_too(
+    key: str, letters: str, separator: str
+) -> None:
+    password = f"{letters}7"  # ``password: required`` is prose: a value after ``: `` needs a digit or symbol
+    assert attribute_named(key, password) == REDACTED
+    assert redactor.scrub_text(f"loaded {key}{separator}{password} from env") == (
+        f"loaded {key}{separator}{REDACTED} from env"
+    )
+
+
+@FAST
+@given(seeded(ALNUM, 14))
+def test_a_value_ends_where_the_text_around_it_goes_on(token: str) -> None:
+    password = f"{token[:9]}4!"
+    cases = {
+        f"<Value>May password:{password}</Value>": f"<Value>May password:{REDACTED}</Value>",
+        f"USER=app;DB_PASSWORD={password};": f"USER=app;DB_PASSWORD={REDACTED};",
+        f"SECRET KEY:{token}": f"SECRET KEY:{REDACTED}",
+        f"headers = {{authorization: Bearer {token}, content_type: 'application/json'}}": (
+            f"headers = {{authorization: Bearer {REDACTED}, content_type: 'application/json'}}"
+        ),
+        f"X-Amz-Expires=3600&X-Amz-Credential=AKIA{token[:12].upper()}%2F20240101": (
+            f"X-Amz-Expires=3600&X-Amz-Credential={REDACTED}"
+        ),
+    }
+    for text, expected in cases.items():
+        assert redactor.scrub_text(text) == expected
+    for kept in (
+        'curl -X PUT -u "$USER:$PASSWORD" https://127.0.0.1/upload',
+        '"SecretApiKey": "string"',
+        "password = load(config)",
+        "token = sign(payload)",
+    ):
+        assert redactor.scrub_text(kept) == kept
+
+
+@FAST
+@given(seeded(B64, 32))
+def test_a_random_literal_handed_to_a_call_under_a_secret_key_is_masked(ciphertext: str) -> None:
+    text = f"spring.datasource.password=ENC({ciphertext}7aQ)"
+    assert redactor.scrub_text(text) == f"spring.datasource.password=ENC({REDACTED})"
+
+
+def scattered_token(seed: int) -> str:
+    """Base64url of 24-32 characters whose own ``-`` and ``_`` cut it into pieces under 16 characters."""
+    rng = random.Random(seed)
+    while True:
+        body = "".join(rng.choice(ALNUM + "-_") for _ in range(rng.randint(24, 32))) + "aZ3"
+        pieces = [piece for piece in body.replace("_", "-").split("-") if piece]
+        if len(pieces) >= 3 and max(map(len, pieces)) < 16 and body[0] not in "-_" and len(pieces[0]) >= 3:
+            return body  # (a piece of one or two characters first reads as a prefix: ``v-``, ``i-``)
+
+
+@FAST
+@given(st.integers(0, 2**32).map(scattered_token))
+def test_base64url_cut_by_its_own_symbols_is_one_random_token(token: str) -> None:
+    assert attribute(token) == REDACTED or tokens.scrambled(token.lower())[0] < 0.3
+    for kept in (
+        "Release-Notes-2024_v2-final",
+        "checkout-service_prod-eu-west-1",
+        "MyCompany-Internal_Tools-Beta3",
+        "feature/ABC-1234-add-login-form",
+        "x86_64-unknown-linux-gnu_2.17",
+    ):
+        assert attribute(kept) == kept
+
+
+@FAST
+@given(seeded(HEX, 16), st.integers(1000000, 9999999), seeded(ALNUM, 20))
+def test_names_built_with_a_hash_a_version_or_a_type_stay(token16: str, kb: int, request_id: str) -> None:
+    kept = [
+        f"Package_for_KB{kb}~{token16}~amd64~~6.1.1.1",  # a Windows servicing package's identity
+        f"Microsoft-Windows-Foundation-Package~{token16}~wow64~en-US~10.0.{kb}",
+        f"event_simpleName=ProcessRollup2V{kb % 30}",
+        f'"eventName": "UpdateFunctionCode{kb}v2"',
+        "SendPacket(IdoUdpMgr*, BglCtlPavTrace*)",
+        "tags: Deep&Dark, Identity & Access",
+    ]
+    for text in kept:
+        assert redactor.scrub_text(text) == text
+    document = json.dumps({"REQUEST_ID": f"{request_id}-a", "p_any_trace_ids": [f"{request_id}-a"]})
+    assert redactor.scrub_value("event", document, "event", []) == document  # ids, in a list too

@@ -35,6 +35,12 @@ SECRET_TERMS = frozenset(
         "totpseed", "otpseed",
         # a Wi-Fi or VPN pre-shared key; Redis's and Kickstart's password settings
         "psk", "presharedkey", "requirepass", "masterauth", "rootpw", "sshpass",
+        # "password" with letters left out, as names get abbreviated
+        "psswd", "pswrd", "psword", "psswrd", "pssword", "paswd", "paswrd", "pasword", "passwrd", "pword",
+        # and in other languages (German, Spanish, Portuguese, French, Dutch, Polish, Swedish, Finnish,
+        # Czech and Slovak, Norwegian, Danish, Turkish), spelt in ASCII as code spells them
+        "passwort", "kennwort", "contrasena", "senha", "motdepasse", "wachtwoord", "haslo", "losenord",
+        "salasana", "heslo", "passord", "adgangskode", "sifre",
     }
 )  # fmt: skip
 # Names that often, not always, hold a credential: their value is masked when it looks like one.
@@ -117,6 +123,8 @@ KEY_HINTS = (
     "pass", "pwd", "pw", "secret", "token", "jwt", "auth", "cred", "key", "cookie", "sess", "csrf", "xsrf",
     "ssn", "card", "cvv", "cvc", "pin", "otp", "dsn", "conn", "security", "number", "login", "aws", "access",
     "mnemonic", "phrase", "recovery", "backup", "mfa", "symfony", "bundle_", "psk", "salt",
+    "psw", "pssw", "pasw", "pword", "kennw", "contrasen", "senha", "wachtw", "haslo", "losenord", "salasana",
+    "heslo", "adgang", "sifre",
 )  # fmt: skip
 MAX_KEY_WORDS = 12
 _BARE_IDS = frozenset({"id", "ids"})  # a ``uid`` is one whatever it names (Zeek's connection uids, a user's)

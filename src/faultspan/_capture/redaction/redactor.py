@@ -430,6 +430,10 @@ class Redactor:
             isinstance(value, str) and reference_value(kind, value)
         ):
             return self._scrub_any(value, path, masked)
+        if type(value) is bool or value is None:
+            return value  # a flag holds no secret: ``"dkim_pass": false``, ``"leakedPassword": true``
+        if isinstance(value, Mapping):  # its shape and flags stay, what it holds goes
+            return self._scrub_mapping(value, path, masked, kind)
         return _mask_whole(value, path, masked)
 
     # ---- generic structured forms -------------------------------------------------------------------
@@ -796,7 +800,11 @@ class Redactor:
             return (start, start + len(bare)) if _weak_secret(name) else None
         if separator not in (None, ":"):  # an assignment or a comparison: ``=``, ``:=``, ``?=``, ``==``
             expression = bare in ("new", "await") and _CALL_NEXT.match(text, start + len(bare))
-            if _placeholder(bare) or _CALL_START.match(bare) or expression or _CODE_VALUE.fullmatch(bare):
+            call = _CALL_START.match(bare)
+            argument = bare[call.end() :].rstrip(")") if call else ""
+            if argument and _random_argument(argument):  # Jasypt's ``ENC(<ciphertext>)``, ``decrypt(...)``
+                return start + call.end(), start + call.end() + len(argument)
+            if _placeholder(bare) or call or expression or _CODE_VALUE.fullmatch(bare):
                 return None  # not "= load()", "= new Credential(...)", "= this.mPassword"
             if _QUALIFIED_NAME.fullmatch(bare) and _RUBY_CALL.match(text, start + len(bare)):
                 return None  # Ruby's call without parentheses: ``token = JWT.encode payload, key``
@@ -806,12 +814,19 @@ class Redactor:
         if separator is None:
             if _NEXT_PAIR.match(bare):
                 return None  # "changed their password attempt=3": logfmt's next pair, not a value
+            named = _NAMED_NEXT.match(bare)
+            if named and self._kind(named[1]):
+                return None  # "SECRET KEY:<value>": the key goes on in the next word
+            if text[max(0, key_start - 2) : key_start].endswith(("$", "${")):
+                return None  # a variable's use, then a word: ``-u "$USER:$PASSWORD" https://...``
             return (start, start + len(bare)) if _strict_credential(bare, numeric) else None
         if kind in key_rules.LINE_TERMS and (
             match["scheme"] or "=" in bare or _loose_credential(bare, numeric)
         ):
             line_end = _LINE_END.search(text, start)
             end = line_end.start() if line_end else len(text)
+            field = _NEXT_FIELD.search(text, start, end)
+            end = field.start() if field else end  # ``{authorization: <value>, content_type: ...}``
             if quote and quote in text[start:end]:  # "Cookie: a=1; b=2" quoted as a whole ends at its quote
                 end = text.index(quote, start)
             value = text[start:end].rstrip()
@@ -855,6 +870,8 @@ class Redactor:
                     new = self._by_key(kind, value, path, masked)
                 elif kind_of_value is str:
                     new = self._scrub_str(value, path, masked, self._names_id(key))  # type: ignore[arg-type]
+                elif kind_of_value in (list, tuple) and self._names_id(key):
+                    new = self._scrub_sequence(value, path, masked, True)  # type: ignore[arg-type]
                 else:
                     new = self._scrub_any(value, path, masked)
                 if renamed is not None and new is value:
@@ -1008,7 +1025,11 @@ class Redactor:
             return self._scrub_sequence(value, path, masked)
         return value
 
-    def _scrub_mapping(self, mapping: Mapping[object, object], path: str, masked: list[str]) -> object:
+    def _scrub_mapping(
+        self, mapping: Mapping[object, object], path: str, masked: list[str], held: str = ""
+    ) -> object:
+        """``held``: the kind of the secret key that holds the mapping (``{"auth": {"mfa": true}}``), which
+        its members keep unless their own names say more."""
         result: dict[object, object] | None = None
         setting, setting_kind = self._setting(mapping)
         jwk = _jwk(mapping)
@@ -1020,6 +1041,8 @@ class Redactor:
                     kind = setting_kind
                 elif jwk and key in _JWK_PRIVATE:
                     kind = "privatekey"
+                elif held and not kind:
+                    kind = held
                 name = key if renamed is None else renamed
                 child = f"{path}.{name}"
                 if kind:
@@ -1027,6 +1050,8 @@ class Redactor:
                 elif type(value) is str:
                     public = jwk and key in _JWK_PUBLIC
                     new = self._scrub_str(value, child, masked, public or self._names_id(key))
+                elif type(value) is list and self._names_id(key):
+                    new = self._scrub_sequence(value, child, masked, True)  # type: ignore[arg-type]
                 else:
                     new = self._scrub_any(value, child, masked)
                 if renamed is not None and new is value:
@@ -1039,13 +1064,21 @@ class Redactor:
                 result[name] = new
         return mapping if result is None else result
 
-    def _scrub_sequence(self, items: Sequence[object], path: str, masked: list[str]) -> object:
+    def _scrub_sequence(
+        self, items: Sequence[object], path: str, masked: list[str], names_id: bool = False
+    ) -> object:
+        """``names_id``: the items are under a key naming ids (``p_any_trace_ids``): each is judged as one."""
         if len(items) == 64 and key_bytes(items):
             return _mask_whole(items, path, masked)
         kind = self._pair_kind(items)  # a (name, value) pair: headers as a list of tuples
         if kind and self._by_key(kind, items[1], f"{path}[1]", masked) is not items[1]:
             return (items[0], REDACTED) if isinstance(items, tuple) else [items[0], REDACTED]
-        scrubbed = [self._scrub_any(item, f"{path}[{index}]", masked) for index, item in enumerate(items)]
+        scrubbed = [
+            self._scrub_str(item, f"{path}[{index}]", masked, True)  # type: ignore[arg-type]
+            if names_id and type(item) is str
+            else self._scrub_any(item, f"{path}[{index}]", masked)
+            for index, item in enumerate(items)
+        ]
         if all(new is old for new, old in zip(scrubbed, items, strict=True)):
             return items
         return tuple(scrubbed) if isinstance(items, tuple) else scrubbed
@@ -1312,7 +1345,7 @@ def _user_password(word: str, at: int) -> tuple[int, int] | None:
     return None
 
 
-_PAIRS_INSIDE = re.compile(r"[,&;][\w.]{1,64}=")  # ``n,o.haKey=!1``: pairs, not one password
+_PAIRS_INSIDE = re.compile(r"[,&;][\w.-]{1,64}=")  # ``n,o.haKey=!1``: pairs, not one password
 _PAIR_KEY = re.compile(r"[\w.\-\[\]'\"]{1,64}")  # ``key=`` before a value, not ``=`` inside a password
 
 
@@ -1394,6 +1427,9 @@ _UNFINISHED_USER = re.compile(r"[^\s:]{1,64}:(?P<secret>\S+)\Z")
 _ARGV_ITEM = re.compile(r"""b?(?:'(?P<single>[^'\\\n]*)'|"(?P<double>[^"\\\n]*)")""")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 _NEXT_PAIR = re.compile(r"[A-Za-z_][\w.-]{0,63}=(?!=|$)")
+# The next field of a mapping written out, which a header's value running to the end of the line stops at
+_NEXT_FIELD = re.compile(r",[ \t]*['\"]?[A-Za-z_][\w-]{0,63}['\"]?[ \t]*:[ \t]")
+_NAMED_NEXT = re.compile(r"([A-Za-z_][\w.-]{0,63}):(?!:)")
 # A member of the object at hand, not a literal: ``this.mPassword``, ``self._token``, ``@secret`` in Ruby
 _CODE_VALUE = re.compile(r"(?:this|self|cls|that)\.[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*")
 _RUBY_CALL = re.compile(r"[ \t]+[a-z_]\w*[ \t]*,")
@@ -1490,6 +1526,11 @@ def _named_secret(kind: str, value: str) -> bool:
     return (
         bool(kind) and not _placeholder(value) and (kind not in key_rules.WEAK_TERMS or _weak_secret(value))
     )
+
+
+def _random_argument(argument: str) -> bool:
+    """A call's one argument written as a random literal (not a name, a reference nor a placeholder)."""
+    return TOKEN.fullmatch(argument) is not None and tokens.looks_random(argument, tokens.SECRET)
 
 
 def _weak_secret(value: str) -> bool:

@@ -22,7 +22,7 @@ _SPECIALS = frozenset("!@#$%^&*+=/~?|:;<>()[]{}")
 _PLACEHOLDERS = frozenset(
     {
         "none", "null", "nil", "undefined", "true", "false", "redacted", "<redacted>", "hidden", "masked",
-        "default", "empty",
+        "default", "empty", "string",  # OpenAPI's example of any string field
     }
 )  # fmt: skip
 
@@ -121,6 +121,8 @@ def _strict_credential(value: str, numeric: bool) -> bool:
         return True
     if len(value) < 6 or _UUID.fullmatch(value) or _placeholder(value) or _VERSION.fullmatch(value):
         return False
+    if "://" in value:
+        return False  # a URL: its credentials are the URL rule's
     if "." in value and tokens.public_material(value):
         return False
     if not _has_digit(value) or not any(char.isalpha() for char in value):
@@ -347,6 +349,7 @@ SSN_GATE: Gate = (("0-9", "[0-9]{2}-[0-9]{2}-[0-9]{4}"),)
 # of capitals and digits; a UUID (which a credential word may precede: ``access-production-<uuid>``) and
 # its layout in other letters have digits before their fourth group.
 _GROUPS = "[A-Z0-9]{0,7}-[A-Z0-9]{4,8}-[A-Z0-9]{4,8}-[A-Z0-9]{4}"
+_SCATTERED = "(?=[A-Za-z0-9_+/-]{15})[A-Za-z_+/-]{0,14}[0-9]"
 TOKEN_GATE: Gate = (
     (
         "0-9",
@@ -355,7 +358,8 @@ TOKEN_GATE: Gate = (
         r"|[0-9]{15}"
         f"|{_GROUPS}|[0-9a-z]{{0,11}}-[0-9a-z]{{4}}-[0-9a-z]{{4}}-)",
     ),
-    ("A-Z", f"(?:(?=[A-Za-z0-9]{{7}})[a-z]*[A-Z0-9]|{_GROUPS})"),
+    # ... or base64 cut by its own symbols: a capital, then 15 of its characters with a digit among them
+    ("A-Z", f"(?:(?=[A-Za-z0-9]{{7}})[a-z]*[A-Z0-9]|{_GROUPS}|{_SCATTERED})"),
 )
 
 
@@ -387,7 +391,7 @@ def any_gate(gates: Sequence[Gate]) -> re.Pattern[str]:
 
 # A value runs to the next parameter: a ``#`` in it is more likely part of a password (JDBC URLs) than the
 # start of a fragment, and only the values of secret parameters are masked.
-_QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&\s'\"<>]+)", re.ASCII)
+_QUERY_PARAM = re.compile(r"[?&;](?P<name>[\w.%\[\]-]{1,64})=(?P<value>[^&;\s'\"<>]+)", re.ASCII)
 # A private key written as its bytes: Solana's keypair file (``id.json``), a JSON array of 64 numbers 0-255
 _BYTE = r"[ \t]*(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])[ \t]*"
 # whole, or as a captured local's bounded repr shows it: its first 10 items, then ``... 54 more]``
@@ -447,7 +451,7 @@ _KEY_VALUE = re.compile(
         (?:"""
     + _STRING_PREFIX
     + r"""(?=["']))?(?P<quote>\\?["']|`(?=[^\s`]+`))(?P<quoted>[^\r\n]{0,4096}?)(?P=quote)
-      | (?P<bare>(?!`(?:\s|$))[^\s'"\\,;&)\]}>{\[(<=][^\s'"\\,;&)\]}>]*)
+      | (?P<bare>(?!`(?:\s|$))[^\s'"\\,;&)\]}>{\[(<=](?:[^\s'"\\,;&)\]}><]|<(?!/))*)  # to a closing tag
     )""",
     re.VERBOSE,
 )

@@ -134,9 +134,9 @@ def _word_like(word: str) -> bool:
 def _identifier(segment: str) -> bool:
     """A word, or words joined in camelCase/PascalCase with a number at most: ``TestSourcePassword``."""
     parts = _IDENTIFIER_WORDS.findall(segment)
-    if sum(part.isdigit() for part in parts) > 1:
-        return False
     words = [part for part in parts if part.isalpha()]
+    if sum(part.isdigit() for part in parts) > 1:
+        return _versioned(segment, words)
     letters = sum(map(len, words))
     if letters < len(segment) * 0.75:
         return False
@@ -156,6 +156,19 @@ def _identifier(segment: str) -> bool:
     short = sum(len(word) < 4 for word in words)  # random case changes leave many short pieces
     few_short = short <= max(1, len(words) // 2) or long_words >= letters * 0.5  # ``TokenVerificationSd``
     return wordy >= letters * 0.9 and few_short
+
+
+def _versioned(segment: str, words: list[str]) -> bool:
+    """Words with a version or a date among them, as event and API names are written (``ProcessRollup2V19``,
+    ``UpdateFunctionCode20150331v2``): 60 % of the characters in capitalised words of 4+ letters, one of 6+,
+    one short piece at most (the ``v``)."""
+    long_words = [word for word in words if len(word) >= 4]
+    return (
+        sum(map(len, long_words)) >= len(segment) * 0.6
+        and len(words) - len(long_words) <= 1
+        and max(map(len, long_words), default=0) >= 6
+        and all(word.istitle() and _word_like(word) and scrambled(word)[0] < 0.4 for word in long_words)
+    )
 
 
 _FIELD_PIECES = re.compile(r"[A-Z]{2,}s(?![a-z])|[A-Z]?[a-z]+|[A-Z]+(?![a-z])")  # ``ARNs`` is one acronym
@@ -353,7 +366,9 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     cut = False  # base64 cut by its symbols into pieces of one random run
     if "/" in token:
         pieces = token.split("/")
-        cut = _random_pieces(pieces)  # ``wJalrXUtnFEMI/K7MDENG/bPxRfiCY...``
+        cut = _random_pieces(pieces) or (  # ``wJalrXUtnFEMI/K7MDENG/bPxRfiCY...``, not ``/services/T0/B0/..``
+            not _NAMED_DIRECTORY.fullmatch(next(filter(None, pieces), "")) and _scattered(token, parts)
+        )
         if len(pieces) >= 3 and length / len(pieces) < 12 and not cut:
             return False  # a path
         if not cut and _NAMED_DIRECTORY.fullmatch(pieces[0]) and not any(map(looks_random, pieces[1:])):
@@ -365,11 +380,13 @@ def looks_random(token: str, context: int = NEUTRAL) -> bool:
     ):
         body = _PARTS.sub("", token)  # with secret context, two of its symbols: ``u+Lyhd2_N2MCy+ZoH-S5``
         parts = [body]
-    elif context == NEUTRAL and len(body) < 12 and _random_halves(parts):
-        body = "".join(parts)  # a short password cut by a symbol: ``pk0D6j_67XR2Fwu``, ``j0t91x+9FJBhpcX``
+    elif context == NEUTRAL and (
+        (len(body) < 12 and _random_halves(parts))  # a short password cut by a symbol: ``pk0D6j_67XR2Fwu``
+        or (len(body) < _NEED[NEUTRAL] and _scattered(token, parts))  # base64url: ``1I3-UUoOm-Ex5kUtX_iR``
+    ):
+        body = "".join(parts)
         parts = [body]
-    slug = len(parts) > 1 and hex_like(body) and all(_titled(part) for part in parts if part is not body)
-    if slug and (context <= NEUTRAL or (context == PREFIXED and _named_parts(parts, body))):
+    if len(parts) > 1 and context <= PREFIXED and hex_like(body) and _named_with_hash(parts, body, context):
         return False  # a slug and its id: ``Release-Notes-1bc826ecc0994dd8915be97fc3489cde``, a worker's name
     if context < SECRET and any(map(_epoch, parts)):
         return False  # an id that starts from the time: ``operation-1706619154623-610293c7a6a25-...``
@@ -425,14 +442,49 @@ def _random_halves(parts: list[str]) -> bool:
     return True
 
 
+def _named_with_hash(parts: list[str], body: str, context: int) -> bool:
+    """Whether the hex ``body`` is the id or hash in a name: a slug of titled words (with a prefix, named
+    ones), or 3+ fields of words and short codes (``Package_for_KB2656356~31bf3856ad364e35~amd64~~6.1``)."""
+    others = [part for part in parts if part is not body]
+    if all(map(_titled, others)) and (context <= NEUTRAL or _named_parts(parts, body)):
+        return True
+    return (
+        len(others) >= 3
+        and any(map(_titled, others))
+        and all(_titled(part) or len(part) <= 10 for part in others)
+        and not any(word in part.lower() for part in others for word in _CREDENTIAL_WORDS)
+    )
+
+
+def _scattered(token: str, parts: list[str]) -> bool:
+    """Base64 or base64url whose own symbols cut it into pieces shorter than a random run: 16+ letters and
+    digits in all, of both cases and digits, letters in no word's order, and under 40 % of its letters in
+    pieces that are words or names (as a slug's are: ``Release-Notes-v2``, ``my_app-Prod``)."""
+    joined = "".join(parts)
+    if len(parts) < 2 or len(joined) < _NEED[NEUTRAL] or not _BASE64_CHARS.fullmatch(token):
+        return False
+    lower, upper, digit, _, _ = _classes(joined)
+    share, pairs = scrambled(joined)
+    if not (lower and upper and digit) or share < 0.3 or pairs < 8:
+        return False
+    named = sum(len(part) for part in parts if len(part) >= 4 and part.isalpha() and _identifier(part))
+    return named < (lower + upper) * 0.4
+
+
+_BASE64_CHARS = re.compile(r"[-_+/]*[A-Za-z0-9]+(?:[-_+/]+[A-Za-z0-9]+)+[-_+/]*=*")
+
+
 def _random_pieces(pieces: list[str]) -> bool:
     """Pieces of base64 cut at its ``/`` (``wJalrXUtnFEMI/K7MDENG/bPxRfiCY``): all but one mix capitals, small
-    letters and digits as no path segment does."""
+    letters and digits as no path segment does, or (8+ characters without a digit, as one in eight random
+    pieces of ten are) both cases in no word's order (``xouijdLUDv``)."""
     mixed = 0
     pieces = [piece for piece in pieces if len(piece) >= 4]  # base64 can hold ``//`` and end in ``/j/t``
     for piece in pieces:
         lower, upper, digit, _, _ = _classes(piece)
-        mixed += lower > 0 and upper > 0 and digit > 0 and not _identifier(piece)
+        if lower and upper:
+            scrambled_letters = len(piece) >= 8 and scrambled(piece)[0] >= 0.5
+            mixed += (digit > 0 and not _identifier(piece)) or scrambled_letters
     return mixed >= max(2, len(pieces) - 1)
 
 
@@ -522,7 +574,7 @@ _STRIPE_PREFIXES = frozenset(
 HASH_NAMES = frozenset({"sha", "sha1", "sha256", "sha384", "sha512", "md5", "blake2b", "crc32", "xxh64"})
 # not an e-mail, a path (also ``share$\tools\x.exe``) or glob, a URL, code, ``package@1.2.3`` or a page
 # anchor (``2#section-3``); a leading ``@ $ % { #`` is a sigil (decorator, variable, comment: ``#Set-Item``)
-_NAME_JOINERS = re.compile(r"[#@]")
+_NAME_JOINERS = re.compile(r"[#@&]")
 _NOT_PASSWORD = re.compile(
     r"@[A-Za-z0-9-]+\.[A-Za-z]|^[@/$%{#]|://|[()\[\]{}<>\"':]|@v?[0-9]+(?:\.[0-9]+)+|#[a-z]+(?:-[a-z0-9]+)+$"
     r"|\\[^\\]*\\|/|^[*~]"  # paths and globs: ``pypa/distutils#130``, ``~/Documents``, ``*.xml.j2``
@@ -531,6 +583,8 @@ _NOT_PASSWORD = re.compile(
     r"|^[\w.-]+@[0-9]+$"  # a name at an offset or a line: Kafka's ``orders.dlq-37@5956``, ``Main.cc@117``
     r"|^[a-z0-9][a-z0-9.-]{2,}@[a-z][a-z0-9.-]*(?:@[a-z0-9.-]+)?$"  # a user or process at a host: ``ana@db1``
     r"|^!?(?:[A-Za-z_$][\w$]*\.){2,}[A-Za-z_$][\w$]*$"  # code's member chain, negated: ``!app.browser.isOk``
+    r"|[0-9a-f]{16}"  # a name built with a hash: ``Package_for_KB2656356~31bf3856ad364e35~amd64``
+    r"|^[A-Z][A-Za-z_]*[a-z][A-Z][A-Za-z_]*[*&]+$"  # a C++ pointer or reference type: ``BglCtlPavTrace*``
 )
 # a format string's placeholder is no password symbol (``QuerySet.%s``); ``%d1`` is a percent-escape
 _FORMAT_PLACEHOLDER = re.compile(r"%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])")
