@@ -801,9 +801,10 @@ class Redactor:
         if separator not in (None, ":"):  # an assignment or a comparison: ``=``, ``:=``, ``?=``, ``==``
             expression = bare in ("new", "await") and _CALL_NEXT.match(text, start + len(bare))
             call = _CALL_START.match(bare)
-            argument = bare[call.end() :].rstrip(")") if call else ""
+            inside = call.end() if call else 0
+            argument = bare[inside:].rstrip(")") if call else ""
             if argument and _random_argument(argument):  # Jasypt's ``ENC(<ciphertext>)``, ``decrypt(...)``
-                return start + call.end(), start + call.end() + len(argument)
+                return start + inside, start + inside + len(argument)
             if _placeholder(bare) or call or expression or _CODE_VALUE.fullmatch(bare):
                 return None  # not "= load()", "= new Credential(...)", "= this.mPassword"
             if _QUALIFIED_NAME.fullmatch(bare) and _RUBY_CALL.match(text, start + len(bare)):
@@ -1051,7 +1052,7 @@ class Redactor:
                     public = jwk and key in _JWK_PUBLIC
                     new = self._scrub_str(value, child, masked, public or self._names_id(key))
                 elif type(value) is list and self._names_id(key):
-                    new = self._scrub_sequence(value, child, masked, True)  # type: ignore[arg-type]
+                    new = self._scrub_sequence(value, child, masked, True)
                 else:
                     new = self._scrub_any(value, child, masked)
                 if renamed is not None and new is value:
@@ -1074,8 +1075,8 @@ class Redactor:
         if kind and self._by_key(kind, items[1], f"{path}[1]", masked) is not items[1]:
             return (items[0], REDACTED) if isinstance(items, tuple) else [items[0], REDACTED]
         scrubbed = [
-            self._scrub_str(item, f"{path}[{index}]", masked, True)  # type: ignore[arg-type]
-            if names_id and type(item) is str
+            self._scrub_str(item, f"{path}[{index}]", masked, True)
+            if names_id and isinstance(item, str)
             else self._scrub_any(item, f"{path}[{index}]", masked)
             for index, item in enumerate(items)
         ]
