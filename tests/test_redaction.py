@@ -360,6 +360,12 @@ def test_a_secret_key_keeps_flags_and_the_shape_of_what_it_holds() -> None:
         "pin": REDACTED,
     }
     assert masked == ["auth.user", "auth.factors.otp", "auth.pin"]
+    scope = TaintScope()  # what it holds is masked there only; a secret of its own is masked everywhere
+    document = json.dumps({"auth": {"strategy": "jwt-bearer", "password": "Xy9!kdl22q"}})
+    note = "strategy jwt-bearer with Xy9!kdl22q"
+    scrubbed = redactor.scrub_attributes({"body": document, "note": note}, "", scope)
+    assert scrubbed is not None
+    assert scrubbed["note"] == "strategy jwt-bearer with [REDACTED]"
 
 
 @pytest.mark.parametrize(("value", "expected"), [(["a", "b"], [REDACTED, REDACTED]), (("a",), (REDACTED,))])

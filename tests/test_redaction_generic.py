@@ -2035,6 +2035,9 @@ def test_names_built_with_a_hash_a_version_or_a_type_stay(token16: str, kb: int,
         f'"eventName": "UpdateFunctionCode{kb}v2"',
         "SendPacket(IdoUdpMgr*, BglCtlPavTrace*)",
         "tags: Deep&Dark, Identity & Access",
+        f'"name": "ProcessRollup2MacV{kb % 30}"',
+        f'"aid": "{token16}{request_id[:6].lower()}redacted"',  # masked by someone before
+        f"GET https://cloud.example.com/api/v1.0/orgs/{request_id}a1/events/{token16}ABCDEF",
     ]
     for text in kept:
         assert redactor.scrub_text(text) == text

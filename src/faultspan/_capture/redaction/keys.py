@@ -229,6 +229,13 @@ def names_id(key: str) -> bool:
 _DOTTED_NAME = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 
 
+def names_collection(segment: str) -> bool:
+    """A URL path's segment naming a collection of what telemetry gives ids to (``orgs``, ``events``), whose
+    next segment is an object's id; not downloads, which are shared by a capability in their link."""
+    low = segment.lower()
+    return low.endswith("s") and low[:-1] in _PUBLIC_OBJECTS and low != "downloads"
+
+
 def field(key: str) -> str:
     """The segment of a dotted key that names the field: ``http.request.header.x-api-key`` -> x-api-key."""
     for segment in reversed(key.split(".")):

@@ -1042,12 +1042,16 @@ class Redactor:
                     kind = setting_kind
                 elif jwk and key in _JWK_PRIVATE:
                     kind = "privatekey"
-                elif held and not kind:
-                    kind = held
+                inherited = bool(held) and not kind
+                kind = kind or held
                 name = key if renamed is None else renamed
                 child = f"{path}.{name}"
                 if kind:
-                    new = self._by_key(kind, value, child, masked)
+                    # what a secret key holds is masked, not searched for elsewhere (a name, ``"jwt"``)
+                    target = masked.reader() if inherited and type(masked) is TaintScope else masked
+                    new = self._by_key(kind, value, child, target)
+                    if target is not masked:
+                        masked.extend(target)
                 elif type(value) is str:
                     public = jwk and key in _JWK_PUBLIC
                     new = self._scrub_str(value, child, masked, public or self._names_id(key))
@@ -1680,7 +1684,7 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
     public = False
     for segment in token.split("/"):
         if public:
-            pass  # an ACME challenge's token
+            pass  # an ACME challenge's token, an object's id after its collection (``/orgs/<id>/events``)
         elif after_capability:
             name = _FILE_NAME.sub("", segment)  # ``sessions/<id>.json``: a file named by the secret
             if tokens.looks_random(name, tokens.SECRET) or tokens.hex_verdict(name, tokens.SECRET):
@@ -1693,7 +1697,7 @@ def _path_segments(token: str, start: int, context: int | None) -> Iterable[tupl
         ):
             yield at, at + len(segment)  # not a public object's id: ``/v1/customers/cus_dRKXe3zQ.../lines``
         after_capability = capable and bool(segment) and _names_capability(segment, words)
-        public = segment == _PUBLIC_PARENT
+        public = segment == _PUBLIC_PARENT or (context is not None and key_rules.names_collection(segment))
         at += len(segment) + 1
 
 

@@ -37,7 +37,7 @@ _FILE_SUFFIX = re.compile(
     r"snappy|zst|bz2|xz|mp[34]|wav|avif|bmp|docx?|xlsx?|pptx?|conda|egg|deb|rpm|apk|nupkg|gem|crate)$",
     re.IGNORECASE,
 )
-_PLACEHOLDER_WORDS = ("xxxx", "XXXX", "****", "####", "....", "your", "YOUR", "HERE")
+_PLACEHOLDER_WORDS = ("xxxx", "XXXX", "****", "####", "....", "your", "YOUR", "HERE", "redacted", "REDACTED")
 _SEQUENCES = ("0123456789", "abcdefghij", "ABCDEFGHIJ", "qwerty", "QWERTY", "1234567890")
 
 
@@ -160,12 +160,12 @@ def _identifier(segment: str) -> bool:
 
 def _versioned(segment: str, words: list[str]) -> bool:
     """Words with a version or a date among them, as event and API names are written (``ProcessRollup2V19``,
-    ``UpdateFunctionCode20150331v2``): 60 % of the characters in capitalised words of 4+ letters, one of 6+,
-    one short piece at most (the ``v``)."""
+    ``UpdateFunctionCode20150331v2``, ``ProcessRollup2MacV9``): 60 % of the characters in capitalised words of
+    4+ letters, one of 6+, two short pieces at most (``Mac``, the ``v``)."""
     long_words = [word for word in words if len(word) >= 4]
     return (
         sum(map(len, long_words)) >= len(segment) * 0.6
-        and len(words) - len(long_words) <= 1
+        and len(words) - len(long_words) <= 2
         and max(map(len, long_words), default=0) >= 6
         and all(word.istitle() and _word_like(word) and scrambled(word)[0] < 0.4 for word in long_words)
     )
