@@ -352,6 +352,8 @@ def test_secret_key_masks_any_value_type(value: object) -> None:
 def test_a_secret_key_keeps_flags_and_the_shape_of_what_it_holds() -> None:
     masked: list[str] = []
     assert redactor.scrub_value("leakedPassword", False, "attr.leakedPassword", masked) is False
+    for filler in ("********", "[FILTERED]", "<redacted>"):  # masked before it came here: kept as it reads
+        assert redactor.scrub_value("password", filler, "attr.password", masked) == filler
     held = {"user": "bob", "mfa": True, "factors": {"otp": "492817", "expires": None}, "pin": 4821}
     assert redactor.scrub_value("auth", held, "auth", masked) == {
         "user": REDACTED,

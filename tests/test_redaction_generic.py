@@ -2041,5 +2041,12 @@ def test_names_built_with_a_hash_a_version_or_a_type_stay(token16: str, kb: int,
     ]
     for text in kept:
         assert redactor.scrub_text(text) == text
-    document = json.dumps({"REQUEST_ID": f"{request_id}-a", "p_any_trace_ids": [f"{request_id}-a"]})
+    document = json.dumps(
+        {
+            "REQUEST_ID": f"{request_id}-a",
+            "p_any_trace_ids": [f"{request_id}-a"],
+            "connection_id": f"con_{request_id[:16]}",
+            "p_any_sha256_hashes": [hashlib.sha256(request_id.encode()).hexdigest()],
+        }
+    )
     assert redactor.scrub_value("event", document, "event", []) == document  # ids, in a list too

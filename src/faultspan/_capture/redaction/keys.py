@@ -145,7 +145,7 @@ _PUBLIC_OBJECTS = frozenset(
         "address", "archive", "lock", "capacity", "certificate", "cert", "environment", "env", "location",
         "endpoint", "vault", "bundle", "reservation", "backup", "table", "database", "queue", "topic",
         "subscription", "rule", "policy", "distribution", "function", "layer", "gateway", "listener",
-        "target", "filter", "set", "ipset", "domain", "hosted", "registry", "repository",
+        "target", "filter", "set", "ipset", "domain", "hosted", "registry", "repository", "connection",
         "repo", "branch", "pr", "merge", "change", "download", "attachment", "community", "flow",
     }
 )  # fmt: skip
@@ -158,6 +158,7 @@ _ID_WORDS = frozenset(
     {
         "id", "ids", "uid", "uuid", "guid", "ulid", "sha", "sha1", "sha256", "sha384", "sha512", "md5",
         "hash", "digest", "checksum", "etag", "revision", "rev", "commit", "fingerprint", "cursor", "ray",
+        "uids", "uuids", "guids", "hashes", "digests", "checksums", "etags", "revisions", "commits",
         "integrity", "challenge", "nonce",  # PKCE's code_challenge is a hash; a nonce is public by protocol
         # ad click ids in landing-page query strings
         "gclid", "fbclid", "msclkid", "dclid", "gbraid", "wbraid", "yclid", "ttclid", "twclid",

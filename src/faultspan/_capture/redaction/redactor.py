@@ -432,6 +432,8 @@ class Redactor:
             return self._scrub_any(value, path, masked)
         if type(value) is bool or value is None:
             return value  # a flag holds no secret: ``"dkim_pass": false``, ``"leakedPassword": true``
+        if type(value) is str and _MASKED_BEFORE.fullmatch(value):
+            return value  # ``"password": "[FILTERED]"`` (Rails), ``"********"``: masked before it came here
         if isinstance(value, Mapping):  # its shape and flags stay, what it holds goes
             return self._scrub_mapping(value, path, masked, kind)
         return _mask_whole(value, path, masked)
@@ -1223,6 +1225,11 @@ def _compile_patterns(sources: Iterable[str], problems: list[str]) -> list[re.Pa
 
 def _not_placeholder(value: str) -> bool:
     return not _placeholder(value)
+
+
+_MASKED_BEFORE = re.compile(
+    r"[*xX#.\-_ ]{3,}|[\[<(]?(?i:filtered|redacted|hidden|masked|scrubbed|removed|omitted)[\]>)]?"
+)
 
 
 def _mask_whole(value: object, path: str, masked: list[str]) -> object:

@@ -51,7 +51,7 @@ _FILLER = re.compile(r"[xX]{4}|\*{4}|#{4}|^<[^<>]+>$")
 
 # ``ACCESS_TOKEN``, ``YOUR_API_KEY``: a constant's name standing where its value goes
 _NAMED = re.compile(r"[A-Z]+(?:_[A-Z]+)*")
-_NAMES_A_SECRET = ("PASS", "PWD", "SECRET", "TOKEN", "KEY", "CRED", "AUTH")
+_NAMES_A_SECRET = ("PASS", "PWD", "SECRET", "TOKEN", "KEY", "CRED", "AUTH", "SESSION")
 _HEADER_NAME = re.compile(r"(?:[A-Z][a-z]*|[A-Z]+)(?:-(?:[A-Z][a-z]*|[A-Z]+))+")
 
 
