@@ -24,6 +24,8 @@ ALNUM = string.ascii_letters + string.digits
 B64 = ALNUM + "+/"
 B64URL = ALNUM + "-_"
 HEX = "0123456789abcdef"
+LOWER_DIGITS = string.ascii_lowercase + string.digits
+UPPER_DIGITS = string.ascii_uppercase + string.digits
 
 redactor = Redactor()
 
@@ -106,7 +108,7 @@ def pem(rng: random.Random) -> str:
 
 TOKEN_FAMILIES: dict[str, Callable[[random.Random], str]] = {
     "aws_access_key": lambda r: (
-        r.choice(["AKIA", "ASIA", "ABIA", "ACCA"]) + rand(r, string.ascii_uppercase + string.digits, 16)
+        r.choice(["AKIA", "ASIA", "ABIA", "ACCA", "A3TX"]) + rand(r, UPPER_DIGITS, 16)
     ),
     "aws_bedrock": lambda r: (
         r.choice(["ABSKQmVkcm9ja0FQSUtleS1", "bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t"])
@@ -119,7 +121,7 @@ TOKEN_FAMILIES: dict[str, Callable[[random.Random], str]] = {
     "stripe_webhook": lambda r: "whsec_" + rand(r, ALNUM, 32),
     "slack": lambda r: "-".join(
         [
-            f"xox{r.choice('abpors')}",
+            f"xox{r.choice('abporscd')}",
             rand(r, string.digits, 11),
             rand(r, string.digits, 12),
             rand(r, ALNUM, 24),
@@ -137,6 +139,9 @@ TOKEN_FAMILIES: dict[str, Callable[[random.Random], str]] = {
     "huggingface": lambda r: "hf_" + rand(r, ALNUM, 34),
     "shopify": lambda r: r.choice(["shpat_", "shpca_", "shppa_"]) + rand(r, HEX, 32),
     "digitalocean": lambda r: "dop_v1_" + rand(r, HEX, 64),
+    "braintree": lambda r: (
+        f"access_token${r.choice(['production', 'sandbox'])}${rand(r, LOWER_DIGITS, 16)}${rand(r, HEX, 32)}"
+    ),
     "jwt": jwt,
     "card": card,
 }

@@ -293,7 +293,7 @@ def test_the_trigger_patterns_test_digits_only_as_the_digit_shape_assumes() -> N
     redactor = Redactor()
     assert sorted(set(redactor._digit_anchors)) == [
         *(b"$0" + tail for tail in (b"$", b"a$", b"b$", b"x$", b"y$")),
-        b"doo_v0_", b"dop_v0_", b"dor_v0_", b"gr0000000", b"webhookb0", b"ya00.",
+        b"a0t", b"doo_v0_", b"dop_v0_", b"dor_v0_", b"gr0000000", b"webhookb0", b"ya00.",
     ]  # fmt: skip
     anchors = [redactor._anchor, *redactor._entries.values()]
     tested = set().union(*(digit_sets(pattern) for pattern in anchors if pattern is not None))

@@ -260,7 +260,7 @@ _URL_CREDENTIALS = re.compile(
 )
 # An access key id, with the secret access key right after it when written as a pair (``AKIA... / <40>``)
 _AWS_ACCESS_KEY = re.compile(
-    r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Z0-9])"
+    r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"  # ``A3T``: the oldest ids
     r"(?:[ \t]*[,:/|;][ \t]*[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]))?"
 )
 # Amazon Bedrock API keys: long-lived ``ABSK`` + base64 of ``BedrockAPIKey-...``, short-lived
@@ -286,7 +286,7 @@ _STRIPE = re.compile(
     r"|w(?<![A-Za-z0-9_]w)hsec_[A-Za-z0-9+/=]{16,}"
 )
 _SLACK = re.compile(
-    r"x(?<![\w-]x)(?:ox[abposre]-|oxe\.xox[bp]-|app-[0-9]-)[A-Za-z0-9-]{10,}"
+    r"x(?<![\w-]x)(?:ox[abposrecd]-|oxe\.xox[bp]-|app-[0-9]-)[A-Za-z0-9-]{10,}"  # ``xoxc-``: a browser's
     r"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[\w/-]+)"
     r"|(?<![\w/])/services/T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/(?P<secret_path>[A-Za-z0-9]{24})(?![A-Za-z0-9])",
     re.ASCII,
@@ -318,6 +318,8 @@ _TWILIO = re.compile(r"(?:A(?<![A-Za-z0-9]A)C|S(?<![A-Za-z0-9]S)K)[0-9a-f]{32}(?
 _HUGGINGFACE = re.compile(r"h(?<![A-Za-z0-9_]h)f_[A-Za-z0-9]{30,}")
 _SHOPIFY = re.compile(r"s(?<![A-Za-z0-9_]s)hp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}")
 _DIGITALOCEAN = re.compile(r"d(?<![A-Za-z0-9_]d)o[opr]_v1_[A-Za-z0-9]{32,}")
+# Braintree's (PayPal's) access tokens: ``$``-separated, which no token rule reads as one
+BRAINTREE = re.compile(r"access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32}")
 _AZURE = re.compile(  # one literal first letter per branch keeps the search fast, the rest ignores case
     r"(?:A(?i:ccountkey)|a(?i:ccountkey)"
     r"|S(?i:haredaccess(?:key|signature))|s(?i:haredaccess(?:key|signature)))"
