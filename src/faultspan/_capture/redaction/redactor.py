@@ -819,10 +819,10 @@ class Redactor:
         if separator is None:
             if _NEXT_PAIR.match(bare):
                 return None  # "changed their password attempt=3": logfmt's next pair, not a value
-            named = _NAMED_NEXT.match(bare)
+            named = _NAMED_NEXT.match(bare) if ":" in bare else None
             if named and self._kind(named[1]):
                 return None  # "SECRET KEY:<value>": the key goes on in the next word
-            if text[max(0, key_start - 2) : key_start].endswith(("$", "${")):
+            if key_start and text[key_start - 1] in "${" and "$" in text[max(0, key_start - 2) : key_start]:
                 return None  # a variable's use, then a word: ``-u "$USER:$PASSWORD" https://...``
             return (start, start + len(bare)) if _strict_credential(bare, numeric) else None
         if kind in key_rules.LINE_TERMS and (
