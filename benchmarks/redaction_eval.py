@@ -7,6 +7,8 @@ Corpora:
 - ``scanners``: the copy of the shared scanner corpus (benchmarks/data): secrets from gitleaks and
   detect-secrets test data, and those scanners' own false-positive examples (reported apart: many are
   random values under key names that a redactor should mask, so they are not look-alikes);
+- ``random``: random tokens without a prefix or a key, 400 of each alphabet (base64, base64url, letters and
+  digits) and length (20, 24, 32, 40): the share that survives is what the randomness test misses;
 - ``formats``: synthetic secrets of credential formats that vendors and scanners document, one generator per
   format (random characters in the published shape, never a real secret), and hand-made look-alikes: git
   SHAs, trace and span ids, UUIDs, digests, base64 of text, ARNs, pod names, build ids, file paths, URLs
@@ -434,6 +436,10 @@ def main() -> None:
     _print("formats", "secrets", _run(redactor, formats, True, misses))
     made = [(f"{name}#{i}", key, value, "") for i in range(5) for name, key, value in _lookalikes(rng)]
     _print("formats", "look-alikes", _run(redactor, made, False, misses))
+    for alphabet, name in ((B64, "base64"), (B64URL, "base64url"), (ALNUM, "alnum")):
+        for length in (20, 24, 32, 40):
+            bare = [(f"{name}{length}#{i}", "", rand(rng, alphabet, length), "") for i in range(400)]
+            _print("random", f"{name} {length}", _run(redactor, [(*e[:3], e[2]) for e in bare], True, misses))
     if args.misses:
         print("\n".join(misses))
 
