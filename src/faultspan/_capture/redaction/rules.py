@@ -351,7 +351,7 @@ SSN_GATE: Gate = (("0-9", "[0-9]{2}-[0-9]{2}-[0-9]{4}"),)
 # of capitals and digits; a UUID (which a credential word may precede: ``access-production-<uuid>``) and
 # its layout in other letters have digits before their fourth group.
 _GROUPS = "[A-Z0-9]{0,7}-[A-Z0-9]{4,8}-[A-Z0-9]{4,8}-[A-Z0-9]{4}"
-_SCATTERED = "(?=[A-Za-z0-9_+/-]{15})[A-Za-z_+/-]{0,14}[0-9]"
+_SCATTERED = "(?=[A-Za-z0-9_+/-]{15})[A-Za-z_+/-]{0,30}[0-9]"
 TOKEN_GATE: Gate = (
     (
         "0-9",
@@ -360,7 +360,7 @@ TOKEN_GATE: Gate = (
         r"|[0-9]{15}"
         f"|{_GROUPS}|[0-9a-z]{{0,11}}-[0-9a-z]{{4}}-[0-9a-z]{{4}}-)",
     ),
-    # ... or base64 cut by its own symbols: a capital, then 15 of its characters with a digit among them
+    # ... or base64 cut by its own symbols: a capital, then 15 of its characters, a digit in the next 31
     ("A-Z", f"(?:(?=[A-Za-z0-9]{{7}})[a-z]*[A-Z0-9]|{_GROUPS}|{_SCATTERED})"),
 )
 
