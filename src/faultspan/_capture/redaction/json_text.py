@@ -25,7 +25,7 @@ def spliced(text: str, data: object, scrubbed: object) -> str:
     edits: list[Edit] = []
     try:
         _walk(text, _SPACE.match(text, 0).end(), data, scrubbed, edits)  # type: ignore[union-attr]
-    except (_Mismatch, ValueError, IndexError):
+    except (_Mismatch, ValueError, IndexError, RecursionError):
         return _encoded(scrubbed)
     pieces: list[str] = []
     done = 0
