@@ -2050,3 +2050,23 @@ def test_names_built_with_a_hash_a_version_or_a_type_stay(token16: str, kb: int,
         }
     )
     assert redactor.scrub_value("event", document, "event", []) == document  # ids, in a list too
+
+
+@FAST
+@given(seeded(HEX, 7).filter(lambda h: any(c in "abcdef" for c in h)), st.integers(10**5, 10**6))
+def test_renderings_of_objects_statuses_and_message_ids_in_log_lines_stay(identity: str, queue: int) -> None:
+    kept = [
+        f"Skipping AppWindowToken{{{identity} token=Token{{{identity[::-1]} ActivityRecord{{{identity} u0}}",
+        f"Bad activity token: android.os.BinderProxy@{identity}",
+        f"register callback for com.android.systemui.policy.KeyguardMonitor@{identity}",
+        f"sendmail[{queue}]: to=root, delay=00:00:01, mailer=relay, dsn=4.0.0, stat=Deferred",
+        f"sendmail[{queue}]: from=root, msgid=<200511091901.jA9J1UvC0{queue}@eadmin1>, relay=localhost",
+        f"Core: C:\\Windows\\winsxs\\amd64_microsoft-windows-servicingstack_31bf3856ad364e35_6.1.7601.{queue}"
+        f"_none_{identity}f6fed7f0\\cbscore.dll",
+    ]
+    for text in kept:
+        assert redactor.scrub_text(text) == text
+    assert redactor.scrub_text(f"password=Summer@{queue}") == f"password={REDACTED}"
+    assert redactor.scrub_text("SENTRY_DSN=https://abc123def456@o1.ingest.sentry.io/42") == (
+        f"SENTRY_DSN={REDACTED}"
+    )

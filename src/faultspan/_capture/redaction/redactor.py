@@ -84,6 +84,7 @@ from faultspan._capture.redaction.rules import (
     DIRECTIVE,
     LOGIN_WITH,
     NAMED_VALUE,
+    OBJECT_REPR,
     PASSWORD_GATE,
     PASSWORD_HASH_IDS,
     PLAIN_SECRET_WORDS,
@@ -791,8 +792,10 @@ class Redactor:
             accepted = not _placeholder(quoted) if assigned else _loose_credential(quoted, numeric)
             return match.span("quoted") if quoted and accepted else None
         start, after = match.span("bare")
-        if text[after : after + 1] in ("'", '"') and STRING_PREFIX.fullmatch(match["bare"]):
-            return None  # the prefix of a string literal masked already (``b"[REDACTED]"``) or cut short
+        if _no_value(kind, match["bare"]) or (
+            text[after : after + 1] in ("'", '"') and STRING_PREFIX.fullmatch(match["bare"])
+        ):
+            return None  # no value, or the prefix of a string literal masked already (``b"[REDACTED]"``)
         if text[after : after + 1] == "(" and not separator:
             return None  # a call's name after the key: ``ENTER_KEY && !browser.insertsLineBreaks()``
         bare = bracketed_bare(text, start, match["bare"])
@@ -1441,6 +1444,7 @@ _UNFINISHED_USER = re.compile(r"[^\s:]{1,64}:(?P<secret>\S+)\Z")
 _ARGV_ITEM = re.compile(r"""b?(?:'(?P<single>[^'\\\n]*)'|"(?P<double>[^"\\\n]*)")""")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 _NEXT_PAIR = re.compile(r"[A-Za-z_][\w.-]{0,63}=(?!=|$)")
+_DSN_SHAPE = re.compile(r"[:/=@;]")  # a data source name is a URL or a connection string
 # The next field of a mapping written out, which a header's value running to the end of the line stops at
 _NEXT_FIELD = re.compile(r",[ \t]*['\"]?[A-Za-z_][\w-]{0,63}['\"]?[ \t]*:[ \t]")
 _NAMED_NEXT = re.compile(r"([A-Za-z_][\w.-]{0,63}):(?!:)")
@@ -1540,6 +1544,12 @@ def _named_secret(kind: str, value: str) -> bool:
     return (
         bool(kind) and not _placeholder(value) and (kind not in key_rules.WEAK_TERMS or _weak_secret(value))
     )
+
+
+def _no_value(kind: str, bare: str) -> bool:
+    """An object's rendering (``token=Token{a64f992 ...}``), or a status where a data source name goes
+    (sendmail's ``dsn=4.0.0``): no value of the key."""
+    return OBJECT_REPR.match(bare) is not None or (kind == "dsn" and not _DSN_SHAPE.search(bare))
 
 
 def _random_argument(argument: str) -> bool:
@@ -1750,6 +1760,8 @@ def _passwords(text: str) -> str:
                 word = _clean_word(choice)
                 if len(word) < 8 or "://" in word or ("%" in word and _escaped_text(word)):
                     continue
+                if "@" in word and choice.lstrip("'\"(").startswith("<"):
+                    continue  # an address in angle brackets: sendmail's ``msgid=<2005...jA9J1UvC0@host>``
                 at = match.start() + run.rindex(word)
                 if at > 2 and id_key_before(text, at):
                     break  # ``sort_key=ORDER#01HF...``: a key that names an id says what its value is

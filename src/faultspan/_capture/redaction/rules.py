@@ -97,9 +97,16 @@ _VERSION = re.compile(r"v?[0-9]+(?:\.[0-9]+){1,3}(?:[-+][0-9A-Za-z.-]{1,40})?")
 _PACKAGE_VERSION = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*[-_:]v?[0-9]+(?:\.[0-9]+)+(?:[-.][a-z0-9]+)*")
 
 
+# An object's default rendering: Java's ``android.os.BinderProxy@2bd79ce``, Android's ``Token{a64f992 ...}``
+OBJECT_REPR = re.compile(
+    r"(?:[A-Za-z_$][\w$]*\.)*[A-Z][A-Za-z0-9$]*[a-z][A-Za-z0-9$]*"
+    r"(?:@(?=[0-9]*[a-f])[0-9a-f]{5,8}(?![\w.])|\{(?=[0-9]*[a-f])[0-9a-f]{7,8}(?![\w.]))"  # an identity hash
+)
+
+
 def _loose_credential(value: str, numeric: bool) -> bool:
     """A value after ``key:`` or in quotes after ``key ``: long, or with a digit or symbol."""
-    if _placeholder(value) or _PACKAGE_VERSION.fullmatch(value):
+    if _placeholder(value) or _PACKAGE_VERSION.fullmatch(value) or OBJECT_REPR.match(value):
         return False
     if len(value) >= 20:
         return True

@@ -451,7 +451,7 @@ def _named_with_hash(parts: list[str], body: str, context: int) -> bool:
     return (
         len(others) >= 3
         and any(map(_titled, others))
-        and all(_titled(part) or len(part) <= 10 for part in others)
+        and all(_titled(part) or len(part) <= 10 or hex_like(part) for part in others)
         and not any(word in part.lower() for part in others for word in _CREDENTIAL_WORDS)
     )
 
@@ -585,6 +585,7 @@ _NOT_PASSWORD = re.compile(
     r"|^!?(?:[A-Za-z_$][\w$]*\.){2,}[A-Za-z_$][\w$]*$"  # code's member chain, negated: ``!app.browser.isOk``
     r"|[0-9a-f]{16}"  # a name built with a hash: ``Package_for_KB2656356~31bf3856ad364e35~amd64``
     r"|^[A-Z][A-Za-z_]*[a-z][A-Z][A-Za-z_]*[*&]+$"  # a C++ pointer or reference type: ``BglCtlPavTrace*``
+    r"|^(?:[A-Za-z_$][\w$]*\.)*[A-Z][\w$]*@(?=[0-9]*[a-f])[0-9a-f]{5,8}$"  # Java's: ``Keyguard@712d093``
 )
 # a format string's placeholder is no password symbol (``QuerySet.%s``); ``%d1`` is a percent-escape
 _FORMAT_PLACEHOLDER = re.compile(r"%(?:\.[0-9]+)?[sdifrx](?![A-Za-z0-9])")
