@@ -878,10 +878,8 @@ class Redactor:
                     new = self._by_key(kind, value, path, masked)
                 elif kind_of_value is str:
                     new = self._scrub_str(value, path, masked, self._names_id(key))  # type: ignore[arg-type]
-                elif kind_of_value in (list, tuple) and self._names_id(key):
-                    new = self._scrub_sequence(value, path, masked, True)  # type: ignore[arg-type]
                 else:
-                    new = self._scrub_any(value, path, masked)
+                    new = self._scrub_any(value, path, masked, self._names_id(key))
                 if renamed is not None and new is value:
                     masked.append(path)
             if result is None and (new is not value or renamed is not None):
@@ -1015,22 +1013,23 @@ class Redactor:
                             return value_key, kind
         return None, ""
 
-    def _scrub_any(self, value: object, path: str, masked: list[str]) -> object:
+    def _scrub_any(self, value: object, path: str, masked: list[str], names_id: bool = False) -> object:
+        """``names_id``: the value's key names an id, which its strings (a list's items too) are judged as."""
         kind = type(value)  # exact types first: parsed JSON is only these, and ABC checks are slow
         if kind is str:
-            return self._scrub_str(value, path, masked)  # type: ignore[arg-type]
+            return self._scrub_str(value, path, masked, names_id)  # type: ignore[arg-type]
         if kind is dict:
             return self._scrub_mapping(value, path, masked)  # type: ignore[arg-type]
         if kind is list:
-            return self._scrub_sequence(value, path, masked)  # type: ignore[arg-type]
+            return self._scrub_sequence(value, path, masked, names_id)  # type: ignore[arg-type]
         if kind in _SCALARS or value is None:
             return value
         if isinstance(value, str):
-            return self._scrub_str(value, path, masked)
+            return self._scrub_str(value, path, masked, names_id)
         if isinstance(value, Mapping):
             return self._scrub_mapping(value, path, masked)
         if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray, memoryview)):
-            return self._scrub_sequence(value, path, masked)
+            return self._scrub_sequence(value, path, masked, names_id)
         return value
 
     def _scrub_mapping(
@@ -1062,10 +1061,8 @@ class Redactor:
                 elif type(value) is str:
                     public = jwk and key in _JWK_PUBLIC
                     new = self._scrub_str(value, child, masked, public or self._names_id(key))
-                elif type(value) is list and self._names_id(key):
-                    new = self._scrub_sequence(value, child, masked, True)
                 else:
-                    new = self._scrub_any(value, child, masked)
+                    new = self._scrub_any(value, child, masked, self._names_id(key))
                 if renamed is not None and new is value:
                     masked.append(child)
             else:
@@ -1079,17 +1076,14 @@ class Redactor:
     def _scrub_sequence(
         self, items: Sequence[object], path: str, masked: list[str], names_id: bool = False
     ) -> object:
-        """``names_id``: the items are under a key naming ids (``p_any_trace_ids``): each is judged as one."""
+        """``names_id``: the items are under a key naming ids (``p_any_trace_ids``), judged as ids."""
         if len(items) == 64 and key_bytes(items):
             return _mask_whole(items, path, masked)
         kind = self._pair_kind(items)  # a (name, value) pair: headers as a list of tuples
         if kind and self._by_key(kind, items[1], f"{path}[1]", masked) is not items[1]:
             return (items[0], REDACTED) if isinstance(items, tuple) else [items[0], REDACTED]
         scrubbed = [
-            self._scrub_str(item, f"{path}[{index}]", masked, True)
-            if names_id and isinstance(item, str)
-            else self._scrub_any(item, f"{path}[{index}]", masked)
-            for index, item in enumerate(items)
+            self._scrub_any(item, f"{path}[{index}]", masked, names_id) for index, item in enumerate(items)
         ]
         if all(new is old for new, old in zip(scrubbed, items, strict=True)):
             return items
